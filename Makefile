@@ -1,0 +1,29 @@
+# maskrcnn_body top-level Makefile.
+#   make            install the package + dependencies into the active Python, build libs/ ops
+#   make test       run the test suite
+#   make TF=gpu     install tensorflow[and-cuda] instead of tensorflow-cpu (TF=none: keep your own)
+#   make bench      run the benchmarks and write docs/BENCHMARKS.md
+PYTHON ?= python
+TF ?= cpu
+EXTRAS := $(if $(filter none,$(TF)),test,$(TF),test)
+
+.PHONY: all install ops gpu test bench clean
+all: install ops
+
+install:
+	$(PYTHON) -m pip install -e ".[$(EXTRAS)]"
+
+ops:
+	$(MAKE) -C libs PYTHON=$(PYTHON)
+
+gpu:
+	$(MAKE) -C libs gpu PYTHON=$(PYTHON)
+
+test:
+	$(PYTHON) -m pytest -q tests
+
+bench:
+	$(PYTHON) -m bench.run_all
+
+clean:
+	$(MAKE) -C libs clean
