@@ -1,0 +1,191 @@
+"""Backbones giving the C2..C5 feature maps (strides 4, 8, 16, 32).
+
+Three architectures, chosen by ``cfg.backbone``:
+
+* ``resnet50``: the bottleneck ResNet-50 of ``keras.applications`` with the *same layer names*
+  (``conv1_conv``, ``conv2_block1_1_conv``, ...), so ImageNet weights can be copied by name.
+* ``resnet18``: basic-block ResNet-18 (no pretrained weights shipped by Keras).
+* ``tiny``: a small basic-block ResNet (widths 32-64-128-256, one block per stage) for CPU
+  training on the synthetic data.
+
+Normalisation (``cfg.norm``), chosen deliberately because detection trains with 1-4 images per
+device, where plain BatchNorm statistics are noise (the 2017 original never even updated its
+moving averages):
+
+* ``group`` (default): GroupNorm, batch-independent, so training from scratch at batch 1-4 is stable
+  and train/test behave identically.
+* ``frozen_bn``: BatchNorm always in inference mode with frozen gamma/beta/statistics; the right
+  choice when fine-tuning from ImageNet weights (``backbone_weights``).
+* ``batch``: plain BatchNorm (the legacy setting; only sensible with large batches).
+* ``sync_batch``: BatchNorm with statistics synchronised across replicas (``tf.distribute``).
+
+Input: float32 images already normalised by :func:`normalize_images` (the model does that).
+"""
+from __future__ import annotations
+
+from typing import List
+
+import keras
+import tensorflow as tf
+
+from maskrcnn_body.config import ModelConfig
+
+STRIDES = (4, 8, 16, 32)  # C2..C5
+
+
+@keras.saving.register_keras_serializable(package="maskrcnn_body")
+class FrozenBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNorm that always normalises with its stored statistics and never trains."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.trainable = False
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(inputs, training=False, mask=mask)
+
+
+def norm_layer(cfg: ModelConfig, channels: int, name: str) -> keras.layers.Layer:
+    """The normalisation layer selected by ``cfg.norm`` for a ``channels``-wide feature map."""
+    if cfg.norm == "group":
+        groups = min(cfg.group_norm_groups, channels)
+        while channels % groups:
+            groups -= 1
+        return keras.layers.GroupNormalization(groups=groups, epsilon=1e-5, name=name)
+    if cfg.norm == "frozen_bn":
+        return FrozenBatchNormalization(epsilon=1.001e-5, name=name)
+    if cfg.norm == "batch":
+        return keras.layers.BatchNormalization(epsilon=1.001e-5, name=name)
+    if cfg.norm == "sync_batch":
+        return keras.layers.BatchNormalization(epsilon=1.001e-5, synchronized=True, name=name)
+    raise ValueError(f"model.norm={cfg.norm!r} is not one of 'group', 'frozen_bn', 'batch', 'sync_batch'")
+
+
+def normalize_images(images: tf.Tensor, cfg: ModelConfig) -> tf.Tensor:
+    """float32 RGB (B, H, W, 3) in [0, 255] -> ``(x / 255 - pixel_mean) / pixel_std``
+    (channels reversed to BGR first when ``cfg.input_bgr``, e.g. for Keras' caffe-style weights)."""
+    x = tf.cast(images, tf.float32) / 255.0
+    if cfg.input_bgr:
+        x = x[..., ::-1]
+    return (x - tf.constant(cfg.pixel_mean, tf.float32)) / tf.constant(cfg.pixel_std, tf.float32)
+
+
+# --------------------------------------------------------------------------- blocks
+def _conv_norm(x, cfg, filters, kernel, stride, name, relu=True, use_bias=True):
+    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=use_bias,
+                            name=f"{name}_conv")(x)
+    x = norm_layer(cfg, filters, f"{name}_bn")(x)
+    return keras.layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
+
+
+def _bottleneck(x, cfg, filters, stride, conv_shortcut, name):
+    """keras.applications ResNet50 v1 block (stride on the first 1x1), same layer names."""
+    if conv_shortcut:
+        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        shortcut = norm_layer(cfg, 4 * filters, f"{name}_0_bn")(shortcut)
+    else:
+        shortcut = x
+    y = _conv_norm(x, cfg, filters, 1, stride, f"{name}_1")
+    y = _conv_norm(y, cfg, filters, 3, 1, f"{name}_2")
+    y = _conv_norm(y, cfg, 4 * filters, 1, 1, f"{name}_3", relu=False)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _basic(x, cfg, filters, stride, name):
+    """Two 3x3 convolutions with a projection shortcut when the shape changes."""
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = _conv_norm(x, cfg, filters, 1, stride, f"{name}_0", relu=False, use_bias=False)
+    else:
+        shortcut = x
+    y = _conv_norm(x, cfg, filters, 3, stride, f"{name}_1", use_bias=False)
+    y = _conv_norm(y, cfg, filters, 3, 1, f"{name}_2", relu=False, use_bias=False)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def _resnet50(x, cfg) -> List:
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = norm_layer(cfg, 64, "conv1_bn")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    outs = []
+    for stage, (filters, blocks, stride) in enumerate(((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)), 2):
+        for b in range(1, blocks + 1):
+            x = _bottleneck(x, cfg, filters, stride if b == 1 else 1, b == 1, f"conv{stage}_block{b}")
+        outs.append(x)
+    return outs
+
+
+def _basic_resnet(x, cfg, widths, blocks, stem) -> List:
+    if stem == "resnet":
+        x = _conv_norm(x, cfg, widths[0] * 2 if widths[0] < 64 else 64, 7, 2, "conv1", use_bias=False)
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    else:  # tiny: two cheap 3x3 stride-2 convolutions
+        x = _conv_norm(x, cfg, widths[0] // 2, 3, 2, "conv1a", use_bias=False)
+        x = _conv_norm(x, cfg, widths[0], 3, 2, "conv1b", use_bias=False)
+    outs = []
+    for stage, (filters, n) in enumerate(zip(widths, blocks), 2):
+        for b in range(1, n + 1):
+            x = _basic(x, cfg, filters, 2 if (b == 1 and stage > 2) else 1, f"conv{stage}_block{b}")
+        outs.append(x)
+    return outs
+
+
+def build_backbone(cfg: ModelConfig) -> keras.Model:
+    """Functional model: normalised images (B, H, W, 3) -> [C2, C3, C4, C5] (strides 4..32).
+
+    H and W must be multiples of 32 for the FPN to line up (the pipeline pads to ``size_divisor``).
+    ``cfg.backbone_weights`` (a local file, or ``"imagenet"`` = Keras download) is loaded here.
+    """
+    inputs = keras.Input((None, None, 3), name="normalized_images")
+    if cfg.backbone == "resnet50":
+        feats = _resnet50(inputs, cfg)
+    elif cfg.backbone == "resnet18":
+        feats = _basic_resnet(inputs, cfg, (64, 128, 256, 512), (2, 2, 2, 2), "resnet")
+    elif cfg.backbone == "tiny":
+        feats = _basic_resnet(inputs, cfg, tuple(cfg.tiny_widths), (1, 1, 1, 1), "tiny")
+    else:
+        raise ValueError(f"model.backbone={cfg.backbone!r} is not one of 'resnet50', 'resnet18', 'tiny'")
+    model = keras.Model(inputs, feats, name=f"backbone_{cfg.backbone}")
+    if cfg.backbone_weights:
+        load_backbone_weights(model, cfg)
+    return model
+
+
+def load_backbone_weights(backbone: keras.Model, cfg: ModelConfig) -> int:
+    """Copies ImageNet weights into ``backbone`` by layer name; returns the number of layers copied.
+
+    ``cfg.backbone_weights`` is a local Keras ResNet50 weights file (``.h5`` as shipped by
+    ``keras.applications``, or ``.weights.h5``) or ``"imagenet"`` (Keras downloads it; needs
+    internet). Convolutions are always copied; normalisation parameters only when ``cfg.norm`` is a
+    BatchNorm variant (BatchNorm statistics mean nothing to GroupNorm). Pair Keras' caffe-style
+    weights with ``input_bgr=True, pixel_mean=(103.939/255, 116.779/255, 123.68/255),
+    pixel_std=(1/255,)*3`` and ``norm="frozen_bn"``.
+    """
+    import os
+    if cfg.backbone != "resnet50":
+        raise ValueError(f"backbone_weights is only supported for backbone='resnet50', not {cfg.backbone!r}")
+    src = cfg.backbone_weights
+    if src != "imagenet" and not os.path.isfile(src):
+        raise FileNotFoundError(f"model.backbone_weights={src!r} is not a file; give a local Keras "
+                                f"ResNet50 weights file (.h5) or 'imagenet' (needs internet)")
+    ref = keras.applications.ResNet50(include_top=False, weights=src, input_shape=(64, 64, 3))
+    copied = 0
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        is_norm = layer.name.endswith("_bn")
+        if is_norm and cfg.norm == "group":
+            continue
+        try:
+            ref_layer = ref.get_layer(layer.name)
+        except ValueError:
+            continue
+        layer.set_weights(ref_layer.get_weights())
+        copied += 1
+    if copied == 0:
+        raise ValueError(f"no layer of {backbone.name} matched a layer of the weights in {src!r}")
+    return copied

@@ -1,0 +1,92 @@
+"""RoI heads: box/class, 7-channel part mask, 15-joint keypoint.
+
+Every head is a functional ``keras.Model`` over RoIAlign crops (N, S, S, fpn_channels) of the
+RoIs' own pyramid level. Nothing is mirrored: the crops keep the image's orientation, so left
+and right (the subject's own sides) are learnable from the face/back-of-head cue.
+Outputs are float32 (cast after the last layer, safe under mixed precision).
+"""
+from __future__ import annotations
+
+import keras
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model.backbone import norm_layer
+
+NUM_CLASSES = 2  # background, person
+
+
+def _float32(x, name):
+    return keras.layers.Activation("linear", dtype="float32", name=name)(x)
+
+
+def _conv_stack(x, cfg: ModelConfig, n: int, dim: int, prefix: str):
+    for i in range(n):
+        x = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{prefix}_conv{i + 1}")(x)
+        x = norm_layer(cfg, dim, f"{prefix}_norm{i + 1}")(x) if cfg.head_norm else x
+        x = keras.layers.Activation("relu", name=f"{prefix}_relu{i + 1}")(x)
+    return x
+
+
+def _upsample_to(x, size: int, name: str):
+    """Bilinear resize of a (N, s, s, K) map to (N, size, size, K); identity when already that size."""
+    if x.shape[1] == size:
+        return x
+    return keras.layers.Resizing(size, size, interpolation="bilinear", name=name)(x)
+
+
+def build_box_head(cfg: ModelConfig) -> keras.Model:
+    """(N, box_roi_size, box_roi_size, C) -> class logits (N, 2) [background, person],
+    class-agnostic box deltas (N, 4) (encoded with ``cfg.box_weights``)."""
+    s = cfg.box_roi_size
+    inputs = keras.Input((s, s, cfg.fpn_channels), name="box_rois")
+    x = keras.layers.Flatten(name="box_flatten")(inputs)
+    for i in (1, 2):
+        x = keras.layers.Dense(cfg.box_head_dim, activation="relu", name=f"box_fc{i}")(x)
+    logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                                name="box_class")(x)
+    deltas = keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
+                                name="box_deltas")(x)
+    return keras.Model(inputs, [_float32(logits, "class_logits"), _float32(deltas, "box_deltas_f32")],
+                       name="box_head")
+
+
+def build_mask_head(cfg: ModelConfig) -> keras.Model:
+    """(N, mask_roi_size, mask_roi_size, C) -> mask logits (N, M, M, 7), M = ``mask_output_size``.
+
+    Convolutions run at the RoI size, one 2x transposed convolution doubles it, a 1x1 convolution
+    gives the 7 channel logits, and only those 7 channels are bilinearly upsampled to M ("upsample
+    late": a 112x112x256 tensor per RoI is never materialised).
+    """
+    s = cfg.mask_roi_size
+    inputs = keras.Input((s, s, cfg.fpn_channels), name="mask_rois")
+    x = _conv_stack(inputs, cfg, cfg.mask_head_convs, cfg.mask_head_dim, "mask")
+    x = keras.layers.Conv2DTranspose(cfg.mask_head_dim, 2, strides=2, activation="relu", name="mask_deconv")(x)
+    x = keras.layers.Conv2D(C.NUM_CHANNELS, 1, name="mask_logits")(x)
+    x = _upsample_to(x, cfg.mask_output_size, "mask_upsample")
+    return keras.Model(inputs, _float32(x, "mask_logits_f32"), name="mask_head")
+
+
+def build_keypoint_head(cfg: ModelConfig) -> keras.Model:
+    """Keypoint head over (N, keypoint_roi_size, keypoint_roi_size, C).
+
+    * ``heatmap`` (Keypoint R-CNN): logits (N, K, K, 15), K = ``keypoint_heatmap_size``; one
+      spatial softmax per joint over the RoI.
+    * ``regression`` (the 2017 original's branch, 30 outputs): (N, 15, 2) joint positions in
+      RoI-normalised coordinates (0 = left/top edge, 1 = right/bottom edge of the box).
+    """
+    s = cfg.keypoint_roi_size
+    inputs = keras.Input((s, s, cfg.fpn_channels), name="keypoint_rois")
+    x = _conv_stack(inputs, cfg, cfg.keypoint_head_convs, cfg.keypoint_head_dim, "kp")
+    if cfg.keypoint_head == "heatmap":
+        x = keras.layers.Conv2DTranspose(C.NUM_KEYPOINTS, 4, strides=2, padding="same", name="kp_deconv")(x)
+        x = _upsample_to(x, cfg.keypoint_heatmap_size, "kp_upsample")
+        return keras.Model(inputs, _float32(x, "kp_logits_f32"), name="keypoint_head")
+    if cfg.keypoint_head == "regression":
+        x = keras.layers.Flatten(name="kp_flatten")(x)
+        x = keras.layers.Dense(cfg.box_head_dim, activation="relu", name="kp_fc")(x)
+        x = keras.layers.Dense(2 * C.NUM_KEYPOINTS, name="kp_regression")(x)
+        x = keras.layers.Reshape((C.NUM_KEYPOINTS, 2), name="kp_xy")(x)
+        return keras.Model(inputs, _float32(x, "kp_xy_f32"), name="keypoint_head")
+    raise ValueError(f"model.keypoint_head={cfg.keypoint_head!r} has no head; use 'heatmap' or 'regression' "
+                     f"(or 'none' to build the model without one)")
