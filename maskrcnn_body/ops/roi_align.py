@@ -1,0 +1,230 @@
+"""Multilevel RoIAlign (pure TF, gather based, XLA-compatible) and FPN level assignment.
+
+Semantics (binding; the compiled op in ``ops/custom.py`` + ``libs/`` implements the same):
+
+For a RoI ``(x1, y1, x2, y2)`` in image pixels on a level of stride ``s`` and size (H, W):
+
+* ``aligned=True``: level coordinates are ``u = x / s - 0.5`` (pixel centre at integer
+  coordinates), ``roi_w = (x2 - x1) / s`` and ``roi_h = (y2 - y1) / s`` with no clamping
+  (a zero-size box samples one point repeatedly).
+  ``aligned=False`` (legacy Detectron): ``u = x / s``, and ``roi_w``/``roi_h`` are floored
+  at 1.
+* The RoI is divided into ``S_h x S_w`` bins of ``bin_w = roi_w / S_w``, ``bin_h = roi_h / S_h``;
+  bin (i, j) averages ``sr x sr`` bilinear samples (``sr = sampling_ratio`` >= 1, static) at
+  ``y = u_y1 + (i + (a + 0.5) / sr) * bin_h``, ``x = u_x1 + (j + (b + 0.5) / sr) * bin_w``,
+  ``a, b = 0..sr-1``. The average always divides by ``sr * sr``.
+* A sample with ``y < -1`` or ``y > H`` or ``x < -1`` or ``x > W`` contributes 0. Otherwise
+  the coordinate is clamped to ``[0, H - 1]`` / ``[0, W - 1]``, ``y0 = floor(y)``,
+  ``y1 = min(y0 + 1, H - 1)``, ``ly = y - y0`` (same for x) and the sample is
+  ``(1-ly)(1-lx) f[y0,x0] + (1-ly) lx f[y0,x1] + ly (1-lx) f[y1,x0] + ly lx f[y1,x1]``.
+
+Gradients flow to the features only (boxes are wrapped in ``stop_gradient``).
+
+Implementation: all levels of all images are flattened into one (sum_l B*Hl*Wl, C) table;
+for every RoI the 2*sr neighbour rows/columns of each output bin are gathered in one
+``tf.gather`` ((N, S_h, 2sr, S_w, 2sr, C) values) and reduced with the separable bilinear
+weights. Peak extra memory is ``4 * N * S_h * S_w * sr^2 * C`` floats.
+
+Backends: ``backend=None`` reads the env variable ``MASKRCNN_BODY_OPS``: ``auto`` (default)
+uses the compiled op when ``maskrcnn_body.ops.custom.load()`` returns a library with a
+``multilevel_roi_align`` function, else pure TF; ``tf`` forces pure TF (export always uses
+this); ``custom`` requires the compiled op and raises if it is not built.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+BACKEND_ENV = "MASKRCNN_BODY_OPS"
+BACKENDS = ("auto", "tf", "custom")
+
+OutputSize = Union[int, Tuple[int, int], Sequence[int]]
+
+
+# --------------------------------------------------------------------------- helpers
+def _output_hw(output_size: OutputSize) -> Tuple[int, int]:
+    if isinstance(output_size, int):
+        return output_size, output_size
+    h, w = (int(v) for v in output_size)
+    return h, w
+
+
+def _axis_weights(start, size_roi, bins: int, sr: int, extent):
+    """Neighbour indices and weights along one axis.
+
+    start, size_roi: (N,) float32 roi start/extent in level pixels; extent: (N,) int32 H or W.
+    Returns idx (N, bins, 2*sr) int32 and weights (N, bins, 2*sr) float32 (each already
+    divided by sr, zero for invalid samples). Column ``2*a + k`` is neighbour k (low/high)
+    of sample a of the bin.
+    """
+    extent_f = tf.cast(extent, tf.float32)[:, None, None]
+    offs = (tf.range(bins, dtype=tf.float32)[:, None]
+            + (tf.range(sr, dtype=tf.float32)[None, :] + 0.5) / sr)        # (bins, sr)
+    pos = start[:, None, None] + offs[None] * (size_roi / bins)[:, None, None]  # (N, bins, sr)
+    valid = tf.cast((pos >= -1.0) & (pos <= extent_f), tf.float32)
+    pos = tf.clip_by_value(pos, 0.0, tf.maximum(extent_f - 1.0, 0.0))
+    low = tf.floor(pos)
+    frac = pos - low
+    low_i = tf.cast(low, tf.int32)
+    high_i = tf.minimum(low_i + 1, tf.cast(extent_f, tf.int32) - 1)
+    idx = tf.stack([low_i, high_i], axis=-1)                                  # (N, bins, sr, 2)
+    w = tf.stack([1.0 - frac, frac], axis=-1) * (valid / sr)[..., None]
+    n = tf.shape(start)[0]
+    return tf.reshape(idx, [n, bins, 2 * sr]), tf.reshape(w, [n, bins, 2 * sr])
+
+
+def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
+                   boxes: tf.Tensor, output_size: OutputSize, sampling_ratio: int = 2,
+                   aligned: bool = True) -> tf.Tensor:
+    """RoIAlign of N RoIs, each on its own (height, width) map stored row-major in ``table``.
+
+    Args:
+      table: (T, C) float32, the feature maps flattened row-major (pixel (y, x) of the map of
+        RoI n is row ``base[n] + y * width[n] + x``).
+      base, height, width: (N,) int32 per RoI.
+      boxes: (N, 4) float32 x1, y1, x2, y2 in that map's pixel-edge frame (stride 1).
+      output_size: S or (S_h, S_w); sampling_ratio: sr >= 1; aligned: see module docstring.
+    Returns: (N, S_h, S_w, C) float32.
+    """
+    out_h, out_w = _output_hw(output_size)
+    sr = int(sampling_ratio)
+    if sr < 1:
+        raise ValueError(f"roi_align: sampling_ratio must be a positive int (adaptive sampling is not "
+                         f"supported with static shapes), got {sampling_ratio}")
+    table = tf.convert_to_tensor(table, tf.float32)
+    boxes = tf.stop_gradient(tf.convert_to_tensor(boxes, tf.float32))
+    base = tf.cast(base, tf.int32)
+    height = tf.cast(height, tf.int32)
+    width = tf.cast(width, tf.int32)
+    offset = 0.5 if aligned else 0.0
+    x1 = boxes[:, 0] - offset
+    y1 = boxes[:, 1] - offset
+    rw = boxes[:, 2] - boxes[:, 0]
+    rh = boxes[:, 3] - boxes[:, 1]
+    if not aligned:
+        rw = tf.maximum(rw, 1.0)
+        rh = tf.maximum(rh, 1.0)
+    yi, wy = _axis_weights(y1, rh, out_h, sr, height)   # (N, S_h, 2sr)
+    xi, wx = _axis_weights(x1, rw, out_w, sr, width)    # (N, S_w, 2sr)
+    n = tf.shape(boxes)[0]
+    rows = base[:, None, None] + yi * width[:, None, None]                       # (N, S_h, 2sr)
+    flat = rows[:, :, :, None, None] + xi[:, None, None, :, :]                    # (N, S_h, 2sr, S_w, 2sr)
+    values = tf.gather(table, flat)                                               # (..., C)
+    weights = wy[:, :, :, None, None] * wx[:, None, None, :, :]
+    out = tf.reduce_sum(values * weights[..., None], axis=[2, 4])                 # (N, S_h, S_w, C)
+    return tf.reshape(out, [n, out_h, out_w, tf.shape(table)[-1]])
+
+
+def _static_or_dynamic(t: tf.Tensor, axis: int):
+    d = t.shape[axis]
+    return d if d is not None else tf.shape(t)[axis]
+
+
+# --------------------------------------------------------------------------- backends
+def _load_custom():
+    """The compiled ops library (module) or None when ops/custom.py or the build is missing."""
+    try:
+        from maskrcnn_body.ops import custom  # written by the compiled-ops developer
+    except ImportError:
+        return None
+    lib = custom.load()
+    if lib is None or not hasattr(lib, "multilevel_roi_align"):
+        return None
+    return lib
+
+
+def resolve_backend(backend: Optional[str] = None):
+    """``(name, lib)``: the backend actually used ('tf' or 'custom') and the compiled library
+    (None for 'tf'). ``backend=None`` reads env ``MASKRCNN_BODY_OPS`` (default 'auto')."""
+    requested = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")
+    requested = requested.strip().lower()
+    if requested not in BACKENDS:
+        raise ValueError(f"unknown ops backend {requested!r} (from {'argument' if backend else BACKEND_ENV}); "
+                         f"choose one of {BACKENDS}")
+    if requested == "tf":
+        return "tf", None
+    lib = _load_custom()
+    if lib is not None:
+        return "custom", lib
+    if requested == "custom":
+        raise RuntimeError(f"{BACKEND_ENV}=custom (or backend='custom') but the compiled RoIAlign op is not "
+                           "available: build libs/ (see README, compiled ops) or use backend 'tf'/'auto'.")
+    return "tf", None
+
+
+# --------------------------------------------------------------------------- public ops
+def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf.Tensor,
+                         strides: Sequence[int], output_size: OutputSize, sampling_ratio: int = 2,
+                         aligned: bool = True, backend: Optional[str] = None) -> tf.Tensor:
+    """RoIAlign over an FPN pyramid.
+
+    Args:
+      features: list of L float tensors (B, Hl, Wl, C) (same B and C).
+      boxes: (B, R, 4) float32 x1, y1, x2, y2 in image pixels (pixel-edge frame).
+      levels: (B, R) int32 index into ``features`` (values outside [0, L) are clipped).
+      strides: L ints, the stride of each feature map.
+      output_size: S or (S_h, S_w); sampling_ratio: sr >= 1; aligned: see module docstring.
+      backend: None | 'auto' | 'tf' | 'custom' (see module docstring).
+    Returns: (B, R, S_h, S_w, C) float32.
+    """
+    if len(features) != len(strides) or not features:
+        raise ValueError(f"multilevel_roi_align: got {len(features)} feature maps and {len(strides)} strides; "
+                         "need one stride per feature map")
+    out_h, out_w = _output_hw(output_size)
+    name, lib = resolve_backend(backend)
+    if name == "custom":
+        return lib.multilevel_roi_align(features, boxes, levels, strides=list(strides),
+                                        output_size=(out_h, out_w), sampling_ratio=int(sampling_ratio),
+                                        aligned=bool(aligned))
+    features = [tf.convert_to_tensor(f, tf.float32) for f in features]
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    levels = tf.clip_by_value(tf.cast(levels, tf.int32), 0, len(features) - 1)
+    b = _static_or_dynamic(boxes, 0)
+    r = _static_or_dynamic(boxes, 1)
+    c = features[0].shape[-1] if features[0].shape[-1] is not None else tf.shape(features[0])[-1]
+
+    heights = tf.stack([tf.shape(f)[1] for f in features])          # (L,)
+    widths = tf.stack([tf.shape(f)[2] for f in features])
+    sizes = tf.shape(features[0])[0] * heights * widths               # rows per level in the table
+    level_offsets = tf.cumsum(sizes, exclusive=True)
+    table = tf.concat([tf.reshape(f, [-1, c]) for f in features], axis=0)
+
+    flat_levels = tf.reshape(levels, [-1])
+    image_index = tf.reshape(tf.broadcast_to(tf.range(b)[:, None], [b, r]), [-1])
+    h = tf.gather(heights, flat_levels)
+    w = tf.gather(widths, flat_levels)
+    base = tf.gather(level_offsets, flat_levels) + image_index * h * w
+    inv_stride = tf.gather(tf.constant([1.0 / float(s) for s in strides], tf.float32), flat_levels)
+    level_boxes = tf.reshape(boxes, [-1, 4]) * inv_stride[:, None]
+    out = roi_align_flat(table, base, h, w, level_boxes, (out_h, out_w), sampling_ratio, aligned)
+    return tf.reshape(out, [b, r, out_h, out_w, c])
+
+
+def roi_align(features: tf.Tensor, boxes: tf.Tensor, output_size: OutputSize, stride: int = 1,
+              sampling_ratio: int = 2, aligned: bool = True) -> tf.Tensor:
+    """Single-level RoIAlign (always pure TF): features (B, H, W, C), boxes (B, R, 4) in
+    image pixels (divided by ``stride``) -> (B, R, S_h, S_w, C) float32. Same semantics as
+    :func:`multilevel_roi_align` with one level."""
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    levels = tf.zeros(tf.shape(boxes)[:2], tf.int32)
+    return multilevel_roi_align([features], boxes, levels, [stride], output_size, sampling_ratio, aligned,
+                                backend="tf")
+
+
+def assign_levels(boxes: tf.Tensor, min_level: int, max_level: int, k0: int = 4,
+                  canonical_size: float = 224.0) -> tf.Tensor:
+    """FPN level of each box (Lin et al. eq. 1) as an index into ``[min_level..max_level]``.
+
+    ``boxes`` (..., 4) -> (...) int32 ``clip(k, min_level, max_level) - min_level`` with
+    ``k = floor(k0 + log2(sqrt(w * h) / canonical_size + 1e-6))`` (w, h floored at 0, so
+    zero-size boxes go to ``min_level``). A 224x224 box gets ``k0``, 112x112 ``k0 - 1``.
+    """
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    w = tf.maximum(boxes[..., 2] - boxes[..., 0], 0.0)
+    h = tf.maximum(boxes[..., 3] - boxes[..., 1], 0.0)
+    ratio = tf.sqrt(w * h) / float(canonical_size) + 1e-6
+    k = tf.floor(float(k0) + tf.math.log(ratio) / tf.math.log(2.0))
+    k = tf.clip_by_value(k, float(min_level), float(max_level))
+    return tf.cast(k, tf.int32) - min_level
