@@ -1,0 +1,47 @@
+"""Left/right confusion of limb masks (numpy only).
+
+For every detection matched to a ground-truth person (greedy on box IoU >= 0.5, by decreasing
+score) and every limb pair (arm = channels 3/4, leg = 5/6) whose two sides are both annotated and
+not both empty in the ground truth: each *non-empty* predicted side-limb mask is one case, and the
+case is *confused* when it overlaps (pixel count) the ground-truth limb of the opposite side more
+than the same side. The figure is confused / cases (None without cases): about 0 for a model that
+knows its sides, about 1 for one that has them swapped. Both the predicted left and the predicted
+right limb are cases (the figure is symmetric under a mirror of the whole data set).
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.evaluation import matching
+from maskrcnn_body.evaluation.prepared import PreparedImage
+
+LIMBS = {"arm": (C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]),
+         "leg": (C.CHANNEL_INDEX["left_leg"], C.CHANNEL_INDEX["right_leg"])}
+MATCH_IOU = 0.5
+
+
+class LeftRightConfusion:
+    """Accumulates :class:`PreparedImage` s; :meth:`result` gives ``{"arm", "leg"}``."""
+
+    def __init__(self):
+        self.cases = {name: 0 for name in LIMBS}
+        self.confused = {name: 0 for name in LIMBS}
+
+    def add(self, img: PreparedImage) -> None:
+        match = matching.greedy_match(img.box_iou, img.scores, MATCH_IOU)
+        for r in np.flatnonzero(match >= 0):
+            g = match[r]
+            for name, pair in LIMBS.items():
+                pair = list(pair)
+                if not img.gt_valid[g, pair].all() or not img.gt_area[g, pair].any():
+                    continue
+                for k in pair:
+                    if img.pred_area[r, k] > 0:
+                        self.cases[name] += 1
+                        self.confused[name] += int(img.inter_flip[r, g, k] > img.inter[r, g, k])
+
+    def result(self) -> Dict[str, Optional[float]]:
+        return {n: (self.confused[n] / self.cases[n] if self.cases[n] else None) for n in LIMBS}

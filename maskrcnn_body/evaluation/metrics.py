@@ -1,0 +1,129 @@
+"""COCO box AP for people and COCO mask AP per channel (pycocotools' COCOeval, numpy only).
+
+* Box: one category (person); ground truth = every ``gt_boxes`` row with positive size.
+* Masks: each channel k is its own category (id ``k + 1``). Its instances are the people's
+  pasted channel-k masks (``paste`` rules), scored by the person's score. Per ground-truth
+  person and channel:
+
+  - ``gt_valid = 1`` and a non-empty mask: a normal instance;
+  - ``gt_valid = 1`` and an empty mask (e.g. an occluded arm): no instance; a predicted mask there
+    is a false positive;
+  - ``gt_valid = 0`` (channel not annotated): an ignore region (COCO ``iscrowd=1``) covering the
+    person's body mask (its box when the body is unknown too), so neither a miss nor a false
+    positive for predictions on that person.
+
+  An empty predicted channel mask is no detection. ``complete`` = mean over the 7 channels of the
+  defined values. Values are None when a category has no ground truth at all.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.evaluation.coco import CocoSet
+from maskrcnn_body.evaluation.prepared import PreparedImage
+
+PERSON_CATEGORY = 1
+AP_KEYS = ("AP", "AP50", "AP75")
+
+
+def channel_category(k: int) -> int:
+    """COCO category id of mask channel ``k``."""
+    return k + 1
+
+
+def xywh(box) -> list:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return [x1, y1, x2 - x1, y2 - y1]
+
+
+def _rle(masks_hwn: np.ndarray) -> list:
+    """bool (H, W, N) -> N COCO RLEs."""
+    from pycocotools import mask as mask_utils
+    return mask_utils.encode(np.asfortranarray(masks_hwn.astype(np.uint8)))
+
+
+def _bbox(rle) -> list:
+    """[x, y, w, h] of an RLE."""
+    from pycocotools import mask as mask_utils
+    return [float(v) for v in mask_utils.toBbox(rle)]
+
+
+def _box_mask(box, height: int, width: int) -> np.ndarray:
+    """bool (H, W): pixels whose centre lies in the box."""
+    x1, y1, x2, y2 = box
+    ys = np.arange(height) + 0.5
+    xs = np.arange(width) + 0.5
+    return ((ys >= y1) & (ys < y2))[:, None] & ((xs >= x1) & (xs < x2))[None, :]
+
+
+def mean_of(values) -> Optional[float]:
+    """Mean of the non-None values, None if there are none."""
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+class BoxMaskAP:
+    """Accumulates :class:`PreparedImage` s; :meth:`result` runs COCOeval for boxes and masks."""
+
+    def __init__(self):
+        self.boxes = CocoSet([PERSON_CATEGORY])
+        self.masks = CocoSet([channel_category(k) for k in range(C.NUM_CHANNELS)])
+
+    def add(self, img: PreparedImage) -> None:
+        h, w = img.height, img.width
+        bid = self.boxes.add_image(h, w)
+        for box in img.gt_boxes:
+            bb = xywh(box)
+            if bb[2] > 0 and bb[3] > 0:
+                self.boxes.add_gt(image_id=bid, category_id=PERSON_CATEGORY, bbox=bb, area=bb[2] * bb[3])
+        for box, s in zip(img.boxes, img.scores):
+            bb = xywh(box)
+            self.boxes.add_dt(image_id=bid, category_id=PERSON_CATEGORY, bbox=bb,
+                              area=max(bb[2], 0) * max(bb[3], 0), score=float(s))
+        self._add_masks(img, self.masks.add_image(h, w))
+
+    def _add_masks(self, img: PreparedImage, mid: int) -> None:
+        h, w, nc = img.height, img.width, C.NUM_CHANNELS
+        g = img.num_gt
+        if g:
+            rles = _rle(img.gt.transpose(1, 2, 0, 3).reshape(h, w, g * nc))
+            for j in range(g):
+                body = img.gt[j, ..., C.BODY] if img.gt_valid[j, C.BODY] and img.gt_area[j, C.BODY] else \
+                    _box_mask(img.gt_boxes[j], h, w)
+                ignore_rle = None
+                for k in range(nc):
+                    cat = channel_category(k)
+                    if img.gt_valid[j, k]:
+                        if img.gt_area[j, k] > 0:
+                            self.masks.add_gt(image_id=mid, category_id=cat, segmentation=rles[j * nc + k],
+                                              area=float(img.gt_area[j, k]), bbox=_bbox(rles[j * nc + k]))
+                    elif body.any():
+                        ignore_rle = ignore_rle or _rle(body[:, :, None])[0]
+                        self.masks.add_gt(image_id=mid, category_id=cat, segmentation=ignore_rle,
+                                          area=float(body.sum()), bbox=_bbox(ignore_rle), iscrowd=1)
+        for r, crop in enumerate(img.pred):
+            if not img.pred_area[r].any():
+                continue
+            rles = _rle(crop.full(h, w))
+            for k in np.flatnonzero(img.pred_area[r]):
+                self.masks.add_dt(image_id=mid, category_id=channel_category(int(k)), segmentation=rles[k],
+                                  area=float(img.pred_area[r, k]), bbox=_bbox(rles[k]),
+                                  score=float(img.scores[r]))
+
+    def result(self):
+        """(summary, pr_curves): ``{"box": {AP, AP50, AP75}, "mask": {CH: {...}, "complete": {...}}}``
+        and ``{"box" | CH: (recall (101,), precision (101,))}`` at IoU 0.5."""
+        box = self.boxes.evaluate("bbox")
+        mask = self.masks.evaluate("segm")
+        summary: Dict[str, Dict] = {"box": box.ap(PERSON_CATEGORY), "mask": {}}
+        curves = {"box": box.pr_curve(PERSON_CATEGORY)}
+        for k, name in enumerate(C.CHANNELS):
+            summary["mask"][name] = mask.ap(channel_category(k))
+            curves[name] = mask.pr_curve(channel_category(k))
+        summary["mask"]["complete"] = {key: mean_of(summary["mask"][n][key] for n in C.CHANNELS)
+                                       for key in AP_KEYS}
+        return summary, curves
+

@@ -1,0 +1,61 @@
+"""Printing and saving the metrics (no TensorFlow).
+
+The JSON written by :func:`write_json` is an interface::
+
+    {"box": {"AP", "AP50", "AP75"},
+     "mask": {CH: {"AP", "AP50", "AP75"}} for CH in body, head, torso, left_arm, right_arm,
+             left_leg, right_leg, complete,
+     "parsing": {"mIoU", "APp50", "APp_vol", "PCP50"},
+     "keypoints": {"AP", "PCK@0.2"},
+     "left_right_confusion": {"arm", "leg"},
+     "legacy": {CH: value} for CH in complete, body, ..., right_leg}
+
+Values are floats in [0, 1], or null where undefined (nothing to measure, e.g. no annotated
+ground truth of that kind).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, Optional
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.evaluation.legacy import ROW_LABELS, ROWS
+from maskrcnn_body.evaluation.metrics import AP_KEYS
+
+MASK_ROWS = C.CHANNELS + ("complete",)
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "    -" if v is None else f"{100 * v:5.1f}"
+
+
+def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
+    """Human-readable tables (values in percent, ``-`` = undefined)."""
+    lines = []
+    if num_images is not None:
+        lines.append(f"{num_images} images")
+    lines.append(f"{'COCO AP':<16}" + "".join(f"{k:>7}" for k in AP_KEYS))
+    lines.append(f"{'box':<16}" + "".join(f"  {_fmt(summary['box'][k])}" for k in AP_KEYS))
+    for ch in MASK_ROWS:
+        lines.append(f"{'mask ' + ch:<16}" + "".join(f"  {_fmt(summary['mask'][ch][k])}" for k in AP_KEYS))
+    p, k, lr = summary["parsing"], summary["keypoints"], summary["left_right_confusion"]
+    lines.append("parsing      " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in p.items()))
+    lines.append("keypoints    " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in k.items()))
+    lines.append("left/right confusion (lower is better)  " +
+                 "  ".join(f"{n} {_fmt(v).strip()}" for n, v in lr.items()))
+    lines.append("original's metric (legacy/metric.py, bugs fixed)")
+    for row in ROWS:
+        lines.append(f"  {ROW_LABELS[row]:<10} {_fmt(summary['legacy'][row])}")
+    return "\n".join(lines)
+
+
+def write_json(summary: Dict, path: str) -> str:
+    """Writes the summary as JSON atomically; returns ``path``."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
