@@ -22,16 +22,20 @@ FLAGS = flags.FLAGS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # also inherited by the workers
 
 
-def define_common_flags(default_split: str = "all") -> None:
-    flags.DEFINE_string("root", None, "Dataset root directory, laid out as the dataset ships.")
-    flags.DEFINE_string("split", default_split, "Split to convert (the dataset's own names); 'all' = everything.")
+def define_common_flags(default_split: str = "all", dataset_root: bool = True) -> None:
+    """Defines the shared flags; ``dataset_root=False`` leaves out --root/--split (legacy upgrade)."""
+    if dataset_root:
+        flags.DEFINE_string("root", None, "Dataset root directory, laid out as the dataset ships.")
+        flags.DEFINE_string("split", default_split, "Split to convert (the dataset's own names); "
+                            "'all' = everything annotated.")
+        flags.mark_flag_as_required("root")
     flags.DEFINE_string("out", None, "Output prefix: writes PREFIX-0000i-of-0000K.tfrecord and "
                         "PREFIX.summary.json.")
     flags.DEFINE_integer("num_shards", 1, "Number of output shards.", lower_bound=1)
     flags.DEFINE_integer("num_workers", 1, "Worker processes (1 = convert in this process).", lower_bound=1)
     flags.DEFINE_bool("strict", False, "Stop at the first bad input instead of skipping it.")
     flags.DEFINE_bool("progress", True, "Show a progress bar on stderr.")
-    flags.mark_flags_as_required(["root", "out"])
+    flags.mark_flag_as_required("out")
 
 
 def main(build_converter: Callable[[flags.FlagValues], common.Converter]) -> int:

@@ -346,3 +346,12 @@ def write_summary(summary: Summary) -> str:
         json.dump(summary.as_dict(), f, indent=1)
     os.replace(tmp, path)
     return path
+
+
+def load_records(out_prefix: str) -> List[schema.ImageRecord]:
+    """Decodes every record a conversion wrote under ``out_prefix`` (for checks and tests)."""
+    from maskrcnn_body.data.writer import existing_shards, iterate_records
+    shards = existing_shards(out_prefix)
+    if not shards:
+        return []
+    return [schema.decode_example(s, f"{p}:{i}", decode_image=True) for p, i, s in iterate_records(shards)]
