@@ -1,0 +1,282 @@
+"""Evaluation: pasting rule, dumps format, COCO box/mask AP, parsing, keypoint, left/right and legacy metrics.
+
+All scenes are tiny hand-built stick figures (``evaluation.synthetic``), 64 x 96 pixels.
+"""
+import contextlib
+import io
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.data.schema import unpack_channels
+from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, run_metrics, synthetic
+from maskrcnn_body.evaluation.parsing import average_precision
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+H, W, M = 64, 96, 36
+BOXES = [(6, 14, 42, 50), (50, 10, 86, 46)]  # 36 px squares: crop/paste at M = 36 is exact
+LIMB_CHANNELS = ("left_arm", "right_arm", "left_leg", "right_leg")
+
+
+def scenes(n=2):
+    return [synthetic.make_scene(H, W, BOXES, seed=i) for i in range(n)]
+
+
+def perfect(scene):
+    return dict(scene, **synthetic.perfect_predictions(scene, M))
+
+
+def all_values(summary):
+    """Every leaf value of the metrics JSON except the left/right confusion figure."""
+    out = {f"box.{k}": v for k, v in summary["box"].items()}
+    out.update({f"mask.{c}.{k}": v for c, d in summary["mask"].items() for k, v in d.items()})
+    for sec in ("parsing", "keypoints", "legacy"):
+        out.update({f"{sec}.{k}": v for k, v in summary[sec].items()})
+    return out
+
+
+# --------------------------------------------------------------------------- pasting
+def test_paste_identity_when_box_is_mask_sized():
+    rng = np.random.default_rng(0)
+    probs = rng.random((1, 4, 4, 7)).astype(np.float32)
+    out = paste.paste_probabilities(probs, np.array([[2, 3, 6, 7]], float), 10, 10)[0]
+    assert (out.y0, out.x0) == (3, 2)
+    np.testing.assert_allclose(out.values, probs[0], atol=1e-6)
+
+
+def test_paste_bilinear_upsampling_is_half_pixel_centred():
+    # mask [0, 1] across a 4 px box: centres 0.5..3.5 -> positions -0.25, 0.25, 0.75, 1.25
+    mask = np.zeros((1, 2, 2, 7), np.float32)
+    mask[0, :, 1, :] = 1
+    out = paste.paste_probabilities(mask, np.array([[0, 0, 4, 4]], float), 4, 4)[0].values
+    np.testing.assert_allclose(out[0, :, 0], [0, 0.25, 0.75, 1.0], atol=1e-6)
+
+
+def test_paste_covers_pixels_whose_centre_is_in_the_box():
+    ones = np.ones((1, 3, 3, 7), np.float16)
+    m = paste.paste_masks(ones, np.array([[1.4, 0.6, 3.5, 2.5]]), 5, 5)[0, ..., 0]
+    # column centres in [1.4, 3.5): 1.5, 2.5 -> columns 1, 2; row centres in [0.6, 2.5): 1.5 -> row 1
+    assert np.array_equal(np.argwhere(m.any(0)).ravel(), [1, 2])
+    assert np.array_equal(np.argwhere(m.any(1)).ravel(), [1])
+
+
+def test_paste_clips_parts_to_body_and_handles_borders():
+    mask = np.zeros((1, 4, 4, 7), np.float32)
+    mask[0, 2:, 2:, 0] = 1          # body: bottom-right quarter of the box frame
+    mask[0, :, :, 3] = 1            # left arm everywhere
+    # box [-2, 2) x [-2, 2): image pixels 0, 1 are mask cells 2, 3; pixel 2 is outside the box
+    out = paste.paste_masks(mask, np.array([[-2, -2, 2, 2]], float), 3, 3)
+    assert out.shape == (1, 3, 3, 7)
+    np.testing.assert_array_equal(out[0, ..., 3], out[0, ..., 0])
+    assert out[0, :2, :2, 0].all() and out[0, :2, :2].sum() == 8 and not out[0, 2].any()
+    assert paste.paste_masks(mask, np.array([[5, 5, 9, 9]], float), 3, 3).sum() == 0  # outside image
+
+
+def test_crop_then_paste_restores_masks():
+    ch = unpack_channels(synthetic.make_scene(H, W, BOXES)["gt_parts"])
+    pasted = paste.paste_masks(paste.crop_masks(ch, np.array(BOXES, float), M), np.array(BOXES, float), H, W)
+    np.testing.assert_array_equal(pasted, ch)
+
+
+def test_part_label_map_overlaps():
+    a = np.zeros((2, 1, 3, 7), bool)
+    a[0, 0, :2, 0] = True; a[0, 0, 0, 2] = True; a[0, 0, 0, 3] = True   # torso + left arm at px 0
+    a[1, 0, 1:, 0] = True; a[1, 0, 1, 6] = True                       # person 1 overlaps px 1
+    np.testing.assert_array_equal(paste.part_label_map(a, [0.9, 0.5])[0], [3, paste.BODY_ONLY, paste.BODY_ONLY])
+    np.testing.assert_array_equal(paste.part_label_map(a, [0.5, 0.9])[0], [3, 6, paste.BODY_ONLY])
+    np.testing.assert_array_equal(paste.part_label_map(a)[0], [3, paste.BODY_ONLY, paste.BODY_ONLY])
+    np.testing.assert_array_equal(paste.part_label_map(a[:0])[0], [0, 0, 0])
+
+
+# --------------------------------------------------------------------------- dumps
+def test_dump_roundtrip_and_dtypes(tmp_path):
+    s = perfect(scenes(1)[0])
+    s["masks"] = s["masks"].astype(np.float32)      # write_dump converts to the format's float16
+    p = dumps.write_dump(str(tmp_path / "a.npz"), **s)
+    d = dumps.read_dump(p)
+    assert d["source_id"] == "synthetic_0" and d["masks"].dtype == np.float16
+    np.testing.assert_array_equal(d["gt_parts"], s["gt_parts"])
+    assert [x["source_id"] for x in dumps.iter_dumps(str(tmp_path))] == ["synthetic_0"]
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_dump_validation_names_key_and_shape(tmp_path):
+    s = perfect(scenes(1)[0])
+    with pytest.raises(dumps.DumpError, match="'scores' has shape"):
+        dumps.write_dump(str(tmp_path / "b.npz"), **dict(s, scores=np.zeros(5, np.float32)))
+    with pytest.raises(dumps.DumpError, match="missing keys .*gt_valid"):
+        dumps.write_dump(str(tmp_path / "b.npz"), **{k: v for k, v in s.items() if k != "gt_valid"})
+
+
+def test_empty_dump_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no .npz dumps"):
+        run_metrics(str(tmp_path))
+
+
+# --------------------------------------------------------------------------- whole-metric behaviour
+def test_perfect_predictions_score_one_everywhere():
+    r = evaluate([perfect(s) for s in scenes()])
+    for name, v in all_values(r.summary).items():
+        assert v == pytest.approx(1.0), name
+    assert r.summary["left_right_confusion"] == {"arm": 0.0, "leg": 0.0}
+
+
+def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
+    preds = []
+    for s in scenes():
+        p = perfect(s)
+        p["masks"] = p["masks"][..., list(C.CHANNEL_FLIP_PERM)]
+        preds.append(p)
+    sm = evaluate(preds).summary
+    for ch in LIMB_CHANNELS:
+        assert sm["mask"][ch]["AP"] == 0.0 and sm["legacy"][ch] == 0.0
+    for ch in ("body", "head", "torso"):
+        assert sm["mask"][ch]["AP"] == pytest.approx(1.0)
+    assert sm["left_right_confusion"] == {"arm": 1.0, "leg": 1.0}
+    assert sm["parsing"]["APp50"] == 0.0 and sm["parsing"]["PCP50"] == 0.0
+    assert sm["parsing"]["mIoU"] == pytest.approx(2 / 6)   # head and torso right, 4 limbs wrong
+
+
+def test_empty_predictions_score_zero():
+    sm = evaluate([dict(s, **synthetic.empty_predictions(M)) for s in scenes()]).summary
+    for name, v in all_values(sm).items():
+        assert v == 0.0, name
+    assert sm["left_right_confusion"] == {"arm": None, "leg": None}
+
+
+def test_unannotated_channels_are_ignored_not_missed():
+    s1, s2 = scenes()
+    s2 = dict(s2, gt_valid=s2["gt_valid"].copy(), gt_parts=s2["gt_parts"].copy())
+    arms = [C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]]
+    s2["gt_valid"][0, arms] = 0
+    for k in arms:   # unannotated channels are stored as zeros, as converters write them
+        s2["gt_parts"][0] &= np.uint8(~(1 << k) & 0xFF)
+    p2 = perfect(s2)
+    p2["masks"][0] = perfect(scenes()[1])["masks"][0]  # the model still predicts arms there
+    p2["scores"][0] = 0.99                             # with the highest score
+    sm = evaluate([perfect(s1), p2]).summary
+    for ch in ("left_arm", "right_arm", "complete"):
+        assert sm["mask"][ch]["AP"] == pytest.approx(1.0), ch
+    assert sm["legacy"]["left_arm"] == pytest.approx(1.0) and sm["parsing"]["mIoU"] == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------------------- parity with pycocotools
+def _direct_cocoeval(gts, dts, iou_type):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": [{"id": i + 1, "height": H, "width": W} for i in range(len(gts))], "categories": [{"id": 1}],
+                      "annotations": [dict(a, id=j + 1, image_id=a["image_id"], category_id=1, iscrowd=0)
+                                      for j, a in enumerate(sum(gts, []))]}
+        gt.createIndex()
+        dt = gt.loadRes(sum(dts, []))
+        ev = COCOeval(gt, dt, iou_type)
+        ev.evaluate(); ev.accumulate(); ev.summarize()
+    return ev.stats[:3]
+
+
+def test_box_and_body_mask_ap_match_direct_pycocotools():
+    from pycocotools import mask as mask_utils
+    rng = np.random.default_rng(3)
+    dumps_, gts, dts_box, dts_segm = [], [], [], []
+    for i, s in enumerate(scenes(3)):
+        p = perfect(s)
+        # degrade: jitter boxes, erode/grow masks, add a false positive
+        p["boxes"] = (p["boxes"] + rng.uniform(-3, 3, p["boxes"].shape)).astype(np.float32)
+        p["masks"] = (p["masks"].astype(np.float32) * rng.uniform(0.6, 1.3, p["masks"].shape)).astype(np.float16)
+        p["boxes"] = np.concatenate([p["boxes"], [[30, 5, 60, 40]]]).astype(np.float32)
+        p["scores"] = np.concatenate([rng.uniform(0.3, 1, 2), [0.7]]).astype(np.float32)
+        p["masks"] = np.concatenate([p["masks"], p["masks"][:1]])
+        p["keypoints"] = np.concatenate([p["keypoints"], p["keypoints"][:1]])
+        dumps_.append(p)
+        body = unpack_channels(s["gt_parts"])[..., 0]
+        gts.append([{"image_id": i + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float(m.sum()),
+                     "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))}
+                    for (x1, y1, x2, y2), m in zip(s["gt_boxes"].tolist(), body)])
+        pasted = paste.paste_masks(p["masks"], p["boxes"], H, W)[..., 0]
+        for (x1, y1, x2, y2), sc, m in zip(p["boxes"].tolist(), p["scores"].tolist(), pasted):
+            dts_box.append({"image_id": i + 1, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": sc})
+            dts_segm.append({"image_id": i + 1, "category_id": 1, "score": sc,
+                             "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))})
+    sm = evaluate(dumps_).summary
+    want_box = _direct_cocoeval(gts, [dts_box], "bbox")
+    want_mask = _direct_cocoeval(gts, [dts_segm], "segm")
+    np.testing.assert_allclose([sm["box"][k] for k in ("AP", "AP50", "AP75")], want_box, atol=1e-9)
+    np.testing.assert_allclose([sm["mask"]["body"][k] for k in ("AP", "AP50", "AP75")], want_mask, atol=1e-9)
+    assert 0.05 < sm["mask"]["body"]["AP"] < 0.95   # the case is not trivially perfect or empty
+
+
+def test_average_precision_hand_case():
+    # ranked tp, fp, tp with 3 positives: PR points (1/3, 1), (2/3, 2/3) -> 1/3 * 1 + 1/3 * 2/3
+    assert average_precision(np.array([0.9, 0.8, 0.7]), np.array([1, 0, 1], bool), 3) == pytest.approx(5 / 9)
+    assert average_precision(np.zeros(0), np.zeros(0, bool), 2) == 0.0
+    assert average_precision(np.zeros(0), np.zeros(0, bool), 0) is None
+
+
+def test_greedy_match_prefers_high_score_and_skips_taken():
+    iou = np.array([[0.6, 0.7], [0.9, 0.1]])
+    np.testing.assert_array_equal(matching.greedy_match(iou, [0.5, 0.9], 0.5), [1, 0])
+    np.testing.assert_array_equal(matching.greedy_match(iou, [0.9, 0.5], 0.5), [1, 0])
+    np.testing.assert_array_equal(matching.greedy_match(iou[:, :1], [0.9, 0.5], 0.5), [0, -1])
+    np.testing.assert_allclose(matching.box_iou([[0, 0, 2, 2]], [[1, 0, 3, 2], [5, 5, 6, 6]]), [[1 / 3, 0]])
+
+
+# --------------------------------------------------------------------------- keypoints
+def _one_person_keypoint_dump(dx=None):
+    """One person with perfect predictions; dx (15,) shifts the predicted joints in x."""
+    s = scenes(1)[0]
+    s = dict(s, gt_boxes=s["gt_boxes"][:1], gt_parts=s["gt_parts"][:1], gt_valid=s["gt_valid"][:1],
+             gt_keypoints=s["gt_keypoints"][:1])
+    p = perfect(s)
+    if dx is not None:
+        p["keypoints"][0, :, 0] += dx
+    return p
+
+
+@pytest.mark.parametrize("oks,ap", [(0.72, 0.5), (0.94, 0.9), (0.40, 0.0)])
+def test_oks_ap_hand_case(oks, ap):
+    # every joint j moved by d_j with exp(-d_j^2 / (2 area (2 sigma_j)^2)) = oks, so OKS = oks
+    # exactly; AP = fraction of the thresholds 0.50:0.05:0.95 that are <= oks.
+    area = float(unpack_channels(_one_person_keypoint_dump()["gt_parts"])[0, ..., 0].sum())
+    sigma = np.asarray(C.KEYPOINT_SIGMAS)
+    dx = np.sqrt(-np.log(oks) * 2 * area * (2 * sigma) ** 2)
+    assert evaluate([_one_person_keypoint_dump(dx)]).summary["keypoints"]["AP"] == pytest.approx(ap)
+
+
+def test_pck_threshold_is_fifth_of_max_box_side():
+    gt = np.zeros((15, 3)); gt[:, 2] = 2; gt[3, 2] = 0   # joint 3 unlabelled
+    box = np.array([0, 0, 50, 100.0])                   # max side 100 -> radius 20
+    pred = gt[:, :2].copy()
+    pred[0, 0] += 19.9; pred[1, 1] += 20.1; pred[3, 0] += 1000
+    ok, lab = keypoints.pck_hits(pred, gt, box)
+    assert lab.sum() == 14 and ok.sum() == 13 and ok[0] and not ok[1]
+    ok, _ = keypoints.pck_hits(None, gt, box)
+    assert ok.sum() == 0
+    dx = np.zeros(15)
+    dx[C.KEYPOINT_INDEX["face"]] = 0.21 * 36        # box 36 px -> radius 7.2 px
+    dx[C.KEYPOINT_INDEX["neck"]] = 0.19 * 36
+    assert evaluate([_one_person_keypoint_dump(dx)]).summary["keypoints"]["PCK@0.2"] == pytest.approx(14 / 15)
+
+
+# --------------------------------------------------------------------------- CLI
+def test_metric_cli_writes_json_without_tensorflow(tmp_path):
+    for i, s in enumerate(scenes()):
+        dumps.write_dump(str(tmp_path / f"{i}.npz"), **perfect(s))
+    out = tmp_path / "m.json"
+    code = ("import runpy, sys; sys.argv = ['metric.py', '--dumps', %r, '--json', %r]\n"
+            "try:\n    runpy.run_path('draw/metric.py', run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'metric.py imported TF'\n"
+            % (str(tmp_path), str(out)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    sm = json.loads(out.read_text())
+    assert set(sm) == {"box", "mask", "parsing", "keypoints", "left_right_confusion", "legacy"}
+    assert set(sm["mask"]) == set(C.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(1.0)
+    assert "Full Body" in r.stdout
+
