@@ -1,0 +1,55 @@
+"""Optimizer construction from :class:`maskrcnn_body.config.TrainConfig` (Keras 3 optimizers).
+
+* ``"adamw"``: ``keras.optimizers.AdamW`` (decoupled weight decay);
+* ``"sgd"``: ``keras.optimizers.SGD`` with momentum 0.9 and Keras' decoupled weight decay.
+
+Biases and normalisation scales/offsets are excluded from weight decay. Gradient clipping by
+global norm is *not* configured here: the train step clips the all-reduced gradient itself
+(see :mod:`maskrcnn_body.training.step`), so the threshold means the same for any number of
+replicas. With ``mixed_float16`` the optimizer is wrapped in
+``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling).
+"""
+from __future__ import annotations
+
+import keras
+
+from maskrcnn_body.training import schedules
+
+MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+NO_DECAY_NAMES = ["bias", "gamma", "beta"]
+
+
+def set_precision_policy(policy: str) -> None:
+    """Sets the global Keras dtype policy; call before building the model."""
+    if policy not in MIXED_PRECISION_POLICIES:
+        raise ValueError(f"unknown precision policy {policy!r}; choose one of {MIXED_PRECISION_POLICIES}")
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def build_optimizer(train_cfg, precision: str = "float32") -> keras.optimizers.Optimizer:
+    """The optimizer (with its warm-up/decay schedule) for ``train_cfg``."""
+    lr = schedules.from_config(train_cfg)
+    name = train_cfg.optimizer.lower()
+    if name == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=train_cfg.weight_decay)
+    elif name == "sgd":
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=0.9,
+                                   weight_decay=train_cfg.weight_decay or None)
+    else:
+        raise ValueError(f"unknown optimizer {train_cfg.optimizer!r} in config train.optimizer; "
+                         "use 'adamw' or 'sgd'")
+    if train_cfg.weight_decay:
+        opt.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
+    if precision == "mixed_float16":
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def is_loss_scaled(optimizer) -> bool:
+    return isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def current_learning_rate(optimizer) -> float:
+    """The learning rate the next update will use (a Python float)."""
+    lr = optimizer.learning_rate
+    return float(lr(optimizer.iterations) if callable(lr) else lr)

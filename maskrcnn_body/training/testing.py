@@ -1,0 +1,136 @@
+"""Test doubles for the trainer: a tiny stand-in model and an in-memory batch dataset.
+
+They follow the interfaces of docs/DESIGN.md (``compute_losses(batch, training=True)`` with the
+loss keys of the real model; batches with ``images``/``gt_boxes``/...), so trainer tests and
+the multi-worker test run in seconds without the real Mask R-CNN.
+
+``python -m maskrcnn_body.training.testing --train_dir D --max_steps N`` trains the stand-in
+(used by the kill/resume and multi-worker tests, which need separate processes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+LOSS_KEYS = ("rpn_class", "rpn_box", "class", "box", "mask", "keypoint")
+
+
+class StandInModel(keras.Model):
+    """Predicts the mean normalised gt box of an image from its pixels (conv -> pool -> dense).
+
+    ``compute_losses`` returns the six loss terms of the real model (all derived from the same
+    regression, so every term is finite or NaN together) and ``total`` = their weighted sum.
+    """
+
+    def __init__(self, cfg, extra_head: bool = False, **kw):
+        super().__init__(**kw)
+        self.cfg = cfg
+        self.conv = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="conv")
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.box = keras.layers.Dense(4, name="box")
+        self.extra = keras.layers.Dense(2, name="extra_head") if extra_head else None
+
+    def call(self, images, training=False):
+        x = self.pool(self.conv(images / 255.0))
+        out = self.box(x)
+        if self.extra is not None:
+            out = out + 0.0 * tf.reduce_sum(self.extra(x), axis=-1, keepdims=True)
+        return out
+
+    def compute_losses(self, batch, training=True):
+        pred = self(batch["images"], training=training)
+        size = tf.cast(tf.shape(batch["images"])[1], tf.float32)
+        n = tf.maximum(tf.cast(batch["num_gt"], tf.float32), 1.0)[:, None]
+        target = tf.reduce_sum(batch["gt_boxes"], axis=1) / n / size
+        err = tf.reduce_mean(tf.square(pred - target), axis=-1)
+        base = tf.reduce_mean(err)
+        weights = self.cfg.model.loss_weights
+        losses = {k: base * (i + 1) / 6.0 for i, k in enumerate(LOSS_KEYS)}
+        losses["total"] = tf.add_n([weights.get(k, 1.0) * losses[k] for k in LOSS_KEYS])
+        return losses
+
+
+def build_standin(cfg, extra_head: bool = False) -> StandInModel:
+    model = StandInModel(cfg, extra_head=extra_head, name="standin")
+    s = cfg.input.pad_size
+    model(tf.zeros((1, s, s, 3)))
+    return model
+
+
+def make_batches(num: int, size: int, max_persons: int = 2, seed: int = 0,
+                 nan_at: tuple = ()) -> dict:
+    """``num`` examples as numpy arrays in the pipeline batch format (images, num_gt, gt_boxes);
+    examples whose index is in ``nan_at`` get NaN pixels (a poisoned input)."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 255, (num, size, size, 3)).astype(np.float32)
+    xy = rng.uniform(0, size / 2, (num, max_persons, 2))
+    wh = rng.uniform(4, size / 2, (num, max_persons, 2))
+    boxes = np.concatenate([xy, xy + wh], -1).astype(np.float32)
+    # make the target learnable: brighten the image in proportion to its first box's x1
+    images[..., 0] = np.clip(images[..., 0] * 0.2 + boxes[:, :1, None, 0] / size * 200, 0, 255)
+    for i in nan_at:
+        images[i] = np.nan
+    return {"images": images, "num_gt": np.full((num,), max_persons, np.int32), "gt_boxes": boxes,
+            "image_shape": np.full((num, 2), size, np.int32)}
+
+
+def dataset_fn_from(arrays: dict, shuffle: bool = True):
+    """``dataset_fn(global_batch)`` over in-memory ``arrays`` (seeded shuffle, fixed shapes)."""
+    def dataset_fn(global_batch: int) -> tf.data.Dataset:
+        ds = tf.data.Dataset.from_tensor_slices(arrays)
+        if shuffle:
+            ds = ds.shuffle(len(arrays["images"]), reshuffle_each_iteration=True)
+        return ds.repeat().batch(global_batch, drop_remainder=True)
+    return dataset_fn
+
+
+def tiny_config(**train_overrides):
+    from maskrcnn_body.config import get_config
+    cfg = get_config("cpu_small")
+    cfg.input.min_size = cfg.input.max_size = 32
+    cfg.train.batch_size = 2
+    cfg.train.warmup_steps = 2
+    cfg.train.learning_rate = 1e-2
+    cfg.train.log_every = 1
+    for k, v in train_overrides.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--train_dir", required=True)
+    p.add_argument("--max_steps", type=int, default=10)
+    p.add_argument("--checkpoint_every", type=int, default=2)
+    p.add_argument("--strategy", default="default")
+    p.add_argument("--step_sleep", type=float, default=0.0, help="seconds to sleep per step")
+    p.add_argument("--weights_out", default="", help="write final weights (.npz) here")
+    a = p.parse_args(argv)
+    from maskrcnn_body.training import distribute
+    from maskrcnn_body.training.trainer import Hook, Trainer
+    strategy = distribute.make_strategy(a.strategy)
+    cfg = tiny_config(max_steps=a.max_steps, checkpoint_every=a.checkpoint_every)
+    cfg.train.batch_size = 2 * strategy.num_replicas_in_sync * max(
+        len(json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {}).get("worker", [0])), 1)
+    data = make_batches(16, cfg.input.pad_size)
+    hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
+    trainer = Trainer(cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy,
+                      hooks=hooks, progress=False)
+    start = trainer.restore()
+    print(json.dumps({"event": "start", "step": trainer.step, "restored": start}), flush=True)
+    result = trainer.train()
+    if a.weights_out:
+        np.savez(a.weights_out, *[v.numpy() for v in trainer.model.weights])
+    print(json.dumps({"event": "done", "step": result.step, "stopped_by": result.stopped_by}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
