@@ -105,7 +105,7 @@ class Checkpointer:
         for path in self.candidates():
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint -> try older
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 log.warning("checkpoint %s could not be loaded (%s); trying an older one", path, msg)
                 failures.append(f"{path}: {msg}")

@@ -37,6 +37,9 @@ class StandInModel(keras.Model):
         self.box = keras.layers.Dense(4, name="box")
         self.extra = keras.layers.Dense(2, name="extra_head") if extra_head else None
 
+    def build(self, input_shape):
+        pass    # sub-layers build on their first call
+
     def call(self, images, training=False):
         x = self.pool(self.conv(images / 255.0))
         out = self.box(x)
@@ -45,7 +48,7 @@ class StandInModel(keras.Model):
         return out
 
     def compute_losses(self, batch, training=True):
-        pred = self(batch["images"], training=training)
+        pred = tf.cast(self(batch["images"], training=training), tf.float32)
         size = tf.cast(tf.shape(batch["images"])[1], tf.float32)
         n = tf.maximum(tf.cast(batch["num_gt"], tf.float32), 1.0)[:, None]
         target = tf.reduce_sum(batch["gt_boxes"], axis=1) / n / size

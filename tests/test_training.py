@@ -1,0 +1,159 @@
+"""Trainer: schedules, NaN skipping, divergence stop, exact resume, checkpoint fallback, partial
+restore, precision policies and the mirrored strategy (stand-in model, a few steps each)."""
+import glob
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maskrcnn_body.training import checkpoints, schedules
+from maskrcnn_body.training import testing as T
+from maskrcnn_body.training.faults import TrainingDivergedError
+from maskrcnn_body.training.trainer import Trainer
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _trainer(train_dir, data=None, shuffle=True, **train):
+    cfg = T.tiny_config(**train)
+    data = T.make_batches(16, cfg.input.pad_size) if data is None else data
+    return Trainer(cfg, T.build_standin, T.dataset_fn_from(data, shuffle), str(train_dir), progress=False)
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.weights]
+
+
+def test_warmup_cosine_and_step_schedules():
+    s = schedules.WarmupDecay(1.0, total_steps=110, warmup_steps=10, schedule="cosine", warmup_start=0.0)
+    assert float(s(0)) == pytest.approx(0.0)
+    assert float(s(5)) == pytest.approx(0.5)
+    assert float(s(10)) == pytest.approx(1.0)
+    assert float(s(60)) == pytest.approx(0.5, abs=1e-6)      # half-way through the cosine
+    assert float(s(110)) == pytest.approx(0.0, abs=1e-6)
+    assert float(s(500)) == pytest.approx(0.0, abs=1e-6)     # clipped after the end
+    st = schedules.WarmupDecay(2.0, 100, 0, "step", decay_steps=(30, 60))
+    assert [round(float(st(i)), 6) for i in (0, 29, 30, 59, 60, 99)] == [2.0, 2.0, 0.2, 0.2, 0.02, 0.02]
+    with pytest.raises(ValueError, match="schedule"):
+        schedules.WarmupDecay(1.0, 10, schedule="linear")
+
+
+def test_nan_batch_is_skipped_and_counted(tmp_path):
+    # batch size 2, no shuffle: examples 2,3 form step 2 -> poisoned
+    data = T.make_batches(8, 32, nan_at=(2,))
+    tr = _trainer(tmp_path, data, shuffle=False, max_steps=3, checkpoint_every=0)
+    tr.restore()
+    it = tr.make_iterator(0)
+    from maskrcnn_body.training.step import make_train_step
+    step = make_train_step(tr.model, tr.optimizer, tr.strategy, tr.cfg.train.clip_norm)
+    out1 = step(it)
+    w1, it1 = _weights(tr.model), int(tr.optimizer.iterations.numpy())
+    out2 = step(it)
+    assert float(out1["finite"]) == 1.0 and float(out2["finite"]) == 0.0
+    assert not np.isfinite(float(out2["total"]))
+    for a, b in zip(w1, _weights(tr.model)):
+        np.testing.assert_array_equal(a, b)          # bad step changed no weight
+    assert int(tr.optimizer.iterations.numpy()) == it1   # nor the optimizer state
+    out3 = step(it)
+    assert float(out3["finite"]) == 1.0
+    assert not all(np.array_equal(a, b) for a, b in zip(w1, _weights(tr.model)))
+
+    tr2 = _trainer(tmp_path / "run", data, shuffle=False, max_steps=4, checkpoint_every=0)
+    result = tr2.train()
+    assert result.step == 4 and result.skipped_steps == 1 and result.stopped_by == "max_steps"
+
+
+def test_consecutive_bad_steps_stop_and_keep_last_good_checkpoint(tmp_path):
+    data = T.make_batches(8, 32, nan_at=(4, 5, 6, 7))       # steps 3 and 4 are bad
+    tr = _trainer(tmp_path, data, shuffle=False, max_steps=10, checkpoint_every=2, max_bad_steps=2)
+    with pytest.raises(TrainingDivergedError, match="2 consecutive steps up to step 4"):
+        tr.train()
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+    reader = tf.train.load_checkpoint(str(tmp_path))
+    assert all(np.isfinite(reader.get_tensor(checkpoints.model_variable_key(v))).all()
+               for v in tr.model.weights)
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    straight = _trainer(tmp_path / "a", max_steps=6, checkpoint_every=0)
+    assert straight.train().step == 6
+    first = _trainer(tmp_path / "b", max_steps=6, checkpoint_every=0)
+    assert first.train(max_steps=3).checkpoint.endswith("ckpt-3")
+    resumed = _trainer(tmp_path / "b", max_steps=6, checkpoint_every=0)
+    result = resumed.train()
+    assert result.step == 6 and int(resumed.checkpointer.step.numpy()) == 6
+    assert int(resumed.optimizer.iterations.numpy()) == 6
+    for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)   # same data order, same state
+    assert sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "b" / "ckpt-*.index"))) == \
+        ["ckpt-3.index", "ckpt-6.index"]
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
+    tr = _trainer(tmp_path, max_steps=4, checkpoint_every=2)
+    tr.train()
+    w4 = tf.train.load_checkpoint(str(tmp_path / "ckpt-2"))
+    for f in glob.glob(str(tmp_path / "ckpt-4.data-*")):
+        with open(f, "r+b") as fh:
+            fh.truncate(8)
+    again = _trainer(tmp_path, max_steps=4, checkpoint_every=2)
+    path = again.restore()
+    assert path.endswith("ckpt-2") and again.step == 2
+    v = again.model.weights[0]
+    np.testing.assert_array_equal(v.numpy(), w4.get_tensor(checkpoints.model_variable_key(v)))
+
+
+def test_partial_restore_matches_name_and_shape(tmp_path):
+    src = _trainer(tmp_path / "src", max_steps=2, checkpoint_every=0)
+    src.train()
+    cfg = T.tiny_config()
+    bigger = T.build_standin(cfg, extra_head=True)
+    report = checkpoints.restore_partial(bigger, str(tmp_path / "src"))
+    assert sorted(report.restored) == sorted(v.path for v in src.model.weights)
+    assert sorted(p for p, _ in report.skipped) == ["standin/extra_head/bias", "standin/extra_head/kernel"]
+    for v in src.model.weights:
+        np.testing.assert_array_equal(v.numpy(), [w for w in bigger.weights if w.path == v.path][0].numpy())
+    # shape mismatch: a model whose box layer is wider is skipped with a reason, rest restored
+    wide = T.StandInModel(cfg, name="standin")
+    wide.box = keras.layers.Dense(6, name="box")
+    wide(tf.zeros((1, 32, 32, 3)))
+    rep = checkpoints.restore_partial(wide, str(tmp_path / "src" / "ckpt-2"))
+    assert dict(rep.skipped)["standin/box/kernel"].startswith("shape (4, 4) in checkpoint vs (4, 6)")
+    assert "standin/conv/kernel" in rep.restored
+    assert "standin/box/kernel" in report.summary() or "skipped" in rep.summary()
+    # partial restore through the trainer: a fresh dir + --restore_from
+    tr = Trainer(cfg, lambda c: T.build_standin(c, extra_head=True),
+                 T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path / "dst"),
+                 restore_from=str(tmp_path / "src"), progress=False)
+    assert tr.restore() is None and tr.step == 0
+    np.testing.assert_array_equal(tr.model.get_layer("conv").kernel.numpy(),
+                                  src.model.get_layer("conv").kernel.numpy())
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains(tmp_path, policy):
+    cfg = T.tiny_config(max_steps=3, checkpoint_every=0)
+    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+                 precision=policy, progress=False)
+    assert tr.model.conv.compute_dtype == policy.split("_")[1]
+    result = tr.train()
+    assert result.step == 3 and np.isfinite(result.logs["total"])
+    assert (policy == "mixed_float16") == ("loss_scale" in result.logs)
+
+
+def test_mirrored_strategy_one_cpu_replica(tmp_path):
+    from maskrcnn_body.training.distribute import make_strategy
+    strategy = make_strategy("mirrored")
+    assert strategy.num_replicas_in_sync == 1
+    cfg = T.tiny_config(max_steps=2, checkpoint_every=0)
+    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+                 strategy=strategy, progress=False)
+    assert isinstance(tr.model.weights[0].value, tf.distribute.DistributedValues)
+    result = tr.train()
+    assert result.step == 2 and result.skipped_steps == 0 and np.isfinite(result.logs["total"])
