@@ -74,11 +74,24 @@ class CorruptCounter:
 
 
 # --------------------------------------------------------------------------- parsing
+def _format(template: str, *args) -> tf.Tensor:
+    """String tensor: ``template`` with each ``{}`` replaced by an argument, unquoted
+    (strings as they are, numbers via ``as_string``, vectors joined with "x", e.g. ``48x64``)."""
+    pieces = template.split("{}")
+    if len(pieces) != len(args) + 1:
+        raise ValueError(f"template {template!r} has {len(pieces) - 1} slots for {len(args)} arguments")
+    out = [pieces[0]]
+    for arg, piece in zip(args, pieces[1:]):
+        t = tf.convert_to_tensor(arg)
+        t = t if t.dtype == tf.string else tf.strings.as_string(t)
+        out += [tf.strings.reduce_join(tf.reshape(t, [-1]), separator="x"), piece]
+    return tf.strings.join(out)
+
+
 def _require(ok, field: str, detail: str, *args, record=None, where=None) -> tf.Operation:
     """Assert ``ok``; the error reads "<field>: <detail formatted with args> (record .. in ..); hint"."""
     template = f"{field}: {detail}" + " (record {} in {}); " + _FIX_HINT
-    msg = tf.strings.format(template, tuple(args) + (record, where))
-    return tf.debugging.Assert(ok, [msg], summarize=1)
+    return tf.debugging.Assert(ok, [_format(template, *args, record, where)])
 
 
 def _side_effects_if(pred, fn) -> tf.Tensor:
@@ -137,7 +150,7 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
     with tf.control_dependencies(checks):
         image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
         image_ok = _require(tf.reduce_all(tf.equal(tf.shape(image)[:2], [height, width])), "image/encoded",
-                            "decodes to {}, image/height x image/width is {}x{}", tf.shape(image)[:2],
+                            "decodes to {} (h x w), image/height x image/width is {}x{}", tf.shape(image)[:2],
                             height, width, **ctx)
         boxes = tf.reshape(bbox, [n, 4])
         parts_valid = tf.reshape(tf.cast(valid, tf.int32), [n, C.NUM_CHANNELS])
@@ -150,7 +163,7 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
         with tf.control_dependencies([magic]):
             png = tf.io.decode_png(data, channels=0)
         ok = _require(tf.reduce_all(tf.equal(tf.shape(png), [height, width, 1])), "person/parts_png",
-                      "[{}] decodes to {} (h, w, channels), expected {}x{} single-channel", i, tf.shape(png),
+                      "[{}] decodes to {} (h x w x channels), expected {}x{}x1", i, tf.shape(png),
                       height, width, **ctx)
         with tf.control_dependencies([ok]):
             return tf.reshape(png, [height, width])
@@ -259,7 +272,7 @@ def _read_shard(path: tf.Tensor, size: tf.Tensor, strict: bool, counter: Corrupt
 
     def keep(rec, is_end, total):
         complete = tf.logical_or(tf.logical_not(is_end), tf.equal(total, size))
-        msg = tf.strings.format("TFRecord shard {} is truncated or corrupt: read {} of {} bytes", (path, total, size))
+        msg = _format("TFRecord shard {} is truncated or corrupt: read {} of {} bytes", path, total, size)
         if strict:
             check = tf.debugging.Assert(complete, [msg + "; re-create the shard, or set input.skip_corrupt=True"])
         else:
@@ -309,9 +322,12 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
     if training:
         files = files.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
     files = files.repeat(repeat)
-    records = files.interleave(
-        lambda p, s: _read_shard(p, s, strict, counter), cycle_length=min(len(paths), 8) if training else 1,
-        num_parallel_calls=tf.data.AUTOTUNE if training else None, deterministic=True)
+    read = lambda p, s: _read_shard(p, s, strict, counter)  # noqa: E731
+    if training:
+        records = files.interleave(read, cycle_length=min(len(paths), 8), num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=True)
+    else:
+        records = files.flat_map(read)  # shards in sorted order, records in file order
     if training:
         records = records.shuffle(input_cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
 
