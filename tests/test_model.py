@@ -1,0 +1,141 @@
+"""Model building, output shapes, tracing, weight round trip and bad input (tiny sizes)."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.config import get_config
+from maskrcnn_body.model import losses as L
+from maskrcnn_body.model.maskrcnn import InputError, build_model
+
+SIZE = 64
+
+
+def _cfg(keypoint_head="heatmap", **model):
+    cfg = get_config("cpu_small")
+    cfg.model.keypoint_head = keypoint_head
+    cfg.model.rpn_pre_nms_topk_test = 50
+    cfg.model.rpn_post_nms_topk_test = 20
+    cfg.model.max_detections = 5
+    cfg.model.score_threshold = 0.0
+    for k, v in model.items():
+        setattr(cfg.model, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model(_cfg())
+
+
+def _images(b=2, size=SIZE, seed=0):
+    return tf.random.stateless_uniform((b, size, size, 3), (seed, 1), 0, 255)
+
+
+def test_detect_shapes_and_ranges(model):
+    cfg = model.cfg.model
+    out = model.detect(_images(), tf.constant([[SIZE, SIZE], [48, 40]], tf.int32))
+    d, m = cfg.max_detections, cfg.mask_output_size
+    assert out["boxes"].shape == (2, d, 4)
+    assert out["scores"].shape == (2, d)
+    assert out["num_detections"].shape == (2,) and out["num_detections"].dtype == tf.int32
+    assert out["masks"].shape == (2, d, m, m, C.NUM_CHANNELS)
+    assert out["keypoints"].shape == (2, d, C.NUM_KEYPOINTS, 3)
+    boxes = out["boxes"].numpy()
+    # boxes are clipped to each image's valid size (height 48, width 40 for the second image)
+    assert boxes[1, :, [0, 2]].max() <= 40 and boxes[1, :, [1, 3]].max() <= 48
+    masks = out["masks"].numpy()
+    assert masks.min() >= 0 and masks.max() <= 1
+    n = out["num_detections"].numpy()
+    for i in range(2):  # rows past num_detections are zero padding
+        assert np.all(boxes[i, n[i]:] == 0) and np.all(masks[i, n[i]:] == 0)
+
+
+def test_regression_keypoint_mode_builds_and_detects():
+    model = build_model(_cfg("regression"))
+    assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
+    out = model.detect(_images(1))
+    assert out["keypoints"].shape == (1, 5, C.NUM_KEYPOINTS, 3)
+
+
+def test_tf_function_traces_once_per_size(model):
+    f = tf.function(model.detect)
+    shape = tf.constant([[SIZE, SIZE]], tf.int32)
+    a = f(_images(1, seed=1), shape)
+    f(_images(1, seed=2), shape)
+    assert f.experimental_get_tracing_count() == 1
+    b = model.detect(_images(1, seed=1), shape)
+    np.testing.assert_allclose(a["boxes"].numpy(), b["boxes"].numpy(), atol=1e-3)
+
+
+def test_save_load_weights_gives_identical_outputs(model, tmp_path):
+    path = str(tmp_path / "m.weights.h5")
+    model.save_weights(path)
+    other = build_model(_cfg())
+    x = _images(1, seed=3)
+    assert not np.allclose(other.detect(x)["masks"].numpy(), model.detect(x)["masks"].numpy())
+    other.load_weights(path)
+    a, b = model.detect(x), other.detect(x)
+    for k in a:
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy(), err_msg=k)
+
+
+def test_inference_model_matches_detect(model):
+    x = _images(1, seed=4)
+    shape = tf.constant([[SIZE, SIZE]], tf.int32)
+    a = model.inference_model([x, shape])
+    b = model.detect(x, shape)
+    np.testing.assert_allclose(a["masks"].numpy(), b["masks"].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((0, SIZE, SIZE, 3), np.float32), "empty batch"),
+    (np.zeros((1, 60, SIZE, 3), np.float32), "multiples of 32"),
+    (np.zeros((1, SIZE, SIZE), np.float32), "(B, H, W, 3)"),
+])
+def test_bad_images_raise_clear_errors(model, images, message):
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        model.detect(images)
+
+
+def test_nan_image_raises_naming_images(model):
+    x = np.zeros((1, SIZE, SIZE, 3), np.float32)
+    x[0, 3, 3, 1] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="images contain NaN"):
+        model.detect(x)
+
+
+def test_mask_loss_ignores_unannotated_channels():
+    logits = tf.zeros((1, 1, 4, 4, 7))
+    target = np.zeros((1, 1, 4, 4, 7), np.float32)
+    target[..., 3] = 1.0
+    valid = np.ones((1, 1, 7), np.float32)
+    full = L.mask_loss(logits, target, valid).numpy()
+    valid[..., 3] = 0
+    # every channel has the same BCE at logit 0 (log 2), whatever the target: the value is log 2 either way
+    np.testing.assert_allclose(full, np.log(2), rtol=1e-5)
+    # a confident wrong prediction on an unannotated channel costs nothing
+    wrong = np.zeros((1, 1, 4, 4, 7), np.float32)
+    wrong[..., 3] = -20.0
+    np.testing.assert_allclose(L.mask_loss(wrong, target, valid).numpy(), np.log(2), rtol=1e-5)
+    valid[..., 3] = 1
+    assert L.mask_loss(wrong, target, valid).numpy() > 2
+
+
+def test_losses_are_finite_with_no_positives():
+    z = tf.zeros
+    cls, box = L.rpn_losses(z((1, 8)), z((1, 8, 4)), -tf.ones((1, 8), tf.int32), z((1, 8, 4)))
+    assert np.isfinite(cls.numpy()) and cls.numpy() == 0 and box.numpy() == 0
+    assert L.mask_loss(z((1, 2, 4, 4, 7)), z((1, 2, 4, 4, 7)), z((1, 2, 7))).numpy() == 0
+    assert L.keypoint_heatmap_loss(z((1, 2, 4, 4, 15)), tf.zeros((1, 2, 15), tf.int32), z((1, 2, 15))).numpy() == 0
+
+
+def test_keypoint_heatmap_loss_prefers_the_target_cell():
+    logits = np.zeros((1, 1, 4, 4, 15), np.float32)
+    logits[0, 0, 2, 1, :] = 10.0  # cell row 2, col 1 -> flat index 9
+    w = np.ones((1, 1, 15), np.float32)
+    good = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 9, np.int32), w).numpy()
+    bad = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 0, np.int32), w).numpy()
+    assert good < 1e-3 < 5 < bad
