@@ -27,6 +27,7 @@ from maskrcnn_body.evaluation.prepared import PreparedImage
 
 PERSON_CATEGORY = 1
 AP_KEYS = ("AP", "AP50", "AP75")
+CURVE_IOUS = (0.5, 0.75)
 
 
 def channel_category(k: int) -> int:
@@ -115,14 +116,14 @@ class BoxMaskAP:
 
     def result(self):
         """(summary, pr_curves): ``{"box": {AP, AP50, AP75}, "mask": {CH: {...}, "complete": {...}}}``
-        and ``{"box" | CH: (recall (101,), precision (101,))}`` at IoU 0.5."""
+        and ``{"box" | CH: {iou: (recall (101,), precision (101,))}}`` for iou in :data:`CURVE_IOUS`."""
         box = self.boxes.evaluate("bbox")
         mask = self.masks.evaluate("segm")
         summary: Dict[str, Dict] = {"box": box.ap(PERSON_CATEGORY), "mask": {}}
-        curves = {"box": box.pr_curve(PERSON_CATEGORY)}
+        curves = {"box": {t: box.pr_curve(PERSON_CATEGORY, t) for t in CURVE_IOUS}}
         for k, name in enumerate(C.CHANNELS):
             summary["mask"][name] = mask.ap(channel_category(k))
-            curves[name] = mask.pr_curve(channel_category(k))
+            curves[name] = {t: mask.pr_curve(channel_category(k), t) for t in CURVE_IOUS}
         summary["mask"]["complete"] = {key: mean_of(summary["mask"][n][key] for n in C.CHANNELS)
                                        for key in AP_KEYS}
         return summary, curves

@@ -17,11 +17,11 @@ from maskrcnn_body.evaluation.prepared import prepare
 
 @dataclasses.dataclass
 class EvaluationResult:
-    """``summary``: the metrics JSON (see ``report``); ``pr_curves``: ``{"box" | channel:
-    (recall (101,), precision (101,))}`` at IoU 0.5 (precision -1 = undefined);
+    """``summary``: the metrics JSON (see ``report``); ``pr_curves``: ``{"box" | channel: {iou:
+    (recall (101,), precision (101,))}}`` at IoU 0.5 and 0.75 (precision -1 = undefined);
     ``num_images``: how many dumps were read."""
     summary: Dict
-    pr_curves: Dict[str, Tuple[np.ndarray, np.ndarray]]
+    pr_curves: Dict[str, Dict[float, Tuple[np.ndarray, np.ndarray]]]
     num_images: int
 
 

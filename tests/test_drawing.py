@@ -1,0 +1,141 @@
+"""Drawing: part colours, outlines, skeleton sides, legend, side-by-side layout, plots and the CLIs.
+
+Scenes are the hand-built stick figures of ``evaluation.synthetic`` (people facing the camera, so the
+subject's left limbs are on the image's right).
+"""
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from maskrcnn_body import constants as C
+from maskrcnn_body.data.schema import unpack_channels
+from maskrcnn_body.drawing import draw, plots
+from maskrcnn_body.evaluation import dumps, evaluate, synthetic
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+H, W, M = 64, 96, 36
+BOXES = [(6, 14, 42, 50), (50, 10, 86, 46)]
+LEFT_ARM, RIGHT_LEG = C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_leg"]
+
+
+def dump(seed=0):
+    s = synthetic.make_scene(H, W, BOXES, seed=seed)
+    return dict(s, **synthetic.perfect_predictions(s, M))
+
+
+def test_skeleton_colours_follow_the_subjects_sides():
+    kp = C.KEYPOINT_INDEX
+    assert draw.segment_colour(kp["left_elbow"], kp["left_wrist"]) == C.PART_COLOURS[LEFT_ARM]
+    assert draw.segment_colour(kp["neck"], kp["right_shoulder"]) == C.PART_COLOURS[C.CHANNEL_INDEX["right_arm"]]
+    assert draw.segment_colour(kp["right_knee"], kp["right_ankle"]) == C.PART_COLOURS[RIGHT_LEG]
+    assert draw.segment_colour(kp["belly"], kp["left_hip"]) == C.PART_COLOURS[C.CHANNEL_INDEX["left_leg"]]
+    assert draw.segment_colour(kp["face"], kp["neck"]) == draw.CENTRE
+    assert len(set(C.PART_COLOURS.values())) == 6
+
+
+def test_overlay_colours_parts_outlines_body_and_keeps_background():
+    d = dump()
+    pasted = unpack_channels(d["gt_parts"])
+    out = draw.overlay_parts(d["image"], pasted)
+    img = d["image"].astype(np.float32)
+    # a pixel inside the first person's left arm (image right side of its box), away from the outline
+    y, x = 14 + 15, 6 + 32
+    assert pasted[0, y, x, LEFT_ARM] and not draw._outline(pasted[0, ..., 0])[y, x]
+    want = (1 - draw.PART_ALPHA) * img[y, x] + draw.PART_ALPHA * np.array(C.PART_COLOURS[LEFT_ARM])
+    np.testing.assert_allclose(out[y, x], want, atol=1)
+    assert tuple(out[14 + 30, 6 + 12]) == draw.OUTLINE or tuple(out[49, 6 + 12]) == draw.OUTLINE
+    assert tuple(out[49, 6 + 12]) == draw.OUTLINE           # bottom row of the right leg is on the outline
+    np.testing.assert_array_equal(out[0, 0], d["image"][0, 0])  # background untouched
+
+
+def test_rendered_skeleton_is_not_mirrored():
+    d = dump()
+    scale = draw.auto_scale(H, W, 256)
+    pic = np.asarray(draw.render_dump(d, side_by_side=False))
+    kp = d["keypoints"][0]
+    for a, b in C.SKELETON_INDEX:
+        mid = (kp[a, :2] + kp[b, :2]) / 2 * scale
+        px = pic[int(mid[1]), int(mid[0])]
+        assert tuple(px) == draw.segment_colour(a, b), (C.KEYPOINTS[a], C.KEYPOINTS[b])
+    # the left wrist is drawn on the image's right half of the person's box (facing the camera)
+    cx = (BOXES[0][0] + BOXES[0][2]) / 2
+    assert kp[C.KEYPOINT_INDEX["left_wrist"], 0] > cx > kp[C.KEYPOINT_INDEX["right_wrist"], 0]
+
+
+def test_side_by_side_layout_and_legend():
+    d = dump()
+    single = draw.render_dump(d)
+    both = draw.render_dump(d, side_by_side=True)
+    scale = draw.auto_scale(H, W, 256)
+    assert scale == 4 and single.width == W * scale and single.height > H * scale
+    assert both.width == 2 * W * scale + 4 and H * scale < both.height <= single.height
+    legend = np.asarray(both)[H * scale:]
+    for colour in C.PART_COLOURS.values():
+        assert (legend == colour).all(-1).any(), colour
+    # the ground-truth half shows no score labels: its box colour appears but no score text background
+    left, right = np.asarray(both)[:H * scale, :W * scale], np.asarray(both)[:H * scale, W * scale + 4:]
+    np.testing.assert_array_equal(left[H * scale // 2], right[H * scale // 2])  # perfect prediction == GT row
+
+
+def test_low_scores_are_not_drawn():
+    d = dump()
+    d["scores"] = np.array([0.9, 0.1], np.float32)
+    pic = np.asarray(draw.render_dump(d, score_threshold=0.5))
+    scale = draw.auto_scale(H, W, 256)
+    x1, y1, x2, y2 = (v * scale for v in BOXES[1])
+    assert not (pic[y1 + 4:y2 - 4, x1 + 4:x2 - 4] == C.PART_COLOURS[LEFT_ARM]).all(-1).any()
+
+
+def test_plots_written(tmp_path):
+    r = evaluate([dump(0), dict(dump(1), **synthetic.empty_predictions(M))])
+    paths = plots.save_plots(r, str(tmp_path))
+    for p in paths:
+        im = Image.open(p)
+        assert im.width > 300 and im.height > 200
+        assert len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0)) > 10
+
+
+def _run(script, *args):
+    code = ("import runpy, sys; sys.argv = %r\n"
+            "try:\n    runpy.run_path(%r, run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF')\n"
+            % ([script] + list(args), script))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout
+
+
+def test_draw_cli_without_tensorflow(tmp_path):
+    for i in range(2):
+        dumps.write_dump(str(tmp_path / "dumps" / f"{i}.npz"), **dump(i))
+    out = _run("draw/draw.py", "--dumps", str(tmp_path / "dumps"), "--out_dir", str(tmp_path / "pics"),
+               "--side_by_side")
+    assert out.strip().endswith("NO_TF")
+    names = sorted(p.name for p in (tmp_path / "pics").glob("*.png"))
+    assert names == ["00000_synthetic_0.png", "00001_synthetic_1.png", "part_ap.png", "pr_curves.png"]
+
+
+def test_visualize_records_draws_ground_truth(tmp_path):
+    pytest.importorskip("tensorflow")
+    from maskrcnn_body.data import schema, writer
+    s = synthetic.make_scene(H, W, BOXES)
+    persons = [schema.make_person(p, v, k) for p, v, k in zip(s["gt_parts"], s["gt_valid"], s["gt_keypoints"])]
+    rec = schema.ImageRecord(schema.encode_png(s["image"]), b"png", H, W, "a/b", "synthetic", persons)
+    writer.write_records(str(tmp_path / "r"), [schema.encode_example(rec)] * 3)
+    sys.path.insert(0, str(ROOT / "convert_data"))
+    try:
+        import visualize_records
+    finally:
+        sys.path.pop(0)
+    paths = visualize_records.visualize(str(tmp_path / "r-*.tfrecord"), str(tmp_path / "out"), max_records=2)
+    assert [pathlib.Path(p).name for p in paths] == ["00000_synthetic_a_b.png", "00001_synthetic_a_b.png"]
+    pic = np.asarray(Image.open(paths[0]))
+    gt_panel = np.asarray(draw.ground_truth_panel(s["image"], s["gt_parts"], s["gt_valid"], s["gt_boxes"],
+                                                  s["gt_keypoints"], 4, title=None))
+    scale = 4
+    # same drawing code: identical pixels below the title bar
+    np.testing.assert_array_equal(pic[40:H * scale], gt_panel[40:H * scale])
