@@ -12,6 +12,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
+
 BBOX_XFORM_CLIP = math.log(1000.0 / 16.0)
 """Upper clip of the decoded log-size deltas ``dw``/``dh`` (avoids exp overflow)."""
 
@@ -22,6 +24,7 @@ model must decode RPN deltas with them too). The box head uses ``cfg.model.box_w
 _MIN_SIZE = 1e-6  # sizes below this are treated as this inside log() during encoding
 
 
+@_no_autograph
 def box_area(boxes: tf.Tensor) -> tf.Tensor:
     """Area of ``boxes`` (..., 4) -> (...). Inverted boxes (x2 < x1 or y2 < y1) have area 0."""
     boxes = tf.convert_to_tensor(boxes, tf.float32)
@@ -30,6 +33,7 @@ def box_area(boxes: tf.Tensor) -> tf.Tensor:
     return w * h
 
 
+@_no_autograph
 def pairwise_iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """Intersection over union of every box of ``a`` with every box of ``b``.
 
@@ -59,6 +63,7 @@ def _centre_size(boxes):
     return boxes[..., 0] + 0.5 * w, boxes[..., 1] + 0.5 * h, w, h
 
 
+@_no_autograph
 def encode_boxes(boxes: tf.Tensor, anchors: tf.Tensor,
                  weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
     """Regression targets (dx, dy, dw, dh) of ``boxes`` relative to ``anchors``.
@@ -84,6 +89,7 @@ def encode_boxes(boxes: tf.Tensor, anchors: tf.Tensor,
                      wh * tf.math.log(tf.maximum(bh, _MIN_SIZE) / ah)], axis=-1)
 
 
+@_no_autograph
 def decode_boxes(deltas: tf.Tensor, anchors: tf.Tensor,
                  weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
     """Inverse of :func:`encode_boxes`: deltas (..., 4) + anchors (..., 4) -> boxes (..., 4).
@@ -106,6 +112,7 @@ def decode_boxes(deltas: tf.Tensor, anchors: tf.Tensor,
     return tf.stack([cx - 0.5 * w, cy - 0.5 * h, cx + 0.5 * w, cy + 0.5 * h], axis=-1)
 
 
+@_no_autograph
 def clip_boxes(boxes: tf.Tensor, image_shape) -> tf.Tensor:
     """Clip ``boxes`` (..., 4) to ``[0, width] x [0, height]``.
 

@@ -37,6 +37,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
+
 BACKEND_ENV = "MASKRCNN_BODY_OPS"
 BACKENDS = ("auto", "tf", "custom")
 
@@ -75,6 +77,7 @@ def _axis_weights(start, size_roi, bins: int, sr: int, extent):
     return tf.reshape(idx, [n, bins, 2 * sr]), tf.reshape(w, [n, bins, 2 * sr])
 
 
+@_no_autograph
 def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
                    boxes: tf.Tensor, output_size: OutputSize, sampling_ratio: int = 2,
                    aligned: bool = True) -> tf.Tensor:
@@ -155,6 +158,7 @@ def resolve_backend(backend: Optional[str] = None):
 
 
 # --------------------------------------------------------------------------- public ops
+@_no_autograph
 def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf.Tensor,
                          strides: Sequence[int], output_size: OutputSize, sampling_ratio: int = 2,
                          aligned: bool = True, backend: Optional[str] = None) -> tf.Tensor:
@@ -202,6 +206,7 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
     return tf.reshape(out, [b, r, out_h, out_w, c])
 
 
+@_no_autograph
 def roi_align(features: tf.Tensor, boxes: tf.Tensor, output_size: OutputSize, stride: int = 1,
               sampling_ratio: int = 2, aligned: bool = True) -> tf.Tensor:
     """Single-level RoIAlign (always pure TF): features (B, H, W, C), boxes (B, R, 4) in
@@ -213,6 +218,7 @@ def roi_align(features: tf.Tensor, boxes: tf.Tensor, output_size: OutputSize, st
                                 backend="tf")
 
 
+@_no_autograph
 def assign_levels(boxes: tf.Tensor, min_level: int, max_level: int, k0: int = 4,
                   canonical_size: float = 224.0) -> tf.Tensor:
     """FPN level of each box (Lin et al. eq. 1) as an index into ``[min_level..max_level]``.

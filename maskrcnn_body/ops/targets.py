@@ -13,6 +13,8 @@ from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
+_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
+
 from maskrcnn_body.ops.boxes import RPN_BOX_WEIGHTS, box_area, encode_boxes, pairwise_iou
 from maskrcnn_body.ops.roi_align import roi_align_flat
 
@@ -29,6 +31,7 @@ def _first_argmax(values: tf.Tensor, maxima: tf.Tensor, mask: Optional[tf.Tensor
     return tf.reduce_min(tf.where(hit, rows, g), axis=-2)
 
 
+@_no_autograph
 def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
           gt_valid: Optional[tf.Tensor] = None):
     """Match each of M boxes (anchors/proposals) to one of G GT boxes.
@@ -115,6 +118,7 @@ def _count(mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(mask, tf.int32), axis=-1)
 
 
+@_no_autograph
 def subsample_labels(labels: tf.Tensor, num_samples: int, positive_fraction: float, seed=None) -> tf.Tensor:
     """Keep at most ``num_samples`` labelled entries per row of ``labels`` (B, N) {1, 0, -1}:
     ``min(#pos, int(num_samples * positive_fraction))`` random positives and
@@ -142,6 +146,7 @@ class RpnTargets(NamedTuple):
     weights: tf.Tensor      # (B, N) float32 1 for sampled anchors (label >= 0), else 0
 
 
+@_no_autograph
 def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None) -> RpnTargets:
     """RPN targets for anchors (N, 4) (``ops.anchors`` order) and GT (B, P, 4) + num_gt (B,).
 
@@ -173,6 +178,7 @@ class SampledRois(NamedTuple):
     num_fg: tf.Tensor       # (B,) int32: foreground RoIs are rows [0, num_fg)
 
 
+@_no_autograph
 def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg,
                 proposal_valid: Optional[tf.Tensor] = None, seed=None) -> SampledRois:
     """Sample K = ``cfg.rois_per_image`` RoIs per image for the box/mask/keypoint heads.
@@ -230,6 +236,7 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
 
 
 # --------------------------------------------------------------------------- mask / keypoint targets
+@_no_autograph
 def mask_targets(rois: tf.Tensor, gt_boxes: tf.Tensor, gt_masks: tf.Tensor, matched_gt: tf.Tensor,
                  output_size: int, sampling_ratio: int = 2) -> tf.Tensor:
     """Binary mask targets of each RoI, cropped from its GT's box-frame mask.
@@ -278,6 +285,7 @@ def mask_targets(rois: tf.Tensor, gt_boxes: tf.Tensor, gt_masks: tf.Tensor, matc
     return tf.stop_gradient(tf.cast(crops >= 0.5, tf.float32))
 
 
+@_no_autograph
 def keypoint_targets(rois: tf.Tensor, keypoints: tf.Tensor, heatmap_size: int):
     """Keypoint R-CNN heatmap targets.
 
