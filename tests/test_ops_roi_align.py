@@ -124,9 +124,19 @@ def test_assign_levels():
 def test_backend_selection(monkeypatch):
     monkeypatch.setenv(RA.BACKEND_ENV, "tf")
     assert RA.resolve_backend() == ("tf", None)
-    with pytest.raises(ValueError, match="unknown ops backend"):
+    with pytest.raises(ValueError, match="cuda"):
         RA.resolve_backend("cuda")
-    if RA._load_custom() is None:
-        with pytest.raises(RuntimeError, match="not available"):
+    name, ops = RA.resolve_backend("auto")
+    assert name in ("tf", "custom") and (ops is None) == (name == "tf")
+    if name == "tf":
+        with pytest.raises(RuntimeError, match="compiled ops requested"):
             RA.resolve_backend("custom")
-        assert RA.resolve_backend("auto") == ("tf", None)
+
+
+def test_custom_backend_matches_tf_when_built():
+    name, _ = RA.resolve_backend("auto")
+    if name != "custom":
+        pytest.skip("compiled ops not built")
+    tf_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="tf").numpy()
+    custom_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="custom").numpy()
+    np.testing.assert_allclose(custom_out, tf_out, atol=1e-5)

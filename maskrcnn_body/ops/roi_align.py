@@ -26,9 +26,9 @@ for every RoI the 2*sr neighbour rows/columns of each output bin are gathered in
 weights. Peak extra memory is ``4 * N * S_h * S_w * sr^2 * C`` floats.
 
 Backends: ``backend=None`` reads the env variable ``MASKRCNN_BODY_OPS``: ``auto`` (default)
-uses the compiled op when ``maskrcnn_body.ops.custom.load()`` returns a library with a
-``multilevel_roi_align`` function, else pure TF; ``tf`` forces pure TF (export always uses
-this); ``custom`` requires the compiled op and raises if it is not built.
+uses the compiled op when ``maskrcnn_body.ops.custom.load()`` returns the loaded ops, else
+pure TF; ``tf`` forces pure TF (export always uses this); ``custom`` requires the compiled
+op and raises if it is not built. The compiled op supports square outputs only.
 """
 from __future__ import annotations
 
@@ -126,34 +126,29 @@ def _static_or_dynamic(t: tf.Tensor, axis: int):
 
 
 # --------------------------------------------------------------------------- backends
-def _load_custom():
-    """The compiled ops library (module) or None when ops/custom.py or the build is missing."""
+def _custom_module():
+    """``maskrcnn_body.ops.custom`` (the compiled-ops loader) or None if it is not installed."""
     try:
-        from maskrcnn_body.ops import custom  # written by the compiled-ops developer
+        from maskrcnn_body.ops import custom
     except ImportError:
         return None
-    lib = custom.load()
-    if lib is None or not hasattr(lib, "multilevel_roi_align"):
-        return None
-    return lib
+    return custom
 
 
 def resolve_backend(backend: Optional[str] = None):
-    """``(name, lib)``: the backend actually used ('tf' or 'custom') and the compiled library
-    (None for 'tf'). ``backend=None`` reads env ``MASKRCNN_BODY_OPS`` (default 'auto')."""
-    requested = backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")
-    requested = requested.strip().lower()
+    """``(name, ops)``: the backend actually used ('tf' or 'custom') and the loaded compiled
+    ops (``ops.custom.CustomOps``; None for 'tf'). ``backend=None`` reads env
+    ``MASKRCNN_BODY_OPS`` (default 'auto'); the switch itself is ``ops.custom.resolve_backend``."""
+    custom = _custom_module()
+    if custom is not None:
+        name = custom.resolve_backend(backend)
+        return name, (custom.load() if name == "custom" else None)
+    requested = (backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")).strip().lower()
     if requested not in BACKENDS:
-        raise ValueError(f"unknown ops backend {requested!r} (from {'argument' if backend else BACKEND_ENV}); "
-                         f"choose one of {BACKENDS}")
-    if requested == "tf":
-        return "tf", None
-    lib = _load_custom()
-    if lib is not None:
-        return "custom", lib
+        raise ValueError(f"backend {requested!r} is not one of {BACKENDS}")
     if requested == "custom":
-        raise RuntimeError(f"{BACKEND_ENV}=custom (or backend='custom') but the compiled RoIAlign op is not "
-                           "available: build libs/ (see README, compiled ops) or use backend 'tf'/'auto'.")
+        raise RuntimeError("compiled ops requested (MASKRCNN_BODY_OPS=custom or backend='custom') but "
+                           "maskrcnn_body/ops/custom.py is missing; use backend 'tf' or 'auto'")
     return "tf", None
 
 
@@ -179,9 +174,12 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
     out_h, out_w = _output_hw(output_size)
     name, lib = resolve_backend(backend)
     if name == "custom":
-        return lib.multilevel_roi_align(features, boxes, levels, strides=list(strides),
-                                        output_size=(out_h, out_w), sampling_ratio=int(sampling_ratio),
-                                        aligned=bool(aligned))
+        if out_h != out_w:
+            raise ValueError(f"the compiled RoIAlign supports square outputs only, got {(out_h, out_w)}; "
+                             "use backend='tf'")
+        out = lib.multilevel_roi_align(features, boxes, levels, strides=list(strides), output_size=out_h,
+                                       sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
+        return tf.cast(out, tf.float32)
     features = [tf.convert_to_tensor(f, tf.float32) for f in features]
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     levels = tf.clip_by_value(tf.cast(levels, tf.int32), 0, len(features) - 1)
