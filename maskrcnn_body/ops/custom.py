@@ -1,0 +1,156 @@
+"""Loader of the compiled custom ops built from ``libs/`` (``make``).
+
+``load()`` returns a :class:`CustomOps` whose functions have the Python signatures and the
+semantics of the pure-TF ops (``ops.roi_align.multilevel_roi_align``,
+``ops.boxes.pairwise_iou``, ``ops.targets.match``), or ``None`` when the library is not
+built or fails to load (the reason is logged once and kept in :func:`load_error`). The
+package never requires the library.
+
+``resolve_backend(backend)`` is the switch used by the dispatching ops
+(``ops.roi_align.resolve_backend`` delegates to it): ``backend`` None reads env
+``MASKRCNN_BODY_OPS`` (``auto`` default | ``tf`` | ``custom``); ``auto`` -> ``"custom"`` when
+the library loads else ``"tf"``; ``custom`` raises when it does not load. Export must pass
+``backend="tf"``.
+
+One deliberate difference: the compiled RoIAlign raises ``InvalidArgumentError`` for a
+level index outside ``[0, L)`` (CPU kernel), where the pure-TF op clips it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_maskrcnn_body_ops.so")
+ENV_VAR = "MASKRCNN_BODY_OPS"
+BACKENDS = ("auto", "tf", "custom")
+_COMPUTE_DTYPES = (tf.float32, tf.float64)
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_state = {"tried": False, "ops": None, "error": None}
+
+
+class CustomOps:
+    """The compiled ops with the pure-TF functions' signatures (see docs/DESIGN.md "Ops").
+
+    Inputs of other float dtypes (float16, bfloat16) are computed in float32 and cast back.
+    """
+
+    def __init__(self, module):
+        self.module = module
+
+    def multilevel_roi_align(self, features: Sequence[tf.Tensor], boxes, levels,
+                             strides: Sequence[int], output_size: Union[int, Tuple[int, int]],
+                             sampling_ratio: int = 2, aligned: bool = True) -> tf.Tensor:
+        """RoIAlign over a feature pyramid.
+
+        features: L <= 8 tensors (B, H_l, W_l, C); boxes (B, R, 4) x1,y1,x2,y2 in image
+        pixels; levels (B, R) int32 index into ``features``; strides: L ints; output_size:
+        S or (S_h, S_w). Returns (B, R, S_h, S_w, C) in the features' dtype.
+        Differentiable with respect to ``features`` (not ``boxes``).
+        """
+        if isinstance(output_size, int):
+            out_h = out_w = output_size
+        else:
+            out_h, out_w = (int(v) for v in output_size)
+        features = [tf.convert_to_tensor(f) for f in features]
+        dtype = features[0].dtype
+        compute = dtype if dtype in _COMPUTE_DTYPES else tf.float32
+        out = self.module.multilevel_roi_align(
+            features=[tf.cast(f, compute) for f in features],
+            boxes=tf.cast(boxes, compute), levels=tf.cast(levels, tf.int32),
+            strides=[int(s) for s in strides], output_height=out_h, output_width=out_w,
+            sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
+        return tf.cast(out, dtype)
+
+    def pairwise_iou(self, a, b) -> tf.Tensor:
+        """IoU of a (..., N, 4) and b (..., M, 4) -> (..., N, M); leading dims broadcast."""
+        a = tf.convert_to_tensor(a)
+        dtype = a.dtype
+        compute = dtype if dtype in _COMPUTE_DTYPES else tf.float32
+        a = tf.cast(a, compute)
+        b = tf.cast(b, compute)
+        if a.shape.rank != b.shape.rank or a.shape.rank is None or a.shape.rank < 2:
+            raise ValueError(f"pairwise_iou expects a (..., N, 4) and b (..., M, 4) of equal rank, "
+                             f"got {a.shape} and {b.shape}")
+        if a.shape.rank > 2 and a.shape[:-2] != b.shape[:-2]:
+            lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
+            a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
+            b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
+        return tf.cast(self.module.box_pairwise_iou(a, b), dtype)
+
+    def match(self, iou, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
+              gt_valid=None):
+        """iou (..., G, M) (+ gt_valid (..., G) bool, default all True) -> (matched_gt
+        (..., M) int32, labels (..., M) int32 in {1 pos, 0 neg, -1 ignore})."""
+        iou = tf.convert_to_tensor(iou)
+        if iou.dtype not in _COMPUTE_DTYPES:
+            iou = tf.cast(iou, tf.float32)
+        if gt_valid is None:
+            gt_valid = tf.ones(tf.shape(iou)[:-1], tf.bool)
+        return self.module.box_match(
+            iou, tf.cast(gt_valid, tf.bool), pos_iou=float(pos_iou), neg_iou=float(neg_iou),
+            allow_low_quality=bool(allow_low_quality))
+
+
+def _register_gradients(module) -> None:
+    """Gradient of the RoIAlign op w.r.t. features; None for boxes and levels."""
+
+    @tf.RegisterGradient("MultilevelRoiAlign")
+    def _roi_align_grad(op, grad):  # pylint: disable=unused-variable
+        n = op.get_attr("N")
+        grads = module.multilevel_roi_align_grad(
+            features=op.inputs[:n], boxes=op.inputs[n], levels=op.inputs[n + 1], grad=grad,
+            strides=op.get_attr("strides"), output_height=op.get_attr("output_height"),
+            output_width=op.get_attr("output_width"), sampling_ratio=op.get_attr("sampling_ratio"), aligned=op.get_attr("aligned"))
+        return list(grads) + [None, None]
+
+    for name in ("MultilevelRoiAlignGrad", "BoxPairwiseIou", "BoxMatch"):
+        tf.no_gradient(name)
+
+
+def load() -> Optional[CustomOps]:
+    """The compiled ops, or None when ``LIBRARY_PATH`` is missing or fails to load."""
+    with _lock:
+        if not _state["tried"]:
+            _state["tried"] = True
+            if not os.path.exists(LIBRARY_PATH):
+                _state["error"] = (f"{LIBRARY_PATH} not found; run `make` at the repository root "
+                                   "to build the compiled ops (using the pure-TF ops)")
+                _log.info("custom ops not loaded: %s", _state["error"])
+            else:
+                try:
+                    module = tf.load_op_library(LIBRARY_PATH)
+                    _register_gradients(module)
+                    _state["ops"] = CustomOps(module)
+                except Exception as e:  # noqa: BLE001 - any load failure means "use pure TF"
+                    _state["error"] = (f"failed to load {LIBRARY_PATH}: {e}; rebuild with `make` "
+                                       "for this TensorFlow (using the pure-TF ops)")
+                    _log.warning("custom ops not loaded: %s", _state["error"])
+        return _state["ops"]
+
+
+def load_error() -> Optional[str]:
+    """Why :func:`load` returned None (None when it loaded or was not tried)."""
+    return _state["error"]
+
+
+def resolve_backend(backend: Optional[str] = None) -> str:
+    """``"custom"`` or ``"tf"`` for ``backend`` in BACKENDS (None: env ``MASKRCNN_BODY_OPS``)."""
+    name = backend if backend is not None else os.environ.get(ENV_VAR, "auto")
+    name = name.strip().lower()
+    if name not in BACKENDS:
+        source = "backend" if backend is not None else f"env {ENV_VAR}"
+        raise ValueError(f"{source}={name!r} is not one of {BACKENDS}")
+    if name == "tf":
+        return "tf"
+    if load() is not None:
+        return "custom"
+    if name == "custom":
+        raise RuntimeError(f"compiled ops requested ({ENV_VAR}=custom or backend='custom') but "
+                           f"not available: {load_error()}")
+    return "tf"
