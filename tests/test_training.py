@@ -2,6 +2,7 @@
 restore, precision policies and the mirrored strategy (stand-in model, a few steps each)."""
 import glob
 import os
+import signal
 
 import keras
 import numpy as np
@@ -11,7 +12,7 @@ import tensorflow as tf
 from maskrcnn_body.training import checkpoints, schedules
 from maskrcnn_body.training import testing as T
 from maskrcnn_body.training.faults import TrainingDivergedError
-from maskrcnn_body.training.trainer import Trainer
+from maskrcnn_body.training.trainer import Hook, Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -157,3 +158,15 @@ def test_mirrored_strategy_one_cpu_replica(tmp_path):
     assert isinstance(tr.model.weights[0].value, tf.distribute.DistributedValues)
     result = tr.train()
     assert result.step == 2 and result.skipped_steps == 0 and np.isfinite(result.logs["total"])
+
+
+def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
+    cfg = T.tiny_config(max_steps=50, checkpoint_every=0)
+    kill = Hook(3, lambda step: os.kill(os.getpid(), signal.SIGTERM))
+    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+                 hooks=[kill], progress=False)
+    before = signal.getsignal(signal.SIGTERM)
+    result = tr.train()
+    assert (result.stopped_by, result.step) == ("SIGTERM", 3)
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-3")
+    assert signal.getsignal(signal.SIGTERM) == before   # our handler is removed again

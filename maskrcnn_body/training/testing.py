@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 
@@ -120,8 +119,7 @@ def main(argv=None) -> int:
     from maskrcnn_body.training.trainer import Hook, Trainer
     strategy = distribute.make_strategy(a.strategy)
     cfg = tiny_config(max_steps=a.max_steps, checkpoint_every=a.checkpoint_every)
-    cfg.train.batch_size = 2 * strategy.num_replicas_in_sync * max(
-        len(json.loads(os.environ.get("TF_CONFIG", "{}") or "{}").get("cluster", {}).get("worker", [0])), 1)
+    cfg.train.batch_size = 2 * strategy.num_replicas_in_sync
     data = make_batches(16, cfg.input.pad_size)
     hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
     trainer = Trainer(cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy,
