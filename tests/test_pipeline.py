@@ -76,6 +76,19 @@ def test_parse_matches_numpy_decoder():
     assert ex["source_id"].numpy() == b"scene" and ex["dataset"].numpy() == b"synthetic"
 
 
+@pytest.mark.parametrize("key,values,kind,msg", [
+    ("schema/version", [2], "int64_list", "schema/version: is 2, this package reads 1"),
+    ("person/parts_valid", [1] * 13, "int64_list", "person/parts_valid: has 13 values, expected 7 * person/count = 14"),
+    ("image/width", [65], "int64_list", "image/encoded: decodes to 48x64 (h x w), image/height x image/width is 48x65"),
+    ("person/parts_png", [b"nope", b"nope"], "bytes_list", "person/parts_png[0]: is not a PNG file"),
+])
+def test_parse_errors_name_the_field(key, values, kind, msg):
+    bad = _tamper(schema.encode_example(_scene(1, "rec9")), key, values, kind)
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        pipeline.parse_example(tf.constant(bad), "shard3.tfrecord")
+    assert msg in e.value.message and "(record rec9 in shard3.tfrecord)" in e.value.message
+
+
 def test_flip_twice_is_identity():
     ex = _parse(_scene(n_small=2, parts_valid=(1, 1, 0, 1, 0, 0, 1)))
     twice = augment.flip_example(augment.flip_example(ex))

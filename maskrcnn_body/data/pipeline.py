@@ -119,10 +119,13 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
     ``boxes`` float32 (N, 4) pixel-edge x1, y1, x2, y2; ``parts_valid`` int32 (N, 7);
     ``keypoints`` float32 (N, 15, 3); ``source_id`` and ``dataset`` string scalars.
 
-    Raises ``tf.errors.InvalidArgumentError`` naming the field when a value count does not
-    match ``person/count``, a PNG/JPEG does not decode or has the wrong size or channels.
+    Raises ``tf.errors.InvalidArgumentError`` naming the field when ``schema/version`` is not
+    supported, a value count does not match ``person/count``, or a PNG/JPEG is not one or has
+    the wrong size or channels.
     """
-    f = tf.io.parse_single_example(serialized, schema.tf_features())
+    features = dict(schema.tf_features())
+    features["schema/version"] = tf.io.FixedLenFeature([], tf.int64, default_value=schema.SCHEMA_VERSION)
+    f = tf.io.parse_single_example(serialized, features)
     sid = f["image/source_id"]
     ctx = dict(record=sid, where=where)
     n = tf.cast(f["person/count"], tf.int32)
@@ -134,6 +137,9 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
     kps = f["person/keypoints"].values
     nk = C.NUM_KEYPOINTS * 3
     checks = [
+        _require(tf.equal(f["schema/version"], schema.SCHEMA_VERSION), "schema/version",
+                 "is {}, this package reads {}; upgrade the records or the package", f["schema/version"],
+                 schema.SCHEMA_VERSION, **ctx),
         _require(n >= 0, "person/count", "is {}, must be >= 0", n, **ctx),
         _require(tf.logical_and(height > 0, width > 0), "image/height,image/width", "{}x{} must be positive",
                  height, width, **ctx),
@@ -158,12 +164,12 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
 
     def decode_parts(i):
         data = pngs[i]
-        magic = _require(tf.equal(tf.strings.substr(data, 0, 8), schema.PNG_MAGIC), "person/parts_png",
-                         "[{}] is not a PNG file", i, **ctx)
+        magic = _require(tf.equal(tf.strings.substr(data, 0, 8), schema.PNG_MAGIC), "person/parts_png[{}]",
+                         "is not a PNG file", i, **ctx)
         with tf.control_dependencies([magic]):
             png = tf.io.decode_png(data, channels=0)
-        ok = _require(tf.reduce_all(tf.equal(tf.shape(png), [height, width, 1])), "person/parts_png",
-                      "[{}] decodes to {} (h x w x channels), expected {}x{}x1", i, tf.shape(png),
+        ok = _require(tf.reduce_all(tf.equal(tf.shape(png), [height, width, 1])), "person/parts_png[{}]",
+                      "decodes to {} (h x w x channels), expected {}x{}x1", i, tf.shape(png),
                       height, width, **ctx)
         with tf.control_dependencies([ok]):
             return tf.reshape(png, [height, width])
