@@ -47,7 +47,6 @@ def test_overlay_colours_parts_outlines_body_and_keeps_background():
     assert pasted[0, y, x, LEFT_ARM] and not draw._outline(pasted[0, ..., 0])[y, x]
     want = (1 - draw.PART_ALPHA) * img[y, x] + draw.PART_ALPHA * np.array(C.PART_COLOURS[LEFT_ARM])
     np.testing.assert_allclose(out[y, x], want, atol=1)
-    assert tuple(out[14 + 30, 6 + 12]) == draw.OUTLINE or tuple(out[49, 6 + 12]) == draw.OUTLINE
     assert tuple(out[49, 6 + 12]) == draw.OUTLINE           # bottom row of the right leg is on the outline
     np.testing.assert_array_equal(out[0, 0], d["image"][0, 0])  # background untouched
 
@@ -76,7 +75,7 @@ def test_side_by_side_layout_and_legend():
     legend = np.asarray(both)[H * scale:]
     for colour in C.PART_COLOURS.values():
         assert (legend == colour).all(-1).any(), colour
-    # the ground-truth half shows no score labels: its box colour appears but no score text background
+    # perfect predictions: away from titles and score labels, both halves are the same picture
     left, right = np.asarray(both)[:H * scale, :W * scale], np.asarray(both)[:H * scale, W * scale + 4:]
     np.testing.assert_array_equal(left[H * scale // 2], right[H * scale // 2])  # perfect prediction == GT row
 

@@ -14,7 +14,8 @@ import pytest
 
 from maskrcnn_body import constants as C
 from maskrcnn_body.data.schema import unpack_channels
-from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, run_metrics, synthetic
+from maskrcnn_body.evaluation import (dumps, evaluate, keypoints, matching, paste, prepared, run_metrics,
+                                      synthetic)
 from maskrcnn_body.evaluation.parsing import average_precision
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -91,6 +92,24 @@ def test_part_label_map_overlaps():
     np.testing.assert_array_equal(paste.part_label_map(a, [0.5, 0.9])[0], [3, 6, paste.BODY_ONLY])
     np.testing.assert_array_equal(paste.part_label_map(a)[0], [3, paste.BODY_ONLY, paste.BODY_ONLY])
     np.testing.assert_array_equal(paste.part_label_map(a[:0])[0], [0, 0, 0])
+
+
+def test_channel_overlaps_and_areas_match_brute_force():
+    rng = np.random.default_rng(5)
+    gt = rng.integers(0, 128, (3, 10, 12), dtype=np.uint8)
+    pred = rng.integers(0, 128, (10, 12), dtype=np.uint8)
+    inter, inter_flip = prepared.channel_overlaps(gt, pred)
+    g, p = unpack_channels(gt), unpack_channels(pred)
+    np.testing.assert_array_equal(inter, (g & p[None]).sum(axis=(1, 2)))
+    np.testing.assert_array_equal(inter_flip, (g[..., list(C.CHANNEL_FLIP_PERM)] & p[None]).sum(axis=(1, 2)))
+    np.testing.assert_array_equal(prepared.channel_areas(gt), g.sum(axis=(1, 2)))
+
+
+def test_pasted_crop_window_pads_and_clips():
+    crop = paste.PastedCrop(2, 3, np.arange(6, dtype=np.float32).reshape(2, 3, 1))
+    win = crop.window(1, 3, 4, 8)[..., 0]   # rows 1-2, columns 4-7: one row/two columns overlap
+    np.testing.assert_array_equal(win, [[0, 0, 0, 0], [1, 2, 0, 0]])
+    assert crop.full(5, 7)[..., 0].sum() == 15
 
 
 # --------------------------------------------------------------------------- dumps

@@ -76,8 +76,9 @@ class LegacyMetric:
                 continue
             g = int(np.argmax(img.box_iou[r]))
             valid = img.gt_valid[g]
-            x1, y1, x2, y2 = np.maximum(ib[r], 0)
-            pred = paste.binarize(img.probs[r].full(img.height, img.width), MASK_THRESHOLD)[y1:y2, x1:x2]
+            x1, x2 = np.clip(ib[r, [0, 2]], 0, img.width)
+            y1, y2 = np.clip(ib[r, [1, 3]], 0, img.height)
+            pred = paste.binarize(img.probs[r].window(y1, y2, x1, x2), MASK_THRESHOLD)
             gt = img.gt[g, y1:y2, x1:x2]
             hit = img.box_iou[r, g] > BOX_IOU
             if valid.any():

@@ -43,7 +43,7 @@ def xywh(box) -> list:
 def _rle(masks_hwn: np.ndarray) -> list:
     """bool (H, W, N) -> N COCO RLEs."""
     from pycocotools import mask as mask_utils
-    return mask_utils.encode(np.asfortranarray(masks_hwn.astype(np.uint8)))
+    return mask_utils.encode(np.asfortranarray(masks_hwn, dtype=np.uint8))
 
 
 def _bbox(rle) -> list:
@@ -108,7 +108,10 @@ class BoxMaskAP:
         for r, crop in enumerate(img.pred):
             if not img.pred_area[r].any():
                 continue
-            rles = _rle(crop.full(h, w))
+            full = np.zeros((h, w, nc), np.uint8, order="F")
+            ch, cw = crop.values.shape[:2]
+            full[crop.y0:crop.y0 + ch, crop.x0:crop.x0 + cw] = crop.values
+            rles = _rle(full)
             for k in np.flatnonzero(img.pred_area[r]):
                 self.masks.add_dt(image_id=mid, category_id=channel_category(int(k)), segmentation=rles[k],
                                   area=float(img.pred_area[r, k]), bbox=_bbox(rles[k]),

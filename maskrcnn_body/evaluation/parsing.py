@@ -72,10 +72,7 @@ class ParsingMetrics:
     def label_maps(self, img: PreparedImage):
         """(prediction, ground truth) int32 (H, W) maps: 0 background, 1..6 parts, 255 ignore (GT)."""
         keep = np.flatnonzero(img.scores >= self.score_threshold)
-        pred = np.zeros((len(keep), img.height, img.width, C.NUM_CHANNELS), bool)
-        for i, r in enumerate(keep):
-            pred[i] = img.pred[r].full(img.height, img.width)
-        pred_map = paste.part_label_map(pred, img.scores[keep])
+        pred_map = paste.crops_label_map([img.pred[r] for r in keep], img.scores[keep], img.height, img.width)
         pred_map[pred_map == paste.BODY_ONLY] = 0
         gt_map = paste.part_label_map(img.gt & img.gt_valid[:, None, None, :])
         gt_map[gt_map == paste.BODY_ONLY] = IGNORE

@@ -48,12 +48,19 @@ class PastedCrop(NamedTuple):
     x0: int
     values: np.ndarray  # (h, w, C): float32 probabilities or bool masks
 
+    def window(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """The values over the image window ``[y0, y1) x [x0, x1)`` (zeros outside the crop)."""
+        out = np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)) + self.values.shape[2:], self.values.dtype)
+        h, w = self.values.shape[:2]
+        ya, yb = max(y0, self.y0), min(y1, self.y0 + h)
+        xa, xb = max(x0, self.x0), min(x1, self.x0 + w)
+        if ya < yb and xa < xb:
+            out[ya - y0:yb - y0, xa - x0:xb - x0] = self.values[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0]
+        return out
+
     def full(self, height: int, width: int) -> np.ndarray:
         """The crop placed in a zero (height, width, C) array of the crop's dtype."""
-        out = np.zeros((height, width) + self.values.shape[2:], self.values.dtype)
-        h, w = self.values.shape[:2]
-        out[self.y0:self.y0 + h, self.x0:self.x0 + w] = self.values
-        return out
+        return self.window(0, height, 0, width)
 
 
 def _pixel_range(lo: float, hi: float, size: int):
@@ -116,10 +123,14 @@ def paste_probabilities(masks: np.ndarray, boxes: np.ndarray, height: int, width
         if ye <= ys or xe <= xs or x2 <= x1 or y2 <= y1:
             out.append(PastedCrop(ys, xs, np.zeros((0, 0, c), np.float32)))
             continue
-        wy = _interp_matrix(ys, ye, y1, y2, m)                      # (h, M)
-        wx = _interp_matrix(xs, xe, x1, x2, m)                      # (w, M)
-        rows = (wy @ mask.astype(np.float32).reshape(m, m * c)).reshape(ye - ys, m, c)
-        vals = np.matmul(rows.transpose(0, 2, 1), wx.T).transpose(0, 2, 1)  # (h, w, C)
+        h, w = ye - ys, xe - xs
+        wy = _interp_matrix(ys, ye, y1, y2, m)                                  # (h, M)
+        wx = _interp_matrix(xs, xe, x1, x2, m)                                  # (w, M)
+        # two plain 2-D GEMMs (channels first), then back to channels last
+        chw = np.ascontiguousarray(mask.astype(np.float32).transpose(2, 0, 1))  # (C, M, M)
+        cols = (chw.reshape(c * m, m) @ wx.T).reshape(c, m, w)                  # x resized
+        cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(m, c * w)
+        vals = (wy @ cols).reshape(h, c, w).transpose(0, 2, 1)                  # (h, w, C)
         out.append(PastedCrop(ys, xs, np.ascontiguousarray(vals)))
     return out
 
@@ -154,6 +165,31 @@ def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
     return out
 
 
+def person_part_labels(channels: np.ndarray) -> np.ndarray:
+    """int32 (..., H, W) labels of one person's bool (..., H, W, 7) channels: 0 outside the body,
+    the :data:`PART_PRIORITY` winner among set part channels, else :data:`BODY_ONLY`."""
+    channels = np.asarray(channels, bool)
+    labels = np.where(channels[..., C.BODY], BODY_ONLY, 0).astype(np.int32)
+    for k in reversed(PART_PRIORITY):                              # last write = highest priority
+        labels[channels[..., k] & channels[..., C.BODY]] = k
+    return labels
+
+
+def crops_label_map(crops: Sequence[PastedCrop], scores: Optional[Sequence[float]], height: int,
+                    width: int) -> np.ndarray:
+    """:func:`part_label_map` of people given as bool :class:`PastedCrop` s (memory-light)."""
+    labels = np.zeros((height, width), np.int32)
+    order = range(len(crops)) if scores is None else np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    for r in order:
+        p = crops[r]
+        h, w = p.values.shape[:2]
+        region = labels[p.y0:p.y0 + h, p.x0:p.x0 + w]               # a view: painted in place
+        mine = person_part_labels(p.values)
+        free = (region == 0) & (mine > 0)
+        region[free] = mine[free]
+    return labels
+
+
 def part_label_map(pasted: np.ndarray, scores: Optional[Sequence[float]] = None) -> np.ndarray:
     """Multi-person part label map from per-person channel masks.
 
@@ -170,19 +206,7 @@ def part_label_map(pasted: np.ndarray, scores: Optional[Sequence[float]] = None)
     pasted = np.asarray(pasted, bool)
     if pasted.ndim != 4 or pasted.shape[-1] != C.NUM_CHANNELS:
         raise ValueError(f"pasted must be (R, H, W, {C.NUM_CHANNELS}), got shape {pasted.shape}")
-    r, h, w, _ = pasted.shape
-    if r == 0:
-        return np.zeros((h, w), np.int32)
-    order = np.arange(r) if scores is None else np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    ordered = pasted[order]
-    body = ordered[..., C.BODY]                                    # (R, H, W)
-    owner = np.argmax(body, axis=0)                                # first (best) person covering
-    mine = np.take_along_axis(ordered, owner[None, :, :, None], axis=0)[0]  # (H, W, 7)
-    has_body = body.any(axis=0)
-    labels = np.where(has_body, BODY_ONLY, 0).astype(np.int32)
-    for k in reversed(PART_PRIORITY):                              # last write = highest priority
-        labels[mine[..., k] & has_body] = k
-    return labels
+    return crops_label_map([PastedCrop(0, 0, m) for m in pasted], scores, *pasted.shape[1:3])
 
 
 def crop_masks(channels: np.ndarray, boxes: np.ndarray, mask_size: int) -> np.ndarray:

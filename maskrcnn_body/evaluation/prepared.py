@@ -7,7 +7,7 @@ from typing import Dict, List
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data.schema import unpack_channels
+from maskrcnn_body.data.schema import pack_channels, unpack_channels
 from maskrcnn_body.evaluation import matching, paste
 
 
@@ -59,30 +59,58 @@ class PreparedImage:
         return np.where(union > 0, self.inter / np.maximum(union, 1), 0.0)
 
 
+_BITS = unpack_channels(np.arange(1 << C.NUM_CHANNELS, dtype=np.uint8)).astype(np.int64)  # (128, 7)
+_NCODES = 1 << C.NUM_CHANNELS
+
+
+def channel_areas(codes: np.ndarray) -> np.ndarray:
+    """int64 (N, 7) pixel count per channel of N uint8 bit-field maps (N, ...)."""
+    codes = np.asarray(codes, np.uint8).reshape(len(codes), -1) & (_NCODES - 1)
+    offset = np.arange(len(codes), dtype=np.int64)[:, None] * _NCODES
+    hist = np.bincount((codes + offset).ravel(), minlength=len(codes) * _NCODES).reshape(-1, _NCODES)
+    return hist @ _BITS
+
+
+def channel_overlaps(gt_codes: np.ndarray, pred_codes: np.ndarray):
+    """Per-channel intersections of G ground-truth bit fields (G, h, w) with one predicted bit
+    field (h, w) over the same window: ``(|gt_k & pred_k|, |gt_flip(k) & pred_k|)``, int64 (G, 7) each.
+
+    One joint histogram of (gt code, pred code) pairs per person, then bit tables: linear in the
+    window size whatever the number of channels.
+    """
+    g = len(gt_codes)
+    joint = (gt_codes.astype(np.int64) & (_NCODES - 1)) * _NCODES + pred_codes
+    joint += np.arange(g, dtype=np.int64)[:, None, None] * _NCODES * _NCODES
+    hist = np.bincount(joint.ravel(), minlength=g * _NCODES * _NCODES).reshape(g, _NCODES, _NCODES)
+    per_gt_code = hist @ _BITS                                               # (G, 128 gt codes, 7 pred bits)
+    inter = np.einsum("gak,ak->gk", per_gt_code, _BITS)
+    inter_flip = np.einsum("gak,ak->gk", per_gt_code, _BITS[:, list(C.CHANNEL_FLIP_PERM)])
+    return inter, inter_flip
+
+
 def prepare(dump: Dict[str, object]) -> PreparedImage:
     """Pastes the detections (``paste`` rules) and intersects them with the ground truth."""
     h, w = dump["image"].shape[:2]
     probs = paste.paste_probabilities(dump["masks"], dump["boxes"], h, w)
     pred = [paste.PastedCrop(p.y0, p.x0, paste.binarize(p.values)) for p in probs]
-    gt = unpack_channels(dump["gt_parts"])                                    # (G, H, W, 7)
-    gt_flip = gt[..., list(C.CHANNEL_FLIP_PERM)]
-    r, g = len(pred), gt.shape[0]
+    gt_parts = np.asarray(dump["gt_parts"], np.uint8)
+    r, g = len(pred), len(gt_parts)
     inter = np.zeros((r, g, C.NUM_CHANNELS), np.int64)
     inter_flip = np.zeros_like(inter)
     pred_area = np.zeros((r, C.NUM_CHANNELS), np.int64)
     for i, p in enumerate(pred):
         ph, pw = p.values.shape[:2]
-        pred_area[i] = p.values.sum(axis=(0, 1))
-        region = (slice(None), slice(p.y0, p.y0 + ph), slice(p.x0, p.x0 + pw))
-        inter[i] = (gt[region] & p.values[None]).sum(axis=(1, 2))
-        inter_flip[i] = (gt_flip[region] & p.values[None]).sum(axis=(1, 2))
+        codes = pack_channels(p.values)                                       # (h, w) uint8
+        pred_area[i] = channel_areas(codes[None])[0]
+        if g:
+            inter[i], inter_flip[i] = channel_overlaps(gt_parts[:, p.y0:p.y0 + ph, p.x0:p.x0 + pw], codes)
     return PreparedImage(
         source_id=str(dump["source_id"]), height=h, width=w,
         scores=np.asarray(dump["scores"], np.float64), boxes=np.asarray(dump["boxes"], np.float64),
         keypoints=np.asarray(dump["keypoints"], np.float64), probs=probs, pred=pred,
         gt_boxes=np.asarray(dump["gt_boxes"], np.float64),
         gt_keypoints=np.asarray(dump["gt_keypoints"], np.float64),
-        gt=gt, gt_valid=np.asarray(dump["gt_valid"]) != 0,
-        pred_area=pred_area, gt_area=gt.sum(axis=(1, 2)).astype(np.int64),
+        gt=unpack_channels(gt_parts), gt_valid=np.asarray(dump["gt_valid"]) != 0,
+        pred_area=pred_area, gt_area=channel_areas(gt_parts) if g else np.zeros((0, C.NUM_CHANNELS), np.int64),
         inter=inter, inter_flip=inter_flip,
         box_iou=matching.box_iou(dump["boxes"], dump["gt_boxes"]))
