@@ -1,0 +1,90 @@
+"""Model predictions -> evaluation dumps (the TensorFlow side of evaluation).
+
+``write_dumps`` runs ``model.detect`` over validation records through the non-training input
+pipeline (same resizing as training), maps boxes and keypoints back to original-image pixels
+(``original = resized / scale``) and writes one ``evaluation.dumps`` ``.npz`` per image with the
+record's full-resolution ground truth. ``evaluate_model`` then runs ``evaluation.runner``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import weakref
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from maskrcnn_body.data import pipeline, schema
+from maskrcnn_body.data.writer import iterate_records
+
+
+_DETECT_FNS = weakref.WeakKeyDictionary()
+
+
+def detect_fn(model):
+    """``tf.function`` of ``model.detect`` (inference mode), cached per model: traced once."""
+    fn = _DETECT_FNS.get(model)
+    if fn is None:
+        fn = _DETECT_FNS[model] = tf.function(lambda images, shape: model.detect(images, shape, training=False))
+    return fn
+
+
+def _ground_truth(patterns, skip_corrupt: bool) -> Dict[str, dict]:
+    """``source_id -> dump ground-truth arrays`` for every record (full resolution)."""
+    out = {}
+    for path, i, rec in iterate_records(patterns, skip_corrupt=skip_corrupt):
+        try:
+            r = schema.decode_example(rec, f"{path}#{i}", decode_image=True)
+        except schema.RecordError:
+            if skip_corrupt:
+                continue
+            raise
+        n, (h, w) = len(r.persons), (r.height, r.width)
+        out[r.source_id] = {
+            "image": r.decode_image(),
+            "gt_boxes": np.asarray([p.bbox for p in r.persons], np.float32).reshape(n, 4),
+            "gt_parts": np.asarray([p.parts for p in r.persons], np.uint8).reshape(n, h, w),
+            "gt_valid": np.asarray([p.parts_valid for p in r.persons], np.uint8).reshape(n, 7),
+            "gt_keypoints": np.asarray([p.keypoints for p in r.persons], np.float32).reshape(n, 15, 3),
+        }
+    return out
+
+
+def predict_dumps(model, patterns, cfg, batch_size: int = 4,
+                  max_images: Optional[int] = None) -> Iterator[dict]:
+    """Yields dump dicts (``evaluation.dumps`` keys) for the first ``max_images`` records."""
+    gt = _ground_truth(patterns, cfg.input.skip_corrupt)
+    ds = pipeline.build_dataset(patterns, cfg.input, batch_size, training=False)
+    if max_images:
+        ds = ds.unbatch().take(max_images).batch(batch_size)
+    detect = detect_fn(model)
+    for batch in ds:
+        det = {k: v.numpy() for k, v in detect(batch["images"], batch["image_shape"]).items()}
+        for j, sid in enumerate(batch["source_id"].numpy()):
+            sid = sid.decode()
+            n, s = int(det["num_detections"][j]), float(batch["scale"][j])
+            kp = det["keypoints"][j, :n].copy()
+            kp[..., :2] /= s
+            yield {"source_id": sid, "boxes": det["boxes"][j, :n] / s, "scores": det["scores"][j, :n],
+                   "masks": det["masks"][j, :n], "keypoints": kp, **gt[sid]}
+
+
+def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
+                max_images: Optional[int] = None) -> List[str]:
+    """Writes ``out_dir/<source_id>.npz`` per image; returns the paths."""
+    from maskrcnn_body.drawing.draw import safe_file_name
+    from maskrcnn_body.evaluation import dumps
+    paths = []
+    for d in predict_dumps(model, patterns, cfg, batch_size, max_images):
+        paths.append(dumps.write_dump(os.path.join(out_dir, safe_file_name(d["source_id"]) + ".npz"), **d))
+    return paths
+
+
+def evaluate_model(model, patterns, cfg, dump_dir: str, batch_size: int = 4,
+                   max_images: Optional[int] = None):
+    """Writes the dumps and returns ``evaluation.runner.EvaluationResult``."""
+    from maskrcnn_body.evaluation import runner
+    shutil.rmtree(dump_dir, ignore_errors=True)
+    write_dumps(model, patterns, cfg, dump_dir, batch_size, max_images)
+    return runner.evaluate_dir(dump_dir)
