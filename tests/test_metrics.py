@@ -184,6 +184,23 @@ def test_unannotated_channels_are_ignored_not_missed():
     assert sm["legacy"]["left_arm"] == pytest.approx(1.0) and sm["parsing"]["mIoU"] == pytest.approx(1.0)
 
 
+def test_legacy_metric_hand_case():
+    s1, s2 = scenes()
+    p = perfect(s1)
+    p1 = dict(p, boxes=np.concatenate([p["boxes"], [[44, 0, 94, 12], [45, 20, 75, 50], [0, 0, 96, 64]]]).astype(np.float32),
+              scores=np.array([0.9, 0.8, 0.9, 0.95, 0.3], np.float32),
+              masks=np.concatenate([p["masks"], np.ones((3, M, M, 7), np.float16)]),
+              keypoints=np.concatenate([p["keypoints"], np.zeros((3, 15, 3), np.float32)]))
+    # extra detections not counted: 50 x 12 = 600 px and 30 x 30 = 900 px boxes (area <= 1000),
+    # and the whole-image box (probability 0.3 <= 0.5); the two perfect people are good.
+    sm = evaluate([p1, perfect(s2)]).summary["legacy"]
+    assert sm["complete"] == pytest.approx(1.0)
+    p1["boxes"][2] = [40, 0, 96, 30]   # 56 x 30 = 1680 px, box IoU 0.32 with person 1: a counted miss
+    sm = evaluate([p1, perfect(s2)]).summary["legacy"]
+    for row in ("complete", "body", "head", "left_leg"):
+        assert sm[row] == pytest.approx((2 / 3 + 1) / 2), row
+
+
 # --------------------------------------------------------------------------- parity with pycocotools
 def _direct_cocoeval(gts, dts, iou_type):
     from pycocotools.coco import COCO
