@@ -1,4 +1,9 @@
 """Model building, output shapes, tracing, weight round trip and bad input (tiny sizes)."""
+import os
+
+# the compiled RoIAlign op is tested by the ops tests; here the pure-TF path (export path) is used
+os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
+
 import dataclasses
 
 import numpy as np
@@ -15,6 +20,7 @@ SIZE = 64
 
 def _cfg(keypoint_head="heatmap", **model):
     cfg = get_config("cpu_small")
+    cfg.input.min_size = cfg.input.max_size = SIZE
     cfg.model.keypoint_head = keypoint_head
     cfg.model.rpn_pre_nms_topk_test = 50
     cfg.model.rpn_post_nms_topk_test = 20
@@ -139,3 +145,51 @@ def test_keypoint_heatmap_loss_prefers_the_target_cell():
     good = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 9, np.int32), w).numpy()
     bad = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 0, np.int32), w).numpy()
     assert good < 1e-3 < 5 < bad
+
+
+def _hand_batch(num_gt, box):
+    """One 64x64 image with a bright 'person' rectangle; GT row 0 = ``box``."""
+    img = np.zeros((1, SIZE, SIZE, 3), np.float32)
+    img[0, 10:50, 20:40] = 200.0
+    boxes = np.zeros((1, 3, 4), np.float32)
+    boxes[0, 0] = box
+    kps = np.zeros((1, 3, 15, 3), np.float32)
+    kps[0, 0, :, :2] = [30.0, 30.0]
+    kps[0, 0, :, 2] = 2
+    return {"images": img, "image_shape": np.array([[SIZE, SIZE]], np.int32),
+            "num_gt": np.array([num_gt], np.int32), "gt_boxes": boxes,
+            "gt_masks": np.ones((1, 3, 16, 16, 7), np.float32), "gt_parts_valid": np.ones((1, 3, 7), np.float32),
+            "gt_keypoints": kps}
+
+
+def test_losses_with_people_are_positive_and_finite(model):
+    losses = model.compute_losses(_hand_batch(1, [20, 10, 40, 50]))
+    assert set(losses) == {"rpn_class", "rpn_box", "class", "box", "mask", "keypoint", "total"}
+    for k, v in losses.items():
+        assert v.dtype == tf.float32 and v.shape == () and np.isfinite(v.numpy()), k
+    # the GT box is added to the RoIs, so there are always positives for the mask/keypoint heads
+    assert losses["mask"].numpy() > 0.1 and losses["keypoint"].numpy() > 0.1
+    w = model.cfg.model.loss_weights
+    np.testing.assert_allclose(losses["total"].numpy(),
+                               sum(w[k] * losses[k].numpy() for k in w), rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_gt, box", [(0, [0, 0, 0, 0]), (1, [30, 30, 30, 45])],
+                         ids=["no_people", "zero_area_box"])
+def test_losses_defined_without_usable_people(model, num_gt, box):
+    losses = {k: v.numpy() for k, v in model.compute_losses(_hand_batch(num_gt, box)).items()}
+    assert all(np.isfinite(v) for v in losses.values()), losses
+    # nothing to match: no positive anchors/RoIs, so the box/mask/keypoint terms are exactly 0
+    for k in ("rpn_box", "box", "mask", "keypoint"):
+        assert losses[k] == 0, (k, losses)
+    assert losses["rpn_class"] > 0 and losses["class"] > 0
+
+
+def test_losses_reject_nan_and_missing_keys(model):
+    batch = _hand_batch(1, [20, 10, 40, 50])
+    batch["images"][0, 1, 1, 0] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match="contains NaN"):
+        model.compute_losses(batch)
+    del batch["gt_masks"]
+    with pytest.raises(InputError, match="gt_masks"):
+        model.compute_losses(batch)

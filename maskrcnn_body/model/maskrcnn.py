@@ -74,7 +74,7 @@ class MaskRCNN(keras.Model):
         self.keypoint_head = None if m.keypoint_head == "none" else build_keypoint_head(m)
         self.roi_strides = [2 ** l for l in range(m.min_level, m.max_level + 1)]
         self.built = True
-        self._inference_model = None
+        object.__setattr__(self, "_inference_cache", None)  # untracked: it contains self
 
     # ------------------------------------------------------------------ shared pieces
     def _features(self, images, training) -> List[tf.Tensor]:
@@ -160,12 +160,15 @@ class MaskRCNN(keras.Model):
 
     @property
     def inference_model(self) -> keras.Model:
-        """Functional model (images (B, H, W, 3) float32, image_shape (B, 2) int32) -> detect dict."""
-        if self._inference_model is None:
-            images = keras.Input((None, None, 3), dtype="float32", name="images")
+        """Functional model (images (B, S, S, 3) float32, image_shape (B, 2) int32) -> detect dict,
+        S = ``cfg.input.pad_size`` (anchors are static, so the export has one input size)."""
+        if self._inference_cache is None:
+            s = self.cfg.input.pad_size
+            images = keras.Input((s, s, 3), dtype="float32", name="images")
             shape = keras.Input((2,), dtype="int32", name="image_shape")
-            self._inference_model = keras.Model([images, shape], self(images, shape), name="inference")
-        return self._inference_model
+            object.__setattr__(self, "_inference_cache",
+                               keras.Model([images, shape], self(images, shape), name="inference"))
+        return self._inference_cache
 
     # ------------------------------------------------------------------ training
     def compute_losses(self, batch: Dict[str, tf.Tensor], training: bool = True) -> Dict[str, tf.Tensor]:
