@@ -6,6 +6,7 @@ One PNG per record, named ``<index>_<dataset>_<source_id>.png``. Unannotated cha
 (``person/parts_valid`` = 0) are not drawn; joints are drawn where v > 0.
 """
 import os
+import sys
 
 from absl import app, flags
 
@@ -36,6 +37,13 @@ def visualize(records, out_dir: str, max_records: int = 0, min_size: int = 256) 
 
 def main(argv):
     del argv
+    try:
+        run()
+    except (FileNotFoundError, ValueError) as e:  # missing inputs, DumpError / RecordError
+        sys.exit(f"error: {e}")
+
+
+def run():
     paths = visualize(FLAGS.records, FLAGS.out_dir, FLAGS.max, FLAGS.min_size)
     print(f"wrote {len(paths)} pictures to {FLAGS.out_dir}")
 

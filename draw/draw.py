@@ -7,6 +7,7 @@ scores, skeletons; ``--side_by_side`` puts the ground truth on the left. Unless 
 ``pr_curves.png`` and ``part_ap.png`` (metrics of all dumps in DIR).
 """
 import os
+import sys
 
 from absl import app, flags
 
@@ -25,6 +26,13 @@ flags.DEFINE_bool("plots", True, "Also write pr_curves.png and part_ap.png (runs
 
 def main(argv):
     del argv
+    try:
+        run()
+    except (FileNotFoundError, ValueError) as e:  # missing inputs, DumpError / RecordError
+        sys.exit(f"error: {e}")
+
+
+def run():
     paths = dumps.list_dumps(FLAGS.dumps)
     if FLAGS.max:
         paths = paths[:FLAGS.max]

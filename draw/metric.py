@@ -6,6 +6,8 @@ Prints the tables (COCO box/mask AP per channel, parsing, keypoints, left/right 
 original's metric in its row order); ``--json`` writes the metrics JSON (format in
 ``maskrcnn_body/evaluation/report.py``); ``--plots_dir`` adds the PR curves and the per-part AP bar chart.
 """
+import sys
+
 from absl import app, flags
 
 from maskrcnn_body.evaluation import evaluate_dir, report
@@ -18,6 +20,13 @@ flags.DEFINE_string("plots_dir", None, "Write pr_curves.png and part_ap.png here
 
 def main(argv):
     del argv
+    try:
+        run()
+    except (FileNotFoundError, ValueError) as e:  # missing inputs, DumpError / RecordError
+        sys.exit(f"error: {e}")
+
+
+def run():
     result = evaluate_dir(FLAGS.dumps)
     print(report.format_report(result.summary, result.num_images))
     if FLAGS.json:
