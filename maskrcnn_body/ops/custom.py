@@ -27,17 +27,21 @@ import tensorflow as tf
 LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_maskrcnn_body_ops.so")
 ENV_VAR = "MASKRCNN_BODY_OPS"
 BACKENDS = ("auto", "tf", "custom")
-_COMPUTE_DTYPES = (tf.float32, tf.float64)
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state = {"tried": False, "ops": None, "error": None}
 
 
+def _compute_dtype(t: tf.Tensor) -> tf.DType:
+    return tf.float64 if t.dtype == tf.float64 else tf.float32
+
+
 class CustomOps:
     """The compiled ops with the pure-TF functions' signatures (see docs/DESIGN.md "Ops").
 
-    Inputs of other float dtypes (float16, bfloat16) are computed in float32 and cast back.
+    Like the pure-TF ops, inputs are computed and returned in float32 (float64 inputs stay
+    float64, which the gradient checks use).
     """
 
     def __init__(self, module):
@@ -50,7 +54,7 @@ class CustomOps:
 
         features: L <= 8 tensors (B, H_l, W_l, C); boxes (B, R, 4) x1,y1,x2,y2 in image
         pixels; levels (B, R) int32 index into ``features``; strides: L ints; output_size:
-        S or (S_h, S_w). Returns (B, R, S_h, S_w, C) in the features' dtype.
+        S or (S_h, S_w). Returns (B, R, S_h, S_w, C) float32 (float64 for float64 input).
         Differentiable with respect to ``features`` (not ``boxes``).
         """
         if isinstance(output_size, int):
@@ -58,20 +62,17 @@ class CustomOps:
         else:
             out_h, out_w = (int(v) for v in output_size)
         features = [tf.convert_to_tensor(f) for f in features]
-        dtype = features[0].dtype
-        compute = dtype if dtype in _COMPUTE_DTYPES else tf.float32
-        out = self.module.multilevel_roi_align(
+        compute = _compute_dtype(features[0])
+        return self.module.multilevel_roi_align(
             features=[tf.cast(f, compute) for f in features],
             boxes=tf.cast(boxes, compute), levels=tf.cast(levels, tf.int32),
             strides=[int(s) for s in strides], output_height=out_h, output_width=out_w,
             sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
-        return tf.cast(out, dtype)
 
     def pairwise_iou(self, a, b) -> tf.Tensor:
         """IoU of a (..., N, 4) and b (..., M, 4) -> (..., N, M); leading dims broadcast."""
         a = tf.convert_to_tensor(a)
-        dtype = a.dtype
-        compute = dtype if dtype in _COMPUTE_DTYPES else tf.float32
+        compute = _compute_dtype(a)
         a = tf.cast(a, compute)
         b = tf.cast(b, compute)
         if a.shape.rank != b.shape.rank or a.shape.rank is None or a.shape.rank < 2:
@@ -81,15 +82,14 @@ class CustomOps:
             lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
             a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
             b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
-        return tf.cast(self.module.box_pairwise_iou(a, b), dtype)
+        return self.module.box_pairwise_iou(a, b)
 
     def match(self, iou, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
               gt_valid=None):
         """iou (..., G, M) (+ gt_valid (..., G) bool, default all True) -> (matched_gt
         (..., M) int32, labels (..., M) int32 in {1 pos, 0 neg, -1 ignore})."""
         iou = tf.convert_to_tensor(iou)
-        if iou.dtype not in _COMPUTE_DTYPES:
-            iou = tf.cast(iou, tf.float32)
+        iou = tf.cast(iou, _compute_dtype(iou))
         if gt_valid is None:
             gt_valid = tf.ones(tf.shape(iou)[:-1], tf.bool)
         return self.module.box_match(
