@@ -48,6 +48,12 @@ class ModelConfig:
     backbone_weights: Optional[str] = None  # None | local .h5/.weights.h5 path | "imagenet"
     norm: str = "group"             # "group" | "frozen_bn" | "batch" | "sync_batch"
     group_norm_groups: int = 32
+    tiny_widths: Tuple[int, ...] = (32, 64, 128, 256)  # C2..C5 widths of the "tiny" backbone
+    # input normalisation inside the model: (image / 255 - pixel_mean) / pixel_std (RGB order,
+    # or BGR when input_bgr, e.g. Keras' caffe-style ImageNet weights)
+    pixel_mean: Tuple[float, float, float] = (0.485, 0.456, 0.406)
+    pixel_std: Tuple[float, float, float] = (0.229, 0.224, 0.225)
+    input_bgr: bool = False
     # FPN
     fpn_channels: int = 256
     min_level: int = 2
@@ -83,6 +89,7 @@ class ModelConfig:
     roi_sampling_ratio: int = 2
     roi_aligned: bool = True
     # mask head
+    head_norm: bool = True            # `norm` after each mask/keypoint head convolution
     mask_roi_size: int = 14
     mask_head_convs: int = 4
     mask_head_dim: int = 256
@@ -169,7 +176,8 @@ def _cpu_small() -> Config:
             rpn_pre_nms_topk_train=500, rpn_post_nms_topk_train=200,
             rpn_pre_nms_topk_test=300, rpn_post_nms_topk_test=100,
             rpn_batch_per_image=128, rois_per_image=64, box_head_dim=256,
-            mask_head_convs=2, mask_head_dim=64, mask_output_size=56, max_mask_rois_per_image=16,
+            mask_head_convs=2, mask_head_dim=64, mask_output_size=56, max_mask_rois_per_image=8,
+            roi_sampling_ratio=1,
             keypoint_head_convs=2, keypoint_head_dim=64, keypoint_heatmap_size=28,
             max_detections=20),
         train=TrainConfig(batch_size=4, max_steps=3000, optimizer="adamw", learning_rate=2e-3,
@@ -185,7 +193,7 @@ def _legacy() -> Config:
             norm="batch", anchor_scales=(1.0, 2.0, 4.0), aspect_ratios=(0.5, 1.0, 2.0),
             rpn_pos_iou=0.7, rpn_neg_iou=0.3, rois_per_image=80, roi_positive_fraction=0.25,
             box_weights=(10.0, 10.0, 5.0, 5.0), mask_roi_size=56, mask_output_size=112,
-            keypoint_head="regression"),
+            max_mask_rois_per_image=80, keypoint_head="regression"),
         train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.002, schedule="constant"))
 
 
