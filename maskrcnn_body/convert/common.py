@@ -221,14 +221,20 @@ def summary_path(out_prefix: str) -> str:
 
 
 def _convert_item(converter: Converter, item: Item) -> List[Tuple]:
-    """Runs one item (in a worker): ("record", serialized, n_persons) / ("skip", Skipped) tuples."""
+    """Runs one item (in a worker): ("record", ImageRecord, parts PNGs) / ("skip", Skipped) tuples.
+
+    The costly part (decoding, masks, PNG encoding of the parts) happens here; the cheap
+    ``tf.train.Example`` serialisation is left to the writing process, so workers never
+    import TensorFlow.
+    """
     out: List[Tuple] = []
     try:
         for r in converter.convert(item):
             if isinstance(r, Skipped):
                 out.append(("skip", r))
             else:
-                out.append(("record", schema.encode_example(r), len(r.persons)))
+                schema.validate_record(r)
+                out.append(("record", r, [schema.encode_png(p.parts) for p in r.persons]))
     except SkipItem as e:
         out.append(("skip", Skipped(item.key, str(e))))
     except Exception as e:  # any failure of one item is reported, never kills the run
@@ -304,22 +310,28 @@ def run_conversion(converter: Converter, out_prefix: str, num_shards: int = 1, n
             results = pool.imap(_worker, items, chunksize=1)
         else:
             results = (_convert_item(converter, it) for it in items)
-        with ShardedWriter(out_prefix, num_shards) as writer:
+        writer: Optional[ShardedWriter] = None  # opened at the first record (imports TensorFlow)
+        try:
             for done, outputs in enumerate(results, 1):
                 for out in outputs:
                     if out[0] == "skip":
                         _record_skip(summary, out[1], strict)
-                    else:
-                        writer.write(out[1])
-                        summary.images_written += 1
-                        summary.persons += out[2]
-                        summary.negative_images += out[2] == 0
+                        continue
+                    if writer is None:
+                        writer = ShardedWriter(out_prefix, num_shards)
+                    record, parts_png = out[1], out[2]
+                    writer.write(schema.encode_example(record, parts_png))
+                    summary.images_written += 1
+                    summary.persons += len(record.persons)
+                    summary.negative_images += not record.persons
                 bar.update(done, summary.images_written, len(summary.skipped))
             bar.update(len(items), summary.images_written, len(summary.skipped), force=True)
-            if summary.images_written == 0:
+        except BaseException:
+            if writer is not None:
                 writer.abort()
-            else:
-                summary.shards = writer.close()
+            raise
+        if writer is not None:
+            summary.shards = writer.close()
     finally:
         bar.finish()
         if pool is not None:
