@@ -193,3 +193,13 @@ def test_losses_reject_nan_and_missing_keys(model):
     del batch["gt_masks"]
     with pytest.raises(InputError, match="gt_masks"):
         model.compute_losses(batch)
+
+
+def test_legacy_preset_builds_the_original_heads():
+    """The 2017 hyper-parameters: 56x56 mask crops -> 112x112x7 masks, 30-output keypoint regression,
+    3 scales x 3 ratios per level."""
+    model = build_model(get_config("legacy"))
+    assert model.mask_head.input_shape == (None, 56, 56, 256)
+    assert model.mask_head.output_shape == (None, 112, 112, C.NUM_CHANNELS)
+    assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
+    assert model.rpn_head.output_shape[0][-1] == 9
