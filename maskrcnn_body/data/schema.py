@@ -195,7 +195,8 @@ def encode_example(record: ImageRecord, parts_png: Optional[Sequence[bytes]] = N
         "person/parts_valid": _ints(np.concatenate([p.parts_valid for p in record.persons]) if n else []),
         "person/keypoints": _floats(np.concatenate([p.keypoints.reshape(-1) for p in record.persons]) if n else []),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+    # deterministic=True: map fields are otherwise serialised in a per-process order
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(deterministic=True)
 
 
 def validate_record(record: ImageRecord) -> None:
