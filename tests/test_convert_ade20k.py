@@ -1,7 +1,6 @@
 """ADE20K converter: datumaro 2017 fixtures (synthetic 4x3), real 2021 fixtures, and the person-part
 mapping on SYNTHETIC images built with the real label encoding (the real fixtures' persons have no parts)."""
 import json
-import shutil
 
 import numpy as np
 import pytest

@@ -326,7 +326,4 @@ class Ade20kConverter(common.Converter):
                 persons.append(common.build_person(p.body, parts, valid))
             except common.SkipItem as e:
                 yield common.Skipped(key, str(e))
-        if not persons and not self.keep_negatives:
-            yield common.Skipped(item.key, "no persons", bad=False)
-            return
-        yield image.record(item.key, self.dataset, persons)
+        yield common.record_or_negative(image, item.key, item.key, self.dataset, persons, self.keep_negatives)

@@ -164,7 +164,4 @@ class ChalearnConverter(common.Converter):
                 ch = LIMB_CHANNELS[k]
                 parts[ch] = parts.get(ch, False) | mask
             persons.append(common.build_person(body, parts, common.ALL_VALID))
-        if not persons:
-            yield common.Skipped(item.key, "no persons", bad=False)
-            return
-        yield image.record(item.key, self.dataset, persons)
+        yield common.record_or_negative(image, item.key, item.key, self.dataset, persons)

@@ -148,8 +148,5 @@ class CocoConverter(common.Converter):
                 persons.append(common.build_person(body, None, common.BODY_ONLY, kp))
             except common.SkipItem as e:
                 yield common.Skipped(key, str(e))
-        if not persons and not self.keep_negatives:
-            yield common.Skipped(item.key, "no persons", bad=False)
-            return
         source_id = os.path.splitext(info["file_name"])[0]
-        yield image.record(source_id, self.dataset, persons)
+        yield common.record_or_negative(image, item.key, source_id, self.dataset, persons, self.keep_negatives)

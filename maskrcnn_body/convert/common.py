@@ -175,6 +175,15 @@ def build_person(body: np.ndarray, parts: Optional[Mapping[int, np.ndarray]] = N
     return schema.make_person(packed, channels_valid(valid), keypoints)
 
 
+def record_or_negative(image: SourceImage, key: str, source_id: str, dataset: str,
+                       persons: Sequence[schema.Person], keep_negatives: bool = False):
+    """The image's record, or ``Skipped(key, "no persons", bad=False)`` when it has no person
+    and negatives are not kept."""
+    if not persons and not keep_negatives:
+        return Skipped(key, "no persons", bad=False)
+    return image.record(source_id, dataset, persons)
+
+
 # --------------------------------------------------------------------------- running
 @dataclasses.dataclass
 class Summary:

@@ -118,7 +118,4 @@ class PascalPartConverter(common.Converter):
                 persons.append(common.build_person(obj["mask"] != 0, channels, valid))
             except common.SkipItem as e:
                 yield common.Skipped(key, str(e))
-        if not persons and not self.keep_negatives:
-            yield common.Skipped(name, "no persons", bad=False)
-            return
-        yield image.record(name, self.dataset, persons)
+        yield common.record_or_negative(image, name, name, self.dataset, persons, self.keep_negatives)
