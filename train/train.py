@@ -104,6 +104,8 @@ def ensure_synthetic_data(train, val) -> None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
+    import tensorflow as tf
+    tf.get_logger().setLevel("WARNING")     # TF's own INFO lines (checkpoint sharding, ...)
     from maskrcnn_body.training import distribute
     strategy = distribute.make_strategy(FLAGS.strategy)   # first: multi-worker needs that
     from maskrcnn_body.data import pipeline

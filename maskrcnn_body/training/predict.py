@@ -30,10 +30,13 @@ def detect_fn(model):
     return fn
 
 
-def _ground_truth(patterns, skip_corrupt: bool) -> Dict[str, dict]:
-    """``source_id -> dump ground-truth arrays`` for every record (full resolution)."""
+def _ground_truth(patterns, skip_corrupt: bool, limit: Optional[int] = None) -> Dict[str, dict]:
+    """``source_id -> dump ground-truth arrays`` (full resolution) for the first ``limit``
+    records in file order (the order of the non-training pipeline), or all."""
     out = {}
     for path, i, rec in iterate_records(patterns, skip_corrupt=skip_corrupt):
+        if limit is not None and len(out) >= limit:
+            break
         try:
             r = schema.decode_example(rec, f"{path}#{i}", decode_image=True)
         except schema.RecordError:
@@ -54,7 +57,7 @@ def _ground_truth(patterns, skip_corrupt: bool) -> Dict[str, dict]:
 def predict_dumps(model, patterns, cfg, batch_size: int = 4,
                   max_images: Optional[int] = None) -> Iterator[dict]:
     """Yields dump dicts (``evaluation.dumps`` keys) for the first ``max_images`` records."""
-    gt = _ground_truth(patterns, cfg.input.skip_corrupt)
+    gt = _ground_truth(patterns, cfg.input.skip_corrupt, max_images)
     ds = pipeline.build_dataset(patterns, cfg.input, batch_size, training=False)
     if max_images:
         ds = ds.unbatch().take(max_images).batch(batch_size)
@@ -63,6 +66,9 @@ def predict_dumps(model, patterns, cfg, batch_size: int = 4,
         det = {k: v.numpy() for k, v in detect(batch["images"], batch["image_shape"]).items()}
         for j, sid in enumerate(batch["source_id"].numpy()):
             sid = sid.decode()
+            if sid not in gt:
+                raise KeyError(f"{patterns}: record {sid!r} delivered by the pipeline has no ground truth "
+                               "(duplicate or unreadable source_id?)")
             n, s = int(det["num_detections"][j]), float(batch["scale"][j])
             kp = det["keypoints"][j, :n].copy()
             kp[..., :2] /= s
