@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Iterator, Tuple
 
 import numpy as np
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+from maskrcnn_body.serving import media
 
 
 class ServerError(RuntimeError):
@@ -59,51 +57,13 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def _content_type(path: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    return {".png": "image/png", ".bmp": "image/bmp", ".webp": "image/webp"}.get(ext, "image/jpeg")
-
-
 def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int = 1
                 ) -> Iterator[Tuple[str, bytes, str]]:
-    """Yields (name, encoded image bytes, content type) for image files, folders, videos, or a webcam."""
-    if webcam >= 0:
-        yield from _iter_video(webcam, f"webcam{webcam}", max_frames, frame_step)
-        return
-    for inp in inputs:
-        if os.path.isdir(inp):
-            for f in sorted(os.listdir(inp)):
-                if f.lower().endswith(IMAGE_EXTS):
-                    p = os.path.join(inp, f)
-                    yield p, open(p, "rb").read(), _content_type(p)
-        elif inp.lower().endswith(VIDEO_EXTS):
-            yield from _iter_video(inp, os.path.splitext(os.path.basename(inp))[0], max_frames, frame_step)
-        elif os.path.isfile(inp):
-            yield inp, open(inp, "rb").read(), _content_type(inp)
+    """Yields (name, encoded image bytes, content type): image files are sent as they are, video and
+    webcam frames (RGB, see :mod:`maskrcnn_body.serving.media`) as JPEG."""
+    for name, payload in media.iter_sources(inputs, webcam, max_frames, frame_step):
+        if isinstance(payload, str):
+            with open(payload, "rb") as f:
+                yield name, f.read(), media.content_type(payload)
         else:
-            raise FileNotFoundError(f"input {inp!r} is not an image, a folder or a video file")
-
-
-def _iter_video(source, name, max_frames, frame_step):
-    try:
-        import cv2
-    except ImportError:
-        raise RuntimeError("video and webcam input need OpenCV: pip install -e '.[video]'") from None
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        raise RuntimeError(f"cannot open video source {source!r}")
-    i = n = 0
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % frame_step == 0:
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)  # OpenCV frames are BGR
-                yield f"{name}_{i:06d}", encode_jpeg(rgb), "image/jpeg"
-                n += 1
-                if max_frames and n >= max_frames:
-                    break
-            i += 1
-    finally:
-        cap.release()
+            yield name, encode_jpeg(payload), "image/jpeg"
