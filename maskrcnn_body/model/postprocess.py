@@ -6,7 +6,7 @@ validity mask / count, so a ``tf.function`` traces once per input size.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, Sequence
 
 import tensorflow as tf
 
@@ -33,6 +33,10 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_thresh
                                                      pad_to_max_output_size=True)
         return tf.cast(idx, tf.int32), tf.range(max_output) < n
 
+    if boxes.shape[0] is not None and boxes.shape[0] <= 8:
+        # static batch: unroll (no while loop, so the graph converts to TFLite builtins)
+        outs = [one((boxes[i], scores[i])) for i in range(boxes.shape[0])]
+        return tf.stack([o[0] for o in outs]), tf.stack([o[1] for o in outs])
     idx, valid = tf.map_fn(one, (boxes, scores), fn_output_signature=(
         tf.TensorSpec([max_output], tf.int32), tf.TensorSpec([max_output], tf.bool)))
     return idx, valid
