@@ -135,8 +135,8 @@ def test_sample_rois_compiles_with_xla(cfg):
     fn = tf.function(lambda p, g, n: T.sample_rois(p, g, n, cfg, seed=5), jit_compile=True)
     xla = fn(props, gt, tf.constant([3, 1]))
     eager = T.sample_rois(props, gt, tf.constant([3, 1]), cfg, seed=5)
-    np.testing.assert_array_equal(xla.num_fg.numpy(), eager.num_fg.numpy())
-    np.testing.assert_array_equal(xla.weights.numpy().sum(1), eager.weights.numpy().sum(1))
+    for name, a, b in zip(xla._fields, xla, eager):          # same seed -> same sample (Philox both ways)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=name)
 
 
 def test_mask_targets_box_aligned_reproduces_gt_and_outside_is_zero():

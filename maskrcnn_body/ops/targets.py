@@ -4,8 +4,9 @@ anchor sampling, RoI sampling, mask and keypoint targets.
 GT tensors come padded from the pipeline: ``gt_boxes`` (B, P, 4) with ``num_gt`` (B,) real
 rows first. All outputs are wrapped in ``stop_gradient``. Random sampling draws one uniform
 score per candidate and keeps the top ones (``tf.math.top_k``), so it is in-graph and
-XLA-friendly; pass ``seed`` (int or (2,) int tensor) for deterministic stateless sampling,
-``seed=None`` uses the global TF random generator.
+XLA-friendly; pass ``seed`` (int or (2,) int tensor) for deterministic stateless sampling
+(Philox, so eager, graph and XLA draw the same sample), ``seed=None`` uses the global TF
+random generator.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def _uniform(shape, seed, salt: int):
         seed = seed + tf.constant([0, salt], tf.int32)
     else:
         raise ValueError(f"seed must be an int or 2 ints, got shape {seed.shape}")
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32)
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=tf.float32, alg="philox")
 
 
 def _random_pick(mask: tf.Tensor, count: tf.Tensor, k: int, scores: tf.Tensor):
