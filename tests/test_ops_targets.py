@@ -174,3 +174,17 @@ def test_keypoint_targets():
     np.testing.assert_array_equal(weight[:5], [1, 1, 0, 0, 1])
     np.testing.assert_array_equal(index[:5], [1 * 4 + 1, 15, 0, 0, 0])
     assert index.dtype == np.int32
+
+
+def test_match_parity_with_compiled_op_when_built():
+    from maskrcnn_body.ops import roi_align
+    name, ops = roi_align.resolve_backend("auto")
+    if name != "custom":
+        pytest.skip("compiled ops not built")
+    rng = np.random.default_rng(4)
+    iou = np.round(rng.random((3, 5, 40)), 1).astype(np.float32)      # coarse values: many ties
+    iou[:, 3:] = -1.0                                                  # padding rows
+    iou[2] = -1.0                                                      # an image without GT
+    for low_quality in (True, False):
+        for got, want in zip(ops.match(iou, 0.7, 0.3, low_quality), T.match(iou, 0.7, 0.3, low_quality)):
+            np.testing.assert_array_equal(got.numpy(), want.numpy())
