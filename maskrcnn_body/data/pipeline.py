@@ -19,6 +19,7 @@ Corrupt input (schema v1 records written by :mod:`maskrcnn_body.data.writer`, un
 """
 from __future__ import annotations
 
+import sys
 import random
 from typing import Dict, Optional
 
@@ -231,7 +232,7 @@ def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, s
     if warn_dropped:
         effects.append(_side_effects_if(dropped > 0, lambda: [tf.print(
             "maskrcnn_body pipeline: dropped", dropped, "persons beyond max_persons =", P, "in record",
-            example["source_id"], output_stream="file://stderr")]))
+            example["source_id"], output_stream=sys.stderr)]))
     if training and input_cfg.flip:
         example = augment.random_flip(example, flip_seed)
     lo, hi = input_cfg.scale_jitter
@@ -284,7 +285,7 @@ def _read_shard(path: tf.Tensor, size: tf.Tensor, strict: bool, counter: Corrupt
         else:
             check = _side_effects_if(tf.logical_not(complete), lambda: [
                 counter.add("truncated_shards", 1),
-                tf.print("maskrcnn_body pipeline: skipping the rest of", msg, output_stream="file://stderr")])
+                tf.print("maskrcnn_body pipeline: skipping the rest of", msg, output_stream=sys.stderr)])
         with tf.control_dependencies([check]):
             return tf.logical_not(is_end)
 
@@ -361,7 +362,7 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
         report = _side_effects_if(gap > 0, lambda: [
             counter.add("skipped_records", gap),
             tf.print("maskrcnn_body pipeline: skipped", gap, "corrupt record(s) before", elem["source_id"],
-                     output_stream="file://stderr")])
+                     output_stream=sys.stderr)])
         with tf.control_dependencies([report, counter.add("records_delivered", 1)]):
             return tf.identity(index), elem
 
