@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import weakref
-from typing import Dict, Iterator, List, Optional
+from typing import Iterator, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -30,13 +30,10 @@ def detect_fn(model):
     return fn
 
 
-def _ground_truth(patterns, skip_corrupt: bool, limit: Optional[int] = None) -> Dict[str, dict]:
-    """``source_id -> dump ground-truth arrays`` (full resolution) for the first ``limit``
-    records in file order (the order of the non-training pipeline), or all."""
-    out = {}
+def _ground_truth(patterns, skip_corrupt: bool) -> Iterator[tuple]:
+    """Yields ``(source_id, dump ground-truth arrays)`` for every record, in shard order
+    (the order of the non-training pipeline), one at a time (full resolution)."""
     for path, i, rec in iterate_records(patterns, skip_corrupt=skip_corrupt):
-        if limit is not None and len(out) >= limit:
-            break
         try:
             r = schema.decode_example(rec, f"{path}#{i}", decode_image=True)
         except schema.RecordError:
@@ -44,20 +41,24 @@ def _ground_truth(patterns, skip_corrupt: bool, limit: Optional[int] = None) -> 
                 continue
             raise
         n, (h, w) = len(r.persons), (r.height, r.width)
-        out[r.source_id] = {
+        yield r.source_id, {
             "image": r.decode_image(),
             "gt_boxes": np.asarray([p.bbox for p in r.persons], np.float32).reshape(n, 4),
             "gt_parts": np.asarray([p.parts for p in r.persons], np.uint8).reshape(n, h, w),
             "gt_valid": np.asarray([p.parts_valid for p in r.persons], np.uint8).reshape(n, 7),
             "gt_keypoints": np.asarray([p.keypoints for p in r.persons], np.float32).reshape(n, 15, 3),
         }
-    return out
 
 
 def predict_dumps(model, patterns, cfg, batch_size: int = 4,
                   max_images: Optional[int] = None) -> Iterator[dict]:
-    """Yields dump dicts (``evaluation.dumps`` keys) for the first ``max_images`` records."""
-    gt = _ground_truth(patterns, cfg.input.skip_corrupt, max_images)
+    """Yields dump dicts (``evaluation.dumps`` keys) for the first ``max_images`` records.
+
+    Predictions (tf.data, non-training order = sorted shards, records in file order) and ground
+    truth (:func:`_ground_truth`, the same order) are streamed side by side, so memory stays
+    bounded however large the validation set; records the pipeline skipped are passed over.
+    """
+    gt = _ground_truth(patterns, cfg.input.skip_corrupt)
     ds = pipeline.build_dataset(patterns, cfg.input, batch_size, training=False)
     if max_images:
         ds = ds.unbatch().take(max_images).batch(batch_size)
@@ -66,14 +67,17 @@ def predict_dumps(model, patterns, cfg, batch_size: int = 4,
         det = {k: v.numpy() for k, v in detect(batch["images"], batch["image_shape"]).items()}
         for j, sid in enumerate(batch["source_id"].numpy()):
             sid = sid.decode()
-            if sid not in gt:
-                raise KeyError(f"{patterns}: record {sid!r} delivered by the pipeline has no ground truth "
-                               "(duplicate or unreadable source_id?)")
+            for gt_sid, truth in gt:
+                if gt_sid == sid:
+                    break
+            else:
+                raise RuntimeError(f"prediction for {sid!r} has no ground-truth record in {patterns!r} "
+                                   "(records out of order?)")
             n, s = int(det["num_detections"][j]), float(batch["scale"][j])
             kp = det["keypoints"][j, :n].copy()
             kp[..., :2] /= s
             yield {"source_id": sid, "boxes": det["boxes"][j, :n] / s, "scores": det["scores"][j, :n],
-                   "masks": det["masks"][j, :n], "keypoints": kp, **gt[sid]}
+                   "masks": det["masks"][j, :n], "keypoints": kp, **truth}
 
 
 def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
