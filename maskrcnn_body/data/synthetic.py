@@ -308,20 +308,24 @@ def _distractor(rng: np.random.Generator, draw: ImageDraw.ImageDraw, h: int, w: 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     """A cluttered RGB background: gradient, colour noise, shapes, stripes, distractors."""
-    c0, c1 = _rand_colour(rng).astype(np.float32), _rand_colour(rng).astype(np.float32)
+    # a linear gradient plus colour noise, built on a coarse grid and upsampled bilinearly
+    c0, c1 = _rand_colour(rng), _rand_colour(rng)
     a = rng.uniform(0, 2 * np.pi)
-    gx = np.arange(w, dtype=np.float32) * math.cos(a)
-    gy = np.arange(h, dtype=np.float32) * math.sin(a)
-    t = gy[:, None] + gx[None, :]
-    t -= t.min()
-    t *= 1.0 / max(1e-6, float(t.max()))
     gh, gw = rng.integers(2, 12, size=2)
-    noise = Image.fromarray(rng.integers(0, 256, (gh, gw, 3), dtype=np.uint8)).resize((w, h), Image.BILINEAR)
-    alpha = np.float32(rng.uniform(0.1, 0.6))
-    img = np.asarray(noise, np.float32) * alpha
-    img += ((1 - alpha) * c0)[None, None]
-    img += t[..., None] * ((1 - alpha) * (c1 - c0))[None, None]
-    im = Image.fromarray(img.astype(np.uint8))
+    gy, gx = np.mgrid[0:gh, 0:gw]
+    t = gx / max(1, gw - 1) * math.cos(a) + gy / max(1, gh - 1) * math.sin(a)
+    t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
+    alpha = rng.uniform(0.1, 0.6)
+    grid = (1 - alpha) * (c0 + t[..., None] * (c1 - c0)) + alpha * rng.uniform(0, 255, (gh, gw, 3))
+    im = Image.fromarray(grid.astype(np.uint8)).resize((w, h), Image.BILINEAR)
+    for _ in range(rng.integers(0, 4)):  # textured patches (fine colour noise, blocky or smooth)
+        pw, ph = (rng.uniform(0.1, 0.6, 2) * (w, h)).astype(int) + 1
+        cells = rng.integers(4, 24)
+        base = _rand_colour(rng)
+        tex = base + rng.uniform(-60, 60, (cells, cells, 3))
+        patch = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8)).resize(
+            (pw, ph), Image.NEAREST if rng.random() < 0.5 else Image.BILINEAR)
+        im.paste(patch, (int(rng.integers(-pw // 2, w)), int(rng.integers(-ph // 2, h))))
     draw = ImageDraw.Draw(im)
     s = min(h, w)
     if rng.random() < 0.3:  # stripes
