@@ -96,7 +96,7 @@ def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: 
     if sr < 1:
         raise ValueError(f"roi_align: sampling_ratio must be a positive int (adaptive sampling is not "
                          f"supported with static shapes), got {sampling_ratio}")
-    table = tf.convert_to_tensor(table, tf.float32)
+    table = tf.cast(table, tf.float32)
     boxes = tf.stop_gradient(tf.convert_to_tensor(boxes, tf.float32))
     base = tf.cast(base, tf.int32)
     height = tf.cast(height, tf.int32)
@@ -162,7 +162,8 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
     Args:
       features: list of L float tensors (B, Hl, Wl, C) (same B and C).
       boxes: (B, R, 4) float32 x1, y1, x2, y2 in image pixels (pixel-edge frame).
-      levels: (B, R) int32 index into ``features`` (values outside [0, L) are clipped).
+      levels: (B, R) int32 index into ``features``; must be in [0, L) (the pure-TF path clips
+        out-of-range values, the compiled op does not promise to).
       strides: L ints, the stride of each feature map.
       output_size: S or (S_h, S_w); sampling_ratio: sr >= 1; aligned: see module docstring.
       backend: None | 'auto' | 'tf' | 'custom' (see module docstring).
@@ -180,8 +181,8 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
         out = lib.multilevel_roi_align(features, boxes, levels, strides=list(strides), output_size=out_h,
                                        sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
         return tf.cast(out, tf.float32)
-    features = [tf.convert_to_tensor(f, tf.float32) for f in features]
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    features = [tf.cast(f, tf.float32) for f in features]   # float16/bfloat16 features are computed in float32
+    boxes = tf.cast(boxes, tf.float32)
     levels = tf.clip_by_value(tf.cast(levels, tf.int32), 0, len(features) - 1)
     b = _static_or_dynamic(boxes, 0)
     r = _static_or_dynamic(boxes, 1)
