@@ -1,0 +1,321 @@
+"""Renders the results dict of :func:`bench.run_all.run` as docs/BENCHMARKS.md (pure Python).
+
+Every ratio is ours / theirs from the same run (medians), by wall time and by process CPU time;
+a figure that is missing (peer not installed, worker failed) renders as "-" and failures are
+listed at the end with the command that failed.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+from bench.common import ratio
+
+DASH = "-"
+AIMS = (  # (name, peers in the denominator, limit): the aims of issue 9
+    ("inference <= 1.0x torchvision Mask R-CNN alone", ("maskrcnn",), 1.0),
+    ("inference <= 0.5x Mask R-CNN + Keypoint R-CNN together", ("maskrcnn", "keypointrcnn"), 0.5),
+)
+TRAIN_AIM = ("training step <= 1.0x torchvision Mask R-CNN", 1.0)
+PEERS = {"maskrcnn": "Mask R-CNN", "keypointrcnn": "Keypoint R-CNN"}
+
+
+def _ok(res) -> bool:
+    return isinstance(res, dict) and "error" not in res
+
+
+def value(res, key: str) -> Optional[float]:
+    """``res[key]`` of a successful worker result, else None."""
+    return float(res[key]) if _ok(res) and res.get(key) is not None else None
+
+
+def summed(results: List, key: str) -> Optional[float]:
+    """Sum of ``key`` over worker results, None if any is missing."""
+    vals = [value(r, key) for r in results]
+    return None if any(v is None for v in vals) else sum(vals)
+
+
+def fmt_s(x: Optional[float]) -> str:
+    return DASH if x is None else f"{x:.3f}"
+
+
+def fmt_mb(x: Optional[float]) -> str:
+    return DASH if x is None else f"{x:.0f}"
+
+
+def fmt_ratio(x: Optional[float]) -> str:
+    return DASH if x is None else f"{x:.2f}x"
+
+
+def fmt_pair(wall: Optional[float], cpu: Optional[float], fmt=fmt_s) -> str:
+    """``wall (cpu)``."""
+    return fmt(wall) if cpu is None else f"{fmt(wall)} ({fmt(cpu)})"
+
+
+def peer_ratios(ours, peers: List, key: str) -> Optional[float]:
+    """ours[key] / sum(peer[key])."""
+    return ratio(value(ours, key), summed(peers, key))
+
+
+def aim_rows(results: Dict) -> List[Tuple[str, str, Optional[float], Optional[float], float]]:
+    """(aim, where, wall ratio, cpu ratio, limit) for each aim and each measured configuration at
+    the largest inference size (800 in the default run) and for the training step."""
+    rows = []
+    infer = results.get("infer") or []
+    if infer:
+        big = max(r["size"] for r in infer)
+        for name, peers, limit in AIMS:
+            for r in (r for r in infer if r["size"] == big):
+                ps = [r.get(p) for p in peers]
+                rows.append((name, f"{big}x{big}, D={r['detections']}", peer_ratios(r["ours"], ps, "median_s"),
+                             peer_ratios(r["ours"], ps, "cpu_median_s"), limit))
+    train = results.get("train")
+    if train:
+        rows.append((TRAIN_AIM[0], f"{train['size']}x{train['size']}, batch 1",
+                     peer_ratios(train["ours"], [train.get("maskrcnn")], "median_s"),
+                     peer_ratios(train["ours"], [train.get("maskrcnn")], "cpu_median_s"), TRAIN_AIM[1]))
+    return rows
+
+
+def verdict(wall: Optional[float], cpu: Optional[float], limit: float) -> str:
+    if wall is None:
+        return "not measured"
+    met = [x <= limit for x in (wall, cpu) if x is not None]
+    return "met" if all(met) else ("missed" if not any(met) else "met by one measure only")
+
+
+def stage_category(name: str) -> str:
+    """Common stage names so ours and torchvision's stages line up in one table."""
+    n = name.lower()
+    for key, cat in (("backbone", "backbone + FPN"), ("rpn", "RPN + proposals"), ("box", "box branch"),
+                     ("keypoint", "keypoint branch"), ("mask", "mask branch"), ("paste", "paste masks"),
+                     ("transform", "normalise/batch")):
+        if key in n:
+            return cat
+    return "other"
+
+
+CATEGORY_ORDER = ("normalise/batch", "backbone + FPN", "RPN + proposals", "box branch", "mask branch",
+                  "keypoint branch", "paste masks", "other")
+
+
+def stage_table(stages: Dict) -> List[str]:
+    cols = [("ours", stages.get("ours")), *((PEERS[p], stages.get(p)) for p in PEERS)]
+    cols = [(n, r) for n, r in cols if _ok(r)]
+    if not cols:
+        return ["Not measured."]
+    per = []
+    for _, r in cols:
+        cat = {}
+        for name, t in r["stages"].items():
+            cat[stage_category(name)] = cat.get(stage_category(name), 0.0) + t
+        per.append(cat)
+    lines = ["| stage | " + " | ".join(f"{n} (s)" for n, _ in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
+    for c in CATEGORY_ORDER:
+        if any(c in p for p in per):
+            lines.append(f"| {c} | " + " | ".join(fmt_s(p.get(c)) if c in p else DASH for p in per) + " |")
+    lines.append("| **sum of stages** | " + " | ".join(fmt_s(sum(p.values())) for p in per) + " |")
+    lines += ["", "Stages as measured (each its own call on the previous stage's outputs):", ""]
+    for n, r in cols:
+        lines.append(f"- {n}: " + "; ".join(f"{k} {v:.3f} s" for k, v in r["stages"].items())
+                     + f" (detections: {r.get('num_detections')})")
+    return lines
+
+
+def _machine(results) -> List[str]:
+    m = results.get("machine", {})
+    s = results.get("settings", {})
+    rows = [("date", m.get("date")), ("CPU", m.get("cpu_model")), ("logical cores", m.get("cores")),
+            ("load average at start / end", f"{m.get('load_average_start')} / {m.get('load_average_end')}"),
+            ("GPU", m.get("gpu")), ("Python", m.get("python")), ("TensorFlow", m.get("tensorflow")),
+            ("Keras", m.get("keras")), ("torch", m.get("torch") or "not installed"),
+            ("torchvision", m.get("torchvision") or "not installed"), ("platform", m.get("platform")),
+            ("threads per framework", s.get("threads")), ("repeats (median of) / warm-up runs",
+                                                          f"{s.get('repeats')} / {s.get('warmup')}"),
+            ("our preset", s.get("preset")), ("whole run", f"{results.get('total_wall_s', 0) / 60:.1f} min")]
+    return ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+
+
+def _infer(results) -> List[str]:
+    rows = results.get("infer") or []
+    if not rows:
+        return ["Not run."]
+    lines = ["Median wall seconds per image (median process CPU seconds in parentheses; with 2 busy threads",
+             "CPU time is up to 2x wall time). Ratios are ours / theirs, wall (CPU).", "",
+             "| size | D | ours | Mask R-CNN | Keypoint R-CNN | ours / Mask R-CNN | ours / Keypoint R-CNN "
+             "| ours / (Mask + Keypoint) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        o, mk, kp = r["ours"], r.get("maskrcnn"), r.get("keypointrcnn")
+        cells = [fmt_pair(value(x, "median_s"), value(x, "cpu_median_s")) for x in (o, mk, kp)]
+        rats = [fmt_pair(peer_ratios(o, ps, "median_s"), peer_ratios(o, ps, "cpu_median_s"), fmt_ratio)
+                for ps in ([mk], [kp], [mk, kp])]
+        lines.append(f"| {r['size']}x{r['size']} | {r['detections']} | " + " | ".join(cells + rats) + " |")
+    lines += ["", "Peak resident memory (MiB, whole process: framework runtime included; after model build in "
+              "parentheses):", "",
+              "| size | D | ours | Mask R-CNN | Keypoint R-CNN | ours / Mask R-CNN | ours / (Mask + Keypoint) |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        o, mk, kp = r["ours"], r.get("maskrcnn"), r.get("keypointrcnn")
+        cells = [fmt_pair(value(x, "peak_rss_mb"), value(x, "setup_rss_mb"), fmt_mb) for x in (o, mk, kp)]
+        rats = [fmt_ratio(peer_ratios(o, ps, "peak_rss_mb")) for ps in ([mk], [mk, kp])]
+        lines.append(f"| {r['size']}x{r['size']} | {r['detections']} | " + " | ".join(cells + rats) + " |")
+    lines += ["", "Detections returned in the last run (ours always runs the mask and keypoint heads on all D "
+              "padded rows; torchvision runs its heads on the detections it returns):", "",
+              "| size | D | ours | Mask R-CNN | Keypoint R-CNN |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        cells = [str(x.get("num_detections")) if _ok(x) else DASH
+                 for x in (r["ours"], r.get("maskrcnn"), r.get("keypointrcnn"))]
+        lines.append(f"| {r['size']}x{r['size']} | {r['detections']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _train(results) -> List[str]:
+    t = results.get("train")
+    if not t:
+        return ["Not run."]
+    o, mk = t["ours"], t.get("maskrcnn")
+    return ["| size | ours step (s) | Mask R-CNN step (s) | ours / theirs | ours peak MiB | theirs peak MiB "
+            "| ours / theirs |", "|---|---:|---:|---:|---:|---:|---:|",
+            f"| {t['size']}x{t['size']}, batch 1 | {fmt_pair(value(o, 'median_s'), value(o, 'cpu_median_s'))} | "
+            f"{fmt_pair(value(mk, 'median_s'), value(mk, 'cpu_median_s'))} | "
+            f"{fmt_pair(peer_ratios(o, [mk], 'median_s'), peer_ratios(o, [mk], 'cpu_median_s'), fmt_ratio)} | "
+            f"{fmt_mb(value(o, 'peak_rss_mb'))} | {fmt_mb(value(mk, 'peak_rss_mb'))} | "
+            f"{fmt_ratio(peer_ratios(o, [mk], 'peak_rss_mb'))} |", "",
+            f"Ours: the project's train step (optimizer `{o.get('optimizer') if _ok(o) else '?'}` of the preset, "
+            "gradient clipping, finite check), losses for boxes, 7 part masks and keypoints. Theirs: "
+            "`model(images, targets)`, sum of losses, backward, SGD (momentum 0.9) step; boxes and one mask "
+            "per person. Same 3 ground-truth people (filled-box masks) on the same random image."]
+
+
+def _roi_align(results) -> List[str]:
+    r = results.get("roi_align")
+    if not r:
+        return ["Not run."]
+    lines = [f"Our model's RoIAlign stages at {r['size']}x{r['size']}, D={r['detections']} (median s), "
+             "each backend in its own process:", "",
+             "| stage | pure TF | custom op | custom / TF |", "|---|---:|---:|---:|"]
+    tf_r, cu_r = r.get("tf"), r.get("custom")
+    names = [n for n in (tf_r or {}).get("stages", {}) if "roialign" in n.lower()] if _ok(tf_r) else []
+    for n in names:
+        a = tf_r["stages"].get(n)
+        b = cu_r["stages"].get(n) if _ok(cu_r) else None
+        lines.append(f"| {n} | {fmt_s(a)} | {fmt_s(b)} | {fmt_ratio(ratio(b, a))} |")
+    a, b = value(tf_r, "median_s"), value(cu_r, "median_s")
+    lines.append(f"| all stages (whole inference) | {fmt_s(a)} | {fmt_s(b)} | {fmt_ratio(ratio(b, a))} |")
+    if _ok(cu_r) and cu_r.get("roi_align_backend") != "custom":
+        lines += ["", f"Note: the 'custom' run resolved to backend `{cu_r.get('roi_align_backend')}` "
+                  "(compiled op not built: `make ops`)."]
+    script = r.get("script") or {}
+    lines += ["", "`bench/bench_roi_align.py` (custom-ops developer's micro-benchmark):", ""]
+    if "error" in script:
+        lines.append(f"not run: {script['error']}")
+    elif "result" in script:
+        lines += ["| key | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(script["result"].items())]
+    else:
+        lines += [f"`python bench/bench_roi_align.py {script.get('args', '')}` (threads: its own default):", "",
+                  script.get("stdout", "")]
+    return lines
+
+
+def _pipeline(results) -> List[str]:
+    rows = results.get("pipeline") or []
+    if not rows:
+        return ["Not run."]
+    train = (results.get("train") or {}).get("ours")
+    need = 1.0 / value(train, "median_s") if value(train, "median_s") else None
+    lines = ["| input config | padded size | images/s | first batch (s) | images/s / our training step's "
+             "images/s |", "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        p = row["result"]
+        lines.append(f"| {row['label']} | {p.get('pad_size', DASH) if _ok(p) else DASH} | "
+                     f"{fmt_s(value(p, 'images_per_s'))} | {fmt_s(value(p, 'first_batch_s'))} | "
+                     f"{fmt_ratio(ratio(value(p, 'images_per_s'), need))} |")
+    p0 = rows[0]["result"]
+    if _ok(p0):
+        lines += ["", f"Synthetic records: {p0['records']} PNG images of {p0['record_size']} px, repeated; "
+                  f"batch {p0['batch_size']}, {p0['batches']} timed batches after the first; training mode "
+                  "(shuffle, decode, flip, scale jitter, resize, pad, per-person mask crops)."]
+    return lines
+
+
+def _aims(results) -> List[str]:
+    rows = aim_rows(results)
+    if not rows:
+        return ["Not measured."]
+    lines = ["| aim | where | ours / theirs, wall | ours / theirs, CPU | verdict |", "|---|---|---:|---:|---|"]
+    for name, where, wall, cpu, limit in rows:
+        lines.append(f"| {name} | {where} | {fmt_ratio(wall)} | {fmt_ratio(cpu)} | {verdict(wall, cpu, limit)} |")
+    return lines
+
+
+def _failures(results) -> List[str]:
+    out = []
+
+    def walk(x, path):
+        if isinstance(x, dict):
+            if "error" in x and ("command" in x or len(x) <= 3):
+                out.append(f"- `{path}`: {x['error']}" + (f" (`{x['command']}`)" if "command" in x else ""))
+                return
+            for k, v in x.items():
+                walk(v, f"{path}.{k}" if path else k)
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                walk(v, f"{path}[{i}]")
+
+    for part in ("infer", "train", "stages", "roi_align", "pipeline"):
+        walk(results.get(part), part)
+    return out
+
+
+METHOD = """\
+- Every figure comes from its own fresh subprocess (TensorFlow and torch never share a process;
+  peak memory is that process's `VmHWM`, framework runtime included). The orchestrator
+  (`bench/run_all.py`) imports neither framework. Ours and the peers are measured one after the other
+  in the same run, configuration by configuration, so the ratios see the same machine state.
+- Threads: TensorFlow intra-op = 2, inter-op = 1; `torch.set_num_threads(2)`, inter-op 1.
+- Times are medians of the timed runs after the warm-up run (which traces our `tf.function`s).
+  The machine is shared and noisy: read ratios, not absolute times. CPU time (user + system of the
+  process) is reported next to wall time because it is less sensitive to other processes.
+- Ours: preset `r50_fpn` (ResNet-50 + FPN, GroupNorm, heads: box, 7-channel masks at 112x112 in the
+  box frame, 15-keypoint heatmaps), random weights, `score_threshold = 0`, `max_detections = D`:
+  the heads always run on D rows. Input: one random (1, S, S, 3) float image, `tf.function(model.detect)`.
+- torchvision: `maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2)` and
+  `keypointrcnn_resnet50_fpn(..., num_keypoints=15)`, `min_size = max_size = S` (scale 1: no
+  resize), `box_score_thresh = 0`, `box_detections_per_img = D`, eval mode, `torch.inference_mode()`.
+  With random weights torchvision uses BatchNorm2d (no frozen BN); its output masks are pasted into
+  full-image (D, 1, S, S) probability maps (part of its latency), ours stay (D, 112, 112, 7) in the
+  box frame (pasting is done later, in numpy, by `evaluation.paste`).
+- Architecture differences that matter for the ratios: our backbone, FPN and head convolutions use
+  GroupNorm (torchvision: BatchNorm, foldable at inference), our mask head predicts 7 channels at
+  112x112 (theirs 1 class-specific channel at 28x28), and one model does what needs two torchvision
+  models (one backbone + RPN + box head instead of two)."""
+
+
+def render(results: Dict, notes: str = "") -> str:
+    """The whole markdown document."""
+    s = results.get("settings", {})
+    out = ["# Benchmarks: maskrcnn_body vs torchvision Mask R-CNN / Keypoint R-CNN", "",
+           "Generated by `make bench` (`python -m bench.run_all`); do not edit by hand (the analysis section "
+           "comes from `bench/ANALYSIS.md`).", ""]
+    if s.get("quick"):
+        out += ["**QUICK RUN (`--quick`): tiny sizes and 1 repeat to check the harness; the figures mean "
+                "nothing.**", ""]
+    for msg in results.get("skipped", []):
+        out += [f"**Skipped:** {msg}.", ""]
+    sections = [("Aims (issue 9), same-run ratios", _aims(results)), ("Machine", _machine(results)),
+                ("Inference, batch 1", _infer(results)), ("Training step", _train(results)),
+                ("Where the inference time goes", stage_table(results["stages"]) if results.get("stages")
+                 else ["Not run."]),
+                ("RoIAlign: compiled custom op vs pure TF", _roi_align(results)),
+                ("Input pipeline throughput", _pipeline(results)),
+                ("GPU", ["No GPU was lent for this task: every figure above is CPU-only. "
+                         f"GPU seen by this run: {results.get('machine', {}).get('gpu')}."]),
+                ("Method", [METHOD])]
+    for title, body in sections:
+        out += [f"## {title}", ""] + body + [""]
+    if notes.strip():
+        out += ["## Analysis", "", notes.strip(), ""]
+    failures = _failures(results)
+    if failures:
+        out += ["## Failures", ""] + failures + [""]
+    return "\n".join(out)

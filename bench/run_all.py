@@ -1,0 +1,233 @@
+"""Runs every benchmark, one subprocess per measured configuration, and writes docs/BENCHMARKS.md.
+
+    make bench                         # = python -m bench.run_all (about 15-25 min on a quiet 2-core CPU)
+    python -m bench.run_all --quick    # tiny sizes, 1 repeat: checks the harness, figures meaningless
+    python -m bench.run_all --parts=infer,train --sizes=800 --detections=100
+
+Measured (medians of ``--repeats`` runs after ``--warmup``; wall time and process CPU time):
+
+* ``infer``: our full model (boxes + 7 part masks + 15 keypoints, :mod:`bench.worker_ours`) and
+  torchvision Mask R-CNN and Keypoint R-CNN (:mod:`bench.worker_torchvision`) at each
+  ``--sizes`` x ``--detections``, batch 1, ``--threads`` threads, and each one's peak memory;
+* ``train``: one training step at ``--train_size``, batch 1, ours vs torchvision Mask R-CNN;
+* ``stages``: where the inference time goes, per stage, ours and theirs, at the largest size and
+  detection count;
+* ``roi_align``: our RoIAlign, compiled custom op vs pure TF (the ``stages`` worker with each
+  backend), plus ``bench/bench_roi_align.py`` when that script exists;
+* ``pipeline``: input-pipeline images/s on synthetic records (the bench training size and the
+  preset's own input size).
+
+This process imports neither TensorFlow nor torch (TF then torch in one process segfaults);
+every figure comes from its own fresh subprocess, so each peak memory is that model's own.
+The torchvision side is skipped with a message when torch/torchvision are not installed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+from bench import common, report
+
+FLAGS = flags.FLAGS
+PARTS = ("infer", "train", "stages", "roi_align", "pipeline")
+flags.DEFINE_bool("quick", False, "tiny sizes, 1 repeat, preset cpu_small: a smoke test of the harness")
+flags.DEFINE_list("parts", list(PARTS), f"what to run, any of {PARTS}")
+flags.DEFINE_list("sizes", ["512", "800"], "square inference sizes (multiples of 32)")
+flags.DEFINE_list("detections", ["20", "100"], "fixed detection counts (score threshold 0)")
+flags.DEFINE_integer("train_size", 512, "training-step image size")
+flags.DEFINE_integer("repeats", 5, "timed runs per figure (median reported)")
+flags.DEFINE_integer("warmup", 1, "untimed runs first (tracing, allocator warm-up)")
+flags.DEFINE_integer("threads", 2, "threads per framework (TF intra-op; torch.set_num_threads)")
+flags.DEFINE_string("preset", "r50_fpn", "our config preset")
+flags.DEFINE_bool("torch", True, "also run the torchvision peers (skipped anyway when not installed)")
+flags.DEFINE_list("peers", ["maskrcnn", "keypointrcnn"], "torchvision peers to measure")
+flags.DEFINE_integer("pipeline_records", 16, "synthetic records for the pipeline benchmark")
+flags.DEFINE_integer("pipeline_batches", 30, "timed pipeline batches (batch 2)")
+flags.DEFINE_string("out", "docs/BENCHMARKS.md", "markdown report (relative to the repo root)")
+flags.DEFINE_string("json_out", "output/bench/results.json", "raw results (relative to the repo root)")
+flags.DEFINE_string("notes", "bench/ANALYSIS.md", "hand-written analysis included in the report ('' = none)")
+flags.DEFINE_integer("timeout", 1200, "seconds per subprocess before it is abandoned")
+
+
+def _settings():
+    """Effective settings (``--quick`` replaces the sizes unless they were given explicitly)."""
+    s = {"sizes": [int(x) for x in FLAGS.sizes], "detections": [int(x) for x in FLAGS.detections],
+         "train_size": FLAGS.train_size, "repeats": FLAGS.repeats, "warmup": FLAGS.warmup,
+         "threads": FLAGS.threads, "preset": FLAGS.preset, "pipeline_records": FLAGS.pipeline_records,
+         "pipeline_batches": FLAGS.pipeline_batches, "pipeline_record_size": 512, "quick": FLAGS.quick}
+    if FLAGS.quick:
+        explicit = {name for name in ("sizes", "detections", "train_size", "repeats", "preset")
+                    if FLAGS[name].present}
+        quick = {"sizes": [64], "detections": [2], "train_size": 64, "repeats": 1, "preset": "cpu_small"}
+        s.update({k: v for k, v in quick.items() if k not in explicit})
+        s.update({"pipeline_records": 2, "pipeline_batches": 2, "pipeline_record_size": 64})
+    unknown = set(FLAGS.parts) - set(PARTS)
+    if unknown:
+        raise app.UsageError(f"--parts has unknown {sorted(unknown)}; choose from {PARTS}")
+    bad = [x for x in s["sizes"] + [s["train_size"]] if x % 32]
+    if bad:
+        raise app.UsageError(f"sizes must be multiples of 32 (our model's size divisor), got {bad}")
+    return s
+
+
+class Runner:
+    """Starts the workers one after the other and logs progress on stderr."""
+
+    def __init__(self, settings, peers):
+        self.s = settings
+        self.peers = set(peers)
+        self.t0 = time.perf_counter()
+
+    def _run(self, label, module, flags_):
+        sys.stderr.write(f"[bench {time.perf_counter() - self.t0:7.0f} s] {label} ...\n")
+        sys.stderr.flush()
+        res = common.run_worker(module, flags_, timeout_s=FLAGS.timeout)
+        if "error" in res:
+            sys.stderr.write(f"    FAILED: {res['error']}\n")
+        else:
+            sys.stderr.write(f"    median {res.get('median_s', float('nan')):.3f} s wall, "
+                             f"peak {res.get('peak_rss_mb', float('nan')):.0f} MiB\n")
+        return res
+
+    def _timing(self):
+        return {"repeats": self.s["repeats"], "warmup": self.s["warmup"], "threads": self.s["threads"]}
+
+    def ours(self, task, size, detections=100, **extra):
+        return self._run(f"ours {task} {size}px D={detections} {extra or ''}", "bench.worker_ours",
+                         {"task": task, "preset": self.s["preset"], "size": size, "detections": detections,
+                          **self._timing(), **extra})
+
+    def theirs(self, task, model, size, detections=100):
+        if model not in self.peers:
+            return None
+        return self._run(f"torchvision {model} {task} {size}px D={detections}", "bench.worker_torchvision",
+                         {"task": task, "model": model, "size": size, "detections": detections, **self._timing()})
+
+    def infer(self):
+        rows = []
+        for size in self.s["sizes"]:
+            for d in self.s["detections"]:
+                rows.append({"size": size, "detections": d, "ours": self.ours("infer", size, d),
+                             "maskrcnn": self.theirs("infer", "maskrcnn", size, d),
+                             "keypointrcnn": self.theirs("infer", "keypointrcnn", size, d)})
+        return rows
+
+    def train(self):
+        size = self.s["train_size"]
+        return {"size": size, "ours": self.ours("train", size), "maskrcnn": self.theirs("train", "maskrcnn", size)}
+
+    def stages(self):
+        size, d = max(self.s["sizes"]), max(self.s["detections"])
+        return {"size": size, "detections": d, "ours": self.ours("stages", size, d),
+                "maskrcnn": self.theirs("stages", "maskrcnn", size, d),
+                "keypointrcnn": self.theirs("stages", "keypointrcnn", size, d)}
+
+    def roi_align(self, stages=None):
+        """Our model's stages with each RoIAlign backend (the default run is reused when it
+        already used one of them), plus bench/bench_roi_align.py when it exists."""
+        size, d = max(self.s["sizes"]), max(self.s["detections"])
+        out = {"size": size, "detections": d}
+        for backend in ("tf", "custom"):
+            prev = (stages or {}).get("ours") or {}
+            if prev.get("roi_align_backend") == backend and "error" not in prev:
+                out[backend] = prev
+            else:
+                out[backend] = self.ours("stages", size, d, roi_align_backend=backend)
+        script = os.path.join(common.REPO_ROOT, "bench", "bench_roi_align.py")
+        if os.path.exists(script):
+            quick = ["--rois=16", "--image_size=64", "--channels=16", "--sizes=7", "--repeats=1"]
+            out["script"] = self._script(script, quick if self.s["quick"] else [f"--repeats={self.s['repeats']}"])
+        else:
+            out["script"] = {"error": "bench/bench_roi_align.py is not in this checkout"}
+        return out
+
+    def _script(self, path, args):
+        """Runs another developer's benchmark script; its markdown stdout goes into the report."""
+        import subprocess
+        sys.stderr.write(f"[bench {time.perf_counter() - self.t0:7.0f} s] {os.path.relpath(path)} {args} ...\n")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        try:
+            proc = subprocess.run([sys.executable, path] + args, cwd=common.REPO_ROOT, capture_output=True,
+                                  text=True, timeout=FLAGS.timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {FLAGS.timeout} s"}
+        text = proc.stdout.strip()
+        if proc.returncode != 0:
+            return {"error": f"exit code {proc.returncode}: " + " | ".join(proc.stderr.strip().splitlines()[-4:])}
+        for line in reversed(text.splitlines()):
+            if line.startswith(common.RESULT_PREFIX):
+                return {"result": json.loads(line[len(common.RESULT_PREFIX):])}
+        return {"stdout": "\n".join(text.splitlines()[-40:]), "args": " ".join(args)}
+
+    def pipeline(self):
+        s = self.s
+        base = {"records": s["pipeline_records"], "record_size": s["pipeline_record_size"],
+                "batches": s["pipeline_batches"], "batch_size": 2, "threads": s["threads"],
+                "preset": s["preset"]}
+        rows = [{"label": f"{s['train_size']} px (the training-step size)",
+                 "result": self._run("pipeline at the training size", "bench.worker_pipeline",
+                                     {**base, "train_size": s["train_size"]})}]
+        if not s["quick"]:
+            rows.append({"label": f"preset {s['preset']} input sizes",
+                         "result": self._run("pipeline at the preset's input size", "bench.worker_pipeline",
+                                             {**base, "train_size": 0})})
+        return rows
+
+
+def run(settings, parts, peers):
+    """All requested measurements (``peers``: torchvision models to compare with; empty = none);
+    returns the results dict that :mod:`bench.report` renders."""
+    skipped = []
+    if peers and not common.torch_available():
+        skipped.append("torchvision peers: torch and/or torchvision are not installed in this Python "
+                       "(pip install torch torchvision), so only our figures were measured")
+        peers = []
+    for p in sorted({"maskrcnn", "keypointrcnn"} - set(peers)):
+        skipped.append(f"torchvision {p}: not measured in this run (--notorch or --peers)")
+    runner = Runner(settings, peers)
+    results = {"machine": common.machine_info(), "settings": settings, "skipped": skipped}
+    for part in PARTS:
+        if part not in parts:
+            continue
+        if part == "roi_align":
+            results[part] = runner.roi_align(results.get("stages"))
+        else:
+            results[part] = getattr(runner, part)()
+    results["total_wall_s"] = time.perf_counter() - runner.t0
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    return results
+
+
+def main(argv):
+    del argv
+    settings = _settings()
+    unknown = set(FLAGS.peers) - {"maskrcnn", "keypointrcnn"}
+    if unknown:
+        raise app.UsageError(f"--peers has unknown {sorted(unknown)}; choose from maskrcnn, keypointrcnn")
+    results = run(settings, FLAGS.parts, FLAGS.peers if FLAGS.torch else [])
+    notes = ""
+    if FLAGS.notes:
+        path = os.path.join(common.REPO_ROOT, FLAGS.notes)
+        if os.path.exists(path):
+            with open(path) as f:
+                notes = f.read()
+    for rel, text in ((FLAGS.json_out, json.dumps(results, indent=1, sort_keys=True)),
+                      (FLAGS.out, report.render(results, notes))):
+        if not rel:
+            continue
+        path = rel if os.path.isabs(rel) else os.path.join(common.REPO_ROOT, rel)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+        sys.stderr.write(f"wrote {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

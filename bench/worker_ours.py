@@ -1,0 +1,220 @@
+"""Benchmark worker for our model (imports TensorFlow only; run one per configuration).
+
+    python -m bench.worker_ours --task=infer --size=800 --detections=100
+    python -m bench.worker_ours --task=train --size=512
+    python -m bench.worker_ours --task=stages --size=800 --detections=100
+
+``infer``: ``tf.function(model.detect)`` on one random (1, size, size, 3) image, config preset
+``--preset`` with ``model.score_threshold = 0`` and ``model.max_detections = detections``. The
+model always pads detections to ``max_detections`` and runs the mask and keypoint heads on all
+of them, so the work is fixed whatever the (untrained) scores are.
+
+``train``: the project's own train step (``training.step.make_train_step`` with the preset's
+optimizer from ``training.optimizers.build_optimizer``, gradient clipping and the finite check)
+on one batch of :func:`bench.common.synthetic_people` in the pipeline format of docs/DESIGN.md.
+
+``stages``: the inference split into stages, each its own ``tf.function`` run on the previous
+stage's outputs, median time of each (where the time goes).
+
+TF threads: ``intra_op = --threads``, ``inter_op = --inter_threads`` (1: at most ``threads``
+busy cores, like torch). Prints one ``BENCH_RESULT`` JSON line (see :mod:`bench.common`).
+"""
+from __future__ import annotations
+
+import numpy as np
+from absl import app, flags
+
+from bench import common
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum("task", "infer", ["infer", "train", "stages"], "what to measure")
+flags.DEFINE_string("preset", "r50_fpn", "config preset (maskrcnn_body.config.get_config)")
+flags.DEFINE_integer("size", 512, "square image size (pixels, multiple of 32)")
+flags.DEFINE_integer("detections", 100, "max_detections (score threshold 0)")
+flags.DEFINE_integer("repeats", 5, "timed runs (median reported)")
+flags.DEFINE_integer("warmup", 1, "untimed runs before timing (the first one traces)")
+flags.DEFINE_integer("threads", 2, "TF intra-op threads")
+flags.DEFINE_integer("inter_threads", 1, "TF inter-op threads")
+flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
+flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
+
+
+def config(preset: str, detections: int):
+    from maskrcnn_body.config import get_config
+    return get_config(preset, **{"model.score_threshold": 0.0, "model.max_detections": detections})
+
+
+def _image(size: int):
+    import tensorflow as tf
+    return tf.random.stateless_uniform((1, size, size, 3), (0, 0), 0.0, 255.0)
+
+
+def bench_infer(preset, size, detections, repeats, warmup):
+    import tensorflow as tf
+    from maskrcnn_body.model.maskrcnn import build_model
+    model = build_model(config(preset, detections))
+    detect = tf.function(model.detect)
+    image, shape = _image(size), tf.constant([[size, size]], tf.int32)
+    mem0 = common.memory_mb()
+    last = {}
+
+    def run():
+        last["out"] = {k: v.numpy() for k, v in detect(image, shape).items()}
+
+    timing = common.time_runs(run, repeats, warmup)
+    out = last["out"]
+    return {**timing, "num_detections": int(out["num_detections"][0]), "setup_rss_mb": mem0["rss_mb"],
+            "output_shapes": {k: list(v.shape) for k, v in out.items()}}
+
+
+def training_batch(cfg, size: int, people: int):
+    """One-image pipeline batch (docs/DESIGN.md) of :func:`bench.common.synthetic_people`
+    (filled-box masks, so every box-frame channel mask is all ones)."""
+    import tensorflow as tf
+    gt = common.synthetic_people(size, people)
+    p, ms = cfg.input.max_persons, cfg.input.gt_mask_size
+    if people > p:
+        raise ValueError(f"--people={people} exceeds the preset's input.max_persons={p}")
+    boxes = np.zeros((1, p, 4), np.float32)
+    boxes[0, :people] = gt["boxes"]
+    kps = np.zeros((1, p, 15, 3), np.float32)
+    kps[0, :people] = gt["keypoints"]
+    masks = np.zeros((1, p, ms, ms, 7), np.float32)
+    masks[0, :people] = 1.0
+    valid = np.zeros((1, p, 7), np.float32)
+    valid[0, :people] = 1.0
+    batch = {"images": gt["image"][None], "image_shape": np.array([[size, size]], np.int32),
+             "scale": np.ones(1, np.float32), "original_shape": np.array([[size, size]], np.int32),
+             "source_id": np.array([b"bench"]), "num_gt": np.array([people], np.int32),
+             "gt_boxes": boxes, "gt_masks": masks, "gt_parts_valid": valid, "gt_keypoints": kps}
+    return {k: tf.constant(v) for k, v in batch.items()}
+
+
+def bench_train(preset, size, repeats, warmup, people):
+    import tensorflow as tf
+    from maskrcnn_body.model.maskrcnn import build_model
+    from maskrcnn_body.training.optimizers import build_optimizer
+    from maskrcnn_body.training.step import make_train_step
+    cfg = config(preset, 100)
+    cfg.train.batch_size = 1
+    strategy = tf.distribute.get_strategy()
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg.train)
+    step = make_train_step(model, optimizer, strategy, cfg.train.clip_norm)
+    data = iter(tf.data.Dataset.from_tensors(training_batch(cfg, size, people)).repeat())
+    mem0 = common.memory_mb()
+    last = {}
+
+    def run():
+        last["out"] = {k: float(v) for k, v in step(data).items()}
+
+    timing = common.time_runs(run, repeats, warmup)
+    return {**timing, "loss": last["out"]["total"], "finite": last["out"].get("finite"),
+            "optimizer": cfg.train.optimizer, "setup_rss_mb": mem0["rss_mb"]}
+
+
+def bench_stages(preset, size, detections, repeats, warmup):
+    """Median time of each inference stage (mirrors ``MaskRCNN.detect``, one tf.function each)."""
+    import tensorflow as tf
+    from maskrcnn_body.model import postprocess as post
+    from maskrcnn_body.model.maskrcnn import build_model
+    from maskrcnn_body.ops import anchors as anchor_ops
+    cfg = config(preset, detections)
+    m = cfg.model
+    model = build_model(cfg)
+    image, shape = _image(size), tf.constant([[size, size]], tf.int32)
+    anchors, _ = anchor_ops.generate_anchors_for_config(m, (size, size))
+    s = {}
+
+    @tf.function
+    def features(x):
+        return model._features(x, False)
+
+    @tf.function
+    def rpn(feats):
+        logits, deltas = model._rpn(feats, False)
+        return post.generate_proposals(logits, deltas, anchors, shape, m.rpn_pre_nms_topk_test,
+                                       m.rpn_post_nms_topk_test, m.rpn_nms_iou, m.rpn_min_box_size)
+
+    @tf.function
+    def roi_align(feats, boxes, roi_size):
+        return model._roi_features(feats, boxes, roi_size)
+
+    @tf.function
+    def box_head(rois, proposals, pvalid):
+        cls, box = model._apply_head(model.box_head, rois, False)
+        return post.select_detections(cls, box, proposals, pvalid, shape, m.box_weights,
+                                      m.score_threshold, m.nms_iou, m.max_detections)
+
+    @tf.function
+    def mask_head(rois):
+        return tf.sigmoid(model._apply_head(model.mask_head, rois, False))
+
+    @tf.function
+    def keypoint_head(rois, boxes):
+        return post.decode_keypoint_heatmaps(model._apply_head(model.keypoint_head, rois, False), boxes)
+
+    def run(key, fn, *args):
+        """A timed call: ``fn`` on ``args`` (callables are read from ``s`` at call time).
+        Eager calls of a tf.function return after the work is done on CPU."""
+        def call():
+            s[key] = fn(*[a() if callable(a) else a for a in args])
+        return call
+
+    get = lambda k, i=None: (lambda: s[k] if i is None else s[k][i])  # noqa: E731
+    stages = [
+        ("backbone+FPN", run("feats", features, image)),
+        ("RPN+proposals", run("proposals", rpn, get("feats"))),
+        ("box RoIAlign", run("box_rois", roi_align, get("feats"), get("proposals", 0), m.box_roi_size)),
+        ("box head+postprocess", run("det", box_head, get("box_rois"), get("proposals", 0),
+                                     get("proposals", 1))),
+        ("mask RoIAlign (shared with keypoints)",
+         run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_roi_size)),
+        ("mask head", run("masks", mask_head, get("mask_rois"))),
+    ]
+    if model.keypoint_head is not None and m.keypoint_head == "heatmap":
+        if m.keypoint_roi_size != m.mask_roi_size:
+            raise ValueError("stages assumes keypoint_roi_size == mask_roi_size (one shared RoIAlign)")
+        stages.append(("keypoint head+decode", run("kps", keypoint_head, get("mask_rois"),
+                                                   lambda: s["det"]["boxes"])))
+    result = {name: common.time_runs(fn, repeats, warmup)["median_s"] for name, fn in stages}
+    return {"stages": result, "median_s": sum(result.values()),
+            "num_detections": int(s["det"]["num_detections"][0])}
+
+
+def main(argv):
+    del argv
+    import os
+    if FLAGS.roi_align_backend:
+        os.environ["MASKRCNN_BODY_OPS"] = FLAGS.roi_align_backend
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_threads)
+    import keras
+    keras.utils.set_random_seed(0)
+    if FLAGS.task == "infer":
+        res = bench_infer(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
+    elif FLAGS.task == "train":
+        res = bench_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people)
+    else:
+        res = bench_stages(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
+    from maskrcnn_body.ops import roi_align
+    res.update(common.memory_mb())
+    res.update({"framework": "tensorflow " + tf.__version__, "threads": FLAGS.threads,
+                "inter_threads": FLAGS.inter_threads, "task": FLAGS.task, "preset": FLAGS.preset,
+                "size": FLAGS.size, "detections": FLAGS.detections,
+                "roi_align_backend": _backend_name(roi_align)})
+    common.emit(res)
+
+
+def _backend_name(roi_align_module) -> str:
+    """'tf' or 'custom': the RoIAlign backend the model used (see ops.roi_align.resolve_backend)."""
+    try:
+        resolved = roi_align_module.resolve_backend()
+        return resolved[0] if isinstance(resolved, tuple) else str(resolved)
+    except Exception as e:  # noqa: BLE001 - only a label in the report
+        return f"unknown ({type(e).__name__})"
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,116 @@
+"""The benchmark harness (bench/): helpers, the report's ratios and verdicts, and a smoke run of
+``bench.run_all`` at minimal sizes so the harness never rots (one tiny subprocess per worker)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench import common, report
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_time_runs_counts_calls_and_reports_median():
+    calls = []
+    res = common.time_runs(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5
+    assert len(res["times_s"]) == 3 and len(res["cpu_times_s"]) == 3
+    assert res["median_s"] == sorted(res["times_s"])[1]
+    assert res["min_s"] <= res["median_s"]
+    with pytest.raises(ValueError, match="repeats"):
+        common.time_runs(lambda: None, repeats=0)
+
+
+def test_synthetic_people_masks_fill_their_boxes():
+    gt = common.synthetic_people(96, num_people=3)
+    assert gt["image"].shape == (96, 96, 3) and gt["masks"].shape == (3, 96, 96)
+    for box, mask, kps in zip(gt["boxes"], gt["masks"], gt["keypoints"]):
+        x1, y1, x2, y2 = box
+        assert 0 <= x1 < x2 <= 96 and 0 <= y1 < y2 <= 96
+        ys, xs = np.nonzero(mask)
+        assert xs.min() == int(x1) and ys.min() == int(y1) and xs.max() == int(x2) - 1
+        assert np.all((kps[:, 0] >= x1) & (kps[:, 0] < x2) & (kps[:, 1] >= y1) & (kps[:, 1] < y2))
+        assert np.all(kps[:, 2] == 2)
+    # people do not overlap
+    assert gt["masks"].sum(0).max() == 1
+
+
+def test_run_worker_reports_failures_with_the_command():
+    res = common.run_worker("bench.no_such_worker", {"size": 1}, timeout_s=60)
+    assert "no_such_worker" in res["command"] and "exit code" in res["error"]
+
+
+def _res(t, cpu=None, mem=1000.0, **kw):
+    return {"median_s": t, "cpu_median_s": cpu if cpu is not None else 2 * t, "peak_rss_mb": mem,
+            "setup_rss_mb": mem / 2, "num_detections": 100, **kw}
+
+
+def _fake_results():
+    return {
+        "machine": {"cpu_model": "Test CPU", "cores": 2, "gpu": "none visible"},
+        "settings": {"repeats": 5, "warmup": 1, "threads": 2, "preset": "r50_fpn", "quick": False},
+        "skipped": [],
+        "infer": [{"size": 800, "detections": 100, "ours": _res(3.0, mem=1500.0),
+                   "maskrcnn": _res(4.0), "keypointrcnn": _res(2.0)},
+                  {"size": 512, "detections": 20, "ours": _res(1.0), "maskrcnn": _res(0.5),
+                   "keypointrcnn": {"error": "exit code 1, no result line: boom", "command": "python -m x"}}],
+        "train": {"size": 512, "ours": _res(2.0, cpu=3.0, optimizer="sgd"), "maskrcnn": _res(1.0, cpu=4.0)},
+        "pipeline": [{"label": "512 px", "result": {"images_per_s": 10.0, "first_batch_s": 1.0, "pad_size": 512,
+                                                    "records": 2, "record_size": 64, "batch_size": 2,
+                                                    "batches": 2}}],
+    }
+
+
+def test_aims_use_same_run_ratios_at_the_largest_size():
+    rows = report.aim_rows(_fake_results())
+    by_name = {r[0]: r for r in rows}
+    alone = by_name["inference <= 1.0x torchvision Mask R-CNN alone"]
+    assert alone[1] == "800x800, D=100" and alone[2] == pytest.approx(0.75)
+    together = by_name["inference <= 0.5x Mask R-CNN + Keypoint R-CNN together"]
+    assert together[2] == pytest.approx(0.5) and together[3] == pytest.approx(0.5)
+    train = by_name["training step <= 1.0x torchvision Mask R-CNN"]
+    assert train[2] == pytest.approx(2.0) and train[3] == pytest.approx(0.75)
+    assert report.verdict(*train[2:]) == "met by one measure only"
+    assert report.verdict(0.75, 0.8, 1.0) == "met" and report.verdict(1.2, 1.1, 1.0) == "missed"
+    assert report.verdict(None, None, 1.0) == "not measured"
+
+
+def test_render_tables_missing_peers_and_failures():
+    md = report.render(_fake_results(), notes="Backbone dominates.")
+    assert "| 800x800 | 100 | 3.000 (6.000) | 4.000 (8.000) | 2.000 (4.000) | 0.75x (0.75x) | 1.50x (1.50x) " \
+           "| 0.50x (0.50x) |" in md
+    # a failed peer renders as "-" and is listed with its command
+    assert "| 512x512 | 20 | 1.000 (2.000) | 0.500 (1.000) | - | 2.00x (2.00x) | - | - |" in md
+    assert "## Failures" in md and "`python -m x`" in md
+    assert "| 800x800 | 100 | 1500 (750) | 1000 (500) | 1000 (500) | 1.50x | 0.75x |" in md
+    # pipeline headroom = 10 images/s vs our 0.5 steps/s at batch 1
+    assert "| 512 px | 512 | 10.000 | 1.000 | 20.00x |" in md
+    assert "## Analysis" in md and "Backbone dominates." in md
+    assert "No GPU" in md
+    assert report.stage_category("keypoint RoIAlign+head+decode") == "keypoint branch"
+    assert report.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
+
+
+def test_run_all_quick_smoke(tmp_path):
+    """The real harness end to end: our tiny preset at 64 px (and the torchvision peer at 64 px when
+    torch is installed), 1 repeat; checks the JSON figures and the markdown table exist."""
+    out, raw = tmp_path / "B.md", tmp_path / "r.json"
+    cmd = [sys.executable, "-m", "bench.run_all", "--quick", "--parts=infer", "--detections=1", "--peers=maskrcnn",
+           f"--out={out}", f"--json_out={raw}", "--notes=", "--timeout=240"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(raw.read_text())
+    row = res["infer"][0]
+    assert (row["size"], row["detections"]) == (64, 1)
+    ours = row["ours"]
+    assert "error" not in ours, ours
+    assert ours["median_s"] > 0 and ours["peak_rss_mb"] > ours["setup_rss_mb"] * 0.5
+    assert ours["output_shapes"]["masks"][1:] == [1, 56, 56, 7]
+    if common.torch_available():
+        assert "error" not in row["maskrcnn"], row["maskrcnn"]
+        assert row["maskrcnn"]["num_detections"] <= 1
+    md = out.read_text()
+    assert "QUICK RUN" in md and "| 64x64 | 1 |" in md
