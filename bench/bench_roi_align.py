@@ -6,12 +6,18 @@ inside a ``tf.function``, at training sizes: R RoIs per image spread over 4 FPN 
 (strides 4..32) of an image of ``--image_size`` pixels, C channels, for each output size.
 Prints a markdown table (the one in libs/README.md) and optionally writes JSON.
 
+With ``--train_preset``, also times one full training step of that preset with each backend
+(``bench/bench_model.py --mode=train``: losses + gradients + Adam update).
+
   python bench/bench_roi_align.py                          # 512 RoIs, 512 px, C=256, S=7,14
   python bench/bench_roi_align.py --channels=64 --sizes=7,14,28
+  python bench/bench_roi_align.py --sizes= --train_preset=cpu_small --train_size=256 --train_batch=4
 """
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 
 import numpy as np
@@ -25,6 +31,9 @@ flags.DEFINE_list("sizes", ["7", "14"], "output sizes S (S x S bins)")
 flags.DEFINE_integer("sampling_ratio", 2, "samples per bin side")
 flags.DEFINE_integer("repeats", 5, "timed runs per measurement (median reported)")
 flags.DEFINE_string("json_out", None, "also write the results to this JSON file")
+flags.DEFINE_string("train_preset", None, "also time a full training step of this preset per backend")
+flags.DEFINE_integer("train_size", 256, "training-step image size (with --train_preset)")
+flags.DEFINE_integer("train_batch", 4, "training-step batch size (with --train_preset)")
 
 STRIDES = (4, 8, 16, 32)
 
@@ -108,15 +117,43 @@ def markdown_table(results) -> str:
     return "\n".join(lines)
 
 
+def train_step_times(preset: str, size: int, batch: int, repeats: int):
+    """Seconds per training step (median) with each backend: ``bench/bench_model.py --mode=train``
+    (losses + gradients + Adam update) in a fresh process per backend."""
+    import subprocess
+
+    from maskrcnn_body.ops import custom
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_model.py")
+    out = {"preset": preset, "size": size, "batch": batch}
+    for backend in ("tf", "custom"):
+        cmd = [sys.executable, script, "--mode=train", f"--preset={preset}", f"--train_size={size}",
+               f"--train_batch={batch}", f"--runs={repeats}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                              env=dict(os.environ, **{custom.ENV_VAR: backend}))
+        times = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[f"{backend}_step_s"] = next(v for k, v in times.items() if k.startswith("train_step_"))
+    return out
+
+
 def main(argv):
     del argv
     F = flags.FLAGS
-    results = run_benchmark(F.batch, F.rois, F.image_size, F.channels, [int(s) for s in F.sizes],
-                            F.sampling_ratio, F.repeats)
-    print(markdown_table(results))
+    output = {}
+    if F.sizes:
+        results = run_benchmark(F.batch, F.rois, F.image_size, F.channels, [int(s) for s in F.sizes],
+                                F.sampling_ratio, F.repeats)
+        print(markdown_table(results))
+        output["roi_align"] = results
+    if F.train_preset:
+        t = train_step_times(F.train_preset, F.train_size, F.train_batch, F.repeats)
+        print(f"\ntraining step, preset {t['preset']}, {t['size']} px, batch {t['batch']}: "
+              f"pure TF {t['tf_step_s']:.3f} s, compiled {t['custom_step_s']:.3f} s "
+              f"({t['tf_step_s'] / t['custom_step_s']:.2f}x)")
+        output["train_step"] = t
     if F.json_out:
         with open(F.json_out, "w") as f:
-            json.dump(results, f, indent=2)
+            json.dump(output, f, indent=2)
 
 
 if __name__ == "__main__":
