@@ -42,6 +42,21 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_thresh
     return idx, valid
 
 
+def gather_rows(params: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
+    """``tf.gather(params, idx, batch_dims=1)`` written as one flat gather (identical values).
+
+    Args: params (B, N, ...); idx (B, K) int32 into N (static K). Returns (B, K, ...).
+    TFLite's batched GATHER fails on NMS indices: the converter gives the stacked NMS output the
+    type (1, K) while the NMS kernel allocates it as (K,) ("gather.cc input->dims->data[i] !=
+    positions->dims->data[i]"); flattening makes the gather independent of that rank.
+    """
+    shape = tf.shape(params)
+    b, n, rest = shape[0], shape[1], shape[2:]
+    flat = tf.reshape(params, tf.concat([[b * n], rest], 0))
+    pos = tf.reshape(idx + tf.range(b)[:, None] * n, [-1])
+    return tf.reshape(tf.gather(flat, pos), tf.concat([[b, idx.shape[1]], rest], 0))
+
+
 def _min_size_ok(boxes, min_size):
     w = boxes[..., 2] - boxes[..., 0]
     h = boxes[..., 3] - boxes[..., 1]
@@ -78,7 +93,7 @@ def generate_proposals(logits: Sequence[tf.Tensor], deltas: Sequence[tf.Tensor],
     boxes = tf.concat(all_boxes, axis=1)
     scores = tf.concat(all_scores, axis=1)
     idx, valid = batched_nms(boxes, scores, post_nms_topk, nms_iou)
-    proposals = tf.gather(boxes, idx, batch_dims=1) * tf.cast(valid, tf.float32)[..., None]
+    proposals = gather_rows(boxes, idx) * tf.cast(valid, tf.float32)[..., None]
     return proposals, valid
 
 
@@ -103,8 +118,8 @@ def select_detections(class_logits: tf.Tensor, deltas: tf.Tensor, proposals: tf.
     idx, valid = batched_nms(boxes, nms_scores, max_detections, nms_iou)
     fvalid = tf.cast(valid, tf.float32)
     return {
-        "boxes": tf.gather(boxes, idx, batch_dims=1) * fvalid[..., None],
-        "scores": tf.gather(scores, idx, batch_dims=1) * fvalid,
+        "boxes": gather_rows(boxes, idx) * fvalid[..., None],
+        "scores": gather_rows(scores, idx) * fvalid,
         "num_detections": tf.reduce_sum(tf.cast(valid, tf.int32), axis=1),
         "valid": valid,
     }
