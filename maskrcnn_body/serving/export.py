@@ -17,6 +17,7 @@ import contextlib
 import os
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body.ops.roi_align import BACKEND_ENV
@@ -63,9 +64,42 @@ def export_saved_model(model, cfg, export_dir: str) -> str:
     return export_dir
 
 
+def frozen_serving_module(saved_model_dir: str) -> tf.Module:
+    """The SavedModel's serving signature with every variable folded into a constant.
+
+    ``TFLiteConverter.from_saved_model`` keeps Keras 3 variables as TFLite resource variables
+    (VAR_HANDLE/READ_VARIABLE) that nothing initialises in the interpreter, so the converted model
+    silently computes with garbage weights (NaN/1e38 outputs). Freezing first avoids that; the
+    wrapper keeps the signature's input and output names.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    loaded = tf.saved_model.load(saved_model_dir)
+    fn = loaded.signatures[SIGNATURE]
+    frozen = convert_variables_to_constants_v2(fn, lower_control_flow=False)
+    keys = list(fn.structured_outputs)  # flat outputs follow nest.flatten order: sorted keys
+    keys.sort()
+    (spec,) = fn.structured_input_signature[1].values()
+
+    module = tf.Module()
+    module.loaded = loaded  # the frozen graph is built from it; keep it alive while converting
+
+    @tf.function(input_signature=[spec])
+    def serve(image):
+        return dict(zip(keys, frozen(image)))
+
+    module.serve = serve
+    return module
+
+
 def export_tflite(saved_model_dir: str, tflite_path: str, optimize: bool = False) -> str:
-    """Converts the SavedModel to TFLite with builtin ops only (fails loudly if any op is not builtin)."""
-    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[SIGNATURE])
+    """Converts the SavedModel to TFLite with builtin ops only (fails loudly if any op is not builtin).
+
+    The file has one signature ``serving_default(image) -> {boxes, scores, num_detections, masks,
+    keypoints}``, the SavedModel's. Its input is (None, None, 3): the interpreter resizes the input
+    tensor and re-allocates for each image size (:func:`run_tflite` does that per call).
+    """
+    module = frozen_serving_module(saved_model_dir)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if optimize:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -78,11 +112,18 @@ def export_tflite(saved_model_dir: str, tflite_path: str, optimize: bool = False
     return tflite_path
 
 
-def run_tflite(tflite_path: str, image) -> dict:
-    """Runs the TFLite file on one RGB uint8 image; returns the output dict (numpy)."""
-    interp = tf.lite.Interpreter(model_path=tflite_path, num_threads=2)
-    runner = interp.get_signature_runner(SIGNATURE)
-    return runner(image=image)
+def load_tflite(tflite_path: str, num_threads: int = 2):
+    """The ``serving_default`` signature runner of a TFLite file (reuse it for many images)."""
+    interp = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads)
+    return interp.get_signature_runner(SIGNATURE)
+
+
+def run_tflite(tflite_path: str, image, runner=None) -> dict:
+    """Runs the TFLite file on one RGB uint8 (H, W, 3) image of any size; returns the output dict
+    (numpy, as :func:`run_saved_model`). The signature runner resizes the input tensor and
+    re-allocates when the size changes."""
+    runner = runner or load_tflite(tflite_path)
+    return runner(image=np.asarray(image, np.uint8))
 
 
 def run_saved_model(export_dir: str, image, loaded: Optional[object] = None) -> dict:
