@@ -3,8 +3,10 @@ import http.client
 import io
 import json
 import socket
+import struct
 import threading
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -110,13 +112,30 @@ def test_body_over_limit_gets_413_before_upload(server):
     assert b" 413 " in data.split(b"\r\n")[0] and b"over the limit" in data
 
 
-def test_huge_image_rejected_without_decoding(server):
-    big = Image.new("L", (20000, 20000))
-    buf = io.BytesIO()
-    big.save(buf, "PNG")
-    got, data = _post(server, "/v1/predict", buf.getvalue())
-    assert got in (400, 413)
-    assert "limit" in json.loads(data)["error"]
+def png_header_only(w, h):
+    """A PNG whose header claims w x h (1-bit grey) with almost no pixel data: cheap 'huge image' bodies."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [2000, 20000])  # 4 M pixels (over this server's 1 M), 400 M (over PIL's own cap)
+def test_huge_image_rejected_without_decoding(server, side):
+    got, data = _post(server, "/v1/predict", png_header_only(side, side))
+    assert got == 400
+    assert "pixel limit" in json.loads(data)["error"]
+    assert _post(server, "/v1/predict", _png(32, 32))[0] == 200
+
+
+def test_idle_connection_gets_408(server):
+    host, port = server.server_address[:2]
+    s = socket.create_connection((host, port), timeout=5)
+    t0 = time.monotonic()
+    data = _recv_all(s)  # send nothing at all
+    s.close()
+    assert b" 408 " in data.split(b"\r\n")[0] and time.monotonic() - t0 < 4
+    assert _post(server, "/v1/predict", _png(32, 32))[0] == 200
 
 
 def test_slow_client_gets_408(server):

@@ -20,7 +20,7 @@ flags.DEFINE_string("checkpoint", None, "A specific checkpoint prefix (default: 
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (0.0.0.0 exposes the server to your network).")
 flags.DEFINE_integer("port", 8080, "Port (0 = any free port; the chosen URL is printed).")
 flags.DEFINE_float("score_threshold", 0.5, "Keep detections with at least this score.")
-flags.DEFINE_integer("max_body_mb", 20, "Largest accepted request body, in MB (413 above).")
+flags.DEFINE_float("max_body_mb", 20.0, "Largest accepted request body, in MB (413 above; fractions allowed).")
 flags.DEFINE_integer("max_pixels", 40_000_000, "Largest accepted image, in pixels (400 above).")
 flags.DEFINE_integer("workers", 4, "Request handler threads.")
 flags.DEFINE_integer("max_queue", 16, "Connections waiting for a handler before 503.")
@@ -44,7 +44,7 @@ def main(argv):
     def render(image):
         return render_png(image, predictor(image), thr)
 
-    cfg = ServerConfig(host=FLAGS.host, port=FLAGS.port, max_body_bytes=FLAGS.max_body_mb * 1024 * 1024,
+    cfg = ServerConfig(host=FLAGS.host, port=FLAGS.port, max_body_bytes=int(FLAGS.max_body_mb * 1024 * 1024),
                        max_pixels=FLAGS.max_pixels, num_workers=FLAGS.workers, max_queue=FLAGS.max_queue,
                        read_timeout_s=FLAGS.read_timeout)
     serve(cfg, lambda image: predict_json(predictor, image, score_threshold=thr), render,

@@ -65,11 +65,14 @@ def decode_request_image(body: bytes, cfg: ServerConfig) -> np.ndarray:
         raise HTTPError(400, "empty body: send the image bytes (JPEG or PNG) as the request body")
     try:
         im = Image.open(io.BytesIO(body))
+    except Image.DecompressionBombError as e:  # PIL refuses images over 2 x MAX_IMAGE_PIXELS at open
+        raise HTTPError(400, f"image is above the pixel limit of {cfg.max_pixels} ({e}); resize it") from None
     except Exception:
         raise HTTPError(400, "body is not an image PIL can read (send JPEG or PNG bytes)") from None
     w, h = im.size
     if w * h > cfg.max_pixels:
-        raise HTTPError(400, f"image is {w}x{h} = {w * h} pixels, above the limit of {cfg.max_pixels}; resize it")
+        raise HTTPError(400, f"image is {w}x{h} = {w * h} pixels, above the pixel limit of {cfg.max_pixels}; "
+                             "resize it")
     if min(w, h) < cfg.min_side:
         raise HTTPError(400, f"image is {w}x{h}; both sides must be at least {cfg.min_side} pixels")
     try:
@@ -86,6 +89,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, fmt, *args):  # route to logging, not stderr
         log.info("%s - %s", self.address_string(), fmt % args)
+
+    def setup(self):
+        self.timeout = self.server.cfg.read_timeout_s  # per-recv limit while reading the request head
+        super().setup()
+
+    def handle_one_request(self):
+        """A client that opens a connection but does not send its request line in time gets 408."""
+        try:
+            self.rfile.peek(1)
+        except (socket.timeout, TimeoutError):
+            self.close_connection = True
+            try:
+                self.request_version, self.requestline, self.command = "HTTP/1.1", "", ""
+                self._error(408, f"request not received within {self.server.cfg.read_timeout_s:g} s")
+            except OSError:
+                pass
+            return
+        super().handle_one_request()
 
     # ------------------------------------------------------------------ helpers
     def _send(self, status: int, body: bytes, content_type: str):
@@ -122,12 +143,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         while got < n:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise HTTPError(408, f"body not received within {cfg.read_timeout_s:.0f} s")
+                raise HTTPError(408, f"body not received within {cfg.read_timeout_s:g} s")
             self.connection.settimeout(remaining)
             try:
                 chunk = self.rfile.read1(min(n - got, 1 << 20))
             except (socket.timeout, TimeoutError):
-                raise HTTPError(408, f"body not received within {cfg.read_timeout_s:.0f} s") from None
+                raise HTTPError(408, f"body not received within {cfg.read_timeout_s:g} s") from None
             if not chunk:
                 raise HTTPError(400, f"connection closed after {got} of {n} body bytes")
             chunks.append(chunk)

@@ -58,6 +58,21 @@ def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Op
     return model, cfg, path
 
 
+def write_train_dir(model, cfg: Config, train_dir: str, step: int = 0) -> str:
+    """Writes ``train_dir/config.json`` and checkpoint ``ckpt-<step>`` in the trainer's layout (model
+    variables only, via :class:`maskrcnn_body.training.checkpoints.Checkpointer`), so that
+    :func:`load_trained_model` and the serving scripts can read a model that was not trained with
+    ``train/train.py`` (e.g. a random-weight model for smoke tests). Returns the checkpoint path."""
+    import keras
+    from maskrcnn_body.training.checkpoints import Checkpointer
+    os.makedirs(train_dir, exist_ok=True)
+    tmp = os.path.join(train_dir, f".config.json.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(cfg.to_json() + "\n")
+    os.replace(tmp, os.path.join(train_dir, "config.json"))
+    return Checkpointer(train_dir, model, keras.optimizers.SGD()).save(step)
+
+
 def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """RGB uint8 (H, W, 3) -> (padded float32 (1, S, S, 3), image_shape int32 (1, 2), scale float32).
