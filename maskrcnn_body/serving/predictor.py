@@ -73,6 +73,17 @@ def write_train_dir(model, cfg: Config, train_dir: str, step: int = 0) -> str:
     return Checkpointer(train_dir, model, keras.optimizers.SGD()).save(step)
 
 
+def write_random_train_dir(train_dir: str, preset: str = "cpu_small", seed: int = 0, **overrides) -> str:
+    """A training directory holding an untrained, random-weight model of ``get_config(preset,
+    **overrides)`` (seeded): for smoke and load tests of the serving path without training."""
+    import keras
+    from maskrcnn_body.config import get_config
+    from maskrcnn_body.model.maskrcnn import build_model
+    keras.utils.set_random_seed(seed)
+    cfg = get_config(preset, **overrides)
+    return write_train_dir(build_model(cfg), cfg, train_dir)
+
+
 def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """RGB uint8 (H, W, 3) -> (padded float32 (1, S, S, 3), image_shape int32 (1, 2), scale float32).
