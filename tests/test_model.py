@@ -4,7 +4,6 @@ import os
 # the compiled RoIAlign op is tested by the ops tests; here the pure-TF path (export path) is used
 os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -91,7 +90,7 @@ def test_save_load_weights_gives_identical_outputs(model, tmp_path):
 def test_inference_model_matches_detect(model):
     x = _images(1, seed=4)
     shape = tf.constant([[SIZE, SIZE]], tf.int32)
-    a = model.inference_model([x, shape])
+    a = model.inference_model()([x, shape])
     b = model.detect(x, shape)
     np.testing.assert_allclose(a["masks"].numpy(), b["masks"].numpy(), atol=1e-5)
 

@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
 
 import numpy as np
-import pytest
 import tensorflow as tf
 from PIL import Image
 

@@ -10,7 +10,7 @@ mask and keypoint heads) glued by pure-TF steps (anchors, proposals, targets, Ro
   ``scores`` (B, D), ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid
   probabilities in the box frame, ``keypoints`` (B, D, 15, 3) (x, y, score); boxes and keypoints
   in the resized-image pixel-edge frame. D = ``max_detections``, M = ``mask_output_size``.
-* ``inference_model``: a functional ``keras.Model`` (images, image_shape) -> that dict, for export.
+* ``inference_model()``: a functional ``keras.Model`` (images, image_shape) -> that dict, for export.
 
 Images are float32 RGB in [0, 255], (B, H, W, 3) with H, W multiples of 32; the model
 normalises them. Everything runs as TF ops, so ``tf.function`` traces once per input size.
@@ -29,7 +29,7 @@ from maskrcnn_body.model import postprocess as post
 from maskrcnn_body.model.backbone import build_backbone, normalize_images
 from maskrcnn_body.model.fpn import build_fpn
 from maskrcnn_body.model.heads import build_box_head, build_keypoint_head, build_mask_head
-from maskrcnn_body.model.rpn import build_rpn_head
+from maskrcnn_body.model.rpn import build_rpn_head, flatten_level_outputs
 from maskrcnn_body.ops import anchors as anchor_ops
 from maskrcnn_body.ops import roi_align
 from maskrcnn_body.ops import targets as T
@@ -74,7 +74,6 @@ class MaskRCNN(keras.Model):
         self.keypoint_head = None if m.keypoint_head == "none" else build_keypoint_head(m)
         self.roi_strides = [2 ** l for l in range(m.min_level, m.max_level + 1)]
         self.built = True
-        object.__setattr__(self, "_inference_cache", None)  # untracked: it contains self
 
     # ------------------------------------------------------------------ shared pieces
     def _features(self, images, training) -> List[tf.Tensor]:
@@ -83,13 +82,9 @@ class MaskRCNN(keras.Model):
         return self.fpn(self.backbone(x, training=training), training=training)
 
     def _rpn(self, feats, training):
-        outs = [self.rpn_head(f, training=training) for f in feats]
-        logits, deltas = [], []
-        for lg, dl in outs:
-            b = tf.shape(lg)[0]
-            logits.append(tf.reshape(tf.cast(lg, tf.float32), [b, -1]))
-            deltas.append(tf.reshape(tf.cast(dl, tf.float32), [b, -1, 4]))
-        return logits, deltas
+        """Per-level RPN logits (B, N_l) and deltas (B, N_l, 4), float32."""
+        flat = [flatten_level_outputs(*self.rpn_head(f, training=training)) for f in feats]
+        return [f[0] for f in flat], [f[1] for f in flat]
 
     def _roi_features(self, feats, boxes, size):
         """RoIAlign (B, R, size, size, C) of ``boxes`` (B, R, 4) from the RoI levels P2..P5."""
@@ -158,17 +153,18 @@ class MaskRCNN(keras.Model):
             return post.decode_keypoint_heatmaps(out, det["boxes"])
         return post.decode_keypoint_regression(out, det["boxes"], det["scores"])
 
-    @property
     def inference_model(self) -> keras.Model:
         """Functional model (images (B, S, S, 3) float32, image_shape (B, 2) int32) -> detect dict,
-        S = ``cfg.input.pad_size`` (anchors are static, so the export has one input size)."""
-        if self._inference_cache is None:
-            s = self.cfg.input.pad_size
-            images = keras.Input((s, s, 3), dtype="float32", name="images")
-            shape = keras.Input((2,), dtype="int32", name="image_shape")
-            object.__setattr__(self, "_inference_cache",
-                               keras.Model([images, shape], self(images, shape), name="inference"))
-        return self._inference_cache
+        S = ``cfg.input.pad_size`` (anchors are static, so the export has one input size).
+
+        A method, built anew on each call: it wraps this model, so an attribute or property would
+        make the model contain itself (Keras' weight saving walks attributes and properties). It
+        shares this model's weights.
+        """
+        s = self.cfg.input.pad_size
+        images = keras.Input((s, s, 3), dtype="float32", name="images")
+        shape = keras.Input((2,), dtype="int32", name="image_shape")
+        return keras.Model([images, shape], self(images, shape), name="inference")
 
     # ------------------------------------------------------------------ training
     def compute_losses(self, batch: Dict[str, tf.Tensor], training: bool = True) -> Dict[str, tf.Tensor]:

@@ -7,7 +7,7 @@ head gives objectness logits (B, Hl, Wl, A) and box deltas (B, Hl, Wl, 4A);
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Tuple
 
 import keras
 import tensorflow as tf
@@ -27,12 +27,9 @@ def build_rpn_head(cfg: ModelConfig) -> keras.Model:
     return keras.Model(inputs, [logits, deltas], name="rpn_head")
 
 
-def flatten_level_outputs(outputs: List[Tuple[tf.Tensor, tf.Tensor]]) -> Tuple[tf.Tensor, tf.Tensor]:
-    """[(logits (B,Hl,Wl,A), deltas (B,Hl,Wl,4A))] per level -> float32 logits (B, N), deltas (B, N, 4),
-    levels concatenated in order (N = sum Hl*Wl*A)."""
-    all_logits, all_deltas = [], []
-    for logits, deltas in outputs:
-        b = tf.shape(logits)[0]
-        all_logits.append(tf.reshape(tf.cast(logits, tf.float32), [b, -1]))
-        all_deltas.append(tf.reshape(tf.cast(deltas, tf.float32), [b, -1, 4]))
-    return tf.concat(all_logits, axis=1), tf.concat(all_deltas, axis=1)
+def flatten_level_outputs(logits: tf.Tensor, deltas: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """One level's (B, Hl, Wl, A) logits and (B, Hl, Wl, 4A) deltas -> float32 (B, Hl*Wl*A) and
+    (B, Hl*Wl*A, 4), in the (row, column, anchor) order of ``ops.anchors``."""
+    b = tf.shape(logits)[0]
+    return (tf.reshape(tf.cast(logits, tf.float32), [b, -1]),
+            tf.reshape(tf.cast(deltas, tf.float32), [b, -1, 4]))
