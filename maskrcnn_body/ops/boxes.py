@@ -34,7 +34,7 @@ def box_area(boxes: tf.Tensor) -> tf.Tensor:
 
 
 @_no_autograph
-def pairwise_iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+def pairwise_iou(a: tf.Tensor, b: tf.Tensor, backend=None) -> tf.Tensor:
     """Intersection over union of every box of ``a`` with every box of ``b``.
 
     Shapes: ``a`` (N, 4), ``b`` (M, 4) -> (N, M); batched ``a`` (B, N, 4), ``b`` (B, M, 4)
@@ -42,7 +42,14 @@ def pairwise_iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     with ``inter = max(0, min(x2) - max(x1)) * max(0, min(y2) - max(y1))``; when the union is
     0 (both boxes of zero area) the IoU is 0, never NaN. A zero-area box therefore has IoU 0
     with everything (including an identical zero-area box).
+
+    ``backend`` (None = env ``MASKRCNN_BODY_OPS``): ``custom`` runs the compiled op of ``libs/``
+    (same semantics, no gradient: IoU is only used for targets), ``tf`` this pure-TF code.
     """
+    from maskrcnn_body.ops import custom
+    lib = custom.compiled(backend)
+    if lib is not None:
+        return lib.pairwise_iou(a, b)
     a = tf.convert_to_tensor(a, tf.float32)
     b = tf.convert_to_tensor(b, tf.float32)
     if a.shape.rank != b.shape.rank or a.shape.rank is None or a.shape.rank < 2:

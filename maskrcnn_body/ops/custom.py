@@ -154,3 +154,9 @@ def resolve_backend(backend: Optional[str] = None) -> str:
         raise RuntimeError(f"compiled ops requested ({ENV_VAR}=custom or backend='custom') but "
                            f"not available: {load_error()}")
     return "tf"
+
+
+def compiled(backend: Optional[str] = None) -> Optional["CustomOps"]:
+    """The loaded compiled ops when ``backend`` (None = env ``MASKRCNN_BODY_OPS``) resolves to
+    ``"custom"``, else None: the one-line dispatch used by ``ops.boxes`` and ``ops.targets``."""
+    return load() if resolve_backend(backend) == "custom" else None

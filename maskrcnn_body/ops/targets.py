@@ -34,7 +34,7 @@ def _first_argmax(values: tf.Tensor, maxima: tf.Tensor, mask: Optional[tf.Tensor
 
 @_no_autograph
 def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
-          gt_valid: Optional[tf.Tensor] = None):
+          gt_valid: Optional[tf.Tensor] = None, backend: Optional[str] = None):
     """Match each of M boxes (anchors/proposals) to one of G GT boxes.
 
     Args:
@@ -51,8 +51,14 @@ def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: boo
          IoU, ties -> smallest g.
       4. ``matched`` is always a valid index in [0, G) (0 when m has no valid GT); use
          ``labels`` to know whether it means anything.
+    ``backend`` (None = env ``MASKRCNN_BODY_OPS``): ``custom`` runs the compiled op of ``libs/``.
     Returns: matched (..., M) int32, labels (..., M) int32 in {1, 0, -1}.
     """
+    from maskrcnn_body.ops import custom
+    lib = custom.compiled(backend)
+    if lib is not None and iou.shape[-2] != 0:
+        matched, labels = lib.match(iou, pos_iou, neg_iou, allow_low_quality, gt_valid)
+        return tf.stop_gradient(matched), tf.stop_gradient(labels)
     iou = tf.convert_to_tensor(iou, tf.float32)
     if iou.shape[-2] == 0:
         shape = tf.shape(iou)[:-2]
