@@ -87,8 +87,8 @@ def stage_category(name: str) -> str:
     """Common stage names so ours and torchvision's stages line up in one table."""
     n = name.lower()
     for key, cat in (("backbone", "backbone + FPN"), ("rpn", "RPN + proposals"), ("box", "box branch"),
-                     ("keypoint", "keypoint branch"), ("mask", "mask branch"), ("paste", "paste masks"),
-                     ("transform", "normalise/batch")):
+                     ("paste", "paste masks"), ("mask", "mask branch"), ("keypoint", "keypoint branch"),
+                     ("transform", "normalise/batch")):  # first match wins
         if key in n:
             return cat
     return "other"
@@ -98,26 +98,30 @@ CATEGORY_ORDER = ("normalise/batch", "backbone + FPN", "RPN + proposals", "box b
                   "keypoint branch", "paste masks", "other")
 
 
+STAGE_COLUMNS = (("ours", "ours"), ("ours_frozen_bn", "ours with frozen BN, no head norm (experiment)"),
+                 ("maskrcnn", PEERS["maskrcnn"]), ("keypointrcnn", PEERS["keypointrcnn"]))
+
+
 def stage_table(stages: Dict) -> List[str]:
-    cols = [("ours", stages.get("ours")), *((PEERS[p], stages.get(p)) for p in PEERS)]
-    cols = [(n, r) for n, r in cols if _ok(r)]
+    """Per-category stage times of each measured column (``stages`` list of [name, seconds])."""
+    cols = [(title, stages.get(key)) for key, title in STAGE_COLUMNS if _ok(stages.get(key))]
     if not cols:
         return ["Not measured."]
     per = []
     for _, r in cols:
         cat = {}
-        for name, t in r["stages"].items():
+        for name, t in r["stages"]:
             cat[stage_category(name)] = cat.get(stage_category(name), 0.0) + t
         per.append(cat)
-    lines = ["| stage | " + " | ".join(f"{n} (s)" for n, _ in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    lines = [f"{stages['size']}x{stages['size']}, D={stages['detections']}, median seconds per stage:", "",
+             "| stage | " + " | ".join(n for n, _ in cols) + " |", "|---|" + "---:|" * len(cols)]
     for c in CATEGORY_ORDER:
         if any(c in p for p in per):
             lines.append(f"| {c} | " + " | ".join(fmt_s(p.get(c)) if c in p else DASH for p in per) + " |")
     lines.append("| **sum of stages** | " + " | ".join(fmt_s(sum(p.values())) for p in per) + " |")
-    lines += ["", "Stages as measured (each its own call on the previous stage's outputs):", ""]
+    lines += ["", "Stages as measured, in order (each its own call on the previous stage's outputs):", ""]
     for n, r in cols:
-        lines.append(f"- {n}: " + "; ".join(f"{k} {v:.3f} s" for k, v in r["stages"].items())
+        lines.append(f"- {n}: " + "; ".join(f"{k} {v:.3f} s" for k, v in r["stages"])
                      + f" (detections: {r.get('num_detections')})")
     return lines
 
@@ -132,7 +136,8 @@ def _machine(results) -> List[str]:
             ("torchvision", m.get("torchvision") or "not installed"), ("platform", m.get("platform")),
             ("threads per framework", s.get("threads")), ("repeats (median of) / warm-up runs",
                                                           f"{s.get('repeats')} / {s.get('warmup')}"),
-            ("our preset", s.get("preset")), ("whole run", f"{results.get('total_wall_s', 0) / 60:.1f} min")]
+            ("our preset", s.get("preset")),
+            ("OMP_WAIT_POLICY of the workers", results.get("env", {}).get("OMP_WAIT_POLICY")), ("whole run", f"{results.get('total_wall_s', 0) / 60:.1f} min")]
     return ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
 
 
@@ -195,10 +200,10 @@ def _roi_align(results) -> List[str]:
              "each backend in its own process:", "",
              "| stage | pure TF | custom op | custom / TF |", "|---|---:|---:|---:|"]
     tf_r, cu_r = r.get("tf"), r.get("custom")
-    names = [n for n in (tf_r or {}).get("stages", {}) if "roialign" in n.lower()] if _ok(tf_r) else []
-    for n in names:
-        a = tf_r["stages"].get(n)
-        b = cu_r["stages"].get(n) if _ok(cu_r) else None
+    tf_st = dict(tf_r["stages"]) if _ok(tf_r) else {}
+    cu_st = dict(cu_r["stages"]) if _ok(cu_r) else {}
+    for n in [n for n in tf_st if "roialign" in n.lower()]:
+        a, b = tf_st[n], cu_st.get(n)
         lines.append(f"| {n} | {fmt_s(a)} | {fmt_s(b)} | {fmt_ratio(ratio(b, a))} |")
     a, b = value(tf_r, "median_s"), value(cu_r, "median_s")
     lines.append(f"| all stages (whole inference) | {fmt_s(a)} | {fmt_s(b)} | {fmt_ratio(ratio(b, a))} |")
@@ -273,6 +278,9 @@ METHOD = """\
   (`bench/run_all.py`) imports neither framework. Ours and the peers are measured one after the other
   in the same run, configuration by configuration, so the ratios see the same machine state.
 - Threads: TensorFlow intra-op = 2, inter-op = 1; `torch.set_num_threads(2)`, inter-op 1.
+  `OMP_WAIT_POLICY=PASSIVE` for every worker (`--omp_wait_policy`): on this shared, oversubscribed
+  CPU torch's spinning OpenMP threads made ResNet-50 at 224 px 20x slower (5.9 s instead of 0.3 s),
+  which would have flattered our ratios; TensorFlow does not use OpenMP.
 - Times are medians of the timed runs after the warm-up run (which traces our `tf.function`s).
   The machine is shared and noisy: read ratios, not absolute times. CPU time (user + system of the
   process) is reported next to wall time because it is less sensitive to other processes.

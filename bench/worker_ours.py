@@ -36,12 +36,17 @@ flags.DEFINE_integer("warmup", 1, "untimed runs before timing (the first one tra
 flags.DEFINE_integer("threads", 2, "TF intra-op threads")
 flags.DEFINE_integer("inter_threads", 1, "TF inter-op threads")
 flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
+flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.norm\": \"frozen_bn\"}' "
+                    "(for profiling experiments)")
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
 
 
 def config(preset: str, detections: int):
+    """The preset with score threshold 0, ``max_detections = detections`` and ``--overrides``."""
+    import json
     from maskrcnn_body.config import get_config
-    return get_config(preset, **{"model.score_threshold": 0.0, "model.max_detections": detections})
+    extra = json.loads(FLAGS.overrides) if FLAGS.overrides else {}
+    return get_config(preset, **{"model.score_threshold": 0.0, "model.max_detections": detections, **extra})
 
 
 def _image(size: int):
@@ -177,8 +182,8 @@ def bench_stages(preset, size, detections, repeats, warmup):
             raise ValueError("stages assumes keypoint_roi_size == mask_roi_size (one shared RoIAlign)")
         stages.append(("keypoint head+decode", run("kps", keypoint_head, get("mask_rois"),
                                                    lambda: s["det"]["boxes"])))
-    result = {name: common.time_runs(fn, repeats, warmup)["median_s"] for name, fn in stages}
-    return {"stages": result, "median_s": sum(result.values()),
+    result = [[name, common.time_runs(fn, repeats, warmup)["median_s"]] for name, fn in stages]
+    return {"stages": result, "median_s": sum(t for _, t in result),
             "num_detections": int(s["det"]["num_detections"][0])}
 
 
@@ -202,7 +207,7 @@ def main(argv):
     res.update(common.memory_mb())
     res.update({"framework": "tensorflow " + tf.__version__, "threads": FLAGS.threads,
                 "inter_threads": FLAGS.inter_threads, "task": FLAGS.task, "preset": FLAGS.preset,
-                "size": FLAGS.size, "detections": FLAGS.detections,
+                "size": FLAGS.size, "detections": FLAGS.detections, "overrides": FLAGS.overrides,
                 "roi_align_backend": _backend_name(roi_align)})
     common.emit(res)
 

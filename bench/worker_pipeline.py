@@ -6,9 +6,9 @@ Writes ``--records`` synthetic training records (``data.synthetic.write_dataset`
 ``--record_size`` pixels) into a temporary directory, builds the training pipeline
 (``data.pipeline.build_dataset(..., training=True)``: shuffle, decode, parse, flip, scale jitter,
 resize, pad, GT mask crops) of preset ``--preset`` with ``input.min_size = input.max_size =
---train_size`` (0: the preset's own input sizes), and times ``--batches`` batches of
-``--batch_size`` after the first (warm-up) batch. The records repeat, so every image is decoded
-and augmented again on each pass, as in training.
+--train_size`` (0: the preset's own input sizes), and times the batches after the first
+(warm-up) one: at least ``--batches`` of ``--batch_size`` (whole passes over the records). Every
+image is decoded and augmented again on each pass, as in training.
 
 Prints one ``BENCH_RESULT`` JSON line with ``images_per_s``, ``first_batch_s``, ``pad_size``.
 """
@@ -43,20 +43,28 @@ def bench_pipeline(preset, records, record_size, train_size, batch_size, batches
         t0 = time.perf_counter()
         write_dataset(prefix, records, 0, seed=0, size=record_size, num_shards=2, num_workers=1, progress=False)
         render_s = time.perf_counter() - t0
-        ds = build_dataset(prefix + "_train-*.tfrecord", cfg.input, batch_size, training=True, seed=0)
+        # a finite number of passes, consumed to the end: deleting an iterator of the endless
+        # training pipeline while it is busy can block at exit (seen here with tiny datasets)
+        passes = -(-(batches + 1) * batch_size // records)
+        ds = build_dataset(prefix + "_train-*.tfrecord", cfg.input, batch_size, training=True, seed=0,
+                           repeat=passes)
         it = iter(ds)
         t0 = time.perf_counter()
-        next(it)
+        batch = next(it)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        for _ in range(batches):
-            batch = next(it)
+        timed = 0
+        for batch in it:
+            timed += 1
         elapsed = time.perf_counter() - t0
+        if timed == 0:
+            raise ValueError(f"no batch after the first: {records} records x {passes} passes < 2 batches of "
+                             f"{batch_size}; give more --records or --batches")
         shape = list(batch["images"].shape)
-    return {"images_per_s": batches * batch_size / elapsed, "batch_s": elapsed / batches,
+    return {"images_per_s": timed * batch_size / elapsed, "batch_s": elapsed / timed,
             "first_batch_s": first, "render_records_s": render_s, "images_shape": shape,
             "pad_size": cfg.input.pad_size, "min_size": cfg.input.min_size, "max_size": cfg.input.max_size,
-            "batch_size": batch_size, "batches": batches, "records": records, "record_size": record_size}
+            "batch_size": batch_size, "batches": timed, "records": records, "record_size": record_size}
 
 
 def main(argv):

@@ -12,8 +12,8 @@ resize (``min_size = max_size = size`` on a square ``size`` image: scale 1), sco
 
 Prints one ``BENCH_RESULT`` JSON line (see :mod:`bench.common`): ``median_s``, ``times_s``,
 ``peak_rss_mb`` (the process high-water mark, framework included), ``setup_rss_mb`` (after
-import + model build), ``num_detections`` of the last run; for ``stages`` a ``stages`` dict of
-per-stage medians.
+import + model build), ``num_detections`` of the last run; for ``stages`` a ``stages`` list of
+``[name, median seconds]`` in execution order.
 """
 from __future__ import annotations
 
@@ -141,11 +141,9 @@ def bench_stages(model_name, size, detections, repeats, warmup):
                   else ("keypoint RoIAlign+head+decode", keypoint_head))
     if model_name == "maskrcnn":
         stages.append(("paste masks into image", paste))
-    result = {}
     with torch.inference_mode():
-        for name, fn in stages:
-            result[name] = common.time_runs(fn, repeats, warmup)["median_s"]
-    return {"stages": result, "median_s": sum(result.values()),
+        result = [[name, common.time_runs(fn, repeats, warmup)["median_s"]] for name, fn in stages]
+    return {"stages": result, "median_s": sum(t for _, t in result),
             "num_detections": int(state["det"][0]["boxes"].shape[0])}
 
 

@@ -58,6 +58,11 @@ def _fake_results():
                   {"size": 512, "detections": 20, "ours": _res(1.0), "maskrcnn": _res(0.5),
                    "keypointrcnn": {"error": "exit code 1, no result line: boom", "command": "python -m x"}}],
         "train": {"size": 512, "ours": _res(2.0, cpu=3.0, optimizer="sgd"), "maskrcnn": _res(1.0, cpu=4.0)},
+        "stages": {"size": 800, "detections": 100,
+                   "ours": _res(3.0, stages=[["backbone+FPN", 2.0], ["mask RoIAlign (shared with keypoints)", 0.5],
+                                             ["keypoint head+decode", 0.5]]),
+                   "maskrcnn": _res(4.0, stages=[["transform", 0.1], ["backbone+FPN", 3.0],
+                                                 ["mask RoIAlign+head", 0.9]])},
         "pipeline": [{"label": "512 px", "result": {"images_per_s": 10.0, "first_batch_s": 1.0, "pad_size": 512,
                                                     "records": 2, "record_size": 64, "batch_size": 2,
                                                     "batches": 2}}],
@@ -90,6 +95,8 @@ def test_render_tables_missing_peers_and_failures():
     assert "| 512 px | 512 | 10.000 | 1.000 | 20.00x |" in md
     assert "## Analysis" in md and "Backbone dominates." in md
     assert "No GPU" in md
+    assert "| backbone + FPN | 2.000 | 3.000 |" in md and "| mask branch | 0.500 | 0.900 |" in md
+    assert "| keypoint branch | 0.500 | - |" in md and "| **sum of stages** | 3.000 | 4.000 |" in md
     assert report.stage_category("keypoint RoIAlign+head+decode") == "keypoint branch"
     assert report.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
 
