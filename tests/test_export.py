@@ -116,3 +116,15 @@ def test_gather_rows_equals_batched_gather():
     np.testing.assert_array_equal(gather_rows(params, idx).numpy(), tf.gather(params, idx, batch_dims=1).numpy())
     np.testing.assert_array_equal(gather_rows(params[..., 0, 0], idx).numpy(),
                                   tf.gather(params[..., 0, 0], idx, batch_dims=1).numpy())
+
+
+def test_postprocess_maps_back_and_clips_to_the_original_image():
+    from maskrcnn_body.serving.predictor import postprocess
+    scale = 128 / 70  # a 70 x 60 image resizes to round(109.7) = 110 columns: 110 / scale = 60.16 > 60
+    det = {"boxes": tf.constant([[[11.0, 22.0, 110.0, 128.0], [0, 0, 0, 0]]]), "scores": tf.constant([[0.9, 0.0]]),
+           "masks": tf.zeros([1, 2, 4, 4, 7]), "num_detections": tf.constant([1]),
+           "keypoints": tf.constant([[[[110.0, 64.0, 0.7]] * 15, [[0.0, 0.0, 0.0]] * 15]])}
+    out = {k: v.numpy() for k, v in postprocess(det, tf.constant(scale), tf.constant([70, 60])).items()}
+    np.testing.assert_allclose(out["boxes"], [[11 / scale, 22 / scale, 60, 70], [0, 0, 0, 0]], rtol=1e-6)
+    np.testing.assert_allclose(out["keypoints"][0, 0], [60, 64 / scale, 0.7], rtol=1e-6)
+    assert not out["keypoints"][1].any() and int(out["num_detections"]) == 1

@@ -50,7 +50,7 @@ class ExportModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
     def serve(self, image):
         padded, shape, scale = preprocess(image, *self._sizes)
-        out = postprocess(self.model.detect(padded, shape, training=False), scale)
+        out = postprocess(self.model.detect(padded, shape, training=False), scale, tf.shape(image)[:2])
         out["num_detections"] = tf.cast(out["num_detections"], tf.int32)
         return out
 

@@ -101,16 +101,22 @@ def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
     return tf.reshape(padded, [1, pad_size, pad_size, 3]), size[None], scale
 
 
-def postprocess(det: Dict[str, tf.Tensor], scale: tf.Tensor) -> Dict[str, tf.Tensor]:
+def postprocess(det: Dict[str, tf.Tensor], scale: tf.Tensor, original_shape: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Batch-of-one detect dict (resized frame) -> detections in original pixels (first image).
 
+    ``original_shape`` (2,) int is the source image's (height, width). Boxes and keypoint x/y are
+    clipped to it: the resized size is rounded, so a box clipped to the resized image can reach
+    up to half a resized pixel (``0.5 / scale``) past the original border.
     Returns padded tensors (D rows) plus ``num_detections``; rows past it are zero.
     """
+    from maskrcnn_body.ops.boxes import clip_boxes
     inv = 1.0 / scale
+    hw = tf.cast(original_shape, tf.float32)
     kp = det["keypoints"][0]
-    kp = tf.concat([kp[..., :2] * inv, kp[..., 2:]], -1)
-    return {"boxes": det["boxes"][0] * inv, "scores": det["scores"][0], "masks": det["masks"][0],
-            "keypoints": kp, "num_detections": det["num_detections"][0]}
+    xy = tf.clip_by_value(kp[..., :2] * inv, 0.0, tf.stack([hw[1], hw[0]]))
+    return {"boxes": clip_boxes(det["boxes"][0] * inv, original_shape), "scores": det["scores"][0],
+            "masks": det["masks"][0], "keypoints": tf.concat([xy, kp[..., 2:]], -1),
+            "num_detections": det["num_detections"][0]}
 
 
 class Predictor:
@@ -124,7 +130,7 @@ class Predictor:
         @tf.function(input_signature=[spec])
         def run(image):
             padded, shape, scale = preprocess(image, i.min_size, i.max_size, i.pad_size)
-            return postprocess(model.detect(padded, shape, training=False), scale)
+            return postprocess(model.detect(padded, shape, training=False), scale, tf.shape(image)[:2])
 
         self._run = run
 
