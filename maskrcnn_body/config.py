@@ -95,6 +95,7 @@ class ModelConfig:
     mask_head_dim: int = 256
     mask_output_size: int = 112       # masks are upsampled late to this size
     max_mask_rois_per_image: int = 64  # training: masks only on (at most this many) positives
+    mask_dice_weight: float = 1.0      # soft Dice term added to the per-channel BCE (thin limbs)
     # keypoint head
     keypoint_head: str = "heatmap"    # "heatmap" | "regression" (original's 30 outputs) | "none"
     keypoint_roi_size: int = 14
@@ -176,10 +177,12 @@ def _cpu_small() -> Config:
             rpn_pre_nms_topk_train=500, rpn_post_nms_topk_train=200,
             rpn_pre_nms_topk_test=300, rpn_post_nms_topk_test=100,
             rpn_batch_per_image=128, rois_per_image=64, box_head_dim=256,
-            mask_head_convs=2, mask_head_dim=64, mask_output_size=56, max_mask_rois_per_image=8,
+            mask_head_convs=4, mask_head_dim=64, mask_output_size=56, max_mask_rois_per_image=16,
             roi_sampling_ratio=1,
             keypoint_head_convs=2, keypoint_head_dim=64, keypoint_heatmap_size=28,
-            max_detections=20),
+            max_detections=20,
+            loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0,
+                          "keypoint": 1.0}),
         train=TrainConfig(batch_size=4, max_steps=3000, optimizer="adamw", learning_rate=2e-3,
                           warmup_steps=100, weight_decay=1e-4, checkpoint_every=200, log_every=10))
 
@@ -193,7 +196,7 @@ def _legacy() -> Config:
             norm="batch", anchor_scales=(1.0, 2.0, 4.0), aspect_ratios=(0.5, 1.0, 2.0),
             rpn_pos_iou=0.7, rpn_neg_iou=0.3, rois_per_image=80, roi_positive_fraction=0.25,
             box_weights=(10.0, 10.0, 5.0, 5.0), mask_roi_size=56, mask_output_size=112,
-            max_mask_rois_per_image=80, keypoint_head="regression"),
+            max_mask_rois_per_image=80, keypoint_head="regression", mask_dice_weight=0.0),
         train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.002, schedule="constant"))
 
 

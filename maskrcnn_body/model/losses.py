@@ -60,8 +60,9 @@ def box_head_losses(class_logits, deltas, labels, box_targets, beta: float = 1.0
     return cls, box
 
 
-def mask_loss(logits, targets, weights):
-    """Per-channel sigmoid cross-entropy, averaged over the (RoI, channel) pairs with weight > 0.
+def mask_loss(logits, targets, weights, dice_weight: float = 0.0):
+    """Per-channel sigmoid cross-entropy (+ optional soft Dice), averaged over the (RoI, channel)
+    pairs with weight > 0.
 
     Args:
       logits: (B, P, M, M, 7) mask logits of the positive RoIs.
@@ -69,10 +70,21 @@ def mask_loss(logits, targets, weights):
       weights: (B, P, 7): 1 for a real positive RoI whose channel is annotated (``parts_valid``),
         0 otherwise (padding RoIs, unknown channels). Unknown channels are *not* trained as
         background.
+      dice_weight: weight of the soft Dice term ``1 - (2 sum(p t) + 1) / (sum(p) + sum(t) + 1)``
+        per (RoI, channel). Limbs cover a few percent of a person's box; the per-pixel
+        cross-entropy alone lets their probabilities stay under 0.5 for a long time, while Dice
+        is invariant to the foreground fraction (an empty target with an empty prediction costs 0).
     """
     w = _f32(weights)
-    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=_f32(targets), logits=_f32(logits))
+    t = _f32(targets)
+    logits = _f32(logits)
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=t, logits=logits)
     per_channel = tf.reduce_mean(ce, axis=[2, 3])  # (B, P, 7)
+    if dice_weight:
+        p = tf.sigmoid(logits)
+        inter = tf.reduce_sum(p * t, axis=[2, 3])
+        denom = tf.reduce_sum(p, axis=[2, 3]) + tf.reduce_sum(t, axis=[2, 3])
+        per_channel += dice_weight * (1.0 - (2.0 * inter + 1.0) / (denom + 1.0))
     return tf.reduce_sum(per_channel * w) / tf.maximum(tf.reduce_sum(w), 1.0)
 
 

@@ -206,7 +206,7 @@ class MaskRCNN(keras.Model):
         # targets are binarised, so one sample per output bin is enough
         mask_t = T.mask_targets(pos_boxes, gt["gt_boxes"], gt["gt_masks"], pos_gt, m.mask_output_size, 1)
         mask_w = T.gather_per_roi(gt["gt_parts_valid"], pos_gt) * pos_valid[..., None]
-        out["mask"] = L.mask_loss(mask_logits, mask_t, mask_w)
+        out["mask"] = L.mask_loss(mask_logits, mask_t, mask_w, m.mask_dice_weight)
         pos_kp = T.gather_per_roi(gt["gt_keypoints"], pos_gt)
         kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else None  # one RoIAlign for both heads
         out["keypoint"] = self._keypoint_loss(feats, pos_boxes, pos_kp, pos_valid, training, kp_rois)
