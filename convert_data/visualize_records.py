@@ -6,10 +6,10 @@ One PNG per record, named ``<index>_<dataset>_<source_id>.png``. Unannotated cha
 (``person/parts_valid`` = 0) are not drawn; joints are drawn where v > 0.
 """
 import os
-import sys
 
 from absl import app, flags
 
+from maskrcnn_body.cli import main_with_user_errors
 from maskrcnn_body.data import schema, writer
 from maskrcnn_body.drawing import draw
 
@@ -35,18 +35,12 @@ def visualize(records, out_dir: str, max_records: int = 0, min_size: int = 256) 
     return out
 
 
-def main(argv):
-    del argv
-    try:
-        run()
-    except (FileNotFoundError, ValueError) as e:  # missing inputs, DumpError / RecordError
-        sys.exit(f"error: {e}")
-
-
 def run():
     paths = visualize(FLAGS.records, FLAGS.out_dir, FLAGS.max, FLAGS.min_size)
     print(f"wrote {len(paths)} pictures to {FLAGS.out_dir}")
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

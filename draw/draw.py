@@ -7,10 +7,10 @@ scores, skeletons; ``--side_by_side`` puts the ground truth on the left. Unless 
 ``pr_curves.png`` and ``part_ap.png`` (metrics of all dumps in DIR).
 """
 import os
-import sys
 
 from absl import app, flags
 
+from maskrcnn_body.cli import main_with_user_errors
 from maskrcnn_body.drawing import draw
 from maskrcnn_body.evaluation import dumps
 
@@ -22,14 +22,6 @@ flags.DEFINE_float("score_threshold", 0.5, "Draw detections with score >= this."
 flags.DEFINE_integer("max", 0, "Draw at most this many dumps (0 = all).")
 flags.DEFINE_integer("min_size", 256, "Magnify small images so the shorter side is at least this.")
 flags.DEFINE_bool("plots", True, "Also write pr_curves.png and part_ap.png (runs the metrics).")
-
-
-def main(argv):
-    del argv
-    try:
-        run()
-    except (FileNotFoundError, ValueError) as e:  # missing inputs, DumpError / RecordError
-        sys.exit(f"error: {e}")
 
 
 def run():
@@ -48,6 +40,8 @@ def run():
         for path in plots.save_plots(evaluate_dir(FLAGS.dumps), FLAGS.out_dir):
             print(f"wrote {path}")
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from maskrcnn_body.cli import main_with_user_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "output/mask_rcnn", "Training directory (config.json + checkpoints).")
@@ -27,28 +28,19 @@ flags.DEFINE_float("score_threshold", None, "Override the model's detection scor
 flags.DEFINE_bool("skip_corrupt", False, "Skip and count corrupt records instead of stopping.")
 
 
-def main(argv):
-    del argv
+def run():
     from maskrcnn_body.evaluation import report, runner
-    from maskrcnn_body.serving.predictor import ModelLoadError, load_config, load_trained_model
+    from maskrcnn_body.serving.predictor import load_config, load_trained_model
     from maskrcnn_body.training import predict
-    try:
-        cfg = load_config(FLAGS.train_dir)
-        if FLAGS.score_threshold is not None:
-            cfg.model.score_threshold = FLAGS.score_threshold
-        cfg.input.skip_corrupt = FLAGS.skip_corrupt
-        model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(FLAGS.train_dir)
+    if FLAGS.score_threshold is not None:
+        cfg.model.score_threshold = FLAGS.score_threshold
+    cfg.input.skip_corrupt = FLAGS.skip_corrupt
+    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
     dump_dir = FLAGS.dump_dir or os.path.join(FLAGS.train_dir, "eval_dumps")
     shutil.rmtree(dump_dir, ignore_errors=True)
     print(f"evaluating {ckpt} on {FLAGS.records} -> {dump_dir}", flush=True)
-    try:
-        paths = predict.write_dumps(model, FLAGS.records, cfg, dump_dir, FLAGS.batch_size, FLAGS.max_images)
-    except FileNotFoundError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    paths = predict.write_dumps(model, FLAGS.records, cfg, dump_dir, FLAGS.batch_size, FLAGS.max_images)
     print(f"wrote {len(paths)} dumps", flush=True)
     result = runner.evaluate_dir(dump_dir)
     print(report.format_report(result.summary, result.num_images))
@@ -60,6 +52,8 @@ def main(argv):
             print(f"wrote {p}")
     return 0
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

@@ -14,6 +14,7 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from maskrcnn_body.cli import main_with_user_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "output/mask_rcnn", "Training directory (config.json + checkpoints).")
@@ -24,20 +25,15 @@ flags.DEFINE_float("score_threshold", None, "Override the model's score threshol
 flags.DEFINE_integer("max_detections", None, "Override the number of detection slots in the export.")
 
 
-def main(argv):
-    del argv
+def run():
     from maskrcnn_body.serving import export
-    from maskrcnn_body.serving.predictor import ModelLoadError, load_config, load_trained_model
-    try:
-        cfg = load_config(FLAGS.train_dir)
-        if FLAGS.score_threshold is not None:
-            cfg.model.score_threshold = FLAGS.score_threshold
-        if FLAGS.max_detections is not None:
-            cfg.model.max_detections = FLAGS.max_detections
-        model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from maskrcnn_body.serving.predictor import load_config, load_trained_model
+    cfg = load_config(FLAGS.train_dir)
+    if FLAGS.score_threshold is not None:
+        cfg.model.score_threshold = FLAGS.score_threshold
+    if FLAGS.max_detections is not None:
+        cfg.model.max_detections = FLAGS.max_detections
+    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
     export.export_saved_model(model, cfg, FLAGS.saved_model)
     print(f"SavedModel from {ckpt} -> {FLAGS.saved_model}")
     if FLAGS.tflite:
@@ -45,6 +41,8 @@ def main(argv):
         print(f"TFLite -> {FLAGS.tflite} ({os.path.getsize(FLAGS.tflite) / 1e6:.1f} MB)")
     return 0
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

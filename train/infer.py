@@ -12,6 +12,7 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from maskrcnn_body.cli import main_with_user_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "output/mask_rcnn", "Training directory (config.json + checkpoints).")
@@ -24,23 +25,20 @@ flags.DEFINE_integer("max_frames", 0, "Stop after this many video frames (0 = al
 flags.DEFINE_integer("frame_step", 1, "Use every Nth video frame.")
 
 
-def main(argv):
-    del argv
+def run():
     if not FLAGS.input and FLAGS.webcam < 0:
         raise app.UsageError("give --input PATH (repeatable) or --webcam N")
     from maskrcnn_body.serving.infer import run
-    from maskrcnn_body.serving.predictor import ModelLoadError, Predictor
-    try:
-        predictor = Predictor.from_train_dir(FLAGS.train_dir, FLAGS.checkpoint)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from maskrcnn_body.serving.predictor import Predictor
+    predictor = Predictor.from_train_dir(FLAGS.train_dir, FLAGS.checkpoint)
     summary = run(predictor, FLAGS.input, FLAGS.out_dir, FLAGS.score_threshold, FLAGS.webcam,
                   FLAGS.max_frames, FLAGS.frame_step)
     print(f"{summary['images']} image(s), {summary['persons']} person(s) in {summary['seconds']:.1f} s "
           f"-> {summary['out_dir']}")
     return 0
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from maskrcnn_body.cli import main_with_user_errors  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_dir", "output/mask_rcnn", "Training directory (config.json + checkpoints).")
@@ -27,18 +28,13 @@ flags.DEFINE_integer("max_queue", 16, "Connections waiting for a handler before 
 flags.DEFINE_float("read_timeout", 10.0, "Seconds a client has to send its body (408 after).")
 
 
-def main(argv):
-    del argv
+def run():
     import logging
     logging.basicConfig(level=logging.WARNING)
     from maskrcnn_body.serving.http_server import ServerConfig, serve
     from maskrcnn_body.serving.infer import predict_json, render_png
-    from maskrcnn_body.serving.predictor import ModelLoadError, Predictor
-    try:
-        predictor = Predictor.from_train_dir(FLAGS.train_dir, FLAGS.checkpoint)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from maskrcnn_body.serving.predictor import Predictor
+    predictor = Predictor.from_train_dir(FLAGS.train_dir, FLAGS.checkpoint)
     thr = FLAGS.score_threshold
     import numpy as np
     predictor(np.zeros((64, 64, 3), np.uint8))  # trace now (one trace serves every size), not on request 1
@@ -54,6 +50,8 @@ def main(argv):
                                   flush=True))
     return 0
 
+
+main = main_with_user_errors(run)
 
 if __name__ == "__main__":
     app.run(main)

@@ -18,11 +18,12 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from maskrcnn_body.cli import UserError
 from maskrcnn_body.config import Config
 
 
-class ModelLoadError(RuntimeError):
-    pass
+class ModelLoadError(UserError):
+    """The training directory or checkpoint cannot be loaded (the message says why)."""
 
 
 def load_config(train_dir: str) -> Config:
