@@ -137,7 +137,8 @@ def _machine(results) -> List[str]:
             ("threads per framework", s.get("threads")), ("repeats (median of) / warm-up runs",
                                                           f"{s.get('repeats')} / {s.get('warmup')}"),
             ("our preset", s.get("preset")),
-            ("OMP_WAIT_POLICY of the workers", results.get("env", {}).get("OMP_WAIT_POLICY")), ("whole run", f"{results.get('total_wall_s', 0) / 60:.1f} min")]
+            ("OMP_WAIT_POLICY of the workers", results.get("env", {}).get("OMP_WAIT_POLICY")),
+            ("whole run", f"{results.get('total_wall_s', 0) / 60:.1f} min")]
     return ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
 
 

@@ -50,6 +50,8 @@ flags.DEFINE_integer("pipeline_batches", 30, "timed pipeline batches (batch 2)")
 flags.DEFINE_string("out", "docs/BENCHMARKS.md", "markdown report (relative to the repo root)")
 flags.DEFINE_string("json_out", "output/bench/results.json", "raw results (relative to the repo root)")
 flags.DEFINE_string("notes", "bench/ANALYSIS.md", "hand-written analysis included in the report ('' = none)")
+flags.DEFINE_string("from_json", "", "re-render the report from this results JSON (no measuring), e.g. "
+                    "after editing bench/ANALYSIS.md")
 flags.DEFINE_integer("timeout", 1200, "seconds per subprocess before it is abandoned")
 flags.DEFINE_string("omp_wait_policy", "PASSIVE",
                     "OMP_WAIT_POLICY of every worker ('' = inherit). PASSIVE: on a shared, oversubscribed CPU "
@@ -213,18 +215,22 @@ def run(settings, parts, peers):
 
 def main(argv):
     del argv
-    settings = _settings()
-    unknown = set(FLAGS.peers) - {"maskrcnn", "keypointrcnn"}
-    if unknown:
-        raise app.UsageError(f"--peers has unknown {sorted(unknown)}; choose from maskrcnn, keypointrcnn")
-    results = run(settings, FLAGS.parts, FLAGS.peers if FLAGS.torch else [])
+    if FLAGS.from_json:
+        with open(FLAGS.from_json) as f:
+            results = json.load(f)
+    else:
+        settings = _settings()
+        unknown = set(FLAGS.peers) - {"maskrcnn", "keypointrcnn"}
+        if unknown:
+            raise app.UsageError(f"--peers has unknown {sorted(unknown)}; choose from maskrcnn, keypointrcnn")
+        results = run(settings, FLAGS.parts, FLAGS.peers if FLAGS.torch else [])
     notes = ""
     if FLAGS.notes:
         path = os.path.join(common.REPO_ROOT, FLAGS.notes)
         if os.path.exists(path):
             with open(path) as f:
                 notes = f.read()
-    for rel, text in ((FLAGS.json_out, json.dumps(results, indent=1, sort_keys=True)),
+    for rel, text in ((FLAGS.json_out if not FLAGS.from_json else "", json.dumps(results, indent=1, sort_keys=True)),
                       (FLAGS.out, report.render(results, notes))):
         if not rel:
             continue
