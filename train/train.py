@@ -38,6 +38,8 @@ flags.DEFINE_list("decay_steps", None, "For --schedule=step: steps at which the 
 flags.DEFINE_enum("optimizer", None, ["adamw", "sgd"], "Optimizer (default: preset).")
 flags.DEFINE_float("clip_norm", None, "Clip the gradient by this global norm; 0 disables (default: preset).")
 flags.DEFINE_integer("image_size", None, "Resize images to this size (input min_size = max_size).")
+flags.DEFINE_multi_string("set", [], "Override any config field of the preset: --set model.mask_roi_size=28 "
+                          "(repeatable; SECTION.FIELD=VALUE with SECTION in input, model, train).")
 flags.DEFINE_integer("seed", 0, "Seed for initialisation, data order and augmentation.")
 flags.DEFINE_string("restore_from", None, "Checkpoint (prefix or directory) to partially restore from when "
                     "--train_dir has no checkpoint: variables matching in name and shape are loaded, the "
@@ -63,9 +65,24 @@ flags.DEFINE_integer("num_train", 1000, "Synthetic training images generated whe
 flags.DEFINE_integer("num_val", 100, "Synthetic validation images generated when none exist.")
 
 
+def _parse_overrides(items):
+    """``["model.mask_roi_size=28", ...]`` -> ``{"model.mask_roi_size": 28}`` (Python literals, else strings)."""
+    import ast
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. model.mask_roi_size=28")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
 def build_config():
     from maskrcnn_body.config import get_config
-    cfg = get_config(FLAGS.preset)
+    cfg = get_config(FLAGS.preset, **_parse_overrides(FLAGS.set))
     t = cfg.train
     for name in ("max_steps", "batch_size", "learning_rate", "warmup_steps", "schedule", "optimizer",
                  "clip_norm", "log_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps",
