@@ -2,7 +2,8 @@
 
 Scripts define ``run() -> int`` and use ``main = main_with_user_errors(run)`` with ``app.run(main)``:
 problems with the user's inputs (:class:`UserError`, missing files, invalid values) end the
-script with ``error: <message>`` and exit code 1 instead of a traceback.
+script with ``error: <message>`` on stderr and exit code 2 (as the converters' setup errors) instead
+of a traceback.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ class UserError(RuntimeError):
 
 
 USER_ERRORS = (UserError, FileNotFoundError, ValueError)
+EXIT_USER_ERROR = 2
 
 
 def main_with_user_errors(run: Callable[[], int]) -> Callable:
@@ -23,5 +25,6 @@ def main_with_user_errors(run: Callable[[], int]) -> Callable:
         try:
             return run()
         except USER_ERRORS as e:
-            sys.exit(f"error: {e}")
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_USER_ERROR
     return main
