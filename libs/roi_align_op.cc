@@ -147,6 +147,24 @@ class RoiAlignBase : public OpKernel {
   }
 
  protected:
+  // Inputs of the gradient op (features..., boxes, levels, grad), validated like the forward
+  // op's plus grad's shape (B, R, out_h, out_w, C). Check ctx->status() afterwards.
+  void ReadGradInputs(OpKernelContext* ctx, OpInputList* features, const Tensor** boxes,
+                      const Tensor** levels, const Tensor** grad) {
+    OP_REQUIRES_OK(ctx, ctx->input_list("features", features));
+    const int n = features->size();
+    *boxes = &ctx->input(n);
+    *levels = &ctx->input(n + 1);
+    *grad = &ctx->input(n + 2);
+    ValidateInputs(ctx, *features, **boxes, **levels);
+    if (!ctx->status().ok()) return;
+    const TensorShape want({batch_, num_rois_, out_h_, out_w_, channels_});
+    OP_REQUIRES(ctx, (*grad)->shape() == want,
+                errors::InvalidArgument("MultilevelRoiAlignGrad: grad must have shape ",
+                                        want.DebugString(), ", got ",
+                                        (*grad)->shape().DebugString()));
+  }
+
   // Checks features/boxes/levels; fills batch_, num_rois_, channels_.
   void ValidateInputs(OpKernelContext* ctx, const OpInputList& features, const Tensor& boxes,
                       const Tensor& levels) {
@@ -330,19 +348,14 @@ class MultilevelRoiAlignGradOp<Eigen::ThreadPoolDevice, T> : public RoiAlignBase
 
   void Compute(OpKernelContext* ctx) override {
     OpInputList features;
-    OP_REQUIRES_OK(ctx, ctx->input_list("features", &features));
-    const int n = features.size();
-    const Tensor& boxes = ctx->input(n);
-    const Tensor& levels = ctx->input(n + 1);
-    const Tensor& grad = ctx->input(n + 2);
-    ValidateInputs(ctx, features, boxes, levels);
+    const Tensor *boxes_in = nullptr, *levels_in = nullptr, *grad_in = nullptr;
+    ReadGradInputs(ctx, &features, &boxes_in, &levels_in, &grad_in);
     if (!ctx->status().ok()) return;
+    const Tensor& boxes = *boxes_in;
+    const Tensor& levels = *levels_in;
+    const Tensor& grad = *grad_in;
+    const int n = features.size();
     const int oh = out_h_, ow = out_w_, sr = sampling_ratio_;
-    const TensorShape want({batch_, num_rois_, oh, ow, channels_});
-    OP_REQUIRES(ctx, grad.shape() == want,
-                errors::InvalidArgument("MultilevelRoiAlignGrad: grad must have shape ",
-                                        want.DebugString(), ", got ",
-                                        grad.shape().DebugString()));
     ValidateLevelValues(ctx, levels, n);
     if (!ctx->status().ok()) return;
 
@@ -470,19 +483,14 @@ class MultilevelRoiAlignGradOp<GPUDevice, T> : public RoiAlignBase {
 
   void Compute(OpKernelContext* ctx) override {
     OpInputList features;
-    OP_REQUIRES_OK(ctx, ctx->input_list("features", &features));
-    const int n = features.size();
-    const Tensor& boxes = ctx->input(n);
-    const Tensor& levels = ctx->input(n + 1);
-    const Tensor& grad = ctx->input(n + 2);
-    ValidateInputs(ctx, features, boxes, levels);
+    const Tensor *boxes_in = nullptr, *levels_in = nullptr, *grad_in = nullptr;
+    ReadGradInputs(ctx, &features, &boxes_in, &levels_in, &grad_in);
     if (!ctx->status().ok()) return;
+    const Tensor& boxes = *boxes_in;
+    const Tensor& levels = *levels_in;
+    const Tensor& grad = *grad_in;
+    const int n = features.size();
     const int oh = out_h_, ow = out_w_;
-    const TensorShape want({batch_, num_rois_, oh, ow, channels_});
-    OP_REQUIRES(ctx, grad.shape() == want,
-                errors::InvalidArgument("MultilevelRoiAlignGrad: grad must have shape ",
-                                        want.DebugString(), ", got ",
-                                        grad.shape().DebugString()));
     OpOutputList outputs;
     OP_REQUIRES_OK(ctx, ctx->output_list("grads", &outputs));
     std::vector<T*> data;
