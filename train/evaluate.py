@@ -30,13 +30,11 @@ flags.DEFINE_bool("skip_corrupt", False, "Skip and count corrupt records instead
 
 def run():
     from maskrcnn_body.evaluation import report, runner
-    from maskrcnn_body.serving.predictor import load_config, load_trained_model
+    from maskrcnn_body.serving.predictor import load_trained_model
     from maskrcnn_body.training import predict
-    cfg = load_config(FLAGS.train_dir)
-    if FLAGS.score_threshold is not None:
-        cfg.model.score_threshold = FLAGS.score_threshold
+    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint,
+                                          score_threshold=FLAGS.score_threshold)
     cfg.input.skip_corrupt = FLAGS.skip_corrupt
-    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
     dump_dir = FLAGS.dump_dir or os.path.join(FLAGS.train_dir, "eval_dumps")
     shutil.rmtree(dump_dir, ignore_errors=True)
     print(f"evaluating {ckpt} on {FLAGS.records} -> {dump_dir}", flush=True)

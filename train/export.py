@@ -27,13 +27,9 @@ flags.DEFINE_integer("max_detections", None, "Override the number of detection s
 
 def run():
     from maskrcnn_body.serving import export
-    from maskrcnn_body.serving.predictor import load_config, load_trained_model
-    cfg = load_config(FLAGS.train_dir)
-    if FLAGS.score_threshold is not None:
-        cfg.model.score_threshold = FLAGS.score_threshold
-    if FLAGS.max_detections is not None:
-        cfg.model.max_detections = FLAGS.max_detections
-    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, cfg)
+    from maskrcnn_body.serving.predictor import load_trained_model
+    model, cfg, ckpt = load_trained_model(FLAGS.train_dir, FLAGS.checkpoint, score_threshold=FLAGS.score_threshold,
+                                          max_detections=FLAGS.max_detections)
     export.export_saved_model(model, cfg, FLAGS.saved_model)
     print(f"SavedModel from {ckpt} -> {FLAGS.saved_model}")
     if FLAGS.tflite:

@@ -34,17 +34,25 @@ def load_config(train_dir: str) -> Config:
         return Config.from_dict(json.load(f))
 
 
-def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None):
+def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None,
+                       **model_overrides):
     """Returns ``(model, cfg, checkpoint_path)``; the model's weights come from the checkpoint.
 
     Args:
       train_dir: a training directory (``config.json`` + ``ckpt-N`` files).
       checkpoint: a specific checkpoint prefix; default: the newest in ``train_dir``.
       cfg: override the directory's config (e.g. a changed score threshold).
+      model_overrides: ``cfg.model`` fields to change (None values are ignored), e.g.
+        ``score_threshold=0.3, max_detections=50``.
     """
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.checkpoints import named_model_variables
     cfg = cfg or load_config(train_dir)
+    for key, value in model_overrides.items():
+        if value is not None:
+            if not hasattr(cfg.model, key):
+                raise ModelLoadError(f"unknown model config field {key!r}")
+            setattr(cfg.model, key, value)
     path = checkpoint or tf.train.latest_checkpoint(train_dir)
     if path is None:
         raise ModelLoadError(f"no checkpoint in {train_dir}: train first (python train/train.py --train_dir "
@@ -137,10 +145,7 @@ class Predictor:
 
     @classmethod
     def from_train_dir(cls, train_dir: str, checkpoint: Optional[str] = None, **model_overrides):
-        cfg = load_config(train_dir)
-        for k, v in model_overrides.items():
-            setattr(cfg.model, k, v)
-        model, cfg, _ = load_trained_model(train_dir, checkpoint, cfg)
+        model, cfg, _ = load_trained_model(train_dir, checkpoint, **model_overrides)
         return cls(model, cfg)
 
     def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
