@@ -203,6 +203,23 @@ def _legacy() -> Config:
 PRESETS = {"r50_fpn": _r50_fpn, "cpu_small": _cpu_small, "legacy": _legacy}
 
 
+def parse_overrides(items) -> Dict[str, Any]:
+    """``["model.mask_roi_size=28", "train.schedule=step"]`` -> ``{"model.mask_roi_size": 28,
+    "train.schedule": "step"}``: values are Python literals when they parse as one, else strings
+    (the ``--set`` flag of ``train/train.py``)."""
+    import ast
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. model.mask_roi_size=28")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
 def get_config(name: str = "r50_fpn", **overrides) -> Config:
     """A fresh copy of preset ``name`` with dotted-key ``overrides`` applied."""
     if name not in PRESETS:

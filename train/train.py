@@ -65,24 +65,9 @@ flags.DEFINE_integer("num_train", 1000, "Synthetic training images generated whe
 flags.DEFINE_integer("num_val", 100, "Synthetic validation images generated when none exist.")
 
 
-def _parse_overrides(items):
-    """``["model.mask_roi_size=28", ...]`` -> ``{"model.mask_roi_size": 28}`` (Python literals, else strings)."""
-    import ast
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. model.mask_roi_size=28")
-        try:
-            out[key.strip()] = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value.strip()
-    return out
-
-
 def build_config():
-    from maskrcnn_body.config import get_config
-    cfg = get_config(FLAGS.preset, **_parse_overrides(FLAGS.set))
+    from maskrcnn_body.config import get_config, parse_overrides
+    cfg = get_config(FLAGS.preset, **parse_overrides(FLAGS.set))
     t = cfg.train
     for name in ("max_steps", "batch_size", "learning_rate", "warmup_steps", "schedule", "optimizer",
                  "clip_norm", "log_every", "checkpoint_every", "keep_checkpoints", "max_bad_steps",
