@@ -13,6 +13,10 @@ of them, so the work is fixed whatever the (untrained) scores are.
 optimizer from ``training.optimizers.build_optimizer``, gradient clipping and the finite check)
 on one batch of :func:`bench.common.synthetic_people` in the pipeline format of docs/DESIGN.md.
 
+``profile_train``: the ``train`` step run ``--repeats`` times under ``tf.profiler`` (after the
+warm-up); the trace goes to ``--profile_dir`` (TensorBoard) and the result sums the op times
+per model part, forward and backward (:mod:`bench.trace`).
+
 ``stages``: the inference split into stages, each its own ``tf.function`` run on the previous
 stage's outputs, median time of each (where the time goes).
 
@@ -27,7 +31,7 @@ from absl import app, flags
 from bench import common
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "infer", ["infer", "train", "stages"], "what to measure")
+flags.DEFINE_enum("task", "infer", ["infer", "train", "stages", "profile_train"], "what to measure")
 flags.DEFINE_string("preset", "r50_fpn", "config preset (maskrcnn_body.config.get_config)")
 flags.DEFINE_integer("size", 512, "square image size (pixels, multiple of 32)")
 flags.DEFINE_integer("detections", 100, "max_detections (score threshold 0)")
@@ -38,6 +42,7 @@ flags.DEFINE_integer("inter_threads", 1, "TF inter-op threads")
 flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
 flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.norm\": \"frozen_bn\"}' "
                     "(for profiling experiments)")
+flags.DEFINE_string("profile_dir", "output/profile", "profile_train: tf.profiler log directory (TensorBoard)")
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
 
 
@@ -95,7 +100,8 @@ def training_batch(cfg, size: int, people: int):
     return {k: tf.constant(v) for k, v in batch.items()}
 
 
-def bench_train(preset, size, repeats, warmup, people):
+def _train_step(preset, size, people):
+    """(run, cfg): ``run()`` does one of the project's train steps on a fixed batch."""
     import tensorflow as tf
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.optimizers import build_optimizer
@@ -107,15 +113,33 @@ def bench_train(preset, size, repeats, warmup, people):
     optimizer = build_optimizer(cfg.train)
     step = make_train_step(model, optimizer, strategy, cfg.train.clip_norm)
     data = iter(tf.data.Dataset.from_tensors(training_batch(cfg, size, people)).repeat())
-    mem0 = common.memory_mb()
     last = {}
 
     def run():
         last["out"] = {k: float(v) for k, v in step(data).items()}
+        return last["out"]
 
+    run.last = last
+    return run, cfg
+
+
+def bench_train(preset, size, repeats, warmup, people):
+    run, cfg = _train_step(preset, size, people)
+    mem0 = common.memory_mb()
     timing = common.time_runs(run, repeats, warmup)
-    return {**timing, "loss": last["out"]["total"], "finite": last["out"].get("finite"),
+    out = run.last["out"]
+    return {**timing, "loss": out["total"], "finite": out.get("finite"),
             "optimizer": cfg.train.optimizer, "setup_rss_mb": mem0["rss_mb"]}
+
+
+def profile_train(preset, size, repeats, warmup, people, logdir):
+    """Op time of the train step per model part (see :mod:`bench.trace`), from a tf.profiler trace."""
+    from bench import trace
+    run, _ = _train_step(preset, size, people)
+    for _ in range(max(1, warmup)):
+        run()
+    path = trace.profile(run, logdir, repeats)
+    return {**trace.summarize(path, repeats), "trace": path, "repeats": repeats}
 
 
 def bench_stages(preset, size, detections, repeats, warmup):
@@ -151,9 +175,14 @@ def bench_stages(preset, size, detections, repeats, warmup):
         return post.select_detections(cls, box, proposals, pvalid, shape, m.box_weights,
                                       m.score_threshold, m.nms_iou, m.max_detections)
 
+    shared = m.keypoint_head == "shared"
+
     @tf.function
-    def mask_head(rois):
-        return tf.sigmoid(model._apply_head(model.mask_head, rois, False))
+    def mask_head(rois, boxes):
+        out = model._apply_head(model.mask_head, rois, False)
+        if not shared:
+            return tf.sigmoid(out)
+        return tf.sigmoid(out[0]), post.decode_keypoint_heatmaps(out[1], boxes)
 
     @tf.function
     def keypoint_head(rois, boxes):
@@ -175,7 +204,8 @@ def bench_stages(preset, size, detections, repeats, warmup):
                                      get("proposals", 1))),
         ("mask RoIAlign (shared with keypoints)",
          run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_roi_size)),
-        ("mask head", run("masks", mask_head, get("mask_rois"))),
+        ("mask+keypoint head (one tower)+decode" if shared else "mask head",
+         run("masks", mask_head, get("mask_rois"), lambda: s["det"]["boxes"])),
     ]
     if model.keypoint_head is not None and m.keypoint_head == "heatmap":
         if m.keypoint_roi_size != m.mask_roi_size:
@@ -201,6 +231,9 @@ def main(argv):
         res = bench_infer(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     elif FLAGS.task == "train":
         res = bench_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people)
+    elif FLAGS.task == "profile_train":
+        res = profile_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people,
+                            FLAGS.profile_dir)
     else:
         res = bench_stages(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     from maskrcnn_body.ops import roi_align

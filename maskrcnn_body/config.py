@@ -96,8 +96,11 @@ class ModelConfig:
     mask_output_size: int = 112       # masks are upsampled late to this size
     max_mask_rois_per_image: int = 64  # training: masks only on (at most this many) positives
     mask_dice_weight: float = 1.0      # soft Dice term added to the per-channel BCE (thin limbs)
+    head_global_dim: int = 256         # RoI-wide FC context in the mask/keypoint heads (0 = none)
     # keypoint head
-    keypoint_head: str = "heatmap"    # "heatmap" | "regression" (original's 30 outputs) | "none"
+    # "heatmap" (own tower, Keypoint R-CNN) | "shared" (heatmaps from the mask head's tower)
+    # | "regression" (the original's 30 outputs) | "none"
+    keypoint_head: str = "heatmap"
     keypoint_roi_size: int = 14
     keypoint_head_convs: int = 8
     keypoint_head_dim: int = 512
@@ -196,7 +199,8 @@ def _legacy() -> Config:
             norm="batch", anchor_scales=(1.0, 2.0, 4.0), aspect_ratios=(0.5, 1.0, 2.0),
             rpn_pos_iou=0.7, rpn_neg_iou=0.3, rois_per_image=80, roi_positive_fraction=0.25,
             box_weights=(10.0, 10.0, 5.0, 5.0), mask_roi_size=56, mask_output_size=112,
-            max_mask_rois_per_image=80, keypoint_head="regression", mask_dice_weight=0.0),
+            max_mask_rois_per_image=80, keypoint_head="regression", mask_dice_weight=0.0,
+            head_global_dim=0),
         train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.002, schedule="constant"))
 
 

@@ -96,11 +96,11 @@ def ensure_synthetic_data(train, val) -> None:
     if not set(missing) <= defaults:
         raise app.UsageError(f"no files match {missing}; convert the data first (convert_data/) or leave "
                              "--records/--val_records at their defaults to use the synthetic dataset")
-    from maskrcnn_body.data.synthetic import write_dataset
+    from maskrcnn_body.data.synthetic import summary_path, write_dataset
     print(f"no records at {DEFAULT_TRAIN}: generating the synthetic dataset "
           f"({FLAGS.num_train} train / {FLAGS.num_val} val images)", flush=True)
     summary = write_dataset(DEFAULT_PREFIX, FLAGS.num_train, FLAGS.num_val, seed=FLAGS.seed)
-    print(f"wrote {summary['summary_path']} in {summary['seconds']} s", flush=True)
+    print(f"wrote {summary_path(DEFAULT_PREFIX)} in {summary['seconds']} s", flush=True)
 
 
 def main(argv):
@@ -114,6 +114,7 @@ def main(argv):
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training import hooks as hooks_lib
     from maskrcnn_body.training.faults import TrainingDivergedError
+    from maskrcnn_body.training.progress import peak_memory_mb
     from maskrcnn_body.training.trainer import Trainer
 
     cfg = build_config()
@@ -146,7 +147,8 @@ def main(argv):
     c = counter.as_dict()
     print(f"\nfinished at step {result.step} ({result.stopped_by}); {result.skipped_steps} non-finite steps "
           f"skipped; {c['skipped_records']} corrupt records and {c['truncated_shards']} truncated shards "
-          f"skipped; {result.steps_per_sec:.2f} steps/s; checkpoint {result.checkpoint}", flush=True)
+          f"skipped; {result.steps_per_sec:.2f} steps/s; peak memory {peak_memory_mb():.0f} MiB; "
+          f"checkpoint {result.checkpoint}", flush=True)
     return 0
 
 

@@ -28,6 +28,29 @@ def _conv_stack(x, cfg: ModelConfig, n: int, dim: int, prefix: str):
     return x
 
 
+def _global_context(x, cfg: ModelConfig, prefix: str):
+    """Adds an RoI-wide summary to every position of ``x`` (N, s, s, D) (PANet-style fully
+    connected fusion): 1x1 conv to 16 channels -> flatten -> FC ``head_global_dim`` -> FC D,
+    broadcast over the s x s grid and added, then ReLU.
+
+    Why: which limb is the *left* one depends on whether the person faces the camera, a cue
+    (face vs back of the head, arms in front of or behind the torso) that can lie further from
+    a leg than a few 3x3 convolutions can see. The FC branch sees the whole RoI at once.
+    Identity when ``cfg.head_global_dim`` is 0.
+    """
+    if not cfg.head_global_dim:
+        return x
+    s, dim = x.shape[1], x.shape[-1]
+    g = keras.layers.Conv2D(16, 1, activation="relu", name=f"{prefix}_global_reduce")(x)
+    g = keras.layers.Flatten(name=f"{prefix}_global_flatten")(g)
+    g = keras.layers.Dense(cfg.head_global_dim, activation="relu", name=f"{prefix}_global_fc")(g)
+    g = keras.layers.Dense(dim, name=f"{prefix}_global_proj")(g)
+    g = keras.layers.Reshape((1, 1, dim), name=f"{prefix}_global_reshape")(g)
+    g = keras.layers.UpSampling2D(s, name=f"{prefix}_global_tile")(g)
+    x = keras.layers.Add(name=f"{prefix}_global_add")([x, g])
+    return keras.layers.Activation("relu", name=f"{prefix}_global_relu")(x)
+
+
 def _upsample_to(x, size: int, name: str):
     """Bilinear resize of a (N, s, s, K) map to (N, size, size, K); identity when already that size."""
     if x.shape[1] == size:
@@ -54,17 +77,34 @@ def build_box_head(cfg: ModelConfig) -> keras.Model:
 def build_mask_head(cfg: ModelConfig) -> keras.Model:
     """(N, mask_roi_size, mask_roi_size, C) -> mask logits (N, M, M, 7), M = ``mask_output_size``.
 
-    Convolutions run at the RoI size, one 2x transposed convolution doubles it, a 1x1 convolution
+    Convolutions run at the RoI size, then the RoI-wide context branch (``head_global_dim``,
+    see :func:`_global_context`), one 2x transposed convolution doubles it, a 1x1 convolution
     gives the 7 channel logits, and only those 7 channels are bilinearly upsampled to M ("upsample
     late": a 112x112x256 tensor per RoI is never materialised).
+
+    With ``keypoint_head="shared"`` the same convolution tower also gives the keypoint heatmap
+    logits (N, K, K, 15), K = ``keypoint_heatmap_size`` (a 4x4 stride-2 transposed convolution,
+    then bilinear to K, as Keypoint R-CNN's last layers), and the model outputs
+    ``[mask_logits, keypoint_logits]``: parts and joints in one pass over one tower.
     """
     s = cfg.mask_roi_size
     inputs = keras.Input((s, s, cfg.fpn_channels), name="mask_rois")
-    x = _conv_stack(inputs, cfg, cfg.mask_head_convs, cfg.mask_head_dim, "mask")
-    x = keras.layers.Conv2DTranspose(cfg.mask_head_dim, 2, strides=2, activation="relu", name="mask_deconv")(x)
+    tower = _conv_stack(inputs, cfg, cfg.mask_head_convs, cfg.mask_head_dim, "mask")
+    tower = _global_context(tower, cfg, "mask")
+    x = keras.layers.Conv2DTranspose(cfg.mask_head_dim, 2, strides=2, activation="relu", name="mask_deconv")(tower)
     x = keras.layers.Conv2D(C.NUM_CHANNELS, 1, name="mask_logits")(x)
     x = _upsample_to(x, cfg.mask_output_size, "mask_upsample")
-    return keras.Model(inputs, _float32(x, "mask_logits_f32"), name="mask_head")
+    masks = _float32(x, "mask_logits_f32")
+    if cfg.keypoint_head != "shared":
+        return keras.Model(inputs, masks, name="mask_head")
+    return keras.Model(inputs, [masks, _heatmap_logits(tower, cfg)], name="mask_head")
+
+
+def _heatmap_logits(x, cfg: ModelConfig):
+    """(N, s, s, D) features -> keypoint heatmap logits (N, K, K, 15) float32."""
+    x = keras.layers.Conv2DTranspose(C.NUM_KEYPOINTS, 4, strides=2, padding="same", name="kp_deconv")(x)
+    x = _upsample_to(x, cfg.keypoint_heatmap_size, "kp_upsample")
+    return _float32(x, "kp_logits_f32")
 
 
 def build_keypoint_head(cfg: ModelConfig) -> keras.Model:
@@ -78,15 +118,14 @@ def build_keypoint_head(cfg: ModelConfig) -> keras.Model:
     s = cfg.keypoint_roi_size
     inputs = keras.Input((s, s, cfg.fpn_channels), name="keypoint_rois")
     x = _conv_stack(inputs, cfg, cfg.keypoint_head_convs, cfg.keypoint_head_dim, "kp")
+    x = _global_context(x, cfg, "kp")
     if cfg.keypoint_head == "heatmap":
-        x = keras.layers.Conv2DTranspose(C.NUM_KEYPOINTS, 4, strides=2, padding="same", name="kp_deconv")(x)
-        x = _upsample_to(x, cfg.keypoint_heatmap_size, "kp_upsample")
-        return keras.Model(inputs, _float32(x, "kp_logits_f32"), name="keypoint_head")
+        return keras.Model(inputs, _heatmap_logits(x, cfg), name="keypoint_head")
     if cfg.keypoint_head == "regression":
         x = keras.layers.Flatten(name="kp_flatten")(x)
         x = keras.layers.Dense(cfg.box_head_dim, activation="relu", name="kp_fc")(x)
         x = keras.layers.Dense(2 * C.NUM_KEYPOINTS, name="kp_regression")(x)
         x = keras.layers.Reshape((C.NUM_KEYPOINTS, 2), name="kp_xy")(x)
         return keras.Model(inputs, _float32(x, "kp_xy_f32"), name="keypoint_head")
-    raise ValueError(f"model.keypoint_head={cfg.keypoint_head!r} has no head; use 'heatmap' or 'regression' "
-                     f"(or 'none' to build the model without one)")
+    raise ValueError(f"model.keypoint_head={cfg.keypoint_head!r} has no head of its own; use 'heatmap' "
+                     f"or 'regression' ('shared' puts it on the mask head, 'none' builds the model without one)")

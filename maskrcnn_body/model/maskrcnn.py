@@ -71,7 +71,8 @@ class MaskRCNN(keras.Model):
         self.rpn_head = build_rpn_head(m)
         self.box_head = build_box_head(m)
         self.mask_head = build_mask_head(m)
-        self.keypoint_head = None if m.keypoint_head == "none" else build_keypoint_head(m)
+        # "shared": the keypoint heatmaps come from the mask head's tower (one head, two outputs)
+        self.keypoint_head = None if m.keypoint_head in ("none", "shared") else build_keypoint_head(m)
         self.roi_strides = [2 ** l for l in range(m.min_level, m.max_level + 1)]
         self.built = True
 
@@ -135,23 +136,33 @@ class MaskRCNN(keras.Model):
         det = post.select_detections(cls, box, proposals, pvalid, image_shape, m.box_weights,
                                      m.score_threshold, m.nms_iou, m.max_detections)
         fvalid = tf.cast(det.pop("valid"), tf.float32)
-        mask_rois = self._roi_features(feats, det["boxes"], m.mask_roi_size)
-        mask_logits = self._apply_head(self.mask_head, mask_rois, training)
+        mask_logits, kp_out = self._part_heads(feats, det["boxes"], training)
         det["masks"] = tf.sigmoid(mask_logits) * fvalid[:, :, None, None, None]
-        kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else None
-        det["keypoints"] = self._detect_keypoints(feats, det, training, kp_rois) * fvalid[:, :, None, None]
+        det["keypoints"] = self._decode_keypoints(kp_out, det) * fvalid[:, :, None, None]
         return det
 
-    def _detect_keypoints(self, feats, det, training, rois=None):
+    def _part_heads(self, feats, boxes, training):
+        """Mask logits (B, R, M, M, 7) and the keypoint head's output (heatmap logits
+        (B, R, K, K, 15), regression (B, R, 15, 2), or None without a keypoint head) for RoIs
+        ``boxes`` (B, R, 4). One RoIAlign serves both heads when their RoI sizes agree."""
         m = self.cfg.model
+        mask_rois = self._roi_features(feats, boxes, m.mask_roi_size)
+        out = self._apply_head(self.mask_head, mask_rois, training)
+        if m.keypoint_head == "shared":
+            return out[0], out[1]
         if self.keypoint_head is None:
+            return out, None
+        kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else \
+            self._roi_features(feats, boxes, m.keypoint_roi_size)
+        return out, self._apply_head(self.keypoint_head, kp_rois, training)
+
+    def _decode_keypoints(self, kp_out, det):
+        """(B, D, 15, 3) keypoints (x, y, score) in the image frame from the keypoint head's output."""
+        if kp_out is None:
             return tf.zeros(tf.concat([tf.shape(det["scores"]), [C.NUM_KEYPOINTS, 3]], 0), tf.float32)
-        if rois is None:
-            rois = self._roi_features(feats, det["boxes"], m.keypoint_roi_size)
-        out = self._apply_head(self.keypoint_head, rois, training)
-        if m.keypoint_head == "heatmap":
-            return post.decode_keypoint_heatmaps(out, det["boxes"])
-        return post.decode_keypoint_regression(out, det["boxes"], det["scores"])
+        if self.cfg.model.keypoint_head == "regression":
+            return post.decode_keypoint_regression(kp_out, det["boxes"], det["scores"])
+        return post.decode_keypoint_heatmaps(kp_out, det["boxes"])
 
     def inference_model(self) -> keras.Model:
         """Functional model (images (B, S, S, 3) float32, image_shape (B, 2) int32) -> detect dict,
@@ -201,35 +212,30 @@ class MaskRCNN(keras.Model):
         pos_boxes = rois.rois[:, :k]
         pos_gt = rois.matched_gt[:, :k]
         pos_valid = tf.cast(tf.range(k)[None, :] < rois.num_fg[:, None], tf.float32)  # (B, k)
-        mask_rois = self._roi_features(feats, pos_boxes, m.mask_roi_size)
-        mask_logits = self._apply_head(self.mask_head, mask_rois, training)
+        mask_logits, kp_out = self._part_heads(feats, pos_boxes, training)
         # targets are binarised, so one sample per output bin is enough
         mask_t = T.mask_targets(pos_boxes, gt["gt_boxes"], gt["gt_masks"], pos_gt, m.mask_output_size, 1)
         mask_w = T.gather_per_roi(gt["gt_parts_valid"], pos_gt) * pos_valid[..., None]
         out["mask"] = L.mask_loss(mask_logits, mask_t, mask_w, m.mask_dice_weight)
         pos_kp = T.gather_per_roi(gt["gt_keypoints"], pos_gt)
-        kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else None  # one RoIAlign for both heads
-        out["keypoint"] = self._keypoint_loss(feats, pos_boxes, pos_kp, pos_valid, training, kp_rois)
+        out["keypoint"] = self._keypoint_loss(kp_out, pos_boxes, pos_kp, pos_valid)
 
         weights = m.loss_weights
         out = {k_: tf.cast(v, tf.float32) for k_, v in out.items()}
         out["total"] = tf.add_n([float(weights.get(k_, 1.0)) * out[k_] for k_ in LOSS_KEYS])
         return out
 
-    def _keypoint_loss(self, feats, boxes, keypoints, valid, training, rois=None):
-        """Keypoint loss of RoIs ``boxes`` (B, k, 4) with GT ``keypoints`` (B, k, 15, 3), only on
-        labelled joints (v > 0) of valid (B, k) RoIs; ``rois``: their RoIAlign crops if already computed."""
+    def _keypoint_loss(self, kp_out, boxes, keypoints, valid):
+        """Keypoint loss of the keypoint head's output ``kp_out`` for RoIs ``boxes`` (B, k, 4) with
+        GT ``keypoints`` (B, k, 15, 3), only on labelled joints (v > 0) of valid (B, k) RoIs."""
         m = self.cfg.model
-        if self.keypoint_head is None:
+        if kp_out is None:
             return tf.constant(0.0)
-        if rois is None:
-            rois = self._roi_features(feats, boxes, m.keypoint_roi_size)
-        out = self._apply_head(self.keypoint_head, rois, training)
-        if m.keypoint_head == "heatmap":
-            index, weight = T.keypoint_targets(boxes, keypoints, m.keypoint_heatmap_size)
-            return L.keypoint_heatmap_loss(out, index, weight * valid[..., None])
-        xy, weight = _keypoint_regression_targets(boxes, keypoints)
-        return L.keypoint_regression_loss(out, xy, weight * valid[..., None])
+        if m.keypoint_head == "regression":
+            xy, weight = _keypoint_regression_targets(boxes, keypoints)
+            return L.keypoint_regression_loss(kp_out, xy, weight * valid[..., None])
+        index, weight = T.keypoint_targets(boxes, keypoints, m.keypoint_heatmap_size)
+        return L.keypoint_heatmap_loss(kp_out, index, weight * valid[..., None])
 
 
 def _keypoint_regression_targets(boxes, keypoints):

@@ -13,6 +13,19 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MiB (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 class ProgressBar:
     """Rewrites one terminal line (``\\r``) when ``stream`` is a TTY, else prints one line per
     :meth:`update`. Steps/s is measured over the steps since the previous update."""
