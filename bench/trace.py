@@ -56,7 +56,7 @@ def _op_events(path: str) -> List[Tuple[str, str, float]]:
         for line in plane.lines:
             for ev in line.events:
                 name = meta[ev.metadata_id].name
-                if ":" not in name:
+                if ":" not in name or "::" in name:   # executor/eager bookkeeping, not ops
                     continue
                 op, _, kind = name.rpartition(":")
                 if not op or " " in kind or kind in CALL_OPS or kind.startswith("__inference"):

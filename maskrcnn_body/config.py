@@ -165,9 +165,11 @@ class Config:
 
 
 def _r50_fpn() -> Config:
+    # keypoints from the mask head's tower: one 4 x 256 tower for parts and joints instead of
+    # Keypoint R-CNN's own 8 x 512 tower, which took 70% of a training step (docs/BENCHMARKS.md)
     return Config(name="r50_fpn",
                   input=InputConfig(min_size=800, max_size=1333),
-                  model=ModelConfig(),
+                  model=ModelConfig(keypoint_head="shared"),
                   train=TrainConfig())
 
 

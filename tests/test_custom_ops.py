@@ -241,12 +241,18 @@ def _model_batch(size=64):
             "gt_keypoints": kps}
 
 
-def test_full_model_losses_and_gradients_equal_with_either_backend(monkeypatch):
+@pytest.mark.parametrize("global_dim, grad_rtol", [(0, 1e-4), (256, 2e-3)], ids=["local_heads", "default_heads"])
+def test_full_model_losses_and_gradients_equal_with_either_backend(monkeypatch, global_dim, grad_rtol):
+    """Same losses and gradients with either RoIAlign backend. With the RoI-wide FC context branch
+    (the default) one ReLU kink flipped by a 1e-7 difference in one RoIAlign output moves the
+    gradient at every position of that RoI, so the head gradients agree to 2e-3 there; without
+    it, to 1e-4."""
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
 
     cfg = get_config("cpu_small")
     cfg.input.min_size = cfg.input.max_size = 64
+    cfg.model.head_global_dim = global_dim
     tf.keras.utils.set_random_seed(0)
     model = build_model(cfg)
     batch = _model_batch()
@@ -269,4 +275,4 @@ def test_full_model_losses_and_gradients_equal_with_either_backend(monkeypatch):
     for v, gt, gc in zip(model.trainable_variables, g_tf, g_c):
         assert (gt is None) == (gc is None), v.path
         if gt is not None:
-            assert np.linalg.norm(gc - gt) <= 1e-4 * np.linalg.norm(gt) + 1e-7, v.path
+            assert np.linalg.norm(gc - gt) <= grad_rtol * np.linalg.norm(gt) + 1e-7, v.path

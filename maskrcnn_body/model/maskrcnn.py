@@ -141,19 +141,27 @@ class MaskRCNN(keras.Model):
         det["keypoints"] = self._decode_keypoints(kp_out, det) * fvalid[:, :, None, None]
         return det
 
-    def _part_heads(self, feats, boxes, training):
+    def _part_heads(self, feats, boxes, training, rows=None):
         """Mask logits (B, R, M, M, 7) and the keypoint head's output (heatmap logits
         (B, R, K, K, 15), regression (B, R, 15, 2), or None without a keypoint head) for RoIs
-        ``boxes`` (B, R, 4). One RoIAlign serves both heads when their RoI sizes agree."""
+        ``boxes`` (B, R, 4). One RoIAlign serves both heads when their RoI sizes agree.
+
+        ``rows`` (N, 2) int64 ``(image, roi)`` indices: run the heads only on those RoIs; the
+        outputs are then (1, N, ...) (training: only real positives cost head time).
+        """
         m = self.cfg.model
-        mask_rois = self._roi_features(feats, boxes, m.mask_roi_size)
+
+        def crops(size):
+            c = self._roi_features(feats, boxes, size)
+            return c if rows is None else tf.gather_nd(c, rows)[None]
+
+        mask_rois = crops(m.mask_roi_size)
         out = self._apply_head(self.mask_head, mask_rois, training)
         if m.keypoint_head == "shared":
             return out[0], out[1]
         if self.keypoint_head is None:
             return out, None
-        kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else \
-            self._roi_features(feats, boxes, m.keypoint_roi_size)
+        kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else crops(m.keypoint_roi_size)
         return out, self._apply_head(self.keypoint_head, kp_rois, training)
 
     def _decode_keypoints(self, kp_out, det):
@@ -207,18 +215,31 @@ class MaskRCNN(keras.Model):
         out["class"], out["box"] = L.box_head_losses(cls, box, labels, rois.box_targets)
 
         # masks and keypoints only on (at most max_mask_rois_per_image) foreground RoIs, which
-        # sample_rois puts first: memory stays bounded whatever rois_per_image is.
+        # sample_rois puts first, and only on the real ones (rows, a dynamic count N): memory stays
+        # bounded whatever rois_per_image is, and head time follows the number of positives.
         k = min(m.max_mask_rois_per_image, rois.rois.shape[1])
         pos_boxes = rois.rois[:, :k]
         pos_gt = rois.matched_gt[:, :k]
-        pos_valid = tf.cast(tf.range(k)[None, :] < rois.num_fg[:, None], tf.float32)  # (B, k)
-        mask_logits, kp_out = self._part_heads(feats, pos_boxes, training)
+        rows = tf.where(tf.range(k)[None, :] < rois.num_fg[:, None])  # (N, 2) (image, roi)
+
+        def take(t):
+            """(B, k, ...) per-RoI values -> (1, N, ...) of the real positives."""
+            return tf.gather_nd(t, rows)[None]
+
+        def as_one_image(t):
+            """(B, P, ...) per-GT values -> (1, B * P, ...): GT row b * P + j is image b's row j."""
+            return tf.reshape(t, [1, -1] + t.shape[2:].as_list())
+
+        mask_logits, kp_out = self._part_heads(feats, pos_boxes, training, rows)
+        boxes_n = take(pos_boxes)                                                       # (1, N, 4)
+        gt_n = take(pos_gt + tf.range(tf.shape(pos_gt)[0])[:, None] * gt["gt_boxes"].shape[1])  # (1, N)
         # targets are binarised, so one sample per output bin is enough
-        mask_t = T.mask_targets(pos_boxes, gt["gt_boxes"], gt["gt_masks"], pos_gt, m.mask_output_size, 1)
-        mask_w = T.gather_per_roi(gt["gt_parts_valid"], pos_gt) * pos_valid[..., None]
+        mask_t = T.mask_targets(boxes_n, as_one_image(gt["gt_boxes"]), as_one_image(gt["gt_masks"]), gt_n,
+                                m.mask_output_size, 1)
+        mask_w = T.gather_per_roi(as_one_image(gt["gt_parts_valid"]), gt_n)
         out["mask"] = L.mask_loss(mask_logits, mask_t, mask_w, m.mask_dice_weight)
-        pos_kp = T.gather_per_roi(gt["gt_keypoints"], pos_gt)
-        out["keypoint"] = self._keypoint_loss(kp_out, pos_boxes, pos_kp, pos_valid)
+        pos_kp = T.gather_per_roi(as_one_image(gt["gt_keypoints"]), gt_n)
+        out["keypoint"] = self._keypoint_loss(kp_out, boxes_n, pos_kp, tf.ones(tf.shape(gt_n), tf.float32))
 
         weights = m.loss_weights
         out = {k_: tf.cast(v, tf.float32) for k_, v in out.items()}

@@ -1,0 +1,142 @@
+"""Head design choices that matter for speed and for left/right: GroupNorm parity with Keras, the
+RoI-wide context branch, the shared mask+keypoint tower, and heads run on the real positives only."""
+import os
+
+os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from maskrcnn_body import constants as C  # noqa: E402
+from maskrcnn_body.config import get_config  # noqa: E402
+from maskrcnn_body.model import heads  # noqa: E402
+from maskrcnn_body.model.backbone import GroupNorm  # noqa: E402
+from maskrcnn_body.model.maskrcnn import build_model  # noqa: E402
+
+SIZE = 64
+
+
+def _cfg(**model):
+    cfg = get_config("cpu_small")
+    cfg.input.min_size = cfg.input.max_size = SIZE
+    cfg.model.rpn_pre_nms_topk_test, cfg.model.rpn_post_nms_topk_test = 50, 20
+    cfg.model.max_detections, cfg.model.score_threshold = 5, 0.0
+    for k, v in model.items():
+        setattr(cfg.model, k, v)
+    return cfg
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["hand_written_gradient", "autodiff"])
+@pytest.mark.parametrize("shape, groups", [((2, 9, 7, 64), 32), ((3, 5, 5, 6), 3), ((4, 14, 14, 32), 8)])
+def test_group_norm_matches_keras_values_and_gradients(shape, groups, training):
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(5.0, 3.0, shape).astype(np.float32))   # mean far from 0: no cancellation
+    w = tf.constant(rng.normal(size=shape).astype(np.float32))
+    ref, ours = keras.layers.GroupNormalization(groups, epsilon=1e-5), GroupNorm(groups, epsilon=1e-5)
+    gamma, beta = rng.uniform(0.5, 1.5, shape[-1]), rng.normal(size=shape[-1])
+    results = []
+    for layer in (ref, ours):
+        layer.build(shape)
+        layer.gamma.assign(gamma.astype(np.float32))
+        layer.beta.assign(beta.astype(np.float32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * w)
+        results.append([y] + tape.gradient(loss, [x, layer.gamma, layer.beta]))
+    for name, a, b in zip(("y", "dx", "dgamma", "dbeta"), *results):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=2e-5, err_msg=name)
+    assert [v.path.split("/")[-1] for v in ours.weights] == ["gamma", "beta"]  # checkpoint names as Keras'
+
+
+def test_group_norm_under_mixed_precision_keeps_the_input_dtype():
+    x = tf.random.normal((2, 4, 4, 8), dtype=tf.float32)
+    layer = GroupNorm(4, dtype="mixed_float16")   # as under --mixed_precision=mixed_float16
+    y = layer(x)
+    assert y.dtype == tf.float16
+    np.testing.assert_allclose(y.numpy().astype(np.float32), GroupNorm(4)(x).numpy(), atol=1e-2)
+
+
+def _far_corner_changes(cfg):
+    """Does a change in one corner cell of the RoI crop reach the opposite corner of the mask?"""
+    head = heads.build_mask_head(cfg.model)
+    s = cfg.model.mask_roi_size
+    x = np.random.default_rng(1).normal(size=(1, s, s, cfg.model.fpn_channels)).astype(np.float32)
+    y0 = head(x)
+    x[0, 0, 0] += 10.0
+    y1 = head(x)
+    return float(np.abs(y1[0, -1, -1] - y0[0, -1, -1]).max())
+
+
+def test_global_context_lets_the_whole_roi_decide_each_pixel():
+    """With two 3x3 convolutions the far corner cannot see the changed corner; with the RoI-wide
+    FC branch (the face/back-of-head cue reaching the legs) it can. (Head GroupNorm is off here:
+    its RoI-wide statistics would leak a little of everything everywhere.)"""
+    local = _cfg(mask_head_convs=2, head_global_dim=0, head_norm=False)
+    assert _far_corner_changes(local) == 0.0
+    assert _far_corner_changes(_cfg(mask_head_convs=2, head_global_dim=32, head_norm=False)) > 1e-6
+    names = [layer.name for layer in heads.build_mask_head(local.model).layers]
+    assert not any("global" in n for n in names)
+
+
+def test_shared_keypoint_head_predicts_from_the_mask_tower():
+    model = build_model(_cfg(keypoint_head="shared"))
+    assert model.keypoint_head is None
+    k = model.cfg.model.keypoint_heatmap_size
+    assert [tuple(o.shape) for o in model.mask_head.outputs] == [
+        (None, 56, 56, C.NUM_CHANNELS), (None, k, k, C.NUM_KEYPOINTS)]
+    out = model.detect(tf.random.uniform((1, SIZE, SIZE, 3), 0, 255, seed=0))
+    assert out["keypoints"].shape == (1, 5, C.NUM_KEYPOINTS, 3)
+    batch = _batch()
+    with tf.GradientTape() as tape:
+        losses = model.compute_losses(batch)
+    assert np.isfinite(losses["keypoint"].numpy()) and losses["keypoint"].numpy() > 0.1
+    kp_kernel = model.mask_head.get_layer("kp_deconv").kernel
+    mask_conv = model.mask_head.get_layer("mask_conv1").kernel
+    g_kp, g_tower = tape.gradient(losses["keypoint"], [kp_kernel, mask_conv])
+    # the keypoint loss trains its own deconvolution and the shared tower
+    assert np.abs(g_kp.numpy()).max() > 0 and np.abs(g_tower.numpy()).max() > 0
+
+
+def _batch():
+    p = 3
+    boxes = np.zeros((2, p, 4), np.float32)
+    boxes[0, :2] = [[4, 4, 30, 60], [30, 10, 60, 50]]
+    boxes[1, :1] = [[10, 5, 50, 60]]
+    kps = np.zeros((2, p, 15, 3), np.float32)
+    kps[..., 0] = (boxes[..., 0:1] + boxes[..., 2:3]) / 2
+    kps[..., 1] = (boxes[..., 1:2] + boxes[..., 3:4]) / 2
+    kps[..., 2] = (boxes[..., 2:3] > 0) * 2.0
+    return {"images": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32),
+            "image_shape": np.array([[SIZE, SIZE]] * 2, np.int32), "num_gt": np.array([2, 1], np.int32),
+            "gt_boxes": boxes, "gt_masks": np.ones((2, p, 16, 16, 7), np.float32),
+            "gt_parts_valid": np.ones((2, p, 7), np.float32), "gt_keypoints": kps}
+
+
+def test_heads_on_selected_rows_equal_the_full_run_gathered():
+    """Training runs the mask/keypoint heads only on the real positives (a dynamic count); each
+    row's output must be what the padded run gives for that row."""
+    model = build_model(_cfg())
+    feats = model._features(tf.random.uniform((2, SIZE, SIZE, 3), 0, 255, seed=3), False)
+    boxes = tf.constant([[[4, 4, 30, 60], [30, 10, 60, 50], [0, 0, 20, 20]],
+                         [[10, 5, 50, 60], [1, 1, 9, 9], [20, 20, 40, 44]]], tf.float32)
+    rows = tf.constant([[0, 1], [1, 0], [1, 2]], tf.int64)
+    full_m, full_k = model._part_heads(feats, boxes, False)
+    sel_m, sel_k = model._part_heads(feats, boxes, False, rows)
+    assert sel_m.shape[:2] == (1, 3) and sel_k.shape[:2] == (1, 3)
+    np.testing.assert_allclose(sel_m[0].numpy(), tf.gather_nd(full_m, rows).numpy(), atol=1e-5)
+    np.testing.assert_allclose(sel_k[0].numpy(), tf.gather_nd(full_k, rows).numpy(), atol=1e-5)
+    none_m, _ = model._part_heads(feats, boxes, False, tf.zeros((0, 2), tf.int64))
+    assert none_m.shape[:2] == (1, 0)
+
+
+def test_training_gradients_are_finite_with_and_without_positives():
+    model = build_model(_cfg(keypoint_head="shared"))
+    for num_gt in ([2, 1], [0, 0]):
+        batch = dict(_batch(), num_gt=np.array(num_gt, np.int32))
+        with tf.GradientTape() as tape:
+            total = model.compute_losses(batch)["total"]
+        grads = tape.gradient(total, model.trainable_variables)
+        assert all(g is None or np.all(np.isfinite(g.numpy())) for g in grads), num_gt
