@@ -193,6 +193,36 @@ def _train(results) -> List[str]:
             "per person. Same 3 ground-truth people (filled-box masks) on the same random image."]
 
 
+def _profile(results) -> List[str]:
+    """Per-part op time of our training step (tf.profiler), one column per profiled configuration."""
+    p = results.get("profile")
+    if not p:
+        return ["Not run."]
+    rows = [r for r in p["rows"] if _ok(r["result"])]
+    failed = [f"- {r['label']}: {r['result'].get('error', 'failed')}" for r in p["rows"] if not _ok(r["result"])]
+    if not rows:
+        return ["Not measured."] + failed
+    parts = []
+    for r in rows:
+        for name, _, _ in r["result"]["parts"]:
+            if name not in parts:
+                parts.append(name)
+    head = "| part (forward + backward s) | " + " | ".join(r["label"] for r in rows) + " |"
+    lines = [f"{p['size']}x{p['size']}, batch 1, op time per step summed by model part (backward = ops under "
+             f"`gradient_tape/`), from a `tf.profiler` trace (`python -m bench.worker_ours --task=profile_train`; "
+             f"open `{p['logdir']}` in TensorBoard's profile plugin for the timeline):", "",
+             head, "|---|" + "---:|" * len(rows)]
+    for name in parts:
+        cells = []
+        for r in rows:
+            d = {n: (f, b) for n, f, b in r["result"]["parts"]}
+            f, b = d.get(name, (0.0, 0.0))
+            cells.append(f"{f + b:.3f} ({f:.3f} + {b:.3f})" if (f or b) else "-")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| **all ops** | " + " | ".join(f"**{r['result']['total_s']:.3f}**" for r in rows) + " |")
+    return lines + ([""] + failed if failed else [])
+
+
 def _roi_align(results) -> List[str]:
     r = results.get("roi_align")
     if not r:
@@ -286,7 +316,8 @@ METHOD = """\
   The machine is shared and noisy: read ratios, not absolute times. CPU time (user + system of the
   process) is reported next to wall time because it is less sensitive to other processes.
 - Ours: preset `r50_fpn` (ResNet-50 + FPN, GroupNorm, heads: box, 7-channel masks at 112x112 in the
-  box frame, 15-keypoint heatmaps), random weights, `score_threshold = 0`, `max_detections = D`:
+  box frame and 15-keypoint 56x56 heatmaps from one shared 4 x 256 tower with an RoI-wide context branch),
+  random weights, `score_threshold = 0`, `max_detections = D`:
   the heads always run on D rows. Input: one random (1, S, S, 3) float image, `tf.function(model.detect)`.
 - torchvision: `maskrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2)` and
   `keypointrcnn_resnet50_fpn(..., num_keypoints=15)`, `min_size = max_size = S` (scale 1: no
@@ -294,10 +325,11 @@ METHOD = """\
   With random weights torchvision uses BatchNorm2d (no frozen BN); its output masks are pasted into
   full-image (D, 1, S, S) probability maps (part of its latency), ours stay (D, 112, 112, 7) in the
   box frame (pasting is done later, in numpy, by `evaluation.paste`).
-- Architecture differences that matter for the ratios: our backbone, FPN and head convolutions use
-  GroupNorm (torchvision: BatchNorm, foldable at inference), our mask head predicts 7 channels at
-  112x112 (theirs 1 class-specific channel at 28x28), and one model does what needs two torchvision
-  models (one backbone + RPN + box head instead of two)."""
+- Architecture differences that matter for the ratios: our backbone and head convolutions use
+  GroupNorm (torchvision: BatchNorm), our mask head predicts 7 channels at 112x112 (theirs 1
+  class-specific channel at 28x28) and also the keypoint heatmaps (Keypoint R-CNN: its own 8 x 512
+  tower), and one model does what needs two torchvision models (one backbone + RPN + box head
+  instead of two). Training: both run the mask head only on the real positive RoIs."""
 
 
 def render(results: Dict, notes: str = "") -> str:
@@ -313,6 +345,7 @@ def render(results: Dict, notes: str = "") -> str:
         out += [f"**Skipped:** {msg}.", ""]
     sections = [("Aims (issue 9), same-run ratios", _aims(results)), ("Machine", _machine(results)),
                 ("Inference, batch 1", _infer(results)), ("Training step", _train(results)),
+                ("Where the training time goes", _profile(results)),
                 ("Where the inference time goes", stage_table(results["stages"]) if results.get("stages")
                  else ["Not run."]),
                 ("RoIAlign: compiled custom op vs pure TF", _roi_align(results)),

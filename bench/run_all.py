@@ -10,6 +10,9 @@ Measured (medians of ``--repeats`` runs after ``--warmup``; wall time and proces
   torchvision Mask R-CNN and Keypoint R-CNN (:mod:`bench.worker_torchvision`) at each
   ``--sizes`` x ``--detections``, batch 1, ``--threads`` threads, and each one's peak memory;
 * ``train``: one training step at ``--train_size``, batch 1, ours vs torchvision Mask R-CNN;
+* ``profile``: where our training step's time goes, from a ``tf.profiler`` trace (op time per
+  model part, forward and backward; :mod:`bench.trace`), for the preset and for the preset with
+  Keypoint R-CNN's own keypoint head (``keypoint_head="heatmap"``), the design it replaced;
 * ``stages``: where the inference time goes, per stage, ours and theirs, at the largest size and
   detection count;
 * ``roi_align``: our RoIAlign, compiled custom op vs pure TF (the ``stages`` worker with each
@@ -33,7 +36,7 @@ from absl import app, flags
 from bench import common, report
 
 FLAGS = flags.FLAGS
-PARTS = ("infer", "train", "stages", "roi_align", "pipeline")
+PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline")
 flags.DEFINE_bool("quick", False, "tiny sizes, 1 repeat, preset cpu_small: a smoke test of the harness")
 flags.DEFINE_list("parts", list(PARTS), f"what to run, any of {PARTS}")
 flags.DEFINE_list("sizes", ["512", "800"], "square inference sizes (multiples of 32)")
@@ -127,6 +130,21 @@ class Runner:
     def train(self):
         size = self.s["train_size"]
         return {"size": size, "ours": self.ours("train", size), "maskrcnn": self.theirs("train", "maskrcnn", size)}
+
+    def profile(self):
+        size = self.s["train_size"]
+        logdir = os.path.join(common.REPO_ROOT, "output", "bench", "profile")
+        repeats = 1 if self.s["quick"] else 2
+        out = {"size": size, "logdir": os.path.relpath(logdir, common.REPO_ROOT), "rows": []}
+        for label, over in (("ours (preset)", {}), ("ours with Keypoint R-CNN's own keypoint head",
+                                                     {"model.keypoint_head": "heatmap"})):
+            flags_ = {"task": "profile_train", "preset": self.s["preset"], "size": size, "repeats": repeats,
+                      "warmup": 1, "threads": self.s["threads"], "profile_dir": os.path.join(logdir, str(len(out["rows"])))}
+            if over:
+                flags_["overrides"] = json.dumps(over)
+            out["rows"].append({"label": label, "result": self._run(f"profile {label} {size}px", "bench.worker_ours",
+                                                                    flags_)})
+        return out
 
     def stages(self):
         size, d = max(self.s["sizes"]), max(self.s["detections"])

@@ -188,7 +188,7 @@ def _cpu_small() -> Config:
             max_detections=20,
             loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0,
                           "keypoint": 1.0}),
-        train=TrainConfig(batch_size=4, max_steps=2500, optimizer="adamw", learning_rate=2e-3,
+        train=TrainConfig(batch_size=4, max_steps=3000, optimizer="adamw", learning_rate=2e-3,
                           warmup_steps=100, weight_decay=1e-4, checkpoint_every=200, log_every=10))
 
 

@@ -63,6 +63,10 @@ def _fake_results():
                                              ["keypoint head+decode", 0.5]]),
                    "maskrcnn": _res(4.0, stages=[["transform", 0.1], ["backbone+FPN", 3.0],
                                                  ["mask RoIAlign+head", 0.9]])},
+        "profile": {"size": 512, "logdir": "output/bench/profile", "rows": [
+            {"label": "ours (preset)", "result": {"parts": [["backbone", 0.5, 1.0], ["mask head", 0.1, 0.2]],
+                                                  "total_s": 1.8}},
+            {"label": "old head", "result": {"error": "exit code 1", "command": "python -m y"}}]},
         "pipeline": [{"label": "512 px", "result": {"images_per_s": 10.0, "first_batch_s": 1.0, "pad_size": 512,
                                                     "records": 2, "record_size": 64, "batch_size": 2,
                                                     "batches": 2}}],
@@ -97,6 +101,8 @@ def test_render_tables_missing_peers_and_failures():
     assert "No GPU" in md
     assert "| backbone + FPN | 2.000 | 3.000 |" in md and "| mask branch | 0.500 | 0.900 |" in md
     assert "| keypoint branch | 0.500 | - |" in md and "| **sum of stages** | 3.000 | 4.000 |" in md
+    assert "| backbone | 1.500 (0.500 + 1.000) |" in md and "| **all ops** | **1.800** |" in md
+    assert "- old head: exit code 1" in md
     assert report.stage_category("keypoint RoIAlign+head+decode") == "keypoint branch"
     assert report.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
 
@@ -121,3 +127,32 @@ def test_run_all_quick_smoke(tmp_path):
         assert row["maskrcnn"]["num_detections"] <= 1
     md = out.read_text()
     assert "QUICK RUN" in md and "| 64x64 | 1 |" in md
+
+
+def test_trace_sums_op_time_by_model_part_and_direction(tmp_path):
+    """A real tf.profiler trace of a tiny two-part Keras model's training step."""
+    import keras
+    import tensorflow as tf
+    from bench import trace
+    x_in = keras.Input((16, 16, 3))
+    backbone = keras.Sequential([keras.layers.Conv2D(32, 3, padding="same")], name="backbone")
+    head = keras.Sequential([keras.layers.Conv2D(8, 3, padding="same")], name="mask_head")
+    model = keras.Model(x_in, head(backbone(x_in)))
+    x = tf.random.normal((4, 16, 16, 3))
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(model(x) ** 2)
+        return tape.gradient(loss, model.trainable_variables)
+
+    step()
+    path = trace.profile(step, str(tmp_path), steps=2)
+    s = trace.summarize(path, steps=2)
+    parts = {name: (f, b) for name, f, b in s["parts"]}
+    assert parts["backbone"][0] > 0 and parts["backbone"][1] > 0      # forward and backward ops found
+    assert parts["mask head"][0] > 0 and parts["mask head"][1] > 0
+    assert s["total_s"] >= sum(f + b for f, b in parts.values()) - 1e-9
+    assert trace.part_of("gradient_tape/maskrcnn_body/backbone_resnet50/conv1_conv/Conv2D") == ("backbone", "backward")
+    assert trace.part_of("maskrcnn_body/fpn/fpn_output2/BiasAdd") == ("FPN", "forward")
+    assert trace.part_of("maskrcnn_body/NonMaxSuppressionV5") == ("other", "forward")
