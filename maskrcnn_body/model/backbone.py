@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model.conv import Conv2D
 
 STRIDES = (4, 8, 16, 32)  # C2..C5
 
@@ -182,7 +183,7 @@ def normalize_images(images: tf.Tensor, cfg: ModelConfig) -> tf.Tensor:
 
 # --------------------------------------------------------------------------- blocks
 def _conv_norm(x, cfg, filters, kernel, stride, name, relu=True, use_bias=True):
-    x = keras.layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=use_bias,
+    x = Conv2D(filters, kernel, strides=stride, padding="same", use_bias=use_bias,
                             name=f"{name}_conv")(x)
     x = norm_layer(cfg, filters, f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
@@ -191,7 +192,7 @@ def _conv_norm(x, cfg, filters, kernel, stride, name, relu=True, use_bias=True):
 def _bottleneck(x, cfg, filters, stride, conv_shortcut, name):
     """keras.applications ResNet50 v1 block (stride on the first 1x1), same layer names."""
     if conv_shortcut:
-        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        shortcut = Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
         shortcut = norm_layer(cfg, 4 * filters, f"{name}_0_bn")(shortcut)
     else:
         shortcut = x
@@ -216,7 +217,7 @@ def _basic(x, cfg, filters, stride, name):
 
 def _resnet50(x, cfg) -> List:
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = keras.layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
+    x = Conv2D(64, 7, strides=2, name="conv1_conv")(x)
     x = norm_layer(cfg, 64, "conv1_bn")(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)

@@ -10,6 +10,7 @@ from typing import List
 import keras
 
 from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model.conv import Conv2D
 
 
 def build_fpn(cfg: ModelConfig, in_channels: List[int]) -> keras.Model:
@@ -25,13 +26,13 @@ def build_fpn(cfg: ModelConfig, in_channels: List[int]) -> keras.Model:
                          f"{cfg.min_level}, {cfg.max_level}, {cfg.rpn_max_level}")
     inputs = [keras.Input((None, None, c), name=f"C{l}") for l, c in zip(range(2, 6), in_channels)]
     ch = cfg.fpn_channels
-    laterals = [keras.layers.Conv2D(ch, 1, name=f"fpn_lateral{l}")(c) for l, c in zip(range(2, 6), inputs)]
+    laterals = [Conv2D(ch, 1, name=f"fpn_lateral{l}")(c) for l, c in zip(range(2, 6), inputs)]
     merged = [None] * 4
     merged[3] = laterals[3]
     for i in (2, 1, 0):
         up = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"fpn_up{i + 3}")(merged[i + 1])
         merged[i] = keras.layers.Add(name=f"fpn_merge{i + 2}")([laterals[i], up])
-    outputs = [keras.layers.Conv2D(ch, 3, padding="same", name=f"fpn_output{i + 2}")(m)
+    outputs = [Conv2D(ch, 3, padding="same", name=f"fpn_output{i + 2}")(m)
                for i, m in enumerate(merged)]
     if cfg.rpn_max_level == 6:
         outputs.append(keras.layers.MaxPooling2D(1, strides=2, name="fpn_p6")(outputs[-1]))

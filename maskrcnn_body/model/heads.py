@@ -11,6 +11,7 @@ import keras
 
 from maskrcnn_body import constants as C
 from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model.conv import Conv2D
 from maskrcnn_body.model.backbone import norm_layer
 
 NUM_CLASSES = 2  # background, person
@@ -22,7 +23,7 @@ def _float32(x, name):
 
 def _conv_stack(x, cfg: ModelConfig, n: int, dim: int, prefix: str):
     for i in range(n):
-        x = keras.layers.Conv2D(dim, 3, padding="same", use_bias=False, name=f"{prefix}_conv{i + 1}")(x)
+        x = Conv2D(dim, 3, padding="same", use_bias=False, name=f"{prefix}_conv{i + 1}")(x)
         x = norm_layer(cfg, dim, f"{prefix}_norm{i + 1}")(x) if cfg.head_norm else x
         x = keras.layers.Activation("relu", name=f"{prefix}_relu{i + 1}")(x)
     return x
@@ -41,7 +42,7 @@ def _global_context(x, cfg: ModelConfig, prefix: str):
     if not cfg.head_global_dim:
         return x
     s, dim = x.shape[1], x.shape[-1]
-    g = keras.layers.Conv2D(16, 1, activation="relu", name=f"{prefix}_global_reduce")(x)
+    g = Conv2D(16, 1, activation="relu", name=f"{prefix}_global_reduce")(x)
     g = keras.layers.Flatten(name=f"{prefix}_global_flatten")(g)
     g = keras.layers.Dense(cfg.head_global_dim, activation="relu", name=f"{prefix}_global_fc")(g)
     g = keras.layers.Dense(dim, name=f"{prefix}_global_proj")(g)
@@ -92,7 +93,7 @@ def build_mask_head(cfg: ModelConfig) -> keras.Model:
     tower = _conv_stack(inputs, cfg, cfg.mask_head_convs, cfg.mask_head_dim, "mask")
     tower = _global_context(tower, cfg, "mask")
     x = keras.layers.Conv2DTranspose(cfg.mask_head_dim, 2, strides=2, activation="relu", name="mask_deconv")(tower)
-    x = keras.layers.Conv2D(C.NUM_CHANNELS, 1, name="mask_logits")(x)
+    x = Conv2D(C.NUM_CHANNELS, 1, name="mask_logits")(x)
     x = _upsample_to(x, cfg.mask_output_size, "mask_upsample")
     masks = _float32(x, "mask_logits_f32")
     if cfg.keypoint_head != "shared":

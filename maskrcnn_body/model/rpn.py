@@ -13,16 +13,17 @@ import keras
 import tensorflow as tf
 
 from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model.conv import Conv2D
 
 
 def build_rpn_head(cfg: ModelConfig) -> keras.Model:
     """Functional model: one FPN level (B, Hl, Wl, fpn_channels) -> (logits, deltas)."""
     a = cfg.num_anchors_per_location
     inputs = keras.Input((None, None, cfg.fpn_channels), name="rpn_features")
-    x = keras.layers.Conv2D(cfg.fpn_channels, 3, padding="same", activation="relu", name="rpn_conv")(inputs)
-    logits = keras.layers.Conv2D(a, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+    x = Conv2D(cfg.fpn_channels, 3, padding="same", activation="relu", name="rpn_conv")(inputs)
+    logits = Conv2D(a, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                                  name="rpn_class")(x)
-    deltas = keras.layers.Conv2D(4 * a, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+    deltas = Conv2D(4 * a, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                                  name="rpn_box")(x)
     return keras.Model(inputs, [logits, deltas], name="rpn_head")
 
