@@ -91,6 +91,7 @@ def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps
 
     if not fast_gradient:
         return forward(x, gamma, beta)[0]
+    scope = "gradient_tape/" + tf.get_current_name_scope() + "/"   # as autodiff names its ops
 
     @tf.custom_gradient
     def fn(x, gamma, beta):
@@ -98,6 +99,10 @@ def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps
         gam = tf.reshape(gamma, [1, groups, cg])
 
         def grad(dy):
+            with tf.name_scope(scope):
+                return _grad(dy)
+
+        def _grad(dy):
             # centred sums (x - mean_g), not sum(dy * x) - mean_g * sum(dy): no cancellation when
             # |mean| >> std (the difference that float32 rounding would otherwise amplify)
             xc = x - tf.reshape(tf.broadcast_to(mean_g, [n, groups, cg]), bshape)

@@ -58,11 +58,20 @@ def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str,
     def pre_activation_grad(y, dy):
         return tf.where(y > 0, dy, tf.zeros_like(dy)) if relu else dy
 
+    # the backward ops get the forward's name scope under gradient_tape/, as autodiff ops do
+    # (profiles attribute them to the right layer; see bench/trace.py)
+    scope = "gradient_tape/" + tf.get_current_name_scope() + "/"
+
     if bias is None:
         @tf.custom_gradient
         def fn(x, kernel):
             y = forward(x, kernel, None)
-            return y, lambda dy: backward(x, kernel, pre_activation_grad(y, dy))
+
+            def grad(dy):
+                with tf.name_scope(scope):
+                    return backward(x, kernel, pre_activation_grad(y, dy))
+
+            return y, grad
         return fn(x, kernel)
 
     @tf.custom_gradient
@@ -70,8 +79,9 @@ def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str,
         y = forward(x, kernel, b)
 
         def grad(dy):
-            dz = pre_activation_grad(y, dy)
-            return (*backward(x, kernel, dz), tf.reduce_sum(dz, [0, 1, 2]))
+            with tf.name_scope(scope):
+                dz = pre_activation_grad(y, dy)
+                return (*backward(x, kernel, dz), tf.reduce_sum(dz, [0, 1, 2]))
 
         return y, grad
 
