@@ -153,6 +153,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_isa() -> str:
+    """The vector extensions that matter for the figures (TF's oneDNN kernels and the compiled
+    ops' builds differ by them), e.g. ``"x86-64 AVX2 AVX-512 AVX512-FP16 AMX"``."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
+             ("avx512_fp16", "AVX512-FP16"), ("amx_tile", "AMX")]
+    return " ".join([platform.machine()] + [name for flag, name in names if flag in flags])
+
+
 def gpu_description() -> str:
     """``nvidia-smi`` GPU names, or a sentence saying that no GPU is visible."""
     try:
@@ -171,6 +188,8 @@ def machine_info() -> Dict[str, object]:
     return {
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "cpu_model": cpu_model(),
+        "cpu_isa": cpu_isa(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on for x86-64)"),
         "cores": os.cpu_count(),
         "load_average_start": [round(x, 2) for x in load],
         "gpu": gpu_description(),

@@ -129,7 +129,8 @@ def stage_table(stages: Dict) -> List[str]:
 def _machine(results) -> List[str]:
     m = results.get("machine", {})
     s = results.get("settings", {})
-    rows = [("date", m.get("date")), ("CPU", m.get("cpu_model")), ("logical cores", m.get("cores")),
+    rows = [("date", m.get("date")), ("CPU", m.get("cpu_model")), ("instruction sets", m.get("cpu_isa")),
+            ("TF_ENABLE_ONEDNN_OPTS", m.get("onednn")), ("logical cores", m.get("cores")),
             ("load average at start / end", f"{m.get('load_average_start')} / {m.get('load_average_end')}"),
             ("GPU", m.get("gpu")), ("Python", m.get("python")), ("TensorFlow", m.get("tensorflow")),
             ("Keras", m.get("keras")), ("torch", m.get("torch") or "not installed"),

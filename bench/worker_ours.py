@@ -116,7 +116,7 @@ def _train_step(preset, size, people):
     last = {}
 
     def run():
-        last["out"] = {k: float(v) for k, v in step(data).items()}
+        last["out"] = {k: float(v) for k, v in step(next(data)).items()}
         return last["out"]
 
     run.last = last

@@ -276,3 +276,56 @@ def test_full_model_losses_and_gradients_equal_with_either_backend(monkeypatch, 
         assert (gt is None) == (gc is None), v.path
         if gt is not None:
             assert np.linalg.norm(gc - gt) <= grad_rtol * np.linalg.norm(gt) + 1e-7, v.path
+
+
+# --------------------------------------------------------------------------- portable builds
+def test_baseline_library_runs_on_any_x86_64_cpu():
+    """The baseline build (loaded where no vector build fits) holds no AVX/AVX-512 instruction,
+    so it runs on every x86-64 machine it is copied to (no -march=native)."""
+    import platform
+    import shutil
+    import subprocess
+    if platform.machine() != "x86_64" or not shutil.which("objdump"):
+        pytest.skip("x86-64 with objdump only")
+    if not os.path.exists(custom.LIBRARY_PATH):
+        pytest.skip("baseline library not built")
+    asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", custom.LIBRARY_PATH], capture_output=True,
+                         text=True, check=True).stdout
+    wide = [line for line in asm.splitlines() if "%ymm" in line or "%zmm" in line]
+    assert not wide, wide[:5]
+
+
+@pytest.mark.parametrize("isa", custom.ISAS)
+def test_every_build_the_cpu_supports_loads_and_matches_pure_tf(isa):
+    """Each library variant (AVX-512, AVX2, baseline) gives the pure-TF RoIAlign's values; the
+    loader picks the fastest supported one unless MASKRCNN_BODY_OPS_ISA names one."""
+    import subprocess
+    import sys
+    if isa not in custom.supported_isas() or not os.path.exists(custom.library_path_for(isa)):
+        pytest.skip(f"{isa} build not built or not supported by this CPU")
+    code = (
+        "import numpy as np, tensorflow as tf\n"
+        "from maskrcnn_body.ops import custom, roi_align as RA\n"
+        "rng = np.random.default_rng(0)\n"
+        "feats = [tf.constant(rng.normal(size=(2, 64 // s, 64 // s, 32)).astype('float32')) for s in (4, 8, 16, 32)]\n"
+        "xy = rng.uniform(-5, 70, (2, 9, 2, 2)); boxes = tf.constant(np.concatenate([xy.min(2), xy.max(2)], -1).astype('float32'))\n"
+        "levels = tf.constant(rng.integers(0, 4, (2, 9)).astype('int32'))\n"
+        "a = RA.multilevel_roi_align(feats, boxes, levels, [4, 8, 16, 32], 7, backend='custom')\n"
+        "b = RA.multilevel_roi_align(feats, boxes, levels, [4, 8, 16, 32], 7, backend='tf')\n"
+        "print(custom.loaded_path()); print(float(np.abs(a.numpy() - b.numpy()).max()))\n")
+    env = dict(os.environ, **{custom.ISA_ENV_VAR: isa, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path, diff = out.stdout.split()[-2:]
+    assert path == custom.library_path_for(isa) and float(diff) < 1e-5
+
+
+def test_loader_prefers_the_fastest_build_the_cpu_supports(monkeypatch):
+    monkeypatch.delenv(custom.ISA_ENV_VAR, raising=False)
+    built = [isa for isa in custom.supported_isas() if os.path.exists(custom.library_path_for(isa))]
+    assert custom.library_path() == custom.library_path_for(built[0] if built else "baseline")
+    monkeypatch.setattr(custom, "_cpu_flags", lambda: frozenset({"sse4_2"}))    # an old x86-64 CPU
+    assert custom.supported_isas() == ("baseline",) and custom.library_path() == custom.LIBRARY_PATH
+    monkeypatch.setenv(custom.ISA_ENV_VAR, "sse9")
+    with pytest.raises(ValueError, match="MASKRCNN_BODY_OPS_ISA"):
+        custom.library_path()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers.kernels import convolutions_refuse_empty_batches
 from maskrcnn_body import constants as C
 from maskrcnn_body.config import get_config
 from maskrcnn_body.model import losses as L
@@ -176,7 +177,10 @@ def test_losses_with_people_are_positive_and_finite(model):
 @pytest.mark.parametrize("num_gt, box", [(0, [0, 0, 0, 0]), (1, [30, 30, 30, 45])],
                          ids=["no_people", "zero_area_box"])
 def test_losses_defined_without_usable_people(model, num_gt, box):
-    losses = {k: v.numpy() for k, v in model.compute_losses(_hand_batch(num_gt, box)).items()}
+    # as on an Intel Xeon (oneDNN): a convolution on an empty batch fails, so the heads must not
+    # be run on zero rows when nothing is positive
+    with convolutions_refuse_empty_batches():
+        losses = {k: v.numpy() for k, v in model.compute_losses(_hand_batch(num_gt, box)).items()}
     assert all(np.isfinite(v) for v in losses.values()), losses
     # nothing to match: no positive anchors/RoIs, so the box/mask/keypoint terms are exactly 0
     for k in ("rpn_box", "box", "mask", "keypoint"):

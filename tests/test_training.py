@@ -53,15 +53,17 @@ def test_nan_batch_is_skipped_and_counted(tmp_path):
     it = tr.make_iterator(0)
     from maskrcnn_body.training.step import make_train_step
     step = make_train_step(tr.model, tr.optimizer, tr.strategy, tr.cfg.train.clip_norm)
-    out1 = step(it)
+    out1 = step(next(it))
     w1, it1 = _weights(tr.model), int(tr.optimizer.iterations.numpy())
-    out2 = step(it)
+    out2 = step(next(it))
     assert float(out1["finite"]) == 1.0 and float(out2["finite"]) == 0.0
-    assert not np.isfinite(float(out2["total"]))
+    # the loss or the gradient is not finite (which one depends on the CPU's kernels: with
+    # oneDNN on an Intel Xeon a NaN image can give a finite loss and NaN gradients)
+    assert not (np.isfinite(float(out2["total"])) and np.isfinite(float(out2["grad_norm"])))
     for a, b in zip(w1, _weights(tr.model)):
         np.testing.assert_array_equal(a, b)          # bad step changed no weight
     assert int(tr.optimizer.iterations.numpy()) == it1   # nor the optimizer state
-    out3 = step(it)
+    out3 = step(next(it))
     assert float(out3["finite"]) == 1.0
     assert not all(np.array_equal(a, b) for a, b in zip(w1, _weights(tr.model)))
 
@@ -170,3 +172,31 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
     assert (result.stopped_by, result.step) == ("SIGTERM", 3)
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-3")
     assert signal.getsignal(signal.SIGTERM) == before   # our handler is removed again
+
+
+class _FailingStandIn(T.StandInModel):
+    """Raises inside the traced step (an op error, not a Python one) on NaN pixels."""
+
+    def compute_losses(self, batch, training=True):
+        batch = dict(batch, images=tf.debugging.check_numerics(batch["images"], "pixels"))
+        return super().compute_losses(batch, training)
+
+
+def test_step_error_names_the_step_and_its_images(tmp_path):
+    from maskrcnn_body.training.faults import TrainingStepError
+
+    def build(cfg):
+        model = _FailingStandIn(cfg, name="standin")
+        model(tf.zeros((1, cfg.input.pad_size, cfg.input.pad_size, 3)))
+        return model
+
+    cfg = T.tiny_config(max_steps=4, checkpoint_every=1)
+    data = T.make_batches(8, cfg.input.pad_size, nan_at=(4,))     # step 3 = examples 4, 5
+    tr = Trainer(cfg, build, T.dataset_fn_from(data, shuffle=False), str(tmp_path), progress=False)
+    with pytest.raises(TrainingStepError) as err:
+        tr.train()
+    msg = str(err.value)
+    assert "training step 3 failed" in msg and "standin-4, standin-5" in msg
+    assert "What to do" in msg and "ckpt-2" in msg and "Traceback" not in msg
+    assert "pixels" in open(tmp_path / "step_error.log").read()     # TensorFlow's own error, in full
+    assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers.kernels import convolutions_refuse_empty_batches
 from maskrcnn_body.config import get_config
 from maskrcnn_body.data import pipeline
 from maskrcnn_body.evaluation import dumps
@@ -45,3 +46,34 @@ def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     d = dumps.read_dump(paths[0])
     assert d["image"].shape == (64, 64, 3) and d["masks"].shape[1:] == (56, 56, 7)
     assert d["gt_parts"].shape[1:] == (64, 64) and len(d["boxes"]) == len(d["scores"])
+
+
+def test_batch_size_one_trains_through_images_without_people(tmp_path):
+    """Real datasets have negatives: at batch size 1 a step without a person has no positive RoI.
+    With convolutions that refuse an empty batch (as oneDNN's do on an Intel Xeon) every step
+    still trains: finite losses and no step skipped."""
+    from maskrcnn_body.data import schema, synthetic, writer
+    from maskrcnn_body.model.maskrcnn import build_model
+    size = 64
+    recs = []
+    for i in range(4):
+        r = synthetic.render_image(0, "train", i, size, size)
+        if i % 2:       # every other image: the same picture with no person annotated
+            r = schema.ImageRecord(r.image_bytes, r.image_format, size, size, f"empty-{i}", "synthetic", [])
+        recs.append(schema.encode_example(r))
+    path = str(tmp_path / "mixed")
+    writer.write_records(path, recs)
+    assert sum(len(schema.decode_example(x).persons) == 0 for x in recs) >= 2
+    cfg = get_config("cpu_small", **{"train.batch_size": 1, "train.max_steps": 4, "train.checkpoint_every": 0,
+                                     "train.log_every": 1, "train.warmup_steps": 1})
+    cfg.input.min_size = cfg.input.max_size = size
+    cfg.input.flip = False
+
+    def dataset_fn(b):
+        return pipeline.build_dataset(path + "*", cfg.input, b, training=True, seed=0)
+
+    with convolutions_refuse_empty_batches():   # 4 steps at batch 1 = one epoch: both empty images
+        tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
+        result = tr.train()
+    assert result.step == 4 and result.skipped_steps == 0
+    assert all(np.isfinite(v) for v in result.logs.values())

@@ -113,7 +113,7 @@ def main(argv):
     from maskrcnn_body.data import pipeline
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training import hooks as hooks_lib
-    from maskrcnn_body.training.faults import TrainingDivergedError
+    from maskrcnn_body.training.faults import TrainingError
     from maskrcnn_body.training.progress import peak_memory_mb
     from maskrcnn_body.training.trainer import Trainer
 
@@ -141,7 +141,7 @@ def main(argv):
           f"replica(s), global batch {cfg.train.batch_size}", flush=True)
     try:
         result = trainer.train()
-    except TrainingDivergedError as e:
+    except TrainingError as e:
         print(f"\nERROR: {e}", file=sys.stderr)
         return 1
     c = counter.as_dict()

@@ -147,22 +147,33 @@ class MaskRCNN(keras.Model):
         ``boxes`` (B, R, 4). One RoIAlign serves both heads when their RoI sizes agree.
 
         ``rows`` (N, 2) int64 ``(image, roi)`` indices: run the heads only on those RoIs; the
-        outputs are then (1, N, ...) (training: only real positives cost head time).
+        outputs are then (1, N, ...) (training: only real positives cost head time). N may be 0
+        (a batch without people): the heads then still run on one row, never on an empty batch.
         """
         m = self.cfg.model
+        if rows is not None:
+            # never run a convolution on an empty batch: TF's oneDNN convolution (Intel Xeon)
+            # returns a wrongly shaped result for one. With no positive RoI the heads run on one
+            # stand-in row (image 0, RoI 0) whose outputs are sliced away below, so the caller
+            # sees (1, 0, ...) outputs, zero losses and zero gradients (one trace either way).
+            n = tf.shape(rows)[0]
+            rows = tf.concat([rows, tf.zeros([1, 2], rows.dtype)], 0)[:tf.maximum(n, 1)]
 
         def crops(size):
             c = self._roi_features(feats, boxes, size)
             return c if rows is None else tf.gather_nd(c, rows)[None]
 
+        def real_rows(t):
+            return t if (rows is None or t is None) else t[:, :n]
+
         mask_rois = crops(m.mask_roi_size)
         out = self._apply_head(self.mask_head, mask_rois, training)
         if m.keypoint_head == "shared":
-            return out[0], out[1]
+            return real_rows(out[0]), real_rows(out[1])
         if self.keypoint_head is None:
-            return out, None
+            return real_rows(out), None
         kp_rois = mask_rois if m.keypoint_roi_size == m.mask_roi_size else crops(m.keypoint_roi_size)
-        return out, self._apply_head(self.keypoint_head, kp_rois, training)
+        return real_rows(out), real_rows(self._apply_head(self.keypoint_head, kp_rois, training))
 
     def _decode_keypoints(self, kp_out, det):
         """(B, D, 15, 3) keypoints (x, y, score) in the image frame from the keypoint head's output."""

@@ -1,6 +1,7 @@
 """Loader of the compiled custom ops built from ``libs/`` (``make``).
 
-``load()`` returns a :class:`CustomOps` whose functions have the Python signatures and the
+``load()`` opens the fastest build of the library that the CPU supports (:func:`library_path`:
+AVX-512, AVX2 or the portable baseline) and returns a :class:`CustomOps` whose functions have the Python signatures and the
 semantics of the pure-TF ops (``ops.roi_align.multilevel_roi_align``,
 ``ops.boxes.pairwise_iou``, ``ops.targets.match``), or ``None`` when the library is not
 built or fails to load (the reason is logged once and kept in :func:`load_error`). The
@@ -24,13 +25,60 @@ from typing import Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-LIBRARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_maskrcnn_body_ops.so")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+LIBRARY_PATH = os.path.join(_HERE, "_maskrcnn_body_ops.so")
+"""The baseline build (x86-64-v2 on x86-64): loads on any CPU of the architecture."""
 ENV_VAR = "MASKRCNN_BODY_OPS"
 BACKENDS = ("auto", "tf", "custom")
+ISA_ENV_VAR = "MASKRCNN_BODY_OPS_ISA"
+ISAS = ("avx512", "avx2", "baseline")
+"""Builds of ``libs/`` from the fastest to the most portable (``libs/Makefile``)."""
+_ISA_FLAGS = {
+    # /proc/cpuinfo flags each build's -march needs (x86-64-v4 / x86-64-v3)
+    "avx512": ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "fma", "bmi2"),
+    "avx2": ("avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "movbe"),
+    "baseline": (),
+}
+
+
+def library_path_for(isa: str) -> str:
+    return LIBRARY_PATH if isa == "baseline" else os.path.join(_HERE, f"_maskrcnn_body_ops.{isa}.so")
+
+
+def _cpu_flags() -> frozenset:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def supported_isas() -> Tuple[str, ...]:
+    """The builds this CPU can run, fastest first (always ends with ``"baseline"``)."""
+    flags = _cpu_flags()
+    return tuple(isa for isa in ISAS if all(f in flags for f in _ISA_FLAGS[isa]))
+
+
+def library_path() -> str:
+    """The library :func:`load` opens: env ``MASKRCNN_BODY_OPS_ISA`` (``avx512`` | ``avx2`` |
+    ``baseline``) when set, else the fastest build present that this CPU supports."""
+    forced = os.environ.get(ISA_ENV_VAR, "").strip().lower()
+    if forced:
+        if forced not in ISAS:
+            raise ValueError(f"env {ISA_ENV_VAR}={forced!r} is not one of {ISAS}")
+        return library_path_for(forced)
+    for isa in supported_isas():
+        path = library_path_for(isa)
+        if os.path.exists(path):
+            return path
+    return LIBRARY_PATH
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_state = {"tried": False, "ops": None, "error": None}
+_state = {"tried": False, "ops": None, "error": None, "path": None}
 
 
 def _compute_dtype(t: tf.Tensor) -> tf.DType:
@@ -118,20 +166,27 @@ def load() -> Optional[CustomOps]:
     with _lock:
         if not _state["tried"]:
             _state["tried"] = True
-            if not os.path.exists(LIBRARY_PATH):
-                _state["error"] = (f"{LIBRARY_PATH} not found; run `make` at the repository root "
+            path = library_path()
+            _state["path"] = path
+            if not os.path.exists(path):
+                _state["error"] = (f"{path} not found; run `make` at the repository root "
                                    "to build the compiled ops (using the pure-TF ops)")
                 _log.info("custom ops not loaded: %s", _state["error"])
             else:
                 try:
-                    module = tf.load_op_library(LIBRARY_PATH)
+                    module = tf.load_op_library(path)
                     _register_gradients(module)
                     _state["ops"] = CustomOps(module)
                 except Exception as e:  # noqa: BLE001 - any load failure means "use pure TF"
-                    _state["error"] = (f"failed to load {LIBRARY_PATH}: {e}; rebuild with `make` "
+                    _state["error"] = (f"failed to load {path}: {e}; rebuild with `make` "
                                        "for this TensorFlow (using the pure-TF ops)")
                     _log.warning("custom ops not loaded: %s", _state["error"])
         return _state["ops"]
+
+
+def loaded_path() -> Optional[str]:
+    """The library file :func:`load` opened (or tried to); None before the first call."""
+    return _state["path"]
 
 
 def load_error() -> Optional[str]:

@@ -6,8 +6,42 @@ import threading
 from typing import Optional
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingError(RuntimeError):
+    """A training run stopped for a reason the message explains (what failed, what to do)."""
+
+
+class TrainingDivergedError(TrainingError):
     """Raised after ``max_bad_steps`` consecutive non-finite steps."""
+
+
+class TrainingStepError(TrainingError):
+    """A training step (or the input pipeline feeding it) raised inside TensorFlow.
+
+    The message names the step, the batch's ``source_id`` s (when the batch was read), the first
+    line of TensorFlow's error, the checkpoint to resume from, and what to do; the whole
+    TensorFlow error is written to ``log_path``.
+    """
+
+    def __init__(self, step: int, source_ids, error: Exception, checkpoint: Optional[str],
+                 log_path: Optional[str], reading: bool = False):
+        self.step, self.source_ids, self.error, self.log_path = step, list(source_ids), error, log_path
+        first = (getattr(error, "message", None) or str(error)).strip().splitlines()
+        first = first[0][:500] if first else type(error).__name__
+        if reading:
+            what = f"reading the training data for step {step} failed: {first}"
+            todo = ("fix or re-convert the record named above, or pass --skip_corrupt to skip and count "
+                    "corrupt records")
+        else:
+            shown = ", ".join(self.source_ids[:16]) + (" ..." if len(self.source_ids) > 16 else "")
+            what = (f"training step {step} failed inside TensorFlow ({type(error).__name__}) on the batch of "
+                    f"images [{shown}]: {first}")
+            todo = ("look at these images (python convert_data/visualize_records.py --records GLOB --out_dir DIR); "
+                    "if they are unusual (no person, tiny or huge boxes, an odd size) leave them out or "
+                    "re-convert them, otherwise report this message as a bug")
+        resume = (f"the newest checkpoint is {checkpoint}; the same command resumes from it"
+                  if checkpoint else "no checkpoint was written yet")
+        log = f"; TensorFlow's full error is in {log_path}" if log_path else ""
+        super().__init__(f"{what}\nWhat to do: {todo}.\nNothing is lost: {resume}{log}.")
 
 
 class StopSignal:

@@ -51,7 +51,9 @@ def _apply_if(optimizer, grads, variables, finite) -> None:
 
 def make_train_step(model, optimizer, strategy: tf.distribute.Strategy,
                     clip_norm: float) -> Callable[[object], Dict[str, tf.Tensor]]:
-    """A ``tf.function`` ``step(iterator) -> dict`` running one step on the next global batch.
+    """A ``tf.function`` ``step(batch) -> dict`` running one step on a global batch, as
+    ``next(iterator)`` of ``strategy.experimental_distribute_dataset`` gives it (the caller holds
+    the batch, so an error can name its ``source_id`` s).
 
     The returned dict holds float32 scalars: every loss term of ``compute_losses`` averaged
     over replicas, ``grad_norm`` (global norm of the mean gradient, before clipping) and
@@ -94,8 +96,8 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy,
         return out
 
     @tf.function
-    def step(iterator):
-        per_replica = strategy.run(replica_step, args=(next(iterator),))
+    def step(batch):
+        per_replica = strategy.run(replica_step, args=(batch,))
         return {k: strategy.reduce(MEAN, v, axis=None) for k, v in per_replica.items()}
 
     return step

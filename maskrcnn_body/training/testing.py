@@ -80,7 +80,8 @@ def make_batches(num: int, size: int, max_persons: int = 2, seed: int = 0,
     for i in nan_at:
         images[i] = np.nan
     return {"images": images, "num_gt": np.full((num,), max_persons, np.int32), "gt_boxes": boxes,
-            "image_shape": np.full((num, 2), size, np.int32)}
+            "image_shape": np.full((num, 2), size, np.int32),
+            "source_id": np.array([f"standin-{i}" for i in range(num)])}
 
 
 def dataset_fn_from(arrays: dict, shuffle: bool = True):

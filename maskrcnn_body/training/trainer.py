@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from maskrcnn_body.training import distribute, optimizers
 from maskrcnn_body.training.checkpoints import Checkpointer, restore_partial
-from maskrcnn_body.training.faults import BadStepCounter, StopSignal
+from maskrcnn_body.training.faults import BadStepCounter, StopSignal, TrainingStepError
 from maskrcnn_body.training.progress import ProgressBar
 from maskrcnn_body.training.step import make_train_step
 from maskrcnn_body.training.summaries import Summaries
@@ -160,7 +160,9 @@ class Trainer:
 
         Raises :class:`~maskrcnn_body.training.faults.TrainingDivergedError` after
         ``cfg.train.max_bad_steps`` consecutive non-finite steps (no checkpoint is written for
-        the bad state; the last good one stays the newest).
+        the bad state; the last good one stays the newest), and
+        :class:`~maskrcnn_body.training.faults.TrainingStepError` when a step or the input
+        pipeline raises inside TensorFlow (the message names the step and the batch's images).
         """
         tc = self.cfg.train
         max_steps = tc.max_steps if max_steps is None else max_steps
@@ -175,9 +177,8 @@ class Trainer:
         start_step, t0 = self.step, time.perf_counter()
         with StopSignal() as stop:
             while self.step < max_steps:
-                out = step_fn(iterator)
+                out, finite = self._run_step(step_fn, iterator, checkpoint)
                 self.step += 1
-                finite = bool(out["finite"].numpy() > 0.5)
                 bad.update(finite, self.step)
                 if self.step % max(tc.log_every, 1) == 0 or self.step == max_steps:
                     logs = self._log(out, bad, bar)
@@ -200,6 +201,40 @@ class Trainer:
             self._say(f"stopped by {stopped_by} at step {self.step}; checkpoint {checkpoint}")
         return TrainResult(self.step, bad.total, stopped_by, checkpoint if self.is_chief else None,
                            rate, logs)
+
+    def _run_step(self, step_fn, iterator, checkpoint: Optional[str]):
+        """Reads the next batch and runs ``step_fn`` on it: ``(outputs, applied)``. A TensorFlow
+        error becomes a :class:`TrainingStepError` naming the step and the batch's images."""
+        step = self.step + 1
+        try:
+            batch = next(iterator)
+        except tf.errors.OpError as e:
+            raise TrainingStepError(step, [], e, checkpoint, self._write_error_log(e), reading=True) from e
+        try:
+            out = step_fn(batch)
+            return out, bool(out["finite"].numpy() > 0.5)
+        except tf.errors.OpError as e:
+            raise TrainingStepError(step, self._source_ids(batch), e, checkpoint, self._write_error_log(e)) from e
+
+    def _source_ids(self, batch) -> List[str]:
+        ids = batch.get("source_id") if isinstance(batch, dict) else None
+        if ids is None:
+            return []
+        return [s.decode(errors="replace") for t in self.strategy.experimental_local_results(ids)
+                for s in t.numpy().reshape(-1)]
+
+    def _write_error_log(self, error: Exception) -> Optional[str]:
+        """Writes TensorFlow's whole error message to ``train_dir/step_error.log`` (chief)."""
+        if not self.is_chief:
+            return None
+        path = os.path.join(self.train_dir, "step_error.log")
+        try:
+            os.makedirs(self.train_dir, exist_ok=True)
+            with open(path, "w") as f:
+                f.write(f"step {self.step + 1}: {type(error).__name__}\n{error}\n")
+        except OSError:
+            return None
+        return path
 
     def _log(self, out, bad: BadStepCounter, bar: Optional[ProgressBar]) -> Dict[str, float]:
         values = {k: float(v.numpy()) for k, v in out.items() if k not in ("finite",)}

@@ -1,0 +1,1 @@
+"""Test-only helpers (stand-in models, fixtures, kernel emulations); not part of the package."""
