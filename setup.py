@@ -4,15 +4,25 @@ TensorFlow itself is an extra so CPU users never pull the CUDA stack:
   pip install -e ".[cpu]"   -> tensorflow-cpu 2.21 (what `make` installs by default)
   pip install -e ".[gpu]"   -> tensorflow[and-cuda] 2.21 (Linux + NVIDIA GPU)
   pip install -e .          -> bring your own TensorFlow 2.21 build
+The compiled ops (libs/) are optional: `make` builds them; without them the pure-TF ops run.
 """
+import os
+import re
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+with open(os.path.join(HERE, "maskrcnn_body", "version.py")) as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 TF = "2.21.*"
 setup(
     name="maskrcnn_body",
-    version="0.1.0",
+    version=VERSION,
     description="Multi-person body-part segmentation (7 channels) and 15 keypoints with one Keras Mask R-CNN",
+    license="Apache-2.0",
     packages=find_packages(include=["maskrcnn_body", "maskrcnn_body.*"]),
+    package_data={"maskrcnn_body": ["ops/*.so"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26",
@@ -28,4 +38,5 @@ setup(
         "test": ["pytest>=8"],
         "video": ["opencv-python-headless>=4.8"],
     },
+    entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},
 )

@@ -137,7 +137,7 @@ class Runner:
         repeats = 1 if self.s["quick"] else 2
         out = {"size": size, "logdir": os.path.relpath(logdir, common.REPO_ROOT), "rows": []}
         for label, over in (("ours (preset)", {}), ("ours with Keypoint R-CNN's own keypoint head",
-                                                     {"model.keypoint_head": "heatmap"})):
+                                                     {"model.keypoint_head.kind": "heatmap"})):
             flags_ = {"task": "profile_train", "preset": self.s["preset"], "size": size, "repeats": repeats,
                       "warmup": 1, "threads": self.s["threads"], "profile_dir": os.path.join(logdir, str(len(out["rows"])))}
             if over:
@@ -148,7 +148,7 @@ class Runner:
 
     def stages(self):
         size, d = max(self.s["sizes"]), max(self.s["detections"])
-        frozen_bn = json.dumps({"model.norm": "frozen_bn", "model.head_norm": False})
+        frozen_bn = json.dumps({"model.backbone.norm": "frozen_bn"})
         return {"size": size, "detections": d, "ours": self.ours("stages", size, d),
                 "ours_frozen_bn": self.ours("stages", size, d, overrides=frozen_bn),
                 "maskrcnn": self.theirs("stages", "maskrcnn", size, d),

@@ -5,7 +5,7 @@
     python -m bench.worker_ours --task=stages --size=800 --detections=100
 
 ``infer``: ``tf.function(model.detect)`` on one random (1, size, size, 3) image, config preset
-``--preset`` with ``model.score_threshold = 0`` and ``model.max_detections = detections``. The
+``--preset`` with ``model.postprocess.score_threshold = 0`` and ``max_detections = detections``. The
 model always pads detections to ``max_detections`` and runs the mask and keypoint heads on all
 of them, so the work is fixed whatever the (untrained) scores are.
 
@@ -40,7 +40,7 @@ flags.DEFINE_integer("warmup", 1, "untimed runs before timing (the first one tra
 flags.DEFINE_integer("threads", 2, "TF intra-op threads")
 flags.DEFINE_integer("inter_threads", 1, "TF inter-op threads")
 flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
-flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.norm\": \"frozen_bn\"}' "
+flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.backbone.norm\": \"frozen_bn\"}' "
                     "(for profiling experiments)")
 flags.DEFINE_string("profile_dir", "output/profile", "profile_train: tf.profiler log directory (TensorBoard)")
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
@@ -51,7 +51,8 @@ def config(preset: str, detections: int):
     import json
     from maskrcnn_body.config import get_config
     extra = json.loads(FLAGS.overrides) if FLAGS.overrides else {}
-    return get_config(preset, **{"model.score_threshold": 0.0, "model.max_detections": detections, **extra})
+    return get_config(preset, **{"model.postprocess.score_threshold": 0.0,
+                                 "model.postprocess.max_detections": detections, **extra})
 
 
 def _image(size: int):
@@ -143,50 +144,49 @@ def profile_train(preset, size, repeats, warmup, people, logdir):
 
 
 def bench_stages(preset, size, detections, repeats, warmup):
-    """Median time of each inference stage (mirrors ``MaskRCNN.detect``, one tf.function each)."""
+    """Median time of each inference stage (the model's own units, one tf.function each)."""
     import tensorflow as tf
     from maskrcnn_body.model import postprocess as post
     from maskrcnn_body.model.maskrcnn import build_model
-    from maskrcnn_body.ops import anchors as anchor_ops
+    from maskrcnn_body.model.roi_heads import apply_head
     cfg = config(preset, detections)
     m = cfg.model
+    p = m.postprocess
     model = build_model(cfg)
     image, shape = _image(size), tf.constant([[size, size]], tf.int32)
-    anchors, _ = anchor_ops.generate_anchors_for_config(m, (size, size))
     s = {}
 
     @tf.function
     def features(x):
-        return model._features(x, False)
+        return model.features(x, False)
 
     @tf.function
     def rpn(feats):
-        logits, deltas = model._rpn(feats, False)
-        return post.generate_proposals(logits, deltas, anchors, shape, m.rpn_pre_nms_topk_test,
-                                       m.rpn_post_nms_topk_test, m.rpn_nms_iou, m.rpn_min_box_size)
+        out = model.rpn(feats, (size, size), shape, False)
+        return out.proposals, out.valid
 
     @tf.function
     def roi_align(feats, boxes, roi_size):
-        return model._roi_features(feats, boxes, roi_size)
+        return model.roi_heads.crop(feats, boxes, roi_size)
 
     @tf.function
     def box_head(rois, proposals, pvalid):
-        cls, box = model._apply_head(model.box_head, rois, False)
-        return post.select_detections(cls, box, proposals, pvalid, shape, m.box_weights,
-                                      m.score_threshold, m.nms_iou, m.max_detections)
+        cls, box = apply_head(model.box_head, rois, False)
+        return post.select_detections(cls, box, proposals, pvalid, shape, m.box_head.box_weights,
+                                      p.score_threshold, p.nms_iou, p.max_detections)
 
-    shared = m.keypoint_head == "shared"
+    shared = m.keypoint_head.kind == "shared"
 
     @tf.function
     def mask_head(rois, boxes):
-        out = model._apply_head(model.mask_head, rois, False)
+        out = apply_head(model.mask_head, rois, False)
         if not shared:
             return tf.sigmoid(out)
         return tf.sigmoid(out[0]), post.decode_keypoint_heatmaps(out[1], boxes)
 
     @tf.function
     def keypoint_head(rois, boxes):
-        return post.decode_keypoint_heatmaps(model._apply_head(model.keypoint_head, rois, False), boxes)
+        return post.decode_keypoint_heatmaps(apply_head(model.keypoint_head, rois, False), boxes)
 
     def run(key, fn, *args):
         """A timed call: ``fn`` on ``args`` (callables are read from ``s`` at call time).
@@ -199,17 +199,17 @@ def bench_stages(preset, size, detections, repeats, warmup):
     stages = [
         ("backbone+FPN", run("feats", features, image)),
         ("RPN+proposals", run("proposals", rpn, get("feats"))),
-        ("box RoIAlign", run("box_rois", roi_align, get("feats"), get("proposals", 0), m.box_roi_size)),
+        ("box RoIAlign", run("box_rois", roi_align, get("feats"), get("proposals", 0), m.box_head.roi_size)),
         ("box head+postprocess", run("det", box_head, get("box_rois"), get("proposals", 0),
                                      get("proposals", 1))),
         ("mask RoIAlign (shared with keypoints)",
-         run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_roi_size)),
+         run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_head.roi_size)),
         ("mask+keypoint head (one tower)+decode" if shared else "mask head",
          run("masks", mask_head, get("mask_rois"), lambda: s["det"]["boxes"])),
     ]
-    if model.keypoint_head is not None and m.keypoint_head == "heatmap":
-        if m.keypoint_roi_size != m.mask_roi_size:
-            raise ValueError("stages assumes keypoint_roi_size == mask_roi_size (one shared RoIAlign)")
+    if model.keypoint_head is not None and m.keypoint_head.kind == "heatmap":
+        if m.keypoint_head.roi_size != m.mask_head.roi_size:
+            raise ValueError("stages assumes keypoint_head.roi_size == mask_head.roi_size (one shared RoIAlign)")
         stages.append(("keypoint head+decode", run("kps", keypoint_head, get("mask_rois"),
                                                    lambda: s["det"]["boxes"])))
     result = [[name, common.time_runs(fn, repeats, warmup)["median_s"]] for name, fn in stages]
@@ -236,20 +236,19 @@ def main(argv):
                             FLAGS.profile_dir)
     else:
         res = bench_stages(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
-    from maskrcnn_body.ops import roi_align
+    from maskrcnn_body.ops import backend
     res.update(common.memory_mb())
     res.update({"framework": "tensorflow " + tf.__version__, "threads": FLAGS.threads,
                 "inter_threads": FLAGS.inter_threads, "task": FLAGS.task, "preset": FLAGS.preset,
                 "size": FLAGS.size, "detections": FLAGS.detections, "overrides": FLAGS.overrides,
-                "roi_align_backend": _backend_name(roi_align)})
+                "roi_align_backend": _backend_name(backend)})
     common.emit(res)
 
 
-def _backend_name(roi_align_module) -> str:
-    """'tf' or 'custom': the RoIAlign backend the model used (see ops.roi_align.resolve_backend)."""
+def _backend_name(backend_module) -> str:
+    """'tf' or 'custom': the op backend the model used (``ops.backend``)."""
     try:
-        resolved = roi_align_module.resolve_backend()
-        return resolved[0] if isinstance(resolved, tuple) else str(resolved)
+        return backend_module.name_of()
     except Exception as e:  # noqa: BLE001 - only a label in the report
         return f"unknown ({type(e).__name__})"
 

@@ -1,16 +1,10 @@
-"""Converts JHMDB (frames, puppet masks, 15 joints; parts from puppet_flow when present).
+"""Converts jhmdb to schema-v1 TFRecords. Same as `maskrcnn-body convert jhmdb`."""
+import sys
 
-  python convert_data/convert_jhmdb.py --root data/jhmdb --split train1 --out data/records/jhmdb_train1
-"""
-from maskrcnn_body.convert import cli
-from maskrcnn_body.convert.jhmdb import JhmdbConverter
-
-cli.define_common_flags()
-
-
-def build(f):
-    return JhmdbConverter(f.root, split=f.split)
-
+try:
+    from maskrcnn_body.cli import script_main
+except ImportError as e:  # run `make` (pip install -e .) first
+    sys.exit(f"error: cannot import maskrcnn_body ({e}); install it first: make (or pip install -e .)")
 
 if __name__ == "__main__":
-    cli.run(build)
+    sys.exit(script_main("convert", ["jhmdb", *sys.argv[1:]]))

@@ -1,20 +1,10 @@
-"""Converts Pascal-Part (persons with 6 parts) to schema-v1 TFRecords.
+"""Converts pascal_part to schema-v1 TFRecords. Same as `maskrcnn-body convert pascal_part`."""
+import sys
 
-  python convert_data/convert_pascal_part.py --root data/pascal_part --out data/records/pascal_part_train \
-      --split train --num_shards 4 --num_workers 2
-"""
-from absl import flags
-
-from maskrcnn_body.convert import cli
-from maskrcnn_body.convert.pascal_part import PascalPartConverter
-
-cli.define_common_flags()
-flags.DEFINE_bool("keep_negatives", False, "Also write images without persons (as negatives).")
-
-
-def build(f):
-    return PascalPartConverter(f.root, split=f.split, keep_negatives=f.keep_negatives)
-
+try:
+    from maskrcnn_body.cli import script_main
+except ImportError as e:  # run `make` (pip install -e .) first
+    sys.exit(f"error: cannot import maskrcnn_body ({e}); install it first: make (or pip install -e .)")
 
 if __name__ == "__main__":
-    cli.run(build)
+    sys.exit(script_main("convert", ["pascal_part", *sys.argv[1:]]))

@@ -4,7 +4,8 @@ This module is the single definition of:
 
 * the 7 mask channels (``CHANNELS``) and which channels swap under a horizontal flip,
 * the 15 JHMDB keypoints (``KEYPOINTS``), their flip permutation and the skeleton,
-* the dataset names allowed in ``image/dataset``.
+* the dataset names allowed in ``image/dataset``,
+* the size divisor of padded images and the names of the loss terms.
 
 Left and right always mean the *subject's own* sides: for a person facing the camera
 the left arm appears on the image's right.
@@ -85,6 +86,13 @@ KEYPOINT_SIGMAS = (
 
 # visibility flags (schema `person/keypoints` v)
 KP_UNLABELLED, KP_OCCLUDED, KP_VISIBLE = 0, 1, 2
+
+# --------------------------------------------------------------------------- model
+SIZE_DIVISOR = 32
+"""Padded image sides are multiples of this (the coarsest RoI level, P5, has stride 32)."""
+
+LOSS_KEYS = ("rpn_class", "rpn_box", "class", "box", "mask", "keypoint")
+"""The model's loss terms, in the order they are logged; ``total`` is their weighted sum."""
 
 # --------------------------------------------------------------------------- datasets
 DATASETS = ("synthetic", "pascal_part", "jhmdb", "ade20k", "chalearn", "coco")

@@ -152,7 +152,8 @@ def test_trace_sums_op_time_by_model_part_and_direction(tmp_path):
     parts = {name: (f, b) for name, f, b in s["parts"]}
     assert parts["backbone"][0] > 0 and parts["backbone"][1] > 0      # forward and backward ops found
     assert parts["mask head"][0] > 0 and parts["mask head"][1] > 0
-    assert s["total_s"] >= sum(f + b for f, b in parts.values()) - 1e-9
+    # each figure is rounded to 1e-4 s on its own, so their sum may pass the total by the rounding
+    assert s["total_s"] >= sum(f + b for f, b in parts.values()) - 1e-4 * len(parts)
     assert trace.part_of("gradient_tape/maskrcnn_body/backbone_resnet50/conv1_conv/Conv2D") == ("backbone", "backward")
     assert trace.part_of("maskrcnn_body/fpn/fpn_output2/BiasAdd") == ("FPN", "forward")
     assert trace.part_of("maskrcnn_body/NonMaxSuppressionV5") == ("other", "forward")

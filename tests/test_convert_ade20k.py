@@ -8,7 +8,7 @@ import scipy.io
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.ade20k import PERSON_NAME, Ade20kConverter, decode_label_png, read_atr
 
 STREET = "ADE20K_2021_17_01/images/ADE/training/urban/street"
@@ -26,7 +26,7 @@ def test_atr_parsing(fixtures_dir):
 def test_bad_atr_line(tmp_path):
     p = tmp_path / "x_atr.txt"
     p.write_text("001 # 0 # 0 # sky # sky\n")
-    with pytest.raises(common.SkipItem, match="line 1 has 5"):
+    with pytest.raises(conversion.SkipItem, match="line 1 has 5"):
         read_atr(str(p))
 
 
@@ -34,7 +34,7 @@ def test_datumaro_2017_fixtures(fixtures_dir, tmp_path):
     root = str(fixtures_dir / "ade20k_2017")
     conv = Ade20kConverter(root)
     base = str(fixtures_dir / "ade20k_2017" / "training" / "street" / "1")
-    img = common.load_image(base + ".jpg")
+    img = conversion.load_image(base + ".jpg")
     person, = conv.find_persons(base, img)        # person by the atr name (class values are not real)
     np.testing.assert_array_equal(np.nonzero(person.body.any(0))[0], [2, 3])
     assert person.body.all(0)[2:].all()
@@ -43,8 +43,8 @@ def test_datumaro_2017_fixtures(fixtures_dir, tmp_path):
     person, = conv.find_persons(str(fixtures_dir / "ade20k_2017" / "validation" / "2"), img)
     assert np.nonzero(person.body.any(0))[0].tolist() == [2] and person.parts == []
     prefix = str(tmp_path / "a17")
-    s = common.run_conversion(conv, prefix, progress=False)
-    rec, = common.load_records(prefix)
+    s = conversion.run_conversion(conv, prefix, progress=False)
+    rec, = conversion.load_records(prefix)
     assert rec.source_id == "validation/2" and list(rec.persons[0].parts_valid) == [1, 0, 0, 0, 0, 0, 0]
     skip, = s.skipped  # a licence plate on a person is not a body part: fail loudly
     assert skip.key == "training/street/1" and skip.kind == "unknown part name" and "license plate" in skip.reason
@@ -52,9 +52,9 @@ def test_datumaro_2017_fixtures(fixtures_dir, tmp_path):
 
 def test_real_2021_fixtures(fixtures_dir, tmp_path):
     prefix = str(tmp_path / "a21")
-    s = common.run_conversion(Ade20kConverter(str(fixtures_dir / "ade20k_2021"), split="training"), prefix,
+    s = conversion.run_conversion(Ade20kConverter(str(fixtures_dir / "ade20k_2021"), split="training"), prefix,
                               progress=False)
-    recs = {r.source_id.rsplit("/", 1)[1]: r for r in common.load_records(prefix)}
+    recs = {r.source_id.rsplit("/", 1)[1]: r for r in conversion.load_records(prefix)}
     assert {k: len(r.persons) for k, r in recs.items()} == {"ADE_train_00016869": 9, "ADE_train_00016900": 4}
     assert [x.key.rsplit("/", 1)[1] for x in s.skipped] == ["ADE_train_00016964"]
     assert s.skipped[0].reason == "no persons"
@@ -135,10 +135,10 @@ def test_synthetic_2016_layout_with_index(tmp_path):
     cls, pcls = cls + 2000 * (cls > 0), pcls + 2000 * (pcls > 0)  # ids > 255: the mod-256 trap
     _write_2016(root, cls, inst, pcls, pinst, ["x"] * 2000 + NAMES)
     prefix = str(tmp_path / "o16")
-    common.run_conversion(Ade20kConverter(str(root)), prefix, progress=False)
-    _check_two_people(common.load_records(prefix))
-    common.run_conversion(Ade20kConverter(str(root), derive_torso=True), prefix, progress=False)
-    a = _check_two_people(common.load_records(prefix), derive_torso=True)
+    conversion.run_conversion(Ade20kConverter(str(root)), prefix, progress=False)
+    _check_two_people(conversion.load_records(prefix))
+    conversion.run_conversion(Ade20kConverter(str(root), derive_torso=True), prefix, progress=False)
+    a = _check_two_people(conversion.load_records(prefix), derive_torso=True)
     assert a.channel(CH["torso"])[3:6, 2:4].all() and not a.channel(CH["torso"])[1:3].any()
 
 
@@ -166,9 +166,9 @@ def test_synthetic_2021_layout_json_links(tmp_path):
     add("license plate", np.zeros((H, W), bool), 1, 99)  # a part of another object: not used
     (d / "ADE_val_1.json").write_text(json.dumps({"annotation": {"filename": "ADE_val_1.jpg", "object": objects}}))
     prefix = str(tmp_path / "o21")
-    s = common.run_conversion(Ade20kConverter(str(tmp_path), split="validation"), prefix, progress=False)
+    s = conversion.run_conversion(Ade20kConverter(str(tmp_path), split="validation"), prefix, progress=False)
     assert s.skipped == []
-    _check_two_people(common.load_records(prefix))
+    _check_two_people(conversion.load_records(prefix))
     Image.fromarray(np.zeros((H, W + 1), np.uint8)).save(d / objects[pa]["instance_mask"])  # wrong size
-    s = common.run_conversion(Ade20kConverter(str(tmp_path)), str(tmp_path / "bad"), progress=False)
+    s = conversion.run_conversion(Ade20kConverter(str(tmp_path)), str(tmp_path / "bad"), progress=False)
     assert s.images_written == 0 and s.skipped[0].kind == "size mismatch"

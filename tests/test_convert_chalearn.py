@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.chalearn import LIMB_NAMES, ChalearnConverter
 
 H, W = 6, 8  # frame size; real frames are 480 px wide = one panorama tile
@@ -60,8 +60,8 @@ def _check(recs):
 def test_starting_kit_layout_and_frame_step(tmp_path):
     _sequence(tmp_path / "ck", nested=False)
     prefix = str(tmp_path / "o1")
-    s = common.run_conversion(ChalearnConverter(str(tmp_path / "ck"), frame_step=2), prefix, progress=False)
-    recs = common.load_records(prefix)
+    s = conversion.run_conversion(ChalearnConverter(str(tmp_path / "ck"), frame_step=2), prefix, progress=False)
+    recs = conversion.load_records(prefix)
     assert [r.source_id for r in recs] == ["Seq01/0001", "Seq01/0003"] and s.skipped == []
     _check(recs)
 
@@ -69,8 +69,8 @@ def test_starting_kit_layout_and_frame_step(tmp_path):
 def test_panorama_layout_full_tiles(tmp_path):
     _sequence(tmp_path / "fr", nested=True, frames=2)
     prefix = str(tmp_path / "o2")
-    common.run_conversion(ChalearnConverter(str(tmp_path / "fr")), prefix, progress=False)
-    recs = common.load_records(prefix)
+    conversion.run_conversion(ChalearnConverter(str(tmp_path / "fr")), prefix, progress=False)
+    recs = conversion.load_records(prefix)
     assert len(recs) == 2
     _check(recs)  # actor 2 uses each tile's last column: a W-1 column slice would lose it
 
@@ -81,8 +81,8 @@ def test_missing_actor_unlabelled_and_bad_inputs(tmp_path):
     (root / "Seq02" / "imagesjpg").mkdir(parents=True)            # no GT folder: unlabelled sequence
     (seq / "maskspng" / "01_0002_1_5.png").unlink()              # one limb file missing
     (seq / "imagesjpg" / "01_0003.jpg").write_bytes(b"\xff\xd8 truncated")  # corrupt JPEG
-    s = common.run_conversion(ChalearnConverter(str(root)), str(tmp_path / "o3"), progress=False)
-    recs = common.load_records(str(tmp_path / "o3"))
+    s = conversion.run_conversion(ChalearnConverter(str(root)), str(tmp_path / "o3"), progress=False)
+    recs = conversion.load_records(str(tmp_path / "o3"))
     assert [len(r.persons) for r in recs] == [1]  # actor 2 absent, not an error
     assert {x.key: x.kind for x in s.skipped} == {"Seq02": "no ground truth", "Seq01/0002": "missing mask",
                                                    "Seq01/0003": "corrupt image"}

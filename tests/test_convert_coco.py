@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.coco import COCO_KEYPOINTS, CocoConverter, coco_to_keypoints
 
 K = C.KEYPOINT_INDEX
@@ -70,8 +70,8 @@ def _dataset(root, h=20, w=30):
 def test_conversion(tmp_path):
     _dataset(tmp_path / "coco")
     prefix = str(tmp_path / "o")
-    s = common.run_conversion(CocoConverter(str(tmp_path / "coco"), split="val2017"), prefix, progress=False)
-    recs = {r.source_id: r for r in common.load_records(prefix)}
+    s = conversion.run_conversion(CocoConverter(str(tmp_path / "coco"), split="val2017"), prefix, progress=False)
+    recs = {r.source_id: r for r in conversion.load_records(prefix)}
     assert sorted(recs) == ["000000000001"]
     a, b = recs["000000000001"].persons
     np.testing.assert_array_equal(a.bbox, [2, 2, 12, 16])  # polygon edges at 2..12 / 2..16 (pixel-edge frame)
@@ -84,8 +84,8 @@ def test_conversion(tmp_path):
                      "val2017/000000000004.jpg": "missing image",
                      "val2017/000000000005.jpg#ann6": "empty person mask",
                      "val2017/000000000005.jpg": "no persons"}
-    s = common.run_conversion(CocoConverter(str(tmp_path / "coco"), keep_crowd_images=True, keep_negatives=True),
+    s = conversion.run_conversion(CocoConverter(str(tmp_path / "coco"), keep_crowd_images=True, keep_negatives=True),
                               prefix, progress=False)
-    recs = {r.source_id: r for r in common.load_records(prefix)}
+    recs = {r.source_id: r for r in conversion.load_records(prefix)}
     assert {k: len(r.persons) for k, r in recs.items()} == {
         "000000000001": 2, "000000000002": 1, "000000000003": 0, "000000000005": 0}

@@ -8,13 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.pascal_part import PascalPartConverter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class _Toy(common.Converter):
+class _Toy(conversion.Converter):
     """Items 0..n-1; item 2 is bad input, item 3 has no persons (a filter)."""
     dataset = "synthetic"
 
@@ -22,14 +22,14 @@ class _Toy(common.Converter):
         self.n, self.fail_hard = n, fail_hard
 
     def items(self):
-        return [common.Item(f"toy{i}", i) for i in range(self.n)]
+        return [conversion.Item(f"toy{i}", i) for i in range(self.n)]
 
     def convert(self, item):
         i = item.data
         if i == 2:
-            raise common.SkipItem("corrupt image: toy2 is broken")
+            raise conversion.SkipItem("corrupt image: toy2 is broken")
         if i == 3:
-            yield common.Skipped(item.key, "no persons", bad=False)
+            yield conversion.Skipped(item.key, "no persons", bad=False)
             return
         if self.fail_hard and i == 4:
             raise RuntimeError("unexpected")
@@ -37,40 +37,40 @@ class _Toy(common.Converter):
         body[1:3, 1:4] = True
         head = np.zeros((4, 5), bool)
         head[:2] = True  # row 0 lies outside the body
-        img = common.image_from_array(np.full((4, 5, 3), 10 * i, np.uint8))
-        yield img.record(item.key, self.dataset, [common.build_person(body, {1: head}, (0, 1))])
+        img = conversion.image_from_array(np.full((4, 5, 3), 10 * i, np.uint8))
+        yield img.record(item.key, self.dataset, [conversion.build_person(body, {1: head}, (0, 1))])
 
 
 def test_summary_reasons_and_json(tmp_path):
     prefix = str(tmp_path / "t")
-    s = common.run_conversion(_Toy(fail_hard=True), prefix, progress=False)
+    s = conversion.run_conversion(_Toy(fail_hard=True), prefix, progress=False)
     d = json.load(open(prefix + ".summary.json"))
     assert (d["images_written"], d["persons"], d["skipped"], d["bad_inputs"]) == (2, 2, 3, 2)
     assert d["skipped_by_reason"] == {"corrupt image": 1, "error": 1, "no persons": 1}
     assert "RuntimeError: unexpected" in [x["reason"] for x in d["skipped_items"] if x["key"] == "toy4"][0]
     assert d["shards"] == [prefix + "-00000-of-00001.tfrecord"] and s.items == 5
-    rec = common.load_records(prefix)[0]
+    rec = conversion.load_records(prefix)[0]
     assert rec.persons[0].channel(1).sum() == 3 and rec.persons[0].channel(1)[1, 1:4].all()  # clipped to body
 
 
 def test_strict_aborts_and_keeps_previous_output(tmp_path):
     prefix = str(tmp_path / "t")
-    common.run_conversion(_Toy(n=2), prefix, num_shards=2, progress=False)
+    conversion.run_conversion(_Toy(n=2), prefix, num_shards=2, progress=False)
     before = {f: open(os.path.join(tmp_path, f), "rb").read() for f in os.listdir(tmp_path)}
-    with pytest.raises(common.ConversionError, match="toy2: corrupt image"):
-        common.run_conversion(_Toy(n=5), prefix, strict=True, progress=False)
+    with pytest.raises(conversion.ConversionError, match="toy2: corrupt image"):
+        conversion.run_conversion(_Toy(n=5), prefix, strict=True, progress=False)
     after = {f: open(os.path.join(tmp_path, f), "rb").read() for f in os.listdir(tmp_path)}
     assert after == before  # no temporary left, old shards and summary untouched
 
 
 def test_workers_match_single_process(fixtures_dir, tmp_path):
     root = str(fixtures_dir / "pascal_part")
-    common.run_conversion(PascalPartConverter(root), str(tmp_path / "w1"), progress=False)
-    s = common.run_conversion(PascalPartConverter(root), str(tmp_path / "w2"), num_workers=2, num_shards=2,
+    conversion.run_conversion(PascalPartConverter(root), str(tmp_path / "w1"), progress=False)
+    s = conversion.run_conversion(PascalPartConverter(root), str(tmp_path / "w2"), num_workers=2, num_shards=2,
                               progress=False)
     assert s.images_written == 5 and len(s.shards) == 2
-    one = {r.source_id: r for r in common.load_records(str(tmp_path / "w1"))}
-    two = {r.source_id: r for r in common.load_records(str(tmp_path / "w2"))}
+    one = {r.source_id: r for r in conversion.load_records(str(tmp_path / "w1"))}
+    two = {r.source_id: r for r in conversion.load_records(str(tmp_path / "w2"))}
     assert one.keys() == two.keys()
     for k in one:
         assert one[k].image_bytes == two[k].image_bytes

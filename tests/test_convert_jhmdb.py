@@ -6,7 +6,7 @@ import scipy.io
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.jhmdb import JhmdbConverter, matlab_to_keypoints
 
 VIDEO = "Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
@@ -16,8 +16,8 @@ K = C.KEYPOINT_INDEX
 @pytest.fixture(scope="module")
 def converted(fixtures_dir, tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("jh") / "jh")
-    summary = common.run_conversion(JhmdbConverter(str(fixtures_dir / "jhmdb")), prefix, progress=False)
-    return summary, common.load_records(prefix)
+    summary = conversion.run_conversion(JhmdbConverter(str(fixtures_dir / "jhmdb")), prefix, progress=False)
+    return summary, conversion.load_records(prefix)
 
 
 def test_forty_frames_one_person_body_only(converted, fixtures_dir):
@@ -91,8 +91,8 @@ def test_synthetic_flow_parts_and_splits(tmp_path):
     (root / "splits").mkdir()
     (root / "splits" / "wave_test_split1.txt").write_text("v_front_1.avi 1\nv_test_2.avi 2\n")
     prefix = str(tmp_path / "train1")
-    s = common.run_conversion(JhmdbConverter(str(root), split="train1"), prefix, progress=False)
-    recs = common.load_records(prefix)
+    s = conversion.run_conversion(JhmdbConverter(str(root), split="train1"), prefix, progress=False)
+    recs = conversion.load_records(prefix)
     assert s.images_written == 3 and {r.source_id.split("/")[0] for r in recs} == {"v_front_1"}
     p = recs[0].persons[0]
     assert list(p.parts_valid) == [1] * 7
@@ -101,10 +101,10 @@ def test_synthetic_flow_parts_and_splits(tmp_path):
     assert p.channel(ch["right_arm"])[2:4, 2].all() and p.channel(ch["left_arm"])[2:4, 7].all()
     assert p.channel(ch["right_leg"])[4:7, 3].all() and p.channel(ch["left_leg"])[4:7, 6].all()
     assert p.channel(ch["right_arm"]).sum() == 2
-    s = common.run_conversion(JhmdbConverter(str(root), split="test1"), str(tmp_path / "test1"), progress=False)
+    s = conversion.run_conversion(JhmdbConverter(str(root), split="test1"), str(tmp_path / "test1"), progress=False)
     assert s.images_written == 3
-    assert all(list(r.persons[0].parts_valid) == [1, 0, 0, 0, 0, 0, 0] for r in common.load_records(str(tmp_path / "test1")))
-    s = common.run_conversion(JhmdbConverter(str(root), split="train2"), str(tmp_path / "t2"), progress=False)
+    assert all(list(r.persons[0].parts_valid) == [1, 0, 0, 0, 0, 0, 0] for r in conversion.load_records(str(tmp_path / "test1")))
+    s = conversion.run_conversion(JhmdbConverter(str(root), split="train2"), str(tmp_path / "t2"), progress=False)
     assert s.images_written == 0 and s.skipped[0].kind == "missing split file"
     with pytest.raises(ValueError, match="train1..3"):
         JhmdbConverter(str(root), split="training")
@@ -120,7 +120,7 @@ def test_synthetic_bad_inputs(tmp_path):
     m = scipy.io.loadmat(str(root / "puppet_mask" / "run" / "ok" / "puppet_mask.mat"))["part_mask"]
     m[:, :, 2] = 0                                                  # empty mask in frame 3
     scipy.io.savemat(str(root / "puppet_mask" / "run" / "ok" / "puppet_mask.mat"), {"part_mask": m})
-    s = common.run_conversion(JhmdbConverter(str(root)), str(tmp_path / "out"), progress=False)
+    s = conversion.run_conversion(JhmdbConverter(str(root)), str(tmp_path / "out"), progress=False)
     kinds = {x.key: x.kind for x in s.skipped}
     assert kinds == {"run/misaligned": "frame count mismatch", "run/corrupt": "corrupt annotation",
                      "ok/00002": "missing image", "ok/00003": "empty person mask"}

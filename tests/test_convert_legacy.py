@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.legacy import LegacyConverter
 
 H, W = 12, 16
@@ -52,8 +52,8 @@ def test_upgrade_bgr_masks_keypoints(tmp_path):
                  _legacy_example(rgb[..., ::-1].copy(), masks[:0], boxes[:0]),      # 0 persons
                  _legacy_example(rgb, masks, boxes, drop="label/gt_masks")])        # broken record
     prefix = str(tmp_path / "new")
-    s = common.run_conversion(LegacyConverter(src, "jhmdb", bgr=True), prefix, progress=False)
-    recs = common.load_records(prefix)
+    s = conversion.run_conversion(LegacyConverter(src, "jhmdb", bgr=True), prefix, progress=False)
+    recs = conversion.load_records(prefix)
     assert [r.source_id for r in recs] == ["old/000000", "old/000001"] and recs[0].dataset == "jhmdb"
     np.testing.assert_array_equal(recs[0].decode_image(), rgb)
     p, = recs[0].persons
@@ -66,8 +66,8 @@ def test_upgrade_bgr_masks_keypoints(tmp_path):
     (skip,) = s.skipped
     assert skip.key == "old/000002" and "label/gt_masks" in skip.reason
     # body-only legacy sets: part channels marked unknown and dropped
-    common.run_conversion(LegacyConverter(src, "pascal_part", valid_channels=[0]), prefix, progress=False)
-    p, = common.load_records(prefix)[0].persons
+    conversion.run_conversion(LegacyConverter(src, "pascal_part", valid_channels=[0]), prefix, progress=False)
+    p, = conversion.load_records(prefix)[0].persons
     assert list(p.parts_valid) == [1, 0, 0, 0, 0, 0, 0] and p.parts.max() == 1
 
 
@@ -75,7 +75,7 @@ def test_wrong_compression_is_reported(tmp_path):
     masks, boxes, _, _ = _person()
     src = str(tmp_path / "plain.tfrecord")
     _write(src, [_legacy_example(np.zeros((H, W, 3), np.uint8), masks, boxes)], compression="")
-    s = common.run_conversion(LegacyConverter(src, "jhmdb"), str(tmp_path / "o"), progress=False)
+    s = conversion.run_conversion(LegacyConverter(src, "jhmdb"), str(tmp_path / "o"), progress=False)
     assert s.images_written == 0 and s.skipped[0].kind == "corrupt shard"
     with pytest.raises(ValueError, match="dataset"):
         LegacyConverter(src, "voc")

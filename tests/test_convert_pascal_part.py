@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.pascal_part import PART_CHANNELS, PascalPartConverter, read_annotation
 
 HEAD, TORSO, LARM, RARM = (C.CHANNEL_INDEX[n] for n in ("head", "torso", "left_arm", "right_arm"))
@@ -15,8 +15,8 @@ HEAD, TORSO, LARM, RARM = (C.CHANNEL_INDEX[n] for n in ("head", "torso", "left_a
 @pytest.fixture(scope="module")
 def converted(fixtures_dir, tmp_path_factory):
     prefix = str(tmp_path_factory.mktemp("pp") / "pp")
-    summary = common.run_conversion(PascalPartConverter(str(fixtures_dir / "pascal_part")), prefix, progress=False)
-    return summary, {r.source_id: r for r in common.load_records(prefix)}
+    summary = conversion.run_conversion(PascalPartConverter(str(fixtures_dir / "pascal_part")), prefix, progress=False)
+    return summary, {r.source_id: r for r in conversion.load_records(prefix)}
 
 
 def test_counts_and_skips(converted):
@@ -92,12 +92,12 @@ def test_bad_inputs_are_skipped_with_reasons(fixtures_dir, tmp_path):
     (root / "Annotations_Part" / "2008_001978.mat").write_bytes(b"MATLAB 5.0 garbage")  # corrupt .mat
     os.remove(root / "JPEGImages" / "2008_000652.jpg")  # annotation without image
     prefix = str(tmp_path / "out" / "pp")
-    s = common.run_conversion(PascalPartConverter(str(root), keep_negatives=True), prefix, progress=False)
+    s = conversion.run_conversion(PascalPartConverter(str(root), keep_negatives=True), prefix, progress=False)
     kinds = {x.key: x.kind for x in s.skipped}
     assert kinds == {"2008_001978": "corrupt annotation", "2008_000652": "missing image"}
     assert s.images_written == 1
-    with pytest.raises(common.ConversionError, match="2008_00"):
-        common.run_conversion(PascalPartConverter(str(root)), str(tmp_path / "strict" / "pp"), strict=True,
+    with pytest.raises(conversion.ConversionError, match="2008_00"):
+        conversion.run_conversion(PascalPartConverter(str(root)), str(tmp_path / "strict" / "pp"), strict=True,
                               progress=False)
     assert not os.path.exists(tmp_path / "strict") or not any(
         f.endswith(".tfrecord") for f in os.listdir(tmp_path / "strict"))
@@ -106,9 +106,9 @@ def test_bad_inputs_are_skipped_with_reasons(fixtures_dir, tmp_path):
 def test_keep_negatives_writes_empty_images(fixtures_dir, tmp_path):
     root = _copy(fixtures_dir, tmp_path, ["2008_001978", "2010_001199"])  # bird; chairs with (0,0) parts
     prefix = str(tmp_path / "neg")
-    s = common.run_conversion(PascalPartConverter(str(root), keep_negatives=True), prefix, progress=False)
+    s = conversion.run_conversion(PascalPartConverter(str(root), keep_negatives=True), prefix, progress=False)
     assert (s.images_written, s.negative_images, s.persons) == (2, 2, 0)
-    s = common.run_conversion(PascalPartConverter(str(root)), str(tmp_path / "none"), progress=False)
+    s = conversion.run_conversion(PascalPartConverter(str(root)), str(tmp_path / "none"), progress=False)
     assert s.images_written == 0 and not os.path.exists(str(tmp_path / "none") + "-00000-of-00001.tfrecord")
 
 
@@ -147,8 +147,8 @@ def test_synthetic_empty_parts_unknown_part_and_empty_mask(tmp_path):
                [("person", np.zeros((h, w), bool), []), ("person", body, [])])
     _write_mat(str(root / "Annotations_Part" / "d_size.mat"), [("person", body[:, :10], [])])
     prefix = str(tmp_path / "out")
-    s = common.run_conversion(PascalPartConverter(str(root)), prefix, progress=False)
-    recs = {r.source_id: r for r in common.load_records(prefix)}
+    s = conversion.run_conversion(PascalPartConverter(str(root)), prefix, progress=False)
+    recs = {r.source_id: r for r in conversion.load_records(prefix)}
     assert sorted(recs) == ["a_noparts", "c_emptymask"]
     p0, p1 = recs["a_noparts"].persons
     assert list(p0.parts_valid) == [1, 0, 0, 0, 0, 0, 0]  # (0, 0) parts: body only

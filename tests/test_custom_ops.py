@@ -11,14 +11,15 @@ import pytest
 import tensorflow as tf
 
 from maskrcnn_body.ops import boxes as B
+from maskrcnn_body.ops import backend as ops_backend
 from maskrcnn_body.ops import custom
 from maskrcnn_body.ops import roi_align as RA
 from maskrcnn_body.ops import targets as T
 
 OPS = custom.load()
 if OPS is None:
-    if os.environ.get(custom.ENV_VAR, "").strip().lower() == "custom":
-        raise RuntimeError(f"{custom.ENV_VAR}=custom but the compiled ops are not available: "
+    if os.environ.get(ops_backend.ENV_VAR, "").strip().lower() == "custom":
+        raise RuntimeError(f"{ops_backend.ENV_VAR}=custom but the compiled ops are not available: "
                            f"{custom.load_error()}")
     pytest.skip(f"compiled ops not built: {custom.load_error()}", allow_module_level=True)
 
@@ -250,15 +251,15 @@ def test_full_model_losses_and_gradients_equal_with_either_backend(monkeypatch, 
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
 
-    cfg = get_config("cpu_small")
-    cfg.input.min_size = cfg.input.max_size = 64
-    cfg.model.head_global_dim = global_dim
+    cfg = get_config("cpu_small", **{"input.min_size": 64, "input.max_size": 64,
+                                     "model.mask_head.global_dim": global_dim,
+                                     "model.keypoint_head.global_dim": global_dim})
     tf.keras.utils.set_random_seed(0)
     model = build_model(cfg)
     batch = _model_batch()
     results = {}
     for backend in ("tf", "custom"):
-        monkeypatch.setenv(custom.ENV_VAR, backend)
+        monkeypatch.setenv(ops_backend.ENV_VAR, backend)
         tf.random.set_seed(0)  # same RoI/anchor sampling draws for both backends
         with tf.GradientTape() as tape:
             losses = model.compute_losses(batch, training=True)

@@ -1,6 +1,6 @@
 """Drawing: part colours, outlines, skeleton sides, legend, side-by-side layout, plots and the CLIs.
 
-Scenes are the hand-built stick figures of ``evaluation.synthetic`` (people facing the camera, so the
+Scenes are the hand-built stick figures of ``tests/helpers/scenes.py`` (people facing the camera, so the
 subject's left limbs are on the image's right).
 """
 import pathlib
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import scenes
 from maskrcnn_body import constants as C
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.drawing import draw, plots
-from maskrcnn_body.evaluation import dumps, evaluate, synthetic
+from maskrcnn_body.evaluation import dumps, evaluate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W, M = 64, 96, 36
@@ -23,8 +24,8 @@ LEFT_ARM, RIGHT_LEG = C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_leg"]
 
 
 def dump(seed=0):
-    s = synthetic.make_scene(H, W, BOXES, seed=seed)
-    return dict(s, **synthetic.perfect_predictions(s, M))
+    s = scenes.make_scene(H, W, BOXES, seed=seed)
+    return dict(s, **scenes.perfect_predictions(s, M))
 
 
 def test_skeleton_colours_follow_the_subjects_sides():
@@ -90,7 +91,7 @@ def test_low_scores_are_not_drawn():
 
 
 def test_plots_written(tmp_path):
-    r = evaluate([dump(0), dict(dump(1), **synthetic.empty_predictions(M))])
+    r = evaluate([dump(0), dict(dump(1), **scenes.empty_predictions(M))])
     paths = plots.save_plots(r, str(tmp_path))
     for p in paths:
         im = Image.open(p)
@@ -121,16 +122,15 @@ def test_draw_cli_without_tensorflow(tmp_path):
 def test_visualize_records_draws_ground_truth(tmp_path):
     pytest.importorskip("tensorflow")
     from maskrcnn_body.data import schema, writer
-    s = synthetic.make_scene(H, W, BOXES)
+    s = scenes.make_scene(H, W, BOXES)
     persons = [schema.make_person(p, v, k) for p, v, k in zip(s["gt_parts"], s["gt_valid"], s["gt_keypoints"])]
     rec = schema.ImageRecord(schema.encode_png(s["image"]), b"png", H, W, "a/b", "synthetic", persons)
     writer.write_records(str(tmp_path / "r"), [schema.encode_example(rec)] * 3)
-    sys.path.insert(0, str(ROOT / "convert_data"))
-    try:
-        import visualize_records
-    finally:
-        sys.path.pop(0)
-    paths = visualize_records.visualize(str(tmp_path / "r-*.tfrecord"), str(tmp_path / "out"), max_records=2)
+    out = subprocess.run([sys.executable, str(ROOT / "convert_data" / "visualize_records.py"), "--records",
+                          str(tmp_path / "r-*.tfrecord"), "--out_dir", str(tmp_path / "out"), "--max", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    paths = sorted(str(p) for p in (tmp_path / "out").glob("*.png"))
     assert [pathlib.Path(p).name for p in paths] == ["00000_synthetic_a_b.png", "00001_synthetic_a_b.png"]
     pic = np.asarray(Image.open(paths[0]))
     gt_panel = np.asarray(draw.ground_truth_panel(s["image"], s["gt_parts"], s["gt_valid"], s["gt_boxes"],

@@ -17,10 +17,12 @@ import tensorflow as tf
 
 from maskrcnn_body.model.postprocess import gather_rows
 from maskrcnn_body.serving import export
-from maskrcnn_body.serving.predictor import Predictor, write_random_train_dir
+from helpers.models import write_random_train_dir
+from maskrcnn_body.inference.predictor import Predictor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = {"input.min_size": 128, "input.max_size": 128, "model.score_threshold": 0.0, "model.max_detections": 5}
+SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.score_threshold": 0.0,
+         "model.postprocess.max_detections": 5}
 SIZES = [(100, 150), (90, 60)]  # landscape and portrait, neither a multiple of 32
 CUSTOM_OPS = {"MultilevelRoiAlign", "MultilevelRoiAlignGrad", "BoxPairwiseIou", "BoxMatch", "CropAndResize"}
 
@@ -119,7 +121,7 @@ def test_gather_rows_equals_batched_gather():
 
 
 def test_postprocess_maps_back_and_clips_to_the_original_image():
-    from maskrcnn_body.serving.predictor import postprocess
+    from maskrcnn_body.inference.transforms import postprocess
     scale = 128 / 70  # a 70 x 60 image resizes to round(109.7) = 110 columns: 110 / scale = 60.16 > 60
     det = {"boxes": tf.constant([[[11.0, 22.0, 110.0, 128.0], [0, 0, 0, 0]]]), "scores": tf.constant([[0.9, 0.0]]),
            "masks": tf.zeros([1, 2, 4, 4, 7]), "num_detections": tf.constant([1]),

@@ -1,6 +1,6 @@
 """Evaluation: pasting rule, dumps format, COCO box/mask AP, parsing, keypoint, left/right and legacy metrics.
 
-All scenes are tiny hand-built stick figures (``evaluation.synthetic``), 64 x 96 pixels.
+All scenes are tiny hand-built stick figures (``tests/helpers/scenes.py``), 64 x 96 pixels.
 """
 import contextlib
 import io
@@ -12,10 +12,10 @@ import sys
 import numpy as np
 import pytest
 
+from helpers import scenes
 from maskrcnn_body import constants as C
 from maskrcnn_body.data.schema import unpack_channels
-from maskrcnn_body.evaluation import (dumps, evaluate, keypoints, matching, paste, prepared, run_metrics,
-                                      synthetic)
+from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, prepared, run_metrics
 from maskrcnn_body.evaluation.parsing import average_precision
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -24,12 +24,12 @@ BOXES = [(6, 14, 42, 50), (50, 10, 86, 46)]  # 36 px squares: crop/paste at M = 
 LIMB_CHANNELS = ("left_arm", "right_arm", "left_leg", "right_leg")
 
 
-def scenes(n=2):
-    return [synthetic.make_scene(H, W, BOXES, seed=i) for i in range(n)]
+def make_scenes(n=2):
+    return [scenes.make_scene(H, W, BOXES, seed=i) for i in range(n)]
 
 
 def perfect(scene):
-    return dict(scene, **synthetic.perfect_predictions(scene, M))
+    return dict(scene, **scenes.perfect_predictions(scene, M))
 
 
 def all_values(summary):
@@ -79,7 +79,7 @@ def test_paste_clips_parts_to_body_and_handles_borders():
 
 
 def test_crop_then_paste_restores_masks():
-    ch = unpack_channels(synthetic.make_scene(H, W, BOXES)["gt_parts"])
+    ch = unpack_channels(scenes.make_scene(H, W, BOXES)["gt_parts"])
     pasted = paste.paste_masks(paste.crop_masks(ch, np.array(BOXES, float), M), np.array(BOXES, float), H, W)
     np.testing.assert_array_equal(pasted, ch)
 
@@ -114,7 +114,7 @@ def test_pasted_crop_window_pads_and_clips():
 
 # --------------------------------------------------------------------------- dumps
 def test_dump_roundtrip_and_dtypes(tmp_path):
-    s = perfect(scenes(1)[0])
+    s = perfect(make_scenes(1)[0])
     s["masks"] = s["masks"].astype(np.float32)      # write_dump converts to the format's float16
     p = dumps.write_dump(str(tmp_path / "a.npz"), **s)
     d = dumps.read_dump(p)
@@ -125,7 +125,7 @@ def test_dump_roundtrip_and_dtypes(tmp_path):
 
 
 def test_dump_validation_names_key_and_shape(tmp_path):
-    s = perfect(scenes(1)[0])
+    s = perfect(make_scenes(1)[0])
     with pytest.raises(dumps.DumpError, match="'scores' has shape"):
         dumps.write_dump(str(tmp_path / "b.npz"), **dict(s, scores=np.zeros(5, np.float32)))
     with pytest.raises(dumps.DumpError, match="missing keys .*gt_valid"):
@@ -139,7 +139,7 @@ def test_empty_dump_dir_is_a_clear_error(tmp_path):
 
 # --------------------------------------------------------------------------- whole-metric behaviour
 def test_perfect_predictions_score_one_everywhere():
-    r = evaluate([perfect(s) for s in scenes()])
+    r = evaluate([perfect(s) for s in make_scenes()])
     for name, v in all_values(r.summary).items():
         assert v == pytest.approx(1.0), name
     assert r.summary["left_right_confusion"] == {"arm": 0.0, "leg": 0.0}
@@ -147,7 +147,7 @@ def test_perfect_predictions_score_one_everywhere():
 
 def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
     preds = []
-    for s in scenes():
+    for s in make_scenes():
         p = perfect(s)
         p["masks"] = p["masks"][..., list(C.CHANNEL_FLIP_PERM)]
         preds.append(p)
@@ -162,21 +162,21 @@ def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
 
 
 def test_empty_predictions_score_zero():
-    sm = evaluate([dict(s, **synthetic.empty_predictions(M)) for s in scenes()]).summary
+    sm = evaluate([dict(s, **scenes.empty_predictions(M)) for s in make_scenes()]).summary
     for name, v in all_values(sm).items():
         assert v == 0.0, name
     assert sm["left_right_confusion"] == {"arm": None, "leg": None}
 
 
 def test_unannotated_channels_are_ignored_not_missed():
-    s1, s2 = scenes()
+    s1, s2 = make_scenes()
     s2 = dict(s2, gt_valid=s2["gt_valid"].copy(), gt_parts=s2["gt_parts"].copy())
     arms = [C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]]
     s2["gt_valid"][0, arms] = 0
     for k in arms:   # unannotated channels are stored as zeros, as converters write them
         s2["gt_parts"][0] &= np.uint8(~(1 << k) & 0xFF)
     p2 = perfect(s2)
-    p2["masks"][0] = perfect(scenes()[1])["masks"][0]  # the model still predicts arms there
+    p2["masks"][0] = perfect(make_scenes()[1])["masks"][0]  # the model still predicts arms there
     p2["scores"][0] = 0.99                             # with the highest score
     sm = evaluate([perfect(s1), p2]).summary
     for ch in ("left_arm", "right_arm", "complete"):
@@ -185,7 +185,7 @@ def test_unannotated_channels_are_ignored_not_missed():
 
 
 def test_legacy_metric_hand_case():
-    s1, s2 = scenes()
+    s1, s2 = make_scenes()
     p = perfect(s1)
     p1 = dict(p, boxes=np.concatenate([p["boxes"], [[44, 0, 94, 12], [45, 20, 75, 50], [0, 0, 96, 64]]]).astype(np.float32),
               scores=np.array([0.9, 0.8, 0.9, 0.95, 0.3], np.float32),
@@ -221,7 +221,7 @@ def test_box_and_body_mask_ap_match_direct_pycocotools():
     from pycocotools import mask as mask_utils
     rng = np.random.default_rng(3)
     dumps_, gts, dts_box, dts_segm = [], [], [], []
-    for i, s in enumerate(scenes(3)):
+    for i, s in enumerate(make_scenes(3)):
         p = perfect(s)
         # degrade: jitter boxes, erode/grow masks, add a false positive
         p["boxes"] = (p["boxes"] + rng.uniform(-3, 3, p["boxes"].shape)).astype(np.float32)
@@ -266,7 +266,7 @@ def test_greedy_match_prefers_high_score_and_skips_taken():
 # --------------------------------------------------------------------------- keypoints
 def _one_person_keypoint_dump(dx=None):
     """One person with perfect predictions; dx (15,) shifts the predicted joints in x."""
-    s = scenes(1)[0]
+    s = make_scenes(1)[0]
     s = dict(s, gt_boxes=s["gt_boxes"][:1], gt_parts=s["gt_parts"][:1], gt_valid=s["gt_valid"][:1],
              gt_keypoints=s["gt_keypoints"][:1])
     p = perfect(s)
@@ -302,7 +302,7 @@ def test_pck_threshold_is_fifth_of_max_box_side():
 
 # --------------------------------------------------------------------------- CLI
 def test_metric_cli_writes_json_without_tensorflow(tmp_path):
-    for i, s in enumerate(scenes()):
+    for i, s in enumerate(make_scenes()):
         dumps.write_dump(str(tmp_path / f"{i}.npz"), **perfect(s))
     out = tmp_path / "m.json"
     code = ("import runpy, sys; sys.argv = ['metric.py', '--dumps', %r, '--json', %r]\n"

@@ -18,17 +18,12 @@ from maskrcnn_body.model.maskrcnn import InputError, build_model
 SIZE = 64
 
 
-def _cfg(keypoint_head="heatmap", **model):
-    cfg = get_config("cpu_small")
-    cfg.input.min_size = cfg.input.max_size = SIZE
-    cfg.model.keypoint_head = keypoint_head
-    cfg.model.rpn_pre_nms_topk_test = 50
-    cfg.model.rpn_post_nms_topk_test = 20
-    cfg.model.max_detections = 5
-    cfg.model.score_threshold = 0.0
-    for k, v in model.items():
-        setattr(cfg.model, k, v)
-    return cfg
+def _cfg(keypoint_head="heatmap", **overrides):
+    """cpu_small at SIZE px with few proposals/detections; ``overrides`` are dotted config keys."""
+    return get_config("cpu_small", **{
+        "input.min_size": SIZE, "input.max_size": SIZE, "model.keypoint_head.kind": keypoint_head,
+        "model.rpn.pre_nms_topk_test": 50, "model.rpn.post_nms_topk_test": 20,
+        "model.postprocess.max_detections": 5, "model.postprocess.score_threshold": 0.0, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +38,7 @@ def _images(b=2, size=SIZE, seed=0):
 def test_detect_shapes_and_ranges(model):
     cfg = model.cfg.model
     out = model.detect(_images(), tf.constant([[SIZE, SIZE], [48, 40]], tf.int32))
-    d, m = cfg.max_detections, cfg.mask_output_size
+    d, m = cfg.postprocess.max_detections, cfg.mask_head.output_size
     assert out["boxes"].shape == (2, d, 4)
     assert out["scores"].shape == (2, d)
     assert out["num_detections"].shape == (2,) and out["num_detections"].dtype == tf.int32
@@ -209,20 +204,20 @@ def test_legacy_preset_builds_the_original_heads():
 
 
 def test_resnet50_loads_local_imagenet_style_weights(tmp_path):
-    """backbone_weights=PATH copies a Keras ResNet50 weights file by layer name (no internet)."""
+    """model.backbone.weights=PATH copies a Keras ResNet50 weights file by layer name (no internet)."""
     import keras
     from maskrcnn_body.model.backbone import build_backbone
     ref = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
     path = str(tmp_path / "resnet50.weights.h5")
     ref.save_weights(path)
-    cfg = get_config("r50_fpn").model
-    cfg.backbone_weights, cfg.norm = path, "frozen_bn"
+    cfg = get_config("r50_fpn").model.backbone
+    cfg.weights, cfg.norm = path, "frozen_bn"
     backbone = build_backbone(cfg)
     for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
         for a, b in zip(backbone.get_layer(name).get_weights(), ref.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b, err_msg=name)
     # frozen BN never trains
     assert not backbone.get_layer("conv5_block3_3_bn").trainable_weights
-    cfg.backbone_weights = str(tmp_path / "missing.h5")
+    cfg.weights = str(tmp_path / "missing.h5")
     with pytest.raises(FileNotFoundError, match="missing.h5"):
         build_backbone(cfg)

@@ -13,20 +13,18 @@ from helpers.kernels import convolutions_refuse_empty_batches  # noqa: E402
 from maskrcnn_body import constants as C  # noqa: E402
 from maskrcnn_body.config import get_config  # noqa: E402
 from maskrcnn_body.model import heads  # noqa: E402
-from maskrcnn_body.model.backbone import GroupNorm  # noqa: E402
+from maskrcnn_body.model.norm import GroupNorm  # noqa: E402
 from maskrcnn_body.model.maskrcnn import build_model  # noqa: E402
 
 SIZE = 64
 
 
-def _cfg(**model):
-    cfg = get_config("cpu_small")
-    cfg.input.min_size = cfg.input.max_size = SIZE
-    cfg.model.rpn_pre_nms_topk_test, cfg.model.rpn_post_nms_topk_test = 50, 20
-    cfg.model.max_detections, cfg.model.score_threshold = 5, 0.0
-    for k, v in model.items():
-        setattr(cfg.model, k, v)
-    return cfg
+def _cfg(**overrides):
+    """cpu_small at SIZE px with few proposals/detections; ``overrides`` are dotted config keys."""
+    return get_config("cpu_small", **{
+        "input.min_size": SIZE, "input.max_size": SIZE, "model.rpn.pre_nms_topk_test": 50,
+        "model.rpn.post_nms_topk_test": 20, "model.postprocess.max_detections": 5,
+        "model.postprocess.score_threshold": 0.0, **overrides})
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["hand_written_gradient", "autodiff"])
@@ -62,9 +60,10 @@ def test_group_norm_under_mixed_precision_keeps_the_input_dtype():
 
 def _far_corner_changes(cfg):
     """Does a change in one corner cell of the RoI crop reach the opposite corner of the mask?"""
-    head = heads.build_mask_head(cfg.model)
-    s = cfg.model.mask_roi_size
-    x = np.random.default_rng(1).normal(size=(1, s, s, cfg.model.fpn_channels)).astype(np.float32)
+    m = cfg.model
+    head = heads.build_mask_head(m.mask_head, m.fpn.channels, m.keypoint_head)
+    s = m.mask_head.roi_size
+    x = np.random.default_rng(1).normal(size=(1, s, s, m.fpn.channels)).astype(np.float32)
     y0 = head(x)
     x[0, 0, 0] += 10.0
     y1 = head(x)
@@ -75,17 +74,19 @@ def test_global_context_lets_the_whole_roi_decide_each_pixel():
     """With two 3x3 convolutions the far corner cannot see the changed corner; with the RoI-wide
     FC branch (the face/back-of-head cue reaching the legs) it can. (Head GroupNorm is off here:
     its RoI-wide statistics would leak a little of everything everywhere.)"""
-    local = _cfg(mask_head_convs=2, head_global_dim=0, head_norm=False)
+    local = _cfg(**{"model.mask_head.convs": 2, "model.mask_head.global_dim": 0, "model.mask_head.norm": "none"})
     assert _far_corner_changes(local) == 0.0
-    assert _far_corner_changes(_cfg(mask_head_convs=2, head_global_dim=32, head_norm=False)) > 1e-6
-    names = [layer.name for layer in heads.build_mask_head(local.model).layers]
+    assert _far_corner_changes(_cfg(**{"model.mask_head.convs": 2, "model.mask_head.global_dim": 32,
+                                       "model.mask_head.norm": "none"})) > 1e-6
+    m = local.model
+    names = [layer.name for layer in heads.build_mask_head(m.mask_head, m.fpn.channels, m.keypoint_head).layers]
     assert not any("global" in n for n in names)
 
 
 def test_shared_keypoint_head_predicts_from_the_mask_tower():
-    model = build_model(_cfg(keypoint_head="shared"))
+    model = build_model(_cfg(**{"model.keypoint_head.kind": "shared"}))
     assert model.keypoint_head is None
-    k = model.cfg.model.keypoint_heatmap_size
+    k = model.cfg.model.keypoint_head.heatmap_size
     assert [tuple(o.shape) for o in model.mask_head.outputs] == [
         (None, 56, 56, C.NUM_CHANNELS), (None, k, k, C.NUM_KEYPOINTS)]
     out = model.detect(tf.random.uniform((1, SIZE, SIZE, 3), 0, 255, seed=0))
@@ -120,17 +121,17 @@ def test_heads_on_selected_rows_equal_the_full_run_gathered():
     """Training runs the mask/keypoint heads only on the real positives (a dynamic count); each
     row's output must be what the padded run gives for that row."""
     model = build_model(_cfg())
-    feats = model._features(tf.random.uniform((2, SIZE, SIZE, 3), 0, 255, seed=3), False)
+    feats = model.features(tf.random.uniform((2, SIZE, SIZE, 3), 0, 255, seed=3), False)
     boxes = tf.constant([[[4, 4, 30, 60], [30, 10, 60, 50], [0, 0, 20, 20]],
                          [[10, 5, 50, 60], [1, 1, 9, 9], [20, 20, 40, 44]]], tf.float32)
     rows = tf.constant([[0, 1], [1, 0], [1, 2]], tf.int64)
-    full_m, full_k = model._part_heads(feats, boxes, False)
-    sel_m, sel_k = model._part_heads(feats, boxes, False, rows)
+    full_m, full_k = model.roi_heads.part_outputs(feats, boxes, False)
+    sel_m, sel_k = model.roi_heads.part_outputs(feats, boxes, False, rows)
     assert sel_m.shape[:2] == (1, 3) and sel_k.shape[:2] == (1, 3)
     np.testing.assert_allclose(sel_m[0].numpy(), tf.gather_nd(full_m, rows).numpy(), atol=1e-5)
     np.testing.assert_allclose(sel_k[0].numpy(), tf.gather_nd(full_k, rows).numpy(), atol=1e-5)
     with convolutions_refuse_empty_batches():   # as with oneDNN on an Intel Xeon
-        none_m, none_k = model._part_heads(feats, boxes, False, tf.zeros((0, 2), tf.int64))
+        none_m, none_k = model.roi_heads.part_outputs(feats, boxes, False, tf.zeros((0, 2), tf.int64))
     assert none_m.shape[:2] == (1, 0) and none_k.shape[:2] == (1, 0)
 
 
@@ -139,7 +140,7 @@ def test_training_gradients_are_finite_with_and_without_positives(keypoint_head)
     """A batch without people (zero positive RoIs) trains like any other: finite gradients, and
     the mask/keypoint heads get exactly zero gradient -- with convolutions that refuse an empty
     batch, as oneDNN's do on an Intel Xeon, in eager mode and in one traced step."""
-    model = build_model(_cfg(keypoint_head=keypoint_head))
+    model = build_model(_cfg(**{"model.keypoint_head.kind": keypoint_head}))
     head_vars = {id(v) for v in model.mask_head.trainable_variables}
     if model.keypoint_head is not None:
         head_vars |= {id(v) for v in model.keypoint_head.trainable_variables}

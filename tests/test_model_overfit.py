@@ -27,13 +27,12 @@ MASK_SIZE = 32
 
 
 def _tiny_cfg():
-    cfg = get_config("cpu_small")
-    m = cfg.model
-    m.rpn_batch_per_image, m.rois_per_image, m.max_mask_rois_per_image = 64, 32, 4
-    m.rpn_pre_nms_topk_train, m.rpn_post_nms_topk_train = 200, 64
-    m.rpn_pre_nms_topk_test, m.rpn_post_nms_topk_test = 200, 32
-    m.mask_output_size, m.keypoint_heatmap_size, m.max_detections = 28, 28, 8
-    return cfg
+    return get_config("cpu_small", **{
+        "model.rpn.batch_per_image": 64, "model.roi.per_image": 32, "model.mask_head.max_rois_per_image": 4,
+        "model.rpn.pre_nms_topk_train": 200, "model.rpn.post_nms_topk_train": 64,
+        "model.rpn.pre_nms_topk_test": 200, "model.rpn.post_nms_topk_test": 32,
+        "model.mask_head.output_size": 28, "model.keypoint_head.heatmap_size": 28,
+        "model.postprocess.max_detections": 8})
 
 
 def _batch(records, scales):
@@ -134,10 +133,10 @@ def test_overfits_synthetic_images():
 
 
 def test_overfits_one_real_pascal_part_image(fixtures_dir):
-    from maskrcnn_body.convert import common
+    from maskrcnn_body.data import conversion
     from maskrcnn_body.convert.pascal_part import PascalPartConverter
     conv = PascalPartConverter(str(fixtures_dir / "pascal_part"))
-    rec = next(r for r in conv.convert(common.Item("2008_000700", "2008_000700")) if hasattr(r, "persons"))
+    rec = next(r for r in conv.convert(conversion.Item("2008_000700", "2008_000700")) if hasattr(r, "persons"))
     assert len(rec.persons) == 1
     keras.utils.set_random_seed(1)
     batch = _batch([rec], [SIZE / max(rec.height, rec.width)])

@@ -3,11 +3,14 @@ for a few steps and must end with identical weights (and the chief's checkpoint)
 import json
 import os
 import socket
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import tensorflow as tf
+
+STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
 
 
 def _free_ports(n):
@@ -27,7 +30,7 @@ def test_two_workers_finish_with_identical_weights(tmp_path):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2",
                    CUDA_VISIBLE_DEVICES="")
-        cmd = [sys.executable, "-m", "maskrcnn_body.training.testing", "--strategy", "multi_worker",
+        cmd = [sys.executable, str(STANDIN), "--strategy", "multi_worker",
                "--train_dir", str(tmp_path / "run"), "--max_steps", "3", "--checkpoint_every", "2",
                "--weights_out", str(tmp_path / f"w{i}.npz")]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -36,8 +36,8 @@ def test_count_centres_sizes_order():
 
 
 def test_config_helper_uses_rpn_levels():
-    cfg = get_config("cpu_small").model
-    per_level, all_anchors = A.generate_anchors_for_config(cfg, (256, 256))
-    assert len(per_level) == cfg.rpn_max_level - cfg.min_level + 1
-    expected = sum((256 // 2 ** l) ** 2 for l in range(cfg.min_level, cfg.rpn_max_level + 1))
-    assert all_anchors.shape[0] == expected * cfg.num_anchors_per_location
+    anchors = get_config("cpu_small").model.anchors
+    per_level, all_anchors = A.generate_anchors_for_config(anchors, (256, 256))
+    assert len(per_level) == anchors.max_level - 2 + 1
+    expected = sum((256 // 2 ** level) ** 2 for level in range(2, anchors.max_level + 1))
+    assert all_anchors.shape[0] == expected * anchors.per_location

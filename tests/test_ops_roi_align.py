@@ -122,20 +122,32 @@ def test_assign_levels():
 
 
 def test_backend_selection(monkeypatch):
-    monkeypatch.setenv(RA.BACKEND_ENV, "tf")
-    assert RA.resolve_backend() == ("tf", None)
+    """One owner decides: explicit argument > use_backend block > env MASKRCNN_BODY_OPS > auto."""
+    from maskrcnn_body.ops import backend
+    monkeypatch.setenv(backend.ENV_VAR, "tf")
+    assert backend.requested() == "tf" and backend.resolve() is None
     with pytest.raises(ValueError, match="cuda"):
-        RA.resolve_backend("cuda")
-    name, ops = RA.resolve_backend("auto")
-    assert name in ("tf", "custom") and (ops is None) == (name == "tf")
+        backend.resolve("cuda")
+    name = backend.name_of("auto")
+    assert name in ("tf", "custom") and (backend.resolve("auto") is None) == (name == "tf")
     if name == "tf":
         with pytest.raises(RuntimeError, match="compiled ops requested"):
-            RA.resolve_backend("custom")
+            backend.resolve("custom")
+    monkeypatch.setenv(backend.ENV_VAR, "auto")
+    with backend.use_backend("tf"):                 # what export traces under
+        assert backend.requested() == "tf" and backend.requested("auto") == "auto"
+        with backend.use_backend("auto"):
+            assert backend.requested() == "auto"
+        assert backend.requested() == "tf"
+    assert backend.requested() == "auto"
+    monkeypatch.setenv(backend.ENV_VAR, "gpu")
+    with pytest.raises(ValueError, match="MASKRCNN_BODY_OPS"):
+        backend.requested()
 
 
 def test_custom_backend_matches_tf_when_built():
-    name, _ = RA.resolve_backend("auto")
-    if name != "custom":
+    from maskrcnn_body.ops import backend
+    if backend.name_of("auto") != "custom":
         pytest.skip("compiled ops not built")
     tf_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="tf").numpy()
     custom_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="custom").numpy()

@@ -47,7 +47,7 @@ def test_match_padding_by_flag_or_minus_one_and_no_gt():
 
 
 def test_gt_on_anchor_is_positive_and_crowd_gets_positives(cfg):
-    _, anchors = A.generate_anchors_for_config(cfg, (128, 128))
+    _, anchors = A.generate_anchors_for_config(cfg.anchors, (128, 128))
     a = anchors.numpy()
     exact = a[1234]
     rng = np.random.default_rng(0)
@@ -60,7 +60,7 @@ def test_gt_on_anchor_is_positive_and_crowd_gets_positives(cfg):
     gt[0, 1:8] = crowd
     iou = B.pairwise_iou(gt, a[None])
     valid = T.gt_valid_mask(tf.constant([8]), 9)
-    matched, labels = T.match(iou, cfg.rpn_pos_iou, cfg.rpn_neg_iou, True, valid)
+    matched, labels = T.match(iou, cfg.rpn.pos_iou, cfg.rpn.neg_iou, True, valid)
     matched, labels = matched.numpy()[0], labels.numpy()[0]
     assert labels[1234] == 1 and matched[1234] == 0
     for g in range(8):
@@ -69,23 +69,22 @@ def test_gt_on_anchor_is_positive_and_crowd_gets_positives(cfg):
 
 
 def test_rpn_targets_sampling_and_deltas(cfg):
-    _, anchors = A.generate_anchors_for_config(cfg, (128, 128))
+    _, anchors = A.generate_anchors_for_config(cfg.anchors, (128, 128))
     gt = tf.constant([[[10, 10, 50, 90], [60, 20, 100, 60], [0, 0, 0, 0]], [[0, 0, 0, 0]] * 3], tf.float32)
     num_gt = tf.constant([2, 0])
-    t = T.rpn_targets(anchors, gt, num_gt, cfg, seed=7)
+    t = T.rpn_targets(anchors, gt, num_gt, cfg.rpn, seed=7)
     labels = t.labels.numpy()
     n_pos, n_neg = (labels == 1).sum(1), (labels == 0).sum(1)
-    assert np.all(n_pos + n_neg == cfg.rpn_batch_per_image)
-    assert n_pos[0] >= 2 and n_pos[0] <= cfg.rpn_batch_per_image * cfg.rpn_positive_fraction
+    assert np.all(n_pos + n_neg == cfg.rpn.batch_per_image)
+    assert n_pos[0] >= 2 and n_pos[0] <= cfg.rpn.batch_per_image * cfg.rpn.positive_fraction
     assert n_pos[1] == 0                                        # no GT: all sampled anchors negative
-    np.testing.assert_array_equal(t.weights.numpy(), (labels >= 0).astype(np.float32))
     # deltas of positives decode back onto a GT box; other rows are zero
     pos = np.nonzero(labels[0] == 1)[0]
     decoded = B.decode_boxes(t.box_targets[0], anchors, B.RPN_BOX_WEIGHTS).numpy()[pos]
     dist = np.abs(decoded[:, None, :] - gt.numpy()[0, None, :2]).max(-1).min(-1)
     assert np.all(dist < 1e-3)
     assert np.all(t.box_targets.numpy()[labels != 1] == 0)
-    again = T.rpn_targets(anchors, gt, num_gt, cfg, seed=7)
+    again = T.rpn_targets(anchors, gt, num_gt, cfg.rpn, seed=7)
     np.testing.assert_array_equal(again.labels.numpy(), labels)          # deterministic with a seed
 
 
@@ -101,8 +100,8 @@ def test_sample_rois_counts_fractions_and_order(cfg):
     # many jittered copies of the GT boxes (foreground) + random boxes (mostly background)
     jitter = np.repeat(gt[0, :3], 30, axis=0) + rng.uniform(-3, 3, (90, 4)).astype(np.float32)
     props = np.stack([np.concatenate([jitter, _random_boxes(rng, 110)]), _random_boxes(rng, 200)])
-    s = T.sample_rois(props, gt, tf.constant([3, 0]), cfg, seed=3)
-    k, max_fg = cfg.rois_per_image, int(round(cfg.rois_per_image * cfg.roi_positive_fraction))
+    s = T.sample_rois(props, gt, tf.constant([3, 0]), cfg.roi, cfg.box_head.box_weights, seed=3)
+    k, max_fg = cfg.roi.per_image, int(round(cfg.roi.per_image * cfg.roi.positive_fraction))
     assert s.rois.shape == (2, k, 4)
     np.testing.assert_array_equal(s.num_fg.numpy(), [max_fg, 0])
     np.testing.assert_array_equal(s.weights.numpy().sum(1), [k, k])
@@ -111,16 +110,16 @@ def test_sample_rois_counts_fractions_and_order(cfg):
     assert labels[1].sum() == 0                                          # no GT: all background
     iou = B.pairwise_iou(s.rois, gt).numpy()[0]                          # (K, P)
     matched = s.matched_gt.numpy()[0]
-    assert np.all(iou[np.arange(k), matched][:max_fg] >= cfg.roi_fg_iou)
-    assert np.all(iou[max_fg:, :3].max(-1) < cfg.roi_bg_iou_high)
-    decoded = B.decode_boxes(s.box_targets[0, :max_fg], s.rois[0, :max_fg], cfg.box_weights).numpy()
+    assert np.all(iou[np.arange(k), matched][:max_fg] >= cfg.roi.fg_iou)
+    assert np.all(iou[max_fg:, :3].max(-1) < cfg.roi.bg_iou_high)
+    decoded = B.decode_boxes(s.box_targets[0, :max_fg], s.rois[0, :max_fg], cfg.box_head.box_weights).numpy()
     np.testing.assert_allclose(decoded, gt[0][matched[:max_fg]], atol=1e-3)
 
 
 def test_sample_rois_appends_gt_and_pads(cfg):
     gt = np.array([[[10, 10, 50, 90], [0, 0, 0, 0]]], np.float32)
     props = np.array([[[12, 10, 50, 90], [200, 200, 220, 220], [0, 0, 0, 0]]], np.float32)  # fg, bg, invalid
-    s = T.sample_rois(props, gt, tf.constant([1]), cfg, seed=0)
+    s = T.sample_rois(props, gt, tf.constant([1]), cfg.roi, cfg.box_head.box_weights, seed=0)
     assert s.num_fg.numpy()[0] == 2                        # the proposal and the appended GT box
     assert s.weights.numpy()[0].sum() == 3                 # + one background, the rest is padding
     assert np.all(s.rois.numpy()[0, 3:] == 0) and np.all(s.labels.numpy()[0, 2:] == 0)
@@ -133,9 +132,9 @@ def test_sample_rois_compiles_with_xla(cfg, monkeypatch):
     rng = np.random.default_rng(2)
     props = np.stack([_random_boxes(rng, 50), _random_boxes(rng, 50)])
     gt = np.stack([_random_boxes(rng, 3), _random_boxes(rng, 3)])
-    fn = tf.function(lambda p, g, n: T.sample_rois(p, g, n, cfg, seed=5), jit_compile=True)
+    fn = tf.function(lambda p, g, n: T.sample_rois(p, g, n, cfg.roi, cfg.box_head.box_weights, seed=5), jit_compile=True)
     xla = fn(props, gt, tf.constant([3, 1]))
-    eager = T.sample_rois(props, gt, tf.constant([3, 1]), cfg, seed=5)
+    eager = T.sample_rois(props, gt, tf.constant([3, 1]), cfg.roi, cfg.box_head.box_weights, seed=5)
     for name, a, b in zip(xla._fields, xla, eager):          # same seed -> same sample (Philox both ways)
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=name)
 
@@ -178,9 +177,9 @@ def test_keypoint_targets():
 
 
 def test_match_parity_with_compiled_op_when_built():
-    from maskrcnn_body.ops import roi_align
-    name, ops = roi_align.resolve_backend("auto")
-    if name != "custom":
+    from maskrcnn_body.ops import backend
+    ops = backend.resolve("auto")
+    if ops is None:
         pytest.skip("compiled ops not built")
     rng = np.random.default_rng(4)
     iou = np.round(rng.random((3, 5, 40)), 1).astype(np.float32)      # coarse values: many ties

@@ -21,12 +21,12 @@ import pytest
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.serving.predictor import write_random_train_dir
-from maskrcnn_body.serving.results import json_to_masks
+from helpers.models import write_random_train_dir
+from maskrcnn_body.inference.results import json_to_masks
 from test_http_server import BAD, _jpeg, _post, _recv_all, png_header_only
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = {"input.min_size": 128, "input.max_size": 128, "model.max_detections": 5}
+SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.max_detections": 5}
 MAX_BODY_MB = 0.05  # 52428 bytes: the over-limit case stays small
 IMAGES = {"a.jpg": (100, 150), "b.png": (70, 60)}
 

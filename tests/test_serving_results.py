@@ -5,7 +5,7 @@ import numpy as np
 
 from maskrcnn_body import constants as C
 from maskrcnn_body.evaluation import paste
-from maskrcnn_body.serving import results
+from maskrcnn_body.inference import results
 
 
 def test_json_roundtrip_matches_pasting_rule():

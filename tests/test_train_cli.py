@@ -16,8 +16,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_fresh_machine_run_generates_data_trains_and_evaluates(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
     cmd = [sys.executable, os.path.join(ROOT, "train", "train.py"), "--num_train", "4", "--num_val", "2",
-           "--max_steps", "2", "--image_size", "64", "--batch_size", "2", "--checkpoint_every", "1",
-           "--log_every", "1", "--set", "model.max_detections=5", "--train_dir", "run"]
+           "--max_steps", "2", "--batch_size", "2", "--set", "input.min_size=64", "--set", "input.max_size=64",
+           "--set", "train.checkpoint_every=1", "--set", "train.log_every=1",
+           "--set", "model.postprocess.max_detections=5", "--train_dir", "run"]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     out = r.stdout

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from maskrcnn_body.training import checkpoints, schedules
-from maskrcnn_body.training import testing as T
+from helpers import standin
 from maskrcnn_body.training.faults import TrainingDivergedError
 from maskrcnn_body.training.trainer import Hook, Trainer
 
@@ -22,9 +22,9 @@ def _float32_policy():
 
 
 def _trainer(train_dir, data=None, shuffle=True, **train):
-    cfg = T.tiny_config(**train)
-    data = T.make_batches(16, cfg.input.pad_size) if data is None else data
-    return Trainer(cfg, T.build_standin, T.dataset_fn_from(data, shuffle), str(train_dir), progress=False)
+    cfg = standin.tiny_config(**train)
+    data = standin.make_batches(16, cfg.input.pad_size) if data is None else data
+    return Trainer(cfg, standin.build_standin, standin.dataset_fn_from(data, shuffle), str(train_dir), progress=False)
 
 
 def _weights(model):
@@ -47,7 +47,7 @@ def test_warmup_cosine_and_step_schedules():
 
 def test_nan_batch_is_skipped_and_counted(tmp_path):
     # batch size 2, no shuffle: examples 2,3 form step 2 -> poisoned
-    data = T.make_batches(8, 32, nan_at=(2,))
+    data = standin.make_batches(8, 32, nan_at=(2,))
     tr = _trainer(tmp_path, data, shuffle=False, max_steps=3, checkpoint_every=0)
     tr.restore()
     it = tr.make_iterator(0)
@@ -73,7 +73,7 @@ def test_nan_batch_is_skipped_and_counted(tmp_path):
 
 
 def test_consecutive_bad_steps_stop_and_keep_last_good_checkpoint(tmp_path):
-    data = T.make_batches(8, 32, nan_at=(4, 5, 6, 7))       # steps 3 and 4 are bad
+    data = standin.make_batches(8, 32, nan_at=(4, 5, 6, 7))       # steps 3 and 4 are bad
     tr = _trainer(tmp_path, data, shuffle=False, max_steps=10, checkpoint_every=2, max_bad_steps=2)
     with pytest.raises(TrainingDivergedError, match="2 consecutive steps up to step 4"):
         tr.train()
@@ -115,15 +115,15 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
 def test_partial_restore_matches_name_and_shape(tmp_path):
     src = _trainer(tmp_path / "src", max_steps=2, checkpoint_every=0)
     src.train()
-    cfg = T.tiny_config()
-    bigger = T.build_standin(cfg, extra_head=True)
+    cfg = standin.tiny_config()
+    bigger = standin.build_standin(cfg, extra_head=True)
     report = checkpoints.restore_partial(bigger, str(tmp_path / "src"))
     assert sorted(report.restored) == sorted(v.path for v in src.model.weights)
     assert sorted(p for p, _ in report.skipped) == ["standin/extra_head/bias", "standin/extra_head/kernel"]
     for v in src.model.weights:
         np.testing.assert_array_equal(v.numpy(), [w for w in bigger.weights if w.path == v.path][0].numpy())
     # shape mismatch: a model whose box layer is wider is skipped with a reason, rest restored
-    wide = T.StandInModel(cfg, name="standin")
+    wide = standin.StandInModel(cfg, name="standin")
     wide.box = keras.layers.Dense(6, name="box")
     wide(tf.zeros((1, 32, 32, 3)))
     rep = checkpoints.restore_partial(wide, str(tmp_path / "src" / "ckpt-2"))
@@ -131,8 +131,8 @@ def test_partial_restore_matches_name_and_shape(tmp_path):
     assert "standin/conv/kernel" in rep.restored
     assert "standin/box/kernel" in report.summary() or "skipped" in rep.summary()
     # partial restore through the trainer: a fresh dir + --restore_from
-    tr = Trainer(cfg, lambda c: T.build_standin(c, extra_head=True),
-                 T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path / "dst"),
+    tr = Trainer(cfg, lambda c: standin.build_standin(c, extra_head=True),
+                 standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path / "dst"),
                  restore_from=str(tmp_path / "src"), progress=False)
     assert tr.restore() is None and tr.step == 0
     np.testing.assert_array_equal(tr.model.get_layer("conv").kernel.numpy(),
@@ -141,8 +141,8 @@ def test_partial_restore_matches_name_and_shape(tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains(tmp_path, policy):
-    cfg = T.tiny_config(max_steps=3, checkpoint_every=0)
-    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+    cfg = standin.tiny_config(max_steps=3, checkpoint_every=0)
+    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
                  precision=policy, progress=False)
     assert tr.model.conv.compute_dtype == policy.split("_")[1]
     result = tr.train()
@@ -154,8 +154,8 @@ def test_mirrored_strategy_one_cpu_replica(tmp_path):
     from maskrcnn_body.training.distribute import make_strategy
     strategy = make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 1
-    cfg = T.tiny_config(max_steps=2, checkpoint_every=0)
-    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+    cfg = standin.tiny_config(max_steps=2, checkpoint_every=0)
+    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
                  strategy=strategy, progress=False)
     assert isinstance(tr.model.weights[0].value, tf.distribute.DistributedValues)
     result = tr.train()
@@ -163,9 +163,9 @@ def test_mirrored_strategy_one_cpu_replica(tmp_path):
 
 
 def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
-    cfg = T.tiny_config(max_steps=50, checkpoint_every=0)
+    cfg = standin.tiny_config(max_steps=50, checkpoint_every=0)
     kill = Hook(3, lambda step: os.kill(os.getpid(), signal.SIGTERM))
-    tr = Trainer(cfg, T.build_standin, T.dataset_fn_from(T.make_batches(8, 32)), str(tmp_path),
+    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
                  hooks=[kill], progress=False)
     before = signal.getsignal(signal.SIGTERM)
     result = tr.train()
@@ -174,7 +174,7 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
     assert signal.getsignal(signal.SIGTERM) == before   # our handler is removed again
 
 
-class _FailingStandIn(T.StandInModel):
+class _FailingStandIn(standin.StandInModel):
     """Raises inside the traced step (an op error, not a Python one) on NaN pixels."""
 
     def compute_losses(self, batch, training=True):
@@ -190,9 +190,9 @@ def test_step_error_names_the_step_and_its_images(tmp_path):
         model(tf.zeros((1, cfg.input.pad_size, cfg.input.pad_size, 3)))
         return model
 
-    cfg = T.tiny_config(max_steps=4, checkpoint_every=1)
-    data = T.make_batches(8, cfg.input.pad_size, nan_at=(4,))     # step 3 = examples 4, 5
-    tr = Trainer(cfg, build, T.dataset_fn_from(data, shuffle=False), str(tmp_path), progress=False)
+    cfg = standin.tiny_config(max_steps=4, checkpoint_every=1)
+    data = standin.make_batches(8, cfg.input.pad_size, nan_at=(4,))     # step 3 = examples 4, 5
+    tr = Trainer(cfg, build, standin.dataset_fn_from(data, shuffle=False), str(tmp_path), progress=False)
     with pytest.raises(TrainingStepError) as err:
         tr.train()
     msg = str(err.value)

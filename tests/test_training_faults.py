@@ -1,9 +1,10 @@
 """Process-level fault: SIGKILL mid-run, then the restarted process resumes.
 
-The stand-in trainer runs in a subprocess (``python -m maskrcnn_body.training.testing``)."""
+The stand-in trainer runs in a subprocess (``python tests/helpers/standin.py``)."""
 import json
 import os
 import signal
+import pathlib
 import subprocess
 import sys
 import time
@@ -13,10 +14,12 @@ import tensorflow as tf
 
 from maskrcnn_body.training import checkpoints
 
+STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
+
 
 def _start(train_dir, max_steps, step_sleep=0.0, checkpoint_every=1):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, "-m", "maskrcnn_body.training.testing", "--train_dir", str(train_dir),
+    cmd = [sys.executable, str(STANDIN), "--train_dir", str(train_dir),
            "--max_steps", str(max_steps), "--checkpoint_every", str(checkpoint_every),
            "--step_sleep", str(step_sleep)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

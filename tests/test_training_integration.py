@@ -8,7 +8,7 @@ from helpers.kernels import convolutions_refuse_empty_batches
 from maskrcnn_body.config import get_config
 from maskrcnn_body.data import pipeline
 from maskrcnn_body.evaluation import dumps
-from maskrcnn_body.training.predict import write_dumps
+from maskrcnn_body.inference.evaluate import write_dumps
 from maskrcnn_body.training.trainer import Trainer
 
 

@@ -46,7 +46,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 
 PERSON_NAME = "person, individual, someone, somebody, mortal, soul"
 
@@ -73,12 +73,12 @@ def read_png(path: str, mode: str) -> np.ndarray:
     """A PNG as uint8 (H, W, 3) (``mode='RGB'``) or (H, W) (``'L'``); SkipItem when unreadable."""
     from PIL import Image
     if not os.path.isfile(path):
-        raise common.SkipItem(f"missing annotation: {path} does not exist")
+        raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert(mode))
     except Exception as e:
-        raise common.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
+        raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
 
 
 def decode_label_png(rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -103,7 +103,7 @@ class AtrLine:
 def read_atr(path: str) -> List[AtrLine]:
     """Parses ``X_atr.txt``: 6 ``#``-separated fields, the last in double quotes."""
     if not os.path.isfile(path):
-        raise common.SkipItem(f"missing annotation: {path} does not exist")
+        raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     out = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for n, line in enumerate(f, 1):
@@ -112,12 +112,12 @@ def read_atr(path: str) -> List[AtrLine]:
             fields = [x.strip() for x in line.split("#")]
             attr = fields[-1] if fields else ""
             if len(fields) != 6 or not (len(attr) >= 2 and attr[0] == attr[-1] == '"'):
-                raise common.SkipItem(f"corrupt annotation: {path} line {n} has {len(fields)} '#' fields "
+                raise conversion.SkipItem(f"corrupt annotation: {path} line {n} has {len(fields)} '#' fields "
                                       f"(expected 6, the last in double quotes): {line.strip()!r}")
             try:
                 inst, level, occ = int(fields[0]), int(fields[1]), bool(int(fields[2]))
             except ValueError:
-                raise common.SkipItem(f"corrupt annotation: {path} line {n}: instance/level/occluded "
+                raise conversion.SkipItem(f"corrupt annotation: {path} line {n}: instance/level/occluded "
                                       f"are not integers: {line.strip()!r}") from None
             attrs = tuple(a.strip() for a in attr[1:-1].split(",") if a.strip())
             out.append(AtrLine(inst, level, occ, fields[3], fields[4], attrs))
@@ -146,7 +146,7 @@ def read_json_objects(path: str) -> List[dict]:
                         "ispartof": _as_int(parts.get("ispartof")),
                         "instance_mask": str(o.get("instance_mask") or "")})
     except Exception as e:
-        raise common.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
+        raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     return out
 
 
@@ -183,17 +183,17 @@ def person_channels(person: AdePerson, derive_torso: bool, key: str
             continue
         pair = next((UNSIDED_PARTS[c] for c in cands if c in UNSIDED_PARTS), None)
         if pair is None:
-            raise common.SkipItem(f"unknown part name: {key} has a part named {name!r}, not in "
+            raise conversion.SkipItem(f"unknown part name: {key} has a part named {name!r}, not in "
                                   f"ade20k.PART_CHANNELS / UNSIDED_PARTS; add it to a table")
         unknown_channels.update(pair)
     if not person.parts:
-        return {}, common.BODY_ONLY
+        return {}, conversion.BODY_ONLY
     torso = C.CHANNEL_INDEX["torso"]
     if torso not in parts and derive_torso:
         parts[torso] = _derive_torso(person.body, parts)
     if torso not in parts:
         unknown_channels.add(torso)
-    valid = tuple(c for c in common.ALL_VALID if c not in unknown_channels)
+    valid = tuple(c for c in conversion.ALL_VALID if c not in unknown_channels)
     return parts, valid
 
 
@@ -226,7 +226,7 @@ def assign_parts_by_pixel(bodies: Sequence[np.ndarray], part_cls: np.ndarray, pa
     return out
 
 
-class Ade20kConverter(common.Converter):
+class Ade20kConverter(conversion.Converter):
     dataset = "ade20k"
 
     def __init__(self, root: str, split: str = "all", index: Optional[str] = None, derive_torso: bool = False,
@@ -239,7 +239,7 @@ class Ade20kConverter(common.Converter):
         self.index = index
         self._names: Optional[List[str]] = None
 
-    def items(self) -> Iterator[common.Item]:
+    def items(self) -> Iterator[conversion.Item]:
         if not os.path.isdir(self.root):
             raise FileNotFoundError(f"--root {self.root} is not a directory")
         segs = sorted(glob.glob(os.path.join(self.root, "**", "*_seg.png"), recursive=True))
@@ -248,7 +248,7 @@ class Ade20kConverter(common.Converter):
             rel = os.path.relpath(base, self.root)
             if self.split != "all" and self.split not in rel.split(os.sep):
                 continue
-            yield common.Item(rel, base)
+            yield conversion.Item(rel, base)
 
     def _index_names(self) -> Optional[List[str]]:
         if self.index and self._names is None:
@@ -256,13 +256,13 @@ class Ade20kConverter(common.Converter):
         return self._names
 
     # ---- layouts
-    def find_persons(self, base: str, image: common.SourceImage) -> List[AdePerson]:
+    def find_persons(self, base: str, image: conversion.SourceImage) -> List[AdePerson]:
         """The persons of image ``base`` (path without suffix) with their named level-1 parts."""
         if os.path.isfile(base + ".json"):
             return self._persons_2021(base, image)
         return self._persons_2016(base, image)
 
-    def _persons_2021(self, base: str, image: common.SourceImage) -> List[AdePerson]:
+    def _persons_2021(self, base: str, image: conversion.SourceImage) -> List[AdePerson]:
         objects = read_json_objects(base + ".json")
         folder = os.path.dirname(base)
 
@@ -270,7 +270,7 @@ class Ade20kConverter(common.Converter):
             path = os.path.join(folder, o["instance_mask"]) if o["instance_mask"] else \
                 os.path.join(base, f"instance_{o['id']:03d}_{os.path.basename(base)}.png")
             m = read_png(path, "L")
-            common.check_mask_shape(m, image, f"instance mask {path}")
+            conversion.check_mask_shape(m, image, f"instance mask {path}")
             return m == 255
         persons = []
         for o in objects:
@@ -281,9 +281,9 @@ class Ade20kConverter(common.Converter):
                 persons.append(AdePerson(body, parts))
         return persons
 
-    def _persons_2016(self, base: str, image: common.SourceImage) -> List[AdePerson]:
+    def _persons_2016(self, base: str, image: conversion.SourceImage) -> List[AdePerson]:
         seg = read_png(base + "_seg.png", "RGB")
-        common.check_mask_shape(seg[..., 0], image, base + "_seg.png")
+        conversion.check_mask_shape(seg[..., 0], image, base + "_seg.png")
         cls, inst = decode_label_png(seg)
         names = self._index_names()
         parts_path = base + "_parts_1.png"
@@ -304,26 +304,26 @@ class Ade20kConverter(common.Converter):
 
             def name_of(c, rank):
                 if rank not in part_names:
-                    raise common.SkipItem(f"corrupt annotation: {parts_path} part instance {rank} has no "
+                    raise conversion.SkipItem(f"corrupt annotation: {parts_path} part instance {rank} has no "
                                           f"level-1 line in {base}_atr.txt")
                 return part_names[rank]
         if not os.path.isfile(parts_path) or not bodies:
             return [AdePerson(b) for b in bodies]
         prgb = read_png(parts_path, "RGB")
-        common.check_mask_shape(prgb[..., 0], image, parts_path)
+        conversion.check_mask_shape(prgb[..., 0], image, parts_path)
         pcls, pinst = decode_label_png(prgb)
         per_person = assign_parts_by_pixel(bodies, pcls, pinst, name_of)
         return [AdePerson(b, p) for b, p in zip(bodies, per_person)]
 
-    def convert(self, item: common.Item):
+    def convert(self, item: conversion.Item):
         base = item.data
-        image = common.load_image(base + ".jpg")
+        image = conversion.load_image(base + ".jpg")
         persons = []
         for i, p in enumerate(self.find_persons(base, image)):
             key = f"{item.key}#person{i}"
             parts, valid = person_channels(p, self.derive_torso, key)
             try:
-                persons.append(common.build_person(p.body, parts, valid))
-            except common.SkipItem as e:
-                yield common.Skipped(key, str(e))
-        yield common.record_or_negative(image, item.key, item.key, self.dataset, persons, self.keep_negatives)
+                persons.append(conversion.build_person(p.body, parts, valid))
+            except conversion.SkipItem as e:
+                yield conversion.Skipped(key, str(e))
+        yield conversion.record_or_negative(image, item.key, item.key, self.dataset, persons, self.keep_negatives)

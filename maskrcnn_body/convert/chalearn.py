@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 
 LIMB_NAMES = ("head", "torso", "lhand", "rhand", "lforearm", "rforearm", "larm", "rarm",
               "lfoot", "rfoot", "lleg", "rleg", "lthigh", "rthigh")
@@ -51,7 +51,7 @@ def read_binary_png(path: str) -> np.ndarray:
         with Image.open(path) as im:
             a = np.asarray(im)
     except Exception as e:
-        raise common.SkipItem(f"corrupt mask: {path} ({type(e).__name__}: {e})") from None
+        raise conversion.SkipItem(f"corrupt mask: {path} ({type(e).__name__}: {e})") from None
     if a.ndim == 3:
         a = a[..., :3].max(axis=2)
     return a > THRESHOLD
@@ -60,7 +60,7 @@ def read_binary_png(path: str) -> np.ndarray:
 def split_panorama(pano: np.ndarray, tile_width: int, path: str) -> List[np.ndarray]:
     """(H, 14 * W) bool -> 14 (H, W) limb masks (full tiles: columns [(k-1)W, kW))."""
     if pano.shape[1] != NUM_LIMBS * tile_width:
-        raise common.SkipItem(f"size mismatch: {path} is {pano.shape[1]} px wide, expected "
+        raise conversion.SkipItem(f"size mismatch: {path} is {pano.shape[1]} px wide, expected "
                               f"{NUM_LIMBS} tiles x {tile_width} px = {NUM_LIMBS * tile_width}")
     return [pano[:, k * tile_width:(k + 1) * tile_width] for k in range(NUM_LIMBS)]
 
@@ -78,7 +78,7 @@ def find_sequences(root: str) -> List[Tuple[str, str]]:
     return out
 
 
-class ChalearnConverter(common.Converter):
+class ChalearnConverter(conversion.Converter):
     dataset = "chalearn"
 
     def __init__(self, root: str, split: str = "all", frame_step: int = 1):
@@ -104,7 +104,7 @@ class ChalearnConverter(common.Converter):
         for seq, folder in seqs:
             layout = self._layout(folder)
             if layout is None:
-                yield common.Skipped(seq, f"no ground truth: {folder} has neither maskspng/ nor masks/ "
+                yield conversion.Skipped(seq, f"no ground truth: {folder} has neither maskspng/ nor masks/ "
                                           f"(unlabelled sequence)", bad=False)
                 continue
             frames = []
@@ -114,7 +114,7 @@ class ChalearnConverter(common.Converter):
                     frames.append((int(m.group(2)), m.group(1), m.group(2)))
             for num, nn, ffff in sorted(frames):
                 if (num - 1) % self.frame_step == 0:
-                    yield common.Item(f"{seq}/{ffff}", (folder, layout, nn, ffff))
+                    yield conversion.Item(f"{seq}/{ffff}", (folder, layout, nn, ffff))
 
     @staticmethod
     def _layout(folder: str) -> Optional[str]:
@@ -124,7 +124,7 @@ class ChalearnConverter(common.Converter):
         return None
 
     def _actor_limbs(self, folder: str, layout: str, stem: str, actor: int,
-                     image: common.SourceImage) -> Optional[List[np.ndarray]]:
+                     image: conversion.SourceImage) -> Optional[List[np.ndarray]]:
         """The actor's 14 limb masks, or None when the actor has no GT file in this frame."""
         if layout == "masks":
             path = os.path.join(folder, "masks", f"{stem}_{actor}.png")
@@ -132,7 +132,7 @@ class ChalearnConverter(common.Converter):
                 return None
             pano = read_binary_png(path)
             if pano.shape[0] != image.height:
-                raise common.SkipItem(f"size mismatch: {path} is {pano.shape[0]} px high, image "
+                raise conversion.SkipItem(f"size mismatch: {path} is {pano.shape[0]} px high, image "
                                       f"{image.height}")
             return split_panorama(pano, image.width, path)
         paths = [os.path.join(folder, "maskspng", f"{stem}_{actor}_{k}.png") for k in range(1, NUM_LIMBS + 1)]
@@ -140,17 +140,17 @@ class ChalearnConverter(common.Converter):
         if not any(present):
             return None
         if not all(present):
-            raise common.SkipItem(f"missing mask: actor {actor} of {stem} lacks limb files "
+            raise conversion.SkipItem(f"missing mask: actor {actor} of {stem} lacks limb files "
                                   f"{[os.path.basename(p) for p, ok in zip(paths, present) if not ok]}")
         limbs = [read_binary_png(p) for p in paths]
         for p, m in zip(paths, limbs):
-            common.check_mask_shape(m, image, p)
+            conversion.check_mask_shape(m, image, p)
         return limbs
 
-    def convert(self, item: common.Item):
+    def convert(self, item: conversion.Item):
         folder, layout, nn, ffff = item.data
         stem = f"{nn}_{ffff}"
-        image = common.load_image(os.path.join(folder, "imagesjpg", f"{stem}.jpg"))
+        image = conversion.load_image(os.path.join(folder, "imagesjpg", f"{stem}.jpg"))
         persons = []
         for actor in ACTORS:
             limbs = self._actor_limbs(folder, layout, stem, actor, image)
@@ -163,5 +163,5 @@ class ChalearnConverter(common.Converter):
             for k, mask in enumerate(limbs, 1):
                 ch = LIMB_CHANNELS[k]
                 parts[ch] = parts.get(ch, False) | mask
-            persons.append(common.build_person(body, parts, common.ALL_VALID))
-        yield common.record_or_negative(image, item.key, item.key, self.dataset, persons)
+            persons.append(conversion.build_person(body, parts, conversion.ALL_VALID))
+        yield conversion.record_or_negative(image, item.key, item.key, self.dataset, persons)

@@ -27,7 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 
 PERSON_CATEGORY = 1
 COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -81,12 +81,12 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
         rle = seg
     m = mask_utils.decode(rle)
     if m.shape[:2] != (height, width):
-        raise common.SkipItem(f"size mismatch: annotation {ann.get('id')} mask is {m.shape[:2]}, image "
+        raise conversion.SkipItem(f"size mismatch: annotation {ann.get('id')} mask is {m.shape[:2]}, image "
                               f"{height}x{width}")
     return m.astype(bool)
 
 
-class CocoConverter(common.Converter):
+class CocoConverter(conversion.Converter):
     dataset = "coco"
 
     def __init__(self, root: str, split: str = "all", keep_negatives: bool = False,
@@ -121,20 +121,20 @@ class CocoConverter(common.Converter):
                 raise ValueError(f"{path}: not a COCO keypoints file ({type(e).__name__}: {e})") from None
             for image_id in sorted(anns):
                 if image_id not in images:
-                    yield common.Skipped(f"{split}/{image_id}", f"missing image: annotations refer to image "
+                    yield conversion.Skipped(f"{split}/{image_id}", f"missing image: annotations refer to image "
                                                                 f"id {image_id}, absent from {path} 'images'")
                     continue
                 info = images[image_id]
-                yield common.Item(f"{split}/{info['file_name']}", (split, info, anns[image_id]))
+                yield conversion.Item(f"{split}/{info['file_name']}", (split, info, anns[image_id]))
 
-    def convert(self, item: common.Item):
+    def convert(self, item: conversion.Item):
         split, info, anns = item.data
-        image = common.load_image(os.path.join(self.root, split, info["file_name"]))
+        image = conversion.load_image(os.path.join(self.root, split, info["file_name"]))
         if (image.height, image.width) != (info["height"], info["width"]):
-            raise common.SkipItem(f"size mismatch: {info['file_name']} is {image.height}x{image.width}, "
+            raise conversion.SkipItem(f"size mismatch: {info['file_name']} is {image.height}x{image.width}, "
                                   f"annotation says {info['height']}x{info['width']}")
         if any(a.get("iscrowd", 0) for a in anns) and not self.keep_crowd_images:
-            yield common.Skipped(item.key, "crowd region: image has an iscrowd annotation (no ignore "
+            yield conversion.Skipped(item.key, "crowd region: image has an iscrowd annotation (no ignore "
                                            "regions in schema v1; --keep_crowd_images to write it)", bad=False)
             return
         persons = []
@@ -145,8 +145,8 @@ class CocoConverter(common.Converter):
             try:
                 body = annotation_mask(a, image.height, image.width)
                 kp = coco_to_keypoints(a["keypoints"]) if a.get("keypoints") else None
-                persons.append(common.build_person(body, None, common.BODY_ONLY, kp))
-            except common.SkipItem as e:
-                yield common.Skipped(key, str(e))
+                persons.append(conversion.build_person(body, None, conversion.BODY_ONLY, kp))
+            except conversion.SkipItem as e:
+                yield conversion.Skipped(key, str(e))
         source_id = os.path.splitext(info["file_name"])[0]
-        yield common.record_or_negative(image, item.key, source_id, self.dataset, persons, self.keep_negatives)
+        yield conversion.record_or_negative(image, item.key, source_id, self.dataset, persons, self.keep_negatives)

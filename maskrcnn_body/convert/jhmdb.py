@@ -40,7 +40,7 @@ from typing import Dict, Iterator, Optional
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 
 FLOW_LABEL_CHANNELS: Dict[int, int] = {
     2: C.CHANNEL_INDEX["head"], 1: C.CHANNEL_INDEX["torso"],
@@ -64,7 +64,7 @@ def matlab_to_keypoints(pos: np.ndarray, height: int, width: int) -> np.ndarray:
     """
     pos = np.asarray(pos, np.float64)
     if pos.shape != (2, C.NUM_KEYPOINTS):
-        raise common.SkipItem(f"bad joints: pos_img frame has shape {pos.shape}, expected (2, 15)")
+        raise conversion.SkipItem(f"bad joints: pos_img frame has shape {pos.shape}, expected (2, 15)")
     xy = pos.T + MATLAB_TO_SCHEMA
     inside = np.isfinite(xy).all(1) & (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
     kp = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
@@ -76,18 +76,18 @@ def matlab_to_keypoints(pos: np.ndarray, height: int, width: int) -> np.ndarray:
 def _loadmat_var(path: str, var: str, ndim: int) -> np.ndarray:
     import scipy.io
     if not os.path.isfile(path):
-        raise common.SkipItem(f"missing annotation: {path} does not exist")
+        raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     try:
         value = scipy.io.loadmat(path, variable_names=[var])[var]
     except Exception as e:
-        raise common.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
+        raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     if value.ndim != ndim:
-        raise common.SkipItem(f"corrupt annotation: {path} variable {var!r} has shape {value.shape}, "
+        raise conversion.SkipItem(f"corrupt annotation: {path} variable {var!r} has shape {value.shape}, "
                               f"expected {ndim} dimensions")
     return value
 
 
-class JhmdbConverter(common.Converter):
+class JhmdbConverter(conversion.Converter):
     dataset = "jhmdb"
 
     def __init__(self, root: str, split: str = "all"):
@@ -106,12 +106,12 @@ class JhmdbConverter(common.Converter):
             videos = sorted(v for v in os.listdir(os.path.join(jdir, action))
                             if os.path.isdir(os.path.join(jdir, action, v)))
             membership = self._split_membership(action)
-            if isinstance(membership, common.Skipped):
+            if isinstance(membership, conversion.Skipped):
                 yield membership
                 continue
             for video in videos:
                 if membership is None or membership.get(video) == self._split_id():
-                    yield common.Item(f"{action}/{video}", (action, video))
+                    yield conversion.Item(f"{action}/{video}", (action, video))
 
     def _split_id(self) -> int:
         return 1 if self.split.startswith("train") else 2
@@ -123,7 +123,7 @@ class JhmdbConverter(common.Converter):
         n = SPLIT_RE.match(self.split).group(2)
         path = os.path.join(self.root, "splits", f"{action}_test_split{n}.txt")
         if not os.path.isfile(path):
-            return common.Skipped(action, f"missing split file: {path} does not exist")
+            return conversion.Skipped(action, f"missing split file: {path} does not exist")
         out = {}
         with open(path) as f:
             for line in f:
@@ -131,7 +131,7 @@ class JhmdbConverter(common.Converter):
                 if not fields:
                     continue
                 if len(fields) != 2 or fields[1] not in ("1", "2"):
-                    return common.Skipped(action, f"corrupt split file: {path} line {line.strip()!r} "
+                    return conversion.Skipped(action, f"corrupt split file: {path} line {line.strip()!r} "
                                                   f"is not '<video>.avi 1|2'")
                 out[os.path.splitext(fields[0])[0]] = int(fields[1])
         return out
@@ -143,7 +143,7 @@ class JhmdbConverter(common.Converter):
                 return p
         return None
 
-    def convert(self, item: common.Item) -> Iterator:
+    def convert(self, item: conversion.Item) -> Iterator:
         action, video = item.data
         pos = _loadmat_var(os.path.join(self.root, "joint_positions", action, video, "joint_positions.mat"),
                            "pos_img", 3)
@@ -152,20 +152,20 @@ class JhmdbConverter(common.Converter):
         flow_path = self._flow_path(action, video)
         flow = _loadmat_var(flow_path, "part_mask", 3) if flow_path else None
         if pos.shape[:2] != (2, C.NUM_KEYPOINTS):
-            raise common.SkipItem(f"corrupt annotation: {video} pos_img has shape {pos.shape}, expected (2, 15, T)")
+            raise conversion.SkipItem(f"corrupt annotation: {video} pos_img has shape {pos.shape}, expected (2, 15, T)")
         t_frames = body.shape[2]
         if pos.shape[2] != t_frames or (flow is not None and flow.shape != body.shape):
-            raise common.SkipItem(f"frame count mismatch: {video} puppet_mask {body.shape}, pos_img {pos.shape}"
+            raise conversion.SkipItem(f"frame count mismatch: {video} puppet_mask {body.shape}, pos_img {pos.shape}"
                                   + (f", puppet_flow {flow.shape}" if flow is not None else ""))
         if flow is not None and (flow.min() < 0 or flow.max() > max(FLOW_LABEL_CHANNELS)):
-            raise common.SkipItem(f"corrupt annotation: {flow_path} has labels outside 0..10")
-        valid = common.ALL_VALID if flow is not None else common.BODY_ONLY
+            raise conversion.SkipItem(f"corrupt annotation: {flow_path} has labels outside 0..10")
+        valid = conversion.ALL_VALID if flow is not None else conversion.BODY_ONLY
         frames_dir = os.path.join(self.root, "Rename_Images", action, video)
         for t in range(t_frames):
             key = f"{video}/{t + 1:05d}"
             try:
-                image = common.load_image(os.path.join(frames_dir, f"{t + 1:05d}.png"))
-                common.check_mask_shape(body[:, :, t], image, f"{key} puppet_mask")
+                image = conversion.load_image(os.path.join(frames_dir, f"{t + 1:05d}.png"))
+                conversion.check_mask_shape(body[:, :, t], image, f"{key} puppet_mask")
                 parts = None
                 if flow is not None:
                     labels = flow[:, :, t]
@@ -173,8 +173,8 @@ class JhmdbConverter(common.Converter):
                     for label, ch in FLOW_LABEL_CHANNELS.items():
                         parts[ch] = parts.get(ch, False) | (labels == label)
                 kp = matlab_to_keypoints(pos[:, :, t], image.height, image.width)
-                person = common.build_person(body[:, :, t] != 0, parts, valid, kp)
-            except common.SkipItem as e:
-                yield common.Skipped(key, str(e))
+                person = conversion.build_person(body[:, :, t] != 0, parts, valid, kp)
+            except conversion.SkipItem as e:
+                yield conversion.Skipped(key, str(e))
                 continue
             yield image.record(key, self.dataset, [person])

@@ -43,7 +43,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
 
 LEGACY_KEYS = ("image/img_id", "image/encoded", "image/height", "image/width", "label/num_instances",
@@ -52,17 +52,17 @@ LEGACY_KEYS = ("image/img_id", "image/encoded", "image/height", "image/width", "
 
 def _scalar(f, key, name):
     if key not in f or not f[key].int64_list.value:
-        raise common.SkipItem(f"corrupt record: {name} lacks int64 field {key!r}")
+        raise conversion.SkipItem(f"corrupt record: {name} lacks int64 field {key!r}")
     return int(f[key].int64_list.value[0])
 
 
 def _raw(f, key, name, dtype, shape):
     if key not in f or not f[key].bytes_list.value:
-        raise common.SkipItem(f"corrupt record: {name} lacks bytes field {key!r}")
+        raise conversion.SkipItem(f"corrupt record: {name} lacks bytes field {key!r}")
     buf = f[key].bytes_list.value[0]
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if len(buf) != n:
-        raise common.SkipItem(f"corrupt record: {name} field {key!r} has {len(buf)} bytes, expected {n} "
+        raise conversion.SkipItem(f"corrupt record: {name} field {key!r} has {len(buf)} bytes, expected {n} "
                               f"for {np.dtype(dtype).name} {tuple(shape)}")
     return np.frombuffer(buf, dtype).reshape(shape)
 
@@ -81,18 +81,18 @@ def legacy_keypoints(kp: np.ndarray, box: np.ndarray, height: int, width: int,
 
 
 def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, bgr: bool = False,
-                    valid_channels: Sequence[int] = common.ALL_VALID,
+                    valid_channels: Sequence[int] = conversion.ALL_VALID,
                     keypoint_range: float = 1.0):
     """One legacy serialised example -> (ImageRecord, [Skipped for dropped persons])."""
     import tensorflow as tf
     try:
         f = tf.train.Example.FromString(serialized).features.feature
     except Exception as e:
-        raise common.SkipItem(f"corrupt record: {name} is not a tf.train.Example ({e})") from None
+        raise conversion.SkipItem(f"corrupt record: {name} is not a tf.train.Example ({e})") from None
     h, w = _scalar(f, "image/height", name), _scalar(f, "image/width", name)
     n = _scalar(f, "label/num_instances", name)
     if h <= 0 or w <= 0 or n < 0:
-        raise common.SkipItem(f"corrupt record: {name} has image {h}x{w}, {n} instances")
+        raise conversion.SkipItem(f"corrupt record: {name} has image {h}x{w}, {n} instances")
     rgb = _raw(f, "image/encoded", name, np.uint8, (h, w, 3))
     if bgr:
         rgb = rgb[..., ::-1]
@@ -109,18 +109,18 @@ def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, 
         body = ch[..., 0] | np.logical_or.reduce([ch[..., k] for k in parts], initial=False) \
             if parts else ch[..., 0]
         try:
-            persons.append(common.build_person(body, parts, valid_channels, kp))
-        except common.SkipItem as e:
-            skipped.append(common.Skipped(f"{source_id}#person{i}", str(e)))
-    image = common.image_from_array(np.ascontiguousarray(rgb))
+            persons.append(conversion.build_person(body, parts, valid_channels, kp))
+        except conversion.SkipItem as e:
+            skipped.append(conversion.Skipped(f"{source_id}#person{i}", str(e)))
+    image = conversion.image_from_array(np.ascontiguousarray(rgb))
     return image.record(source_id, dataset, persons), skipped
 
 
-class LegacyConverter(common.Converter):
+class LegacyConverter(conversion.Converter):
     """Items are legacy shard files (``pattern`` = glob(s), comma-separated)."""
 
     def __init__(self, pattern: str, dataset: str, bgr: bool = False,
-                 valid_channels: Sequence[int] = common.ALL_VALID, compression: str = "ZLIB",
+                 valid_channels: Sequence[int] = conversion.ALL_VALID, compression: str = "ZLIB",
                  keypoint_range: float = 1.0):
         if dataset not in C.DATASETS:
             raise ValueError(f"--dataset {dataset!r} is not one of {C.DATASETS}")
@@ -135,9 +135,9 @@ class LegacyConverter(common.Converter):
         if not paths:
             raise FileNotFoundError(f"no legacy TFRecord files match {self.pattern!r}")
         for p in paths:
-            yield common.Item(os.path.basename(p), p)
+            yield conversion.Item(os.path.basename(p), p)
 
-    def convert(self, item: common.Item) -> Iterator:
+    def convert(self, item: conversion.Item) -> Iterator:
         import tensorflow as tf
         stem = os.path.splitext(item.key)[0]
         i = 0
@@ -150,9 +150,9 @@ class LegacyConverter(common.Converter):
                                                    self.bgr, self.valid_channels, self.keypoint_range)
                     yield from skipped
                     yield rec
-                except common.SkipItem as e:
-                    yield common.Skipped(source_id, str(e))
+                except conversion.SkipItem as e:
+                    yield conversion.Skipped(source_id, str(e))
                 i += 1
         except tf.errors.DataLossError as e:
-            yield common.Skipped(f"{stem}/{i:06d}", f"corrupt shard: {item.data} after record {i} "
+            yield conversion.Skipped(f"{stem}/{i:06d}", f"corrupt shard: {item.data} after record {i} "
                                                     f"({e.message.splitlines()[0]}; wrong --compression?)")

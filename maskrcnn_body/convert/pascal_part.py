@@ -29,7 +29,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 
 PART_CHANNELS: Dict[str, int] = {}
 for _channel, _names in {
@@ -52,7 +52,7 @@ def read_annotation(path: str) -> List[dict]:
     Returns a list of ``{"class": str, "mask": uint8 (H, W), "parts": [(name, uint8 (H, W))]}``.
     Uses ``loadmat`` without squeezing so single-object / single-part files keep their
     array shape; an empty ``parts`` (shape (0, 0)) becomes ``[]``. Raises
-    :class:`~maskrcnn_body.convert.common.SkipItem` ("corrupt annotation") on unreadable files.
+    :class:`~maskrcnn_body.convert.conversion.SkipItem` ("corrupt annotation") on unreadable files.
     """
     import scipy.io
     try:
@@ -66,17 +66,17 @@ def read_annotation(path: str) -> List[dict]:
                 "parts": [(str(p["part_name"][0]), np.asarray(p["mask"])) for p in parts],
             })
     except Exception as e:
-        raise common.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
+        raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     return objects
 
 
-class PascalPartConverter(common.Converter):
+class PascalPartConverter(conversion.Converter):
     dataset = "pascal_part"
 
     def __init__(self, root: str, split: str = "all", keep_negatives: bool = False):
         self.root, self.split, self.keep_negatives = root, split, keep_negatives
 
-    def items(self) -> Iterator[common.Item]:
+    def items(self) -> Iterator[conversion.Item]:
         anno_dir = os.path.join(self.root, "Annotations_Part")
         if not os.path.isdir(anno_dir):
             raise FileNotFoundError(f"{anno_dir} not found: --root must contain Annotations_Part/ "
@@ -85,7 +85,7 @@ class PascalPartConverter(common.Converter):
         wanted = self._split_names()
         for name in names:
             if wanted is None or name in wanted:
-                yield common.Item(name, name)
+                yield conversion.Item(name, name)
 
     def _split_names(self) -> Optional[set]:
         if self.split == "all":
@@ -97,25 +97,25 @@ class PascalPartConverter(common.Converter):
         with open(path) as f:
             return {line.split()[0] for line in f if line.strip()}
 
-    def convert(self, item: common.Item):
+    def convert(self, item: conversion.Item):
         name = item.data
         objects = read_annotation(os.path.join(self.root, "Annotations_Part", f"{name}.mat"))
-        image = common.load_image(os.path.join(self.root, "JPEGImages", f"{name}.jpg"))
+        image = conversion.load_image(os.path.join(self.root, "JPEGImages", f"{name}.jpg"))
         persons = []
         for i, obj in enumerate(o for o in objects if o["class"] == PERSON_CLASS):
             key = f"{name}#person{i}"
-            common.check_mask_shape(obj["mask"], image, f"{key} mask")
+            conversion.check_mask_shape(obj["mask"], image, f"{key} mask")
             channels: Dict[int, np.ndarray] = {}
             for part_name, mask in obj["parts"]:
                 if part_name not in PART_CHANNELS:
-                    raise common.SkipItem(f"unknown part name: {key} has part {part_name!r}, not in "
+                    raise conversion.SkipItem(f"unknown part name: {key} has part {part_name!r}, not in "
                                           f"pascal_part.PART_CHANNELS; add it to the table")
-                common.check_mask_shape(mask, image, f"{key} part {part_name!r}")
+                conversion.check_mask_shape(mask, image, f"{key} part {part_name!r}")
                 ch = PART_CHANNELS[part_name]
                 channels[ch] = channels.get(ch, False) | (mask != 0)
-            valid = common.ALL_VALID if obj["parts"] else common.BODY_ONLY
+            valid = conversion.ALL_VALID if obj["parts"] else conversion.BODY_ONLY
             try:
-                persons.append(common.build_person(obj["mask"] != 0, channels, valid))
-            except common.SkipItem as e:
-                yield common.Skipped(key, str(e))
-        yield common.record_or_negative(image, name, name, self.dataset, persons, self.keep_negatives)
+                persons.append(conversion.build_person(obj["mask"] != 0, channels, valid))
+            except conversion.SkipItem as e:
+                yield conversion.Skipped(key, str(e))
+        yield conversion.record_or_negative(image, name, name, self.dataset, persons, self.keep_negatives)

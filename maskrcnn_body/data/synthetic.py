@@ -37,7 +37,7 @@ Files: :func:`write_dataset` with ``out_prefix=PREFIX`` writes ``PREFIX_train-00
 and ``PREFIX_val-0000i-of-0000K.tfrecord`` (schema v1, PNG images, ``image/dataset = "synthetic"``,
 ``image/source_id = "synthetic_<split>_<index:06d>"``), the per-split summaries
 ``PREFIX_train.summary.json`` / ``PREFIX_val.summary.json`` and the combined ``PREFIX.summary.json``
-(seed, size, speed). Writing, workers and progress are :func:`convert.common.run_conversion`'s.
+(seed, size, speed). Writing, workers and progress are :func:`convert.conversion.run_conversion`'s.
 
 Only numpy and PIL are used for rendering; TensorFlow is imported (by the writer, in the
 writing process) only to serialise and write records.
@@ -54,7 +54,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.convert import common
+from maskrcnn_body.data import conversion
 from maskrcnn_body.data import schema
 
 DATASET = "synthetic"
@@ -470,8 +470,8 @@ def generate(num: int, seed: int = 0, height: int = 256, width: int = 256, split
 
 
 # --------------------------------------------------------------------------- writing
-class SyntheticConverter(common.Converter):
-    """Renders images ``0 .. num - 1`` of one split (a :class:`convert.common.Converter`)."""
+class SyntheticConverter(conversion.Converter):
+    """Renders images ``0 .. num - 1`` of one split (a :class:`convert.conversion.Converter`)."""
 
     dataset = DATASET
 
@@ -480,21 +480,21 @@ class SyntheticConverter(common.Converter):
             raise ValueError(f"split {split!r} is not one of {tuple(SPLIT_KEYS)}")
         self.split, self.num, self.seed, self.height, self.width = split, int(num), int(seed), height, width
 
-    def items(self) -> List[common.Item]:
-        return [common.Item(source_id(self.split, i), i) for i in range(self.num)]
+    def items(self) -> List[conversion.Item]:
+        return [conversion.Item(source_id(self.split, i), i) for i in range(self.num)]
 
-    def convert(self, item: common.Item) -> Iterator[schema.ImageRecord]:
+    def convert(self, item: conversion.Item) -> Iterator[schema.ImageRecord]:
         yield render_image(self.seed, self.split, item.data, self.height, self.width)
 
 
 def summary_path(out_prefix: str) -> str:
     """The combined summary of :func:`write_dataset` (each split also has its own)."""
-    return common.summary_path(out_prefix)
+    return conversion.summary_path(out_prefix)
 
 
 def write_dataset(out_prefix: str, num_train: int, num_val: int, seed: int = 0, size: int = 256,
                   num_shards: int = 4, num_workers: Optional[int] = None, progress: bool = True) -> dict:
-    """Renders and writes the train and val splits with :func:`convert.common.run_conversion`.
+    """Renders and writes the train and val splits with :func:`convert.conversion.run_conversion`.
 
     Writes ``{out_prefix}_train-0000i-of-0000K.tfrecord`` and ``{out_prefix}_val-...`` with
     ``K = min(num_shards, images in the split)`` (a split with 0 images writes nothing), each with
@@ -510,7 +510,7 @@ def write_dataset(out_prefix: str, num_train: int, num_val: int, seed: int = 0, 
 
     Returns:
       The combined summary: ``dataset, seed, size, num_workers, seconds, images_per_second`` and
-      ``splits[name]`` = that split's ``convert.common.Summary.as_dict()``.
+      ``splits[name]`` = that split's ``convert.conversion.Summary.as_dict()``.
     """
     if num_train < 0 or num_val < 0 or size < 32 or num_shards < 1:
         raise ValueError(f"need num_train >= 0, num_val >= 0, size >= 32, num_shards >= 1; got "
@@ -521,7 +521,7 @@ def write_dataset(out_prefix: str, num_train: int, num_val: int, seed: int = 0, 
                "splits": {}}
     for split, num in (("train", num_train), ("val", num_val)):
         if num > 0:
-            result = common.run_conversion(SyntheticConverter(split, num, seed, size, size),
+            result = conversion.run_conversion(SyntheticConverter(split, num, seed, size, size),
                                            f"{out_prefix}_{split}", num_shards=min(num_shards, num),
                                            num_workers=num_workers, strict=True, progress=progress)
             summary["splits"][split] = result.as_dict()

@@ -8,7 +8,6 @@ drawn at ``(x, y) * scale`` of the upscaled picture).
 """
 from __future__ import annotations
 
-import re
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -154,11 +153,6 @@ def add_legend(pic: Image.Image, font_size: int = 12) -> Image.Image:
             d.text((x + sw + 4, y), name, fill=(255, 255, 255), font=f)
             x += width
     return out
-
-
-def safe_file_name(text: str) -> str:
-    """``text`` with everything but letters, digits, ``.``, ``_`` and ``-`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "image"
 
 
 def auto_scale(height: int, width: int, min_size: int = 256) -> int:

@@ -67,8 +67,8 @@ def generate_anchors(image_size: Tuple[int, int], min_level: int, max_level: int
     return per_level, tf.concat(per_level, axis=0)
 
 
-def generate_anchors_for_config(model_cfg, image_size: Tuple[int, int]) -> Tuple[List[tf.Tensor], tf.Tensor]:
-    """:func:`generate_anchors` for the RPN levels of a ``ModelConfig``
-    (``min_level..rpn_max_level``, ``anchor_size``, ``anchor_scales``, ``aspect_ratios``)."""
-    return generate_anchors(image_size, model_cfg.min_level, model_cfg.rpn_max_level, model_cfg.anchor_size,
-                            model_cfg.anchor_scales, model_cfg.aspect_ratios)
+def generate_anchors_for_config(anchor_cfg, image_size: Tuple[int, int]) -> Tuple[List[tf.Tensor], tf.Tensor]:
+    """:func:`generate_anchors` for the RPN levels P2..P{``anchor_cfg.max_level``} of an
+    :class:`~maskrcnn_body.config.AnchorConfig` (``size``, ``scales``, ``aspect_ratios``)."""
+    return generate_anchors(image_size, 2, anchor_cfg.max_level, anchor_cfg.size, anchor_cfg.scales,
+                            anchor_cfg.aspect_ratios)

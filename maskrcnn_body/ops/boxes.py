@@ -12,6 +12,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
+from maskrcnn_body.ops import backend as ops_backend
+
 _no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16.0)
@@ -19,7 +21,7 @@ BBOX_XFORM_CLIP = math.log(1000.0 / 16.0)
 
 RPN_BOX_WEIGHTS = (1.0, 1.0, 1.0, 1.0)
 """Delta weights used by the RPN (``ops.targets.rpn_targets`` encodes with these, so the
-model must decode RPN deltas with them too). The box head uses ``cfg.model.box_weights``."""
+model must decode RPN deltas with them too). The box head uses ``cfg.model.box_head.box_weights``."""
 
 _MIN_SIZE = 1e-6  # sizes below this are treated as this inside log() during encoding
 
@@ -43,11 +45,10 @@ def pairwise_iou(a: tf.Tensor, b: tf.Tensor, backend=None) -> tf.Tensor:
     0 (both boxes of zero area) the IoU is 0, never NaN. A zero-area box therefore has IoU 0
     with everything (including an identical zero-area box).
 
-    ``backend`` (None = env ``MASKRCNN_BODY_OPS``): ``custom`` runs the compiled op of ``libs/``
+    ``backend`` (None: :mod:`maskrcnn_body.ops.backend` decides): ``custom`` runs the compiled op of ``libs/``
     (same semantics, no gradient: IoU is only used for targets), ``tf`` this pure-TF code.
     """
-    from maskrcnn_body.ops import custom
-    lib = custom.compiled(backend)
+    lib = ops_backend.resolve(backend)
     if lib is not None:
         return lib.pairwise_iou(a, b)
     a = tf.convert_to_tensor(a, tf.float32)

@@ -7,11 +7,7 @@ semantics of the pure-TF ops (``ops.roi_align.multilevel_roi_align``,
 built or fails to load (the reason is logged once and kept in :func:`load_error`). The
 package never requires the library.
 
-``resolve_backend(backend)`` is the switch used by the dispatching ops
-(``ops.roi_align.resolve_backend`` delegates to it): ``backend`` None reads env
-``MASKRCNN_BODY_OPS`` (``auto`` default | ``tf`` | ``custom``); ``auto`` -> ``"custom"`` when
-the library loads else ``"tf"``; ``custom`` raises when it does not load. Export must pass
-``backend="tf"``.
+Which backend an op uses (compiled or pure TF) is decided by :mod:`maskrcnn_body.ops.backend`.
 
 One deliberate difference: the compiled RoIAlign raises ``InvalidArgumentError`` for a
 level index outside ``[0, L)`` (CPU kernel), where the pure-TF op clips it.
@@ -28,8 +24,6 @@ import tensorflow as tf
 _HERE = os.path.dirname(os.path.abspath(__file__))
 LIBRARY_PATH = os.path.join(_HERE, "_maskrcnn_body_ops.so")
 """The baseline build (x86-64-v2 on x86-64): loads on any CPU of the architecture."""
-ENV_VAR = "MASKRCNN_BODY_OPS"
-BACKENDS = ("auto", "tf", "custom")
 ISA_ENV_VAR = "MASKRCNN_BODY_OPS_ISA"
 ISAS = ("avx512", "avx2", "baseline")
 """Builds of ``libs/`` from the fastest to the most portable (``libs/Makefile``)."""
@@ -192,26 +186,3 @@ def loaded_path() -> Optional[str]:
 def load_error() -> Optional[str]:
     """Why :func:`load` returned None (None when it loaded or was not tried)."""
     return _state["error"]
-
-
-def resolve_backend(backend: Optional[str] = None) -> str:
-    """``"custom"`` or ``"tf"`` for ``backend`` in BACKENDS (None: env ``MASKRCNN_BODY_OPS``)."""
-    name = backend if backend is not None else os.environ.get(ENV_VAR, "auto")
-    name = name.strip().lower()
-    if name not in BACKENDS:
-        source = "backend" if backend is not None else f"env {ENV_VAR}"
-        raise ValueError(f"{source}={name!r} is not one of {BACKENDS}")
-    if name == "tf":
-        return "tf"
-    if load() is not None:
-        return "custom"
-    if name == "custom":
-        raise RuntimeError(f"compiled ops requested ({ENV_VAR}=custom or backend='custom') but "
-                           f"not available: {load_error()}")
-    return "tf"
-
-
-def compiled(backend: Optional[str] = None) -> Optional["CustomOps"]:
-    """The loaded compiled ops when ``backend`` (None = env ``MASKRCNN_BODY_OPS``) resolves to
-    ``"custom"``, else None: the one-line dispatch used by ``ops.boxes`` and ``ops.targets``."""
-    return load() if resolve_backend(backend) == "custom" else None

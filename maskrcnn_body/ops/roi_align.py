@@ -25,22 +25,19 @@ for every RoI the 2*sr neighbour rows/columns of each output bin are gathered in
 ``tf.gather`` ((N, S_h, 2sr, S_w, 2sr, C) values) and reduced with the separable bilinear
 weights. Peak extra memory is ``4 * N * S_h * S_w * sr^2 * C`` floats.
 
-Backends: ``backend=None`` reads the env variable ``MASKRCNN_BODY_OPS``: ``auto`` (default)
-uses the compiled op when ``maskrcnn_body.ops.custom.load()`` returns the loaded ops, else
-pure TF; ``tf`` forces pure TF (export always uses this); ``custom`` requires the compiled
-op and raises if it is not built. The compiled op supports square outputs only.
+Backends: ``backend`` (None: :mod:`maskrcnn_body.ops.backend` decides) selects the compiled op
+of ``libs/`` or this pure-TF code; export always traces pure TF. The compiled op supports square
+outputs only.
 """
 from __future__ import annotations
 
-import os
 from typing import List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
+from maskrcnn_body.ops import backend as ops_backend
 
-BACKEND_ENV = "MASKRCNN_BODY_OPS"
-BACKENDS = ("auto", "tf", "custom")
+_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
 
 OutputSize = Union[int, Tuple[int, int], Sequence[int]]
 
@@ -125,33 +122,6 @@ def _static_or_dynamic(t: tf.Tensor, axis: int):
     return d if d is not None else tf.shape(t)[axis]
 
 
-# --------------------------------------------------------------------------- backends
-def _custom_module():
-    """``maskrcnn_body.ops.custom`` (the compiled-ops loader) or None if it is not installed."""
-    try:
-        from maskrcnn_body.ops import custom
-    except ImportError:
-        return None
-    return custom
-
-
-def resolve_backend(backend: Optional[str] = None):
-    """``(name, ops)``: the backend actually used ('tf' or 'custom') and the loaded compiled
-    ops (``ops.custom.CustomOps``; None for 'tf'). ``backend=None`` reads env
-    ``MASKRCNN_BODY_OPS`` (default 'auto'); the switch itself is ``ops.custom.resolve_backend``."""
-    custom = _custom_module()
-    if custom is not None:
-        name = custom.resolve_backend(backend)
-        return name, (custom.load() if name == "custom" else None)
-    requested = (backend if backend is not None else os.environ.get(BACKEND_ENV, "auto")).strip().lower()
-    if requested not in BACKENDS:
-        raise ValueError(f"backend {requested!r} is not one of {BACKENDS}")
-    if requested == "custom":
-        raise RuntimeError("compiled ops requested (MASKRCNN_BODY_OPS=custom or backend='custom') but "
-                           "maskrcnn_body/ops/custom.py is missing; use backend 'tf' or 'auto'")
-    return "tf", None
-
-
 # --------------------------------------------------------------------------- public ops
 @_no_autograph
 def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf.Tensor,
@@ -166,15 +136,15 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
         out-of-range values, the compiled op does not promise to).
       strides: L ints, the stride of each feature map.
       output_size: S or (S_h, S_w); sampling_ratio: sr >= 1; aligned: see module docstring.
-      backend: None | 'auto' | 'tf' | 'custom' (see module docstring).
+      backend: None | 'auto' | 'tf' | 'custom' (:mod:`maskrcnn_body.ops.backend`).
     Returns: (B, R, S_h, S_w, C) float32.
     """
     if len(features) != len(strides) or not features:
         raise ValueError(f"multilevel_roi_align: got {len(features)} feature maps and {len(strides)} strides; "
                          "need one stride per feature map")
     out_h, out_w = _output_hw(output_size)
-    name, lib = resolve_backend(backend)
-    if name == "custom":
+    lib = ops_backend.resolve(backend)
+    if lib is not None:
         if out_h != out_w:
             raise ValueError(f"the compiled RoIAlign supports square outputs only, got {(out_h, out_w)}; "
                              "use backend='tf'")

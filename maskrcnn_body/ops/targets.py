@@ -14,10 +14,11 @@ from typing import NamedTuple, Optional
 
 import tensorflow as tf
 
-_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
-
+from maskrcnn_body.ops import backend as ops_backend
 from maskrcnn_body.ops.boxes import RPN_BOX_WEIGHTS, box_area, encode_boxes, pairwise_iou
 from maskrcnn_body.ops.roi_align import roi_align_flat
+
+_no_autograph = tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow here
 
 
 # --------------------------------------------------------------------------- matching
@@ -51,11 +52,10 @@ def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: boo
          IoU, ties -> smallest g.
       4. ``matched`` is always a valid index in [0, G) (0 when m has no valid GT); use
          ``labels`` to know whether it means anything.
-    ``backend`` (None = env ``MASKRCNN_BODY_OPS``): ``custom`` runs the compiled op of ``libs/``.
+    ``backend`` (None: :mod:`maskrcnn_body.ops.backend` decides): ``custom`` runs the compiled op of ``libs/``.
     Returns: matched (..., M) int32, labels (..., M) int32 in {1, 0, -1}.
     """
-    from maskrcnn_body.ops import custom
-    lib = custom.compiled(backend)
+    lib = ops_backend.resolve(backend)
     if lib is not None and iou.shape[-2] != 0:
         matched, labels = lib.match(iou, pos_iou, neg_iou, allow_low_quality, gt_valid)
         return tf.stop_gradient(matched), tf.stop_gradient(labels)
@@ -150,52 +150,51 @@ def subsample_labels(labels: tf.Tensor, num_samples: int, positive_fraction: flo
 class RpnTargets(NamedTuple):
     labels: tf.Tensor       # (B, N) int32: 1 sampled positive, 0 sampled negative, -1 not sampled
     box_targets: tf.Tensor  # (B, N, 4) float32 deltas (RPN_BOX_WEIGHTS), 0 unless label == 1
-    weights: tf.Tensor      # (B, N) float32 1 for sampled anchors (label >= 0), else 0
 
 
 @_no_autograph
 def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None) -> RpnTargets:
     """RPN targets for anchors (N, 4) (``ops.anchors`` order) and GT (B, P, 4) + num_gt (B,).
 
-    Matching: :func:`match` with ``cfg.rpn_pos_iou``/``cfg.rpn_neg_iou`` and low-quality
-    matches. Every anchor takes part, including anchors crossing the image border or lying
-    in the zero padding (those are simply negatives); nothing is pruned. Then
-    ``cfg.rpn_batch_per_image`` anchors are sampled per image with at most
-    ``cfg.rpn_positive_fraction`` positives (:func:`subsample_labels`). Box targets encode
-    the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is a ``ModelConfig``.
+    Matching: :func:`match` with ``cfg.pos_iou``/``cfg.neg_iou`` and low-quality matches. Every
+    anchor takes part, including anchors crossing the image border or lying in the zero padding
+    (those are simply negatives); nothing is pruned. Then ``cfg.batch_per_image`` anchors are
+    sampled per image with at most ``cfg.positive_fraction`` positives (:func:`subsample_labels`).
+    Box targets encode the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is an
+    :class:`~maskrcnn_body.config.RpnConfig`.
     """
     anchors = tf.convert_to_tensor(anchors, tf.float32)
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
     gt_valid = gt_valid_mask(num_gt, tf.shape(gt_boxes)[1])
     iou = pairwise_iou(gt_boxes, anchors[None])                             # (B, P, N)
-    matched, labels = match(iou, cfg.rpn_pos_iou, cfg.rpn_neg_iou, True, gt_valid)
-    labels = subsample_labels(labels, cfg.rpn_batch_per_image, cfg.rpn_positive_fraction, seed)
+    matched, labels = match(iou, cfg.pos_iou, cfg.neg_iou, True, gt_valid)
+    labels = subsample_labels(labels, cfg.batch_per_image, cfg.positive_fraction, seed)
     positive = tf.cast(tf.equal(labels, 1), tf.float32)[..., None]
     box_targets = encode_boxes(gather_per_roi(gt_boxes, matched), anchors[None], RPN_BOX_WEIGHTS) * positive
-    weights = tf.cast(labels >= 0, tf.float32)
-    return RpnTargets(tf.stop_gradient(labels), tf.stop_gradient(box_targets), tf.stop_gradient(weights))
+    return RpnTargets(tf.stop_gradient(labels), tf.stop_gradient(box_targets))
 
 
 class SampledRois(NamedTuple):
     rois: tf.Tensor         # (B, K, 4) float32 image pixels; padding rows are 0
     matched_gt: tf.Tensor   # (B, K) int32 index into the P GT rows (0 for bg/padding)
     labels: tf.Tensor       # (B, K) int32: 1 foreground, 0 background or padding
-    box_targets: tf.Tensor  # (B, K, 4) float32 deltas (cfg.box_weights), 0 unless foreground
+    box_targets: tf.Tensor  # (B, K, 4) float32 deltas (box_weights), 0 unless foreground
     weights: tf.Tensor      # (B, K) float32: 1 real sampled RoI, 0 padding
     num_fg: tf.Tensor       # (B,) int32: foreground RoIs are rows [0, num_fg)
 
 
 @_no_autograph
-def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg,
+def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, box_weights,
                 proposal_valid: Optional[tf.Tensor] = None, seed=None) -> SampledRois:
-    """Sample K = ``cfg.rois_per_image`` RoIs per image for the box/mask/keypoint heads.
+    """Sample K = ``cfg.per_image`` RoIs per image for the box/mask/keypoint heads
+    (``cfg``: :class:`~maskrcnn_body.config.RoiConfig`; box targets encoded with ``box_weights``).
 
     Candidates are the proposals (B, Np, 4) followed by the real GT boxes (B, P, 4) (padding
     GT rows and proposals with ``proposal_valid`` False -- default: zero-area proposals --
     never get sampled). Each candidate takes its max IoU over real GT (0 when the image has
-    no GT) and the first GT reaching it. Foreground: IoU >= ``cfg.roi_fg_iou``; background:
-    ``cfg.roi_bg_iou_low <= IoU < cfg.roi_bg_iou_high`` and not foreground. Up to
-    ``round(K * cfg.roi_positive_fraction)`` random foreground then random background
+    no GT) and the first GT reaching it. Foreground: IoU >= ``cfg.fg_iou``; background:
+    ``cfg.bg_iou_low <= IoU < cfg.bg_iou_high`` and not foreground. Up to
+    ``round(K * cfg.positive_fraction)`` random foreground then random background
     candidates fill K rows; foreground rows come first (rows [0, num_fg)), then background,
     then padding rows (zero boxes, label 0, weight 0) when there are not enough candidates.
     """
@@ -203,8 +202,8 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
     if gt_boxes.shape[1] == 0:
         raise ValueError("sample_rois: gt_boxes has 0 rows; pad GT to (B, P>=1, 4) and pass num_gt")
-    k = int(cfg.rois_per_image)
-    max_fg = int(round(k * cfg.roi_positive_fraction))
+    k = int(cfg.per_image)
+    max_fg = int(round(k * cfg.positive_fraction))
     gt_valid = gt_valid_mask(num_gt, tf.shape(gt_boxes)[1])
     if proposal_valid is None:
         proposal_valid = box_area(proposals) > 0.0
@@ -216,8 +215,8 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
     matched = _first_argmax(iou, max_iou)
     matched = tf.where(matched >= tf.shape(gt_boxes)[1], 0, matched)
     max_iou = tf.maximum(max_iou, 0.0)
-    fg = candidate_valid & (max_iou >= cfg.roi_fg_iou)
-    bg = candidate_valid & ~fg & (max_iou < cfg.roi_bg_iou_high) & (max_iou >= cfg.roi_bg_iou_low)
+    fg = candidate_valid & (max_iou >= cfg.fg_iou)
+    bg = candidate_valid & ~fg & (max_iou < cfg.bg_iou_high) & (max_iou >= cfg.bg_iou_low)
 
     num_fg = tf.minimum(_count(fg), max_fg)
     num_bg = tf.minimum(_count(bg), k - num_fg)
@@ -236,7 +235,7 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
     rois = tf.gather(candidates, index, batch_dims=1) * valid_f[..., None]
     roi_gt = tf.where(valid, tf.gather(matched, index, batch_dims=1), 0)
     labels = tf.cast(take_fg, tf.int32)
-    box_targets = encode_boxes(gather_per_roi(gt_boxes, roi_gt), rois, cfg.box_weights)
+    box_targets = encode_boxes(gather_per_roi(gt_boxes, roi_gt), rois, box_weights)
     box_targets *= tf.cast(take_fg, tf.float32)[..., None]
     out = SampledRois(rois, roi_gt, labels, box_targets, valid_f, num_fg)
     return SampledRois(*(tf.stop_gradient(t) for t in out))

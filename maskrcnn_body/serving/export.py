@@ -7,7 +7,7 @@ The exported function takes one RGB ``uint8`` image of any size, (H, W, 3), and 
 * ``masks`` float32 (D, M, M, 7) box-frame probabilities (paste with the README's rule)
 * ``keypoints`` float32 (D, 15, 3) x, y, score
 
-It is traced with the pure-TF ops (``MASKRCNN_BODY_OPS=tf``): no custom op and no
+It is traced with the pure-TF ops (``ops.backend.use_backend("tf")``): no custom op and no
 ``CropAndResize`` end up in the graph, so ``tf.saved_model.load`` works without this package and
 TFLite needs builtin ops only.
 
@@ -18,31 +18,16 @@ masks within ~1e-4 (tests/test_export.py). Tested with ``tf.lite.Interpreter`` f
 """
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from maskrcnn_body.ops.roi_align import BACKEND_ENV
-from maskrcnn_body.serving.predictor import postprocess, preprocess
+from maskrcnn_body.inference.transforms import postprocess, preprocess
+from maskrcnn_body.ops.backend import use_backend
 
 SIGNATURE = "serving_default"
-
-
-@contextlib.contextmanager
-def pure_tf_ops():
-    """Trace with the pure-TF op backend (export never uses compiled ops)."""
-    old = os.environ.get(BACKEND_ENV)
-    os.environ[BACKEND_ENV] = "tf"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(BACKEND_ENV, None)
-        else:
-            os.environ[BACKEND_ENV] = old
 
 
 class ExportModule(tf.Module):
@@ -63,7 +48,7 @@ class ExportModule(tf.Module):
 def export_saved_model(model, cfg, export_dir: str) -> str:
     """Writes a SavedModel with signature ``serving_default(image) -> dict`` (module docstring)."""
     module = ExportModule(model, cfg)
-    with pure_tf_ops():
+    with use_backend("tf"):     # no compiled op in an exported graph
         fn = module.serve.get_concrete_function()
         tf.saved_model.save(module, export_dir, signatures={SIGNATURE: fn})
     return export_dir

@@ -1,6 +1,6 @@
 """Inference on user inputs: per image or frame, a drawn PNG and a JSON of persons.
 
-The JSON format is :mod:`maskrcnn_body.serving.results`; the drawing is the evaluation drawing
+The JSON format is :mod:`maskrcnn_body.inference.results`; the drawing is the evaluation drawing
 (:func:`maskrcnn_body.drawing.draw.render_dump`), so what ``infer.py`` shows is what ``draw.py`` shows.
 """
 from __future__ import annotations
@@ -14,9 +14,11 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from maskrcnn_body.drawing.draw import render_dump, safe_file_name
-from maskrcnn_body.serving import media, results
-from maskrcnn_body.training.progress import ProgressBar
+from maskrcnn_body.drawing.draw import render_dump
+from maskrcnn_body.inference import results
+from maskrcnn_body.serving import media
+from maskrcnn_body.utils.files import safe_file_name
+from maskrcnn_body.utils.progress import ProgressBar
 
 
 def render_png(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float = 0.5) -> bytes:

@@ -2,8 +2,8 @@
 
 Layout of a checkpoint (``tf.train.Checkpoint``; files ``TRAIN_DIR/ckpt-<step>.{index,data-*}``):
 
-* ``model/<keras variable path>``: every model variable under its stable Keras path (e.g.
-  ``model/fpn/p3/kernel``), independent of how the model object graph is nested;
+* ``model/<keras variable path>``: every model variable under its stable Keras path
+  (:mod:`maskrcnn_body.model.weights`), independent of how the model object graph is nested;
 * ``optimizer``: the optimizer with its slots and its update counter (drives the LR schedule);
 * ``step``: the trainer's step counter (int64; counts skipped steps too, so the data position
   of a resumed run matches the uninterrupted run).
@@ -19,42 +19,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import shutil
 from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
+from maskrcnn_body.model.weights import (CHECKPOINT_NAME, MODEL_PREFIX, VALUE_SUFFIX, escape_name,
+                                         model_variable_key, named_model_variables, unescape_name)
+
 log = logging.getLogger(__name__)
-VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-MODEL_PREFIX = "model/"
-
-
-def escape_name(name: str) -> str:
-    """The object-graph escaping TensorFlow applies to a child name in checkpoint keys."""
-    return name.replace(".", "..").replace("/", ".S")
-
-
-def unescape_name(key: str) -> str:
-    """Inverse of :func:`escape_name`."""
-    return re.sub(r"\.(S|\.)", lambda m: "/" if m.group(1) == "S" else ".", key)
-
-
-def model_variable_key(variable) -> str:
-    """The checkpoint key under which :class:`Checkpointer` stores a Keras variable."""
-    return escape_name(MODEL_PREFIX + variable.path) + VALUE_SUFFIX
-
-
-def named_model_variables(model) -> dict:
-    """``{"model/<path>": keras variable}`` for every model variable (paths must be unique)."""
-    named = {}
-    for v in model.variables:
-        key = MODEL_PREFIX + v.path
-        if key in named:
-            raise ValueError(f"two model variables share the path {v.path!r}; give the layers unique names")
-        named[key] = v
-    return named
-
 
 class Checkpointer:
     """Saves and restores model + optimizer + step for one training directory.
@@ -74,7 +47,7 @@ class Checkpointer:
         self._write_dir = directory if is_chief else os.path.join(directory, f".worker{worker_id}_tmp")
         self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir,
                                                   max_to_keep=max_to_keep if is_chief else 1,
-                                                  checkpoint_name="ckpt")
+                                                  checkpoint_name=CHECKPOINT_NAME)
 
     def save(self, step: int) -> Optional[str]:
         """Writes checkpoint ``ckpt-<step>``; returns its path on the chief, else None."""

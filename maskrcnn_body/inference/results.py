@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
 
 
@@ -29,7 +29,7 @@ def detections_to_json(det: Dict[str, np.ndarray], height: int, width: int, sour
     for the R kept detections, in original image pixels."""
     boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
     scores = np.asarray(det["scores"], np.float32).reshape(-1)
-    kps = np.asarray(det["keypoints"], np.float32).reshape(-1, C.NUM_KEYPOINTS, 3)
+    kps = np.asarray(det["keypoints"], np.float32).reshape(-1, constants.NUM_KEYPOINTS, 3)
     crops = paste.paste_crops(np.asarray(det["masks"], np.float32), boxes, height, width, threshold) \
         if len(boxes) else []
     persons = []
@@ -37,7 +37,7 @@ def detections_to_json(det: Dict[str, np.ndarray], height: int, width: int, sour
         full = crop.full(height, width)  # (H, W, 7) bool
         rles = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
         masks = {}
-        for k, name in enumerate(C.CHANNELS):
+        for k, name in enumerate(constants.CHANNELS):
             rle = rles[k]
             masks[name] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
         persons.append({"box": [round(float(v), 2) for v in boxes[r]], "score": round(float(scores[r]), 4),
@@ -54,6 +54,6 @@ def json_to_masks(result: dict) -> Optional[np.ndarray]:
     out = []
     for p in result["persons"]:
         chans = [mask_utils.decode({"size": p["masks"][n]["size"], "counts": p["masks"][n]["counts"].encode()})
-                 for n in C.CHANNELS]
+                 for n in constants.CHANNELS]
         out.append(np.stack(chans, -1).astype(bool))
     return np.stack(out)

@@ -1,4 +1,5 @@
-"""Shared machinery of the dataset converters: items, skips, workers, summary, strict mode.
+"""Record production shared by the dataset converters and the synthetic generator: items, skips,
+workers, summary, strict mode.
 
 A dataset converter is a :class:`Converter` subclass that only
 

@@ -1,4 +1,4 @@
-"""Model predictions -> evaluation dumps (the TensorFlow side of evaluation).
+"""A model over validation records -> evaluation dumps (the TensorFlow side of evaluation).
 
 ``write_dumps`` runs ``model.detect`` over validation records through the non-training input
 pipeline (same resizing as training), maps boxes and keypoints back to original-image pixels
@@ -17,6 +17,8 @@ import tensorflow as tf
 
 from maskrcnn_body.data import pipeline, schema
 from maskrcnn_body.data.writer import iterate_records
+from maskrcnn_body.evaluation import dumps, runner
+from maskrcnn_body.utils.files import safe_file_name
 
 
 _DETECT_FNS = weakref.WeakKeyDictionary()
@@ -83,8 +85,6 @@ def predict_dumps(model, patterns, cfg, batch_size: int = 4,
 def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
                 max_images: Optional[int] = None) -> List[str]:
     """Writes ``out_dir/<source_id>.npz`` per image; returns the paths."""
-    from maskrcnn_body.drawing.draw import safe_file_name
-    from maskrcnn_body.evaluation import dumps
     paths = []
     for d in predict_dumps(model, patterns, cfg, batch_size, max_images):
         paths.append(dumps.write_dump(os.path.join(out_dir, safe_file_name(d["source_id"]) + ".npz"), **d))
@@ -93,8 +93,8 @@ def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
 
 def evaluate_model(model, patterns, cfg, dump_dir: str, batch_size: int = 4,
                    max_images: Optional[int] = None):
-    """Writes the dumps and returns ``evaluation.runner.EvaluationResult``."""
-    from maskrcnn_body.evaluation import runner
+    """Writes the dumps (``dump_dir`` is emptied first) and returns
+    ``evaluation.runner.EvaluationResult``."""
     shutil.rmtree(dump_dir, ignore_errors=True)
     write_dumps(model, patterns, cfg, dump_dir, batch_size, max_images)
     return runner.evaluate_dir(dump_dir)

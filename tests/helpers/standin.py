@@ -4,7 +4,7 @@ They follow the interfaces of docs/DESIGN.md (``compute_losses(batch, training=T
 loss keys of the real model; batches with ``images``/``gt_boxes``/...), so trainer tests and
 the multi-worker test run in seconds without the real Mask R-CNN.
 
-``python -m maskrcnn_body.training.testing --train_dir D --max_steps N`` trains the stand-in
+``python tests/helpers/standin.py --train_dir D --max_steps N`` trains the stand-in
 (used by the kill/resume and multi-worker tests, which need separate processes).
 """
 from __future__ import annotations

@@ -1,0 +1,100 @@
+"""The preset registry: named, documented starting points for :func:`get_config`.
+
+* ``r50_fpn``: the standard model (ResNet-50 + FPN, 800 px images, GroupNorm).
+* ``cpu_small``: a small, fast model for CPU training on the synthetic dataset (the default of
+  ``train/train.py`` and ``maskrcnn-body train``).
+* ``legacy``: the hyper-parameters of the 2017 original, expressed in this config.
+
+Register another with ``@register("name")`` on a function returning a :class:`Config`.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Dict, List
+
+from maskrcnn_body.config.sections import (BackboneConfig, BoxHeadConfig, Config, ConfigError, InputConfig,
+                                           KeypointHeadConfig, MaskHeadConfig, ModelConfig, PostprocessConfig,
+                                           RoiConfig, RpnConfig, TrainConfig, AnchorConfig, FpnConfig)
+
+_PRESETS: Dict[str, Callable[[], Config]] = {}
+_DESCRIPTIONS: Dict[str, str] = {}
+
+
+def register(name: str):
+    """Decorator adding a preset (a function returning a fresh :class:`Config`) to the registry."""
+    def wrap(fn: Callable[[], Config]) -> Callable[[], Config]:
+        if name in _PRESETS:
+            raise ValueError(f"preset {name!r} is registered twice")
+        _PRESETS[name] = fn
+        _DESCRIPTIONS[name] = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        return fn
+    return wrap
+
+
+def preset_names() -> List[str]:
+    """Registered preset names, in registration order."""
+    return list(_PRESETS)
+
+
+def describe_presets() -> Dict[str, str]:
+    """``{name: one-line description}`` of every preset."""
+    return dict(_DESCRIPTIONS)
+
+
+def build_preset(name: str) -> Config:
+    """A fresh (deep) copy of preset ``name``."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {preset_names()}")
+    return copy.deepcopy(_PRESETS[name]())
+
+
+@register("r50_fpn")
+def r50_fpn() -> Config:
+    """ResNet-50 + FPN at 800 px, GroupNorm, keypoints from the mask tower (the standard model)."""
+    # keypoints from the mask head's tower: one 4 x 256 tower for parts and joints instead of
+    # Keypoint R-CNN's own 8 x 512 tower, which took 70% of a training step (docs/BENCHMARKS.md)
+    return Config(name="r50_fpn",
+                  input=InputConfig(min_size=800, max_size=1333),
+                  model=ModelConfig(keypoint_head=KeypointHeadConfig(kind="shared")),
+                  train=TrainConfig())
+
+
+@register("cpu_small")
+def cpu_small() -> Config:
+    """Tiny ResNet + 64-channel FPN at 256 px: trains on 2 CPU cores in the default run."""
+    return Config(
+        name="cpu_small",
+        input=InputConfig(min_size=256, max_size=256, max_persons=8, gt_mask_size=64),
+        model=ModelConfig(
+            backbone=BackboneConfig(name="tiny"),
+            fpn=FpnConfig(channels=64),
+            anchors=AnchorConfig(size=4.0, scales=(1.0, 2.0)),
+            rpn=RpnConfig(pre_nms_topk_train=500, post_nms_topk_train=200, pre_nms_topk_test=300,
+                          post_nms_topk_test=100, batch_per_image=128),
+            roi=RoiConfig(per_image=64, sampling_ratio=1),
+            box_head=BoxHeadConfig(fc_dim=256),
+            mask_head=MaskHeadConfig(convs=4, dim=64, output_size=56, max_rois_per_image=16),
+            keypoint_head=KeypointHeadConfig(kind="heatmap", convs=2, dim=64, heatmap_size=28),
+            postprocess=PostprocessConfig(max_detections=20),
+            loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0,
+                          "keypoint": 1.0}),
+        train=TrainConfig(batch_size=4, max_steps=3000, optimizer="adamw", learning_rate=2e-3,
+                          warmup_steps=100, weight_decay=1e-4, checkpoint_every=200, log_every=10))
+
+
+@register("legacy")
+def legacy() -> Config:
+    """The 2017 original's hyper-parameters (README, "the original's hyper-parameters beside ours")."""
+    return Config(
+        name="legacy",
+        input=InputConfig(min_size=600, max_size=1000, flip=True, scale_jitter=(1.0, 1.0)),
+        model=ModelConfig(
+            backbone=BackboneConfig(norm="batch"),
+            anchors=AnchorConfig(scales=(1.0, 2.0, 4.0), aspect_ratios=(0.5, 1.0, 2.0)),
+            rpn=RpnConfig(pos_iou=0.7, neg_iou=0.3),
+            roi=RoiConfig(per_image=80, positive_fraction=0.25),
+            box_head=BoxHeadConfig(box_weights=(10.0, 10.0, 5.0, 5.0)),
+            mask_head=MaskHeadConfig(roi_size=56, output_size=112, max_rois_per_image=80, dice_weight=0.0,
+                                     global_dim=0, norm="batch"),
+            keypoint_head=KeypointHeadConfig(kind="regression", global_dim=0, norm="batch")),
+        train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.002, schedule="constant"))

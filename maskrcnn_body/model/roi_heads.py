@@ -1,0 +1,187 @@
+"""The RoI heads as one unit: sample -> crop -> heads -> losses (training) or detections (inference).
+
+:class:`RoIHeads` holds references to the head networks of :mod:`maskrcnn_body.model.heads`
+(Keras sub-models owned, and saved, by :class:`~maskrcnn_body.model.maskrcnn.MaskRCNN`) and does
+everything between the RPN's proposals and the model's outputs:
+
+* training (:meth:`RoIHeads.losses`): sample RoIs against the GT, crop them (multilevel RoIAlign),
+  box head -> class/box losses; mask and keypoint heads on the real positive RoIs only (at most
+  ``mask_head.max_rois_per_image`` per image, a dynamic count) -> mask/keypoint losses;
+* inference (:meth:`RoIHeads.detect`): crop the proposals, box head -> scored, NMS-ed detections,
+  mask and keypoint heads on the D detection slots -> masks and keypoints.
+
+Coordinates: boxes in the (resized, padded) image's pixel-edge frame, as the RPN gives them.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional, Tuple
+
+import keras
+import tensorflow as tf
+
+from maskrcnn_body import constants
+from maskrcnn_body.config import ModelConfig
+from maskrcnn_body.model import losses
+from maskrcnn_body.model import postprocess
+from maskrcnn_body.model.fpn import ROI_LEVELS
+from maskrcnn_body.ops import roi_align
+from maskrcnn_body.ops import targets
+
+
+def apply_head(head: keras.Model, rois: tf.Tensor, training: bool):
+    """Runs a per-RoI head on (B, R, S, S, C) crops; outputs keep the (B, R) leading dims."""
+    shape = tf.shape(rois)
+    flat = tf.reshape(rois, tf.concat([[shape[0] * shape[1]], shape[2:]], 0))
+    outs = head(flat, training=training)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    res = [tf.reshape(o, tf.concat([shape[:2], tf.shape(o)[1:]], 0)) for o in outs]
+    return res if len(res) > 1 else res[0]
+
+
+def keypoint_regression_targets(boxes: tf.Tensor, keypoints: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Targets of the regression branch: RoI-normalised (x, y) (B, k, 15, 2) and weight (B, k, 15),
+    1 for labelled joints (v > 0) inside the RoI ``boxes`` (B, k, 4)."""
+    x1, y1 = boxes[..., 0:1], boxes[..., 1:2]
+    w = tf.maximum(boxes[..., 2:3] - x1, 1e-6)
+    h = tf.maximum(boxes[..., 3:4] - y1, 1e-6)
+    rx = (keypoints[..., 0] - x1) / w
+    ry = (keypoints[..., 1] - y1) / h
+    inside = (rx >= 0) & (rx <= 1) & (ry >= 0) & (ry <= 1) & (keypoints[..., 2] > 0)
+    return tf.stop_gradient(tf.stack([rx, ry], -1)), tf.cast(inside, tf.float32)
+
+
+class RoIHeads:
+    """Box, mask and keypoint heads over the RoIs of P2..P5 (see the module docstring)."""
+
+    def __init__(self, box_head: keras.Model, mask_head: keras.Model, keypoint_head: Optional[keras.Model],
+                 cfg: ModelConfig):
+        self.box_head, self.mask_head, self.keypoint_head = box_head, mask_head, keypoint_head
+        self.cfg = cfg
+        self.strides = [2 ** lvl for lvl in ROI_LEVELS]
+
+    # ------------------------------------------------------------------ pieces
+    def crop(self, feats, boxes: tf.Tensor, size: int) -> tf.Tensor:
+        """RoIAlign (B, R, size, size, C) of ``boxes`` (B, R, 4), each from its FPN level (P2..P5 of
+        ``feats``, level by box size: ``model.roi.level_k0`` / ``canonical_size``)."""
+        r = self.cfg.roi
+        levels = roi_align.assign_levels(boxes, ROI_LEVELS[0], ROI_LEVELS[-1], r.level_k0, r.canonical_size)
+        return roi_align.multilevel_roi_align(list(feats[:len(ROI_LEVELS)]), boxes, levels, self.strides, size,
+                                              sampling_ratio=r.sampling_ratio, aligned=r.aligned)
+
+    def box_outputs(self, feats, boxes: tf.Tensor, training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Class logits (B, R, 2) and box deltas (B, R, 4) of RoIs ``boxes`` (B, R, 4)."""
+        return apply_head(self.box_head, self.crop(feats, boxes, self.cfg.box_head.roi_size), training)
+
+    def part_outputs(self, feats, boxes: tf.Tensor, training: bool, rows: Optional[tf.Tensor] = None):
+        """Mask logits (B, R, M, M, 7) and the keypoint head's output (heatmap logits
+        (B, R, K, K, 15), regression (B, R, 15, 2), or None without a keypoint head) for RoIs
+        ``boxes`` (B, R, 4). One RoIAlign serves both heads when their RoI sizes agree.
+
+        ``rows`` (N, 2) int64 ``(image, roi)`` indices: run the heads only on those RoIs; the
+        outputs are then (1, N, ...) (training: only real positives cost head time). N may be 0
+        (a batch without people): the heads then still run on one row, never on an empty batch.
+        """
+        m = self.cfg
+        if rows is not None:
+            # never run a convolution on an empty batch: TF's oneDNN convolution (Intel Xeon)
+            # returns a wrongly shaped result for one. With no positive RoI the heads run on one
+            # stand-in row (image 0, RoI 0) whose outputs are sliced away below, so the caller
+            # sees (1, 0, ...) outputs, zero losses and zero gradients (one trace either way).
+            n = tf.shape(rows)[0]
+            rows = tf.concat([rows, tf.zeros([1, 2], rows.dtype)], 0)[:tf.maximum(n, 1)]
+
+        def crops(size):
+            c = self.crop(feats, boxes, size)
+            return c if rows is None else tf.gather_nd(c, rows)[None]
+
+        def real_rows(t):
+            return t if (rows is None or t is None) else t[:, :n]
+
+        mask_rois = crops(m.mask_head.roi_size)
+        out = apply_head(self.mask_head, mask_rois, training)
+        if m.keypoint_head.kind == "shared":
+            return real_rows(out[0]), real_rows(out[1])
+        if self.keypoint_head is None:
+            return real_rows(out), None
+        kp_rois = mask_rois if m.keypoint_head.roi_size == m.mask_head.roi_size else crops(m.keypoint_head.roi_size)
+        return real_rows(out), real_rows(apply_head(self.keypoint_head, kp_rois, training))
+
+    def decode_keypoints(self, kp_out, boxes: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """(B, D, 15, 3) keypoints (x, y, score) in the image frame from the keypoint head's output
+        for detections ``boxes`` (B, D, 4) with ``scores`` (B, D); zeros without a keypoint head."""
+        if kp_out is None:
+            return tf.zeros(tf.concat([tf.shape(scores), [constants.NUM_KEYPOINTS, 3]], 0), tf.float32)
+        if self.cfg.keypoint_head.kind == "regression":
+            return postprocess.decode_keypoint_regression(kp_out, boxes, scores)
+        return postprocess.decode_keypoint_heatmaps(kp_out, boxes)
+
+    # ------------------------------------------------------------------ inference
+    def detect(self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, image_shape: tf.Tensor,
+               training: bool = False) -> Dict[str, tf.Tensor]:
+        """Detections from proposals (B, K, 4) + valid (B, K): ``boxes`` (B, D, 4), ``scores`` (B, D),
+        ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid probabilities in the box
+        frame, ``keypoints`` (B, D, 15, 3); rows past ``num_detections`` are zero."""
+        m = self.cfg
+        p = m.postprocess
+        cls, box = self.box_outputs(feats, proposals, training)
+        det = postprocess.select_detections(cls, box, proposals, proposal_valid, image_shape,
+                                            m.box_head.box_weights, p.score_threshold, p.nms_iou, p.max_detections)
+        fvalid = tf.cast(det.pop("valid"), tf.float32)
+        mask_logits, kp_out = self.part_outputs(feats, det["boxes"], training)
+        det["masks"] = tf.sigmoid(mask_logits) * fvalid[:, :, None, None, None]
+        det["keypoints"] = self.decode_keypoints(kp_out, det["boxes"], det["scores"]) * fvalid[:, :, None, None]
+        return det
+
+    # ------------------------------------------------------------------ training
+    def losses(self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, gt: Dict[str, tf.Tensor],
+               training: bool = True) -> Dict[str, tf.Tensor]:
+        """``class``, ``box``, ``mask`` and ``keypoint`` losses (float32 scalars) for proposals
+        (B, K, 4) + valid (B, K) and the pipeline's GT (``gt_boxes`` (B, P, 4), ``num_gt`` (B,),
+        ``gt_masks`` (B, P, MS, MS, 7), ``gt_parts_valid`` (B, P, 7), ``gt_keypoints`` (B, P, 15, 3))."""
+        m = self.cfg
+        rois = targets.sample_rois(proposals, gt["gt_boxes"], gt["num_gt"], m.roi, m.box_head.box_weights,
+                                   proposal_valid=proposal_valid)
+        cls, box = self.box_outputs(feats, rois.rois, training)
+        labels = tf.where(rois.weights > 0, rois.labels, -1)
+        out = {}
+        out["class"], out["box"] = losses.box_head_losses(cls, box, labels, rois.box_targets)
+
+        # masks and keypoints only on (at most max_rois_per_image) foreground RoIs, which
+        # sample_rois puts first, and only on the real ones (rows, a dynamic count N): memory stays
+        # bounded whatever roi.per_image is, and head time follows the number of positives.
+        k = min(m.mask_head.max_rois_per_image, rois.rois.shape[1])
+        pos_boxes = rois.rois[:, :k]
+        pos_gt = rois.matched_gt[:, :k]
+        rows = tf.where(tf.range(k)[None, :] < rois.num_fg[:, None])  # (N, 2) (image, roi)
+
+        def take(t):
+            """(B, k, ...) per-RoI values -> (1, N, ...) of the real positives."""
+            return tf.gather_nd(t, rows)[None]
+
+        def as_one_image(t):
+            """(B, P, ...) per-GT values -> (1, B * P, ...): GT row b * P + j is image b's row j."""
+            return tf.reshape(t, [1, -1] + t.shape[2:].as_list())
+
+        mask_logits, kp_out = self.part_outputs(feats, pos_boxes, training, rows)
+        boxes_n = take(pos_boxes)                                                       # (1, N, 4)
+        gt_n = take(pos_gt + tf.range(tf.shape(pos_gt)[0])[:, None] * gt["gt_boxes"].shape[1])  # (1, N)
+        # targets are binarised, so one sample per output bin is enough
+        mask_t = targets.mask_targets(boxes_n, as_one_image(gt["gt_boxes"]), as_one_image(gt["gt_masks"]), gt_n,
+                                      m.mask_head.output_size, 1)
+        mask_w = targets.gather_per_roi(as_one_image(gt["gt_parts_valid"]), gt_n)
+        out["mask"] = losses.mask_loss(mask_logits, mask_t, mask_w, m.mask_head.dice_weight)
+        pos_kp = targets.gather_per_roi(as_one_image(gt["gt_keypoints"]), gt_n)
+        out["keypoint"] = self.keypoint_loss(kp_out, boxes_n, pos_kp)
+        return out
+
+    def keypoint_loss(self, kp_out, boxes: tf.Tensor, keypoints: tf.Tensor) -> tf.Tensor:
+        """Keypoint loss of the keypoint head's output ``kp_out`` for RoIs ``boxes`` (B, k, 4) with
+        GT ``keypoints`` (B, k, 15, 3), only on labelled joints (v > 0); 0 without a keypoint head."""
+        kp = self.cfg.keypoint_head
+        if kp_out is None:
+            return tf.constant(0.0)
+        if kp.kind == "regression":
+            xy, weight = keypoint_regression_targets(boxes, keypoints)
+            return losses.keypoint_regression_loss(kp_out, xy, weight)
+        index, weight = targets.keypoint_targets(boxes, keypoints, kp.heatmap_size)
+        return losses.keypoint_heatmap_loss(kp_out, index, weight)

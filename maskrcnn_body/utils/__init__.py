@@ -1,0 +1,1 @@
+"""Small helpers with no TensorFlow import: progress bars, file names, memory readings."""
