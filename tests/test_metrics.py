@@ -37,7 +37,8 @@ def all_values(summary):
     out = {f"box.{k}": v for k, v in summary["box"].items()}
     out.update({f"mask.{c}.{k}": v for c, d in summary["mask"].items() for k, v in d.items()})
     for sec in ("parsing", "keypoints", "legacy"):
-        out.update({f"{sec}.{k}": v for k, v in summary[sec].items()})
+        for k, v in summary[sec].items():
+            out.update({f"{sec}.{k}.{n}": x for n, x in v.items()} if isinstance(v, dict) else {f"{sec}.{k}": v})
     return out
 
 
@@ -157,14 +158,21 @@ def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
     for ch in ("body", "head", "torso"):
         assert sm["mask"][ch]["AP"] == pytest.approx(1.0)
     assert sm["left_right_confusion"] == {"arm": 1.0, "leg": 1.0}
-    assert sm["parsing"]["APp50"] == 0.0 and sm["parsing"]["PCP50"] == 0.0
-    assert sm["parsing"]["mIoU"] == pytest.approx(2 / 6)   # head and torso right, 4 limbs wrong
+    p = sm["parsing"]
+    assert p["APp50"] == 0.0 and p["PCP50"] == 0.0 and p["APp50_parts"] == 0.0 and p["PCP50_parts"] == 0.0
+    assert p["mIoU"] == pytest.approx(3 / 7)          # background, head and torso right, 4 limbs wrong
+    assert p["mIoU_parts"] == pytest.approx(2 / 6)    # head and torso right, 4 limbs wrong
+    assert p["IoU_per_part"] == pytest.approx({"head": 1, "torso": 1, "left_arm": 0, "right_arm": 0,
+                                               "left_leg": 0, "right_leg": 0})
 
 
 def test_empty_predictions_score_zero():
     sm = evaluate([dict(s, **scenes.empty_predictions(M)) for s in make_scenes()]).summary
+    bg = sm["parsing"]["IoU_background"]      # all background predicted: right outside the people
+    assert 0 < bg < 1 and sm["parsing"]["mIoU"] == pytest.approx(bg / 7)
     for name, v in all_values(sm).items():
-        assert v == 0.0, name
+        if name not in ("parsing.IoU_background", "parsing.mIoU"):
+            assert v == 0.0, name
     assert sm["left_right_confusion"] == {"arm": None, "leg": None}
 
 
@@ -181,7 +189,9 @@ def test_unannotated_channels_are_ignored_not_missed():
     sm = evaluate([perfect(s1), p2]).summary
     for ch in ("left_arm", "right_arm", "complete"):
         assert sm["mask"][ch]["AP"] == pytest.approx(1.0), ch
-    assert sm["legacy"]["left_arm"] == pytest.approx(1.0) and sm["parsing"]["mIoU"] == pytest.approx(1.0)
+    assert sm["legacy"]["left_arm"] == pytest.approx(1.0)
+    for key in ("mIoU", "APp50", "APp_vol", "PCP50", "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"):
+        assert sm["parsing"][key] == pytest.approx(1.0), key
 
 
 def test_legacy_metric_hand_case():
@@ -315,4 +325,8 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     assert set(sm) == {"box", "mask", "parsing", "keypoints", "left_right_confusion", "legacy"}
     assert set(sm["mask"]) == set(C.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(1.0)
     assert "Full Body" in r.stdout
+    assert list(sm["parsing"]) == ["mIoU", "IoU_background", "IoU_per_part", "APp50", "APp_vol", "PCP50",
+                                   "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"]
+    assert list(sm["parsing"]["IoU_per_part"]) == list(C.CHANNELS[1:])
+    assert "mIoU 100.0" in r.stdout and "left_arm 100.0" in r.stdout and "APp50_parts 100.0" in r.stdout
 

@@ -5,13 +5,18 @@ The JSON written by :func:`write_json` is an interface::
     {"box": {"AP", "AP50", "AP75"},
      "mask": {CH: {"AP", "AP50", "AP75"}} for CH in body, head, torso, left_arm, right_arm,
              left_leg, right_leg, complete,
-     "parsing": {"mIoU", "APp50", "APp_vol", "PCP50"},
+     "parsing": {"mIoU", "IoU_background", "IoU_per_part": {PART: IoU} for PART in head, torso,
+                 left_arm, right_arm, left_leg, right_leg, "APp50", "APp_vol", "PCP50",
+                 "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"},
      "keypoints": {"AP", "PCK@0.2"},
      "left_right_confusion": {"arm", "leg"},
      "legacy": {CH: value} for CH in complete, body, ..., right_leg}
 
 Values are floats in [0, 1], or null where undefined (nothing to measure, e.g. no annotated
-ground truth of that kind).
+ground truth of that kind). ``parsing``: ``mIoU``, ``APp50``, ``APp_vol``, ``PCP50`` follow the
+CIHP / MHP-v2 reference evaluation code, ``IoU_*`` are the class IoUs behind that ``mIoU``; the
+``*_parts`` keys are this project's stricter parts-only variants (``evaluation/parsing.py``,
+``docs/METRICS.md``).
 """
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from typing import Dict, Optional
 from maskrcnn_body import constants as C
 from maskrcnn_body.evaluation.legacy import ROW_LABELS, ROWS
 from maskrcnn_body.evaluation.metrics import AP_KEYS
+from maskrcnn_body.evaluation.parsing import PARTS_KEYS
 
 MASK_ROWS = C.CHANNELS + ("complete",)
 
@@ -40,7 +46,13 @@ def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
     for ch in MASK_ROWS:
         lines.append(f"{'mask ' + ch:<16}" + "".join(f"  {_fmt(summary['mask'][ch][k])}" for k in AP_KEYS))
     p, k, lr = summary["parsing"], summary["keypoints"], summary["left_right_confusion"]
-    lines.append("parsing      " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in p.items()))
+    lines.append("parsing (CIHP/MHP-v2 reference definitions)  " +
+                 "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in ("APp50", "APp_vol", "PCP50")))
+    per_class = [("background", p["IoU_background"])] + list(p["IoU_per_part"].items())
+    lines.append(f"  mIoU {_fmt(p['mIoU']).strip()}  = mean of IoU  " +
+                 "  ".join(f"{n} {_fmt(v).strip()}" for n, v in per_class))
+    lines.append("parsing, parts only (stricter)  " +
+                 "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in PARTS_KEYS))
     lines.append("keypoints    " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in k.items()))
     lines.append("left/right confusion (lower is better)  " +
                  "  ".join(f"{n} {_fmt(v).strip()}" for n, v in lr.items()))
