@@ -1,13 +1,15 @@
 # maskrcnn_body top-level Makefile.
 #   make            install the package + dependencies into the active Python, build libs/ ops
-#   make test       run the test suite
+#   make test       run the whole test suite (what CI runs)
+#   make test-fast  the quick tier (< 2 minutes): everything but the tests marked slow
+#   make lint       ruff (lint + format check) and mypy on config, ops, evaluation
 #   make TF=gpu     install tensorflow[and-cuda] instead of tensorflow-cpu (TF=none: keep your own)
 #   make bench      run the benchmarks and write docs/BENCHMARKS.md
 PYTHON ?= python
 TF ?= cpu
 EXTRAS := $(if $(filter none,$(TF)),test,$(TF),test)
 
-.PHONY: all install ops gpu test bench clean
+.PHONY: all install ops gpu test test-fast lint bench clean
 all: install ops
 
 install:
@@ -21,6 +23,13 @@ gpu:
 
 test:
 	$(PYTHON) -m pytest -q tests
+
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" tests
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
 
 bench:
 	$(PYTHON) -m bench.run_all

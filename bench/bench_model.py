@@ -62,6 +62,7 @@ def _median_time(fn, runs):
 
 def bench_forward(preset, sizes, runs):
     import tensorflow as tf
+
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
     model = build_model(get_config(preset))
@@ -77,6 +78,7 @@ def bench_forward(preset, sizes, runs):
 def bench_train(preset, size, batch_size, runs):
     import keras
     import tensorflow as tf
+
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
     cfg = get_config(preset)

@@ -42,6 +42,7 @@ def make_inputs(batch: int, rois: int, image_size: int, channels: int, seed: int
     """Random pyramid (B, size/s, size/s, C) per stride, boxes (B, R, 4) of 16..256 px, and
     their FPN levels (``ops.roi_align.assign_levels`` with P2..P5)."""
     import tensorflow as tf
+
     from maskrcnn_body.ops import roi_align as RA
 
     rng = np.random.default_rng(seed)
@@ -67,6 +68,7 @@ def _median_time(fn, repeats: int) -> float:
 def bench_one(backend: str, feats, boxes, levels, size: int, sr: int, repeats: int):
     """(forward seconds, forward+backward seconds) for one backend and output size."""
     import tensorflow as tf
+
     from maskrcnn_body.ops import roi_align as RA
 
     @tf.function
@@ -90,6 +92,7 @@ def bench_one(backend: str, feats, boxes, levels, size: int, sr: int, repeats: i
 def run_benchmark(batch: int, rois: int, image_size: int, channels: int, sizes, sr: int, repeats: int):
     """List of result dicts, one per output size (times in milliseconds)."""
     import tensorflow as tf
+
     from maskrcnn_body.ops import custom
 
     if custom.load() is None:

@@ -49,6 +49,7 @@ flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf
 def config(preset: str, detections: int):
     """The preset with score threshold 0, ``max_detections = detections`` and ``--overrides``."""
     import json
+
     from maskrcnn_body.config import get_config
     extra = json.loads(FLAGS.overrides) if FLAGS.overrides else {}
     return get_config(preset, **{"model.postprocess.score_threshold": 0.0,
@@ -62,6 +63,7 @@ def _image(size: int):
 
 def bench_infer(preset, size, detections, repeats, warmup):
     import tensorflow as tf
+
     from maskrcnn_body.model.maskrcnn import build_model
     model = build_model(config(preset, detections))
     detect = tf.function(model.detect)
@@ -104,6 +106,7 @@ def training_batch(cfg, size: int, people: int):
 def _train_step(preset, size, people):
     """(run, cfg): ``run()`` does one of the project's train steps on a fixed batch."""
     import tensorflow as tf
+
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.optimizers import build_optimizer
     from maskrcnn_body.training.step import make_train_step
@@ -146,6 +149,7 @@ def profile_train(preset, size, repeats, warmup, people, logdir):
 def bench_stages(preset, size, detections, repeats, warmup):
     """Median time of each inference stage (the model's own units, one tf.function each)."""
     import tensorflow as tf
+
     from maskrcnn_body.model import postprocess as post
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.model.roi_heads import apply_head
@@ -249,7 +253,7 @@ def _backend_name(backend_module) -> str:
     """'tf' or 'custom': the op backend the model used (``ops.backend``)."""
     try:
         return backend_module.name_of()
-    except Exception as e:  # noqa: BLE001 - only a label in the report
+    except Exception as e:
         return f"unknown ({type(e).__name__})"
 
 

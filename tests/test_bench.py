@@ -10,6 +10,8 @@ import pytest
 
 from bench import common, report
 
+pytestmark = pytest.mark.slow   # benchmark smoke runs: `make test-fast` leaves these out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -133,6 +135,7 @@ def test_trace_sums_op_time_by_model_part_and_direction(tmp_path):
     """A real tf.profiler trace of a tiny two-part Keras model's training step."""
     import keras
     import tensorflow as tf
+
     from bench import trace
     x_in = keras.Input((16, 16, 3))
     backbone = keras.Sequential([keras.layers.Conv2D(32, 3, padding="same")], name="backbone")

@@ -5,9 +5,19 @@ import pathlib
 
 import pytest
 
-from maskrcnn_body.config import (CONFIG_VERSION, Config, ConfigError, apply_overrides, build_preset,
-                                  describe_fields, from_dict, get_config, load_file, parse_overrides,
-                                  preset_names)
+from maskrcnn_body.config import (
+    CONFIG_VERSION,
+    Config,
+    ConfigError,
+    apply_overrides,
+    build_preset,
+    describe_fields,
+    from_dict,
+    get_config,
+    load_file,
+    parse_overrides,
+    preset_names,
+)
 
 DATA = pathlib.Path(__file__).parent / "data"
 
@@ -134,7 +144,7 @@ def test_every_field_is_documented():
     assert len(rows) > 60
     undocumented = [key for key, _, _, doc in rows if not doc]
     assert not undocumented
-    assert ("model.mask_head.roi_size", "int", 14) == rows[[r[0] for r in rows].index("model.mask_head.roi_size")][:3]
+    assert rows[[r[0] for r in rows].index("model.mask_head.roi_size")][:3] == ("model.mask_head.roi_size", "int", 14)
 
 
 def test_legacy_preset_expresses_the_original():

@@ -5,8 +5,8 @@ import numpy as np
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.coco import COCO_KEYPOINTS, CocoConverter, coco_to_keypoints
+from maskrcnn_body.data import conversion
 
 K = C.KEYPOINT_INDEX
 

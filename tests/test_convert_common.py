@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.pascal_part import PascalPartConverter
+from maskrcnn_body.data import conversion
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,7 +47,7 @@ def test_summary_reasons_and_json(tmp_path):
     d = json.load(open(prefix + ".summary.json"))
     assert (d["images_written"], d["persons"], d["skipped"], d["bad_inputs"]) == (2, 2, 3, 2)
     assert d["skipped_by_reason"] == {"corrupt image": 1, "error": 1, "no persons": 1}
-    assert "RuntimeError: unexpected" in [x["reason"] for x in d["skipped_items"] if x["key"] == "toy4"][0]
+    assert "RuntimeError: unexpected" in next(x["reason"] for x in d["skipped_items"] if x["key"] == "toy4")
     assert d["shards"] == [prefix + "-00000-of-00001.tfrecord"] and s.items == 5
     rec = conversion.load_records(prefix)[0]
     assert rec.persons[0].channel(1).sum() == 3 and rec.persons[0].channel(1)[1, 1:4].all()  # clipped to body

@@ -6,8 +6,8 @@ import scipy.io
 from PIL import Image
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.jhmdb import JhmdbConverter, matlab_to_keypoints
+from maskrcnn_body.data import conversion
 
 VIDEO = "Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
 K = C.KEYPOINT_INDEX

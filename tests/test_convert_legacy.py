@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.legacy import LegacyConverter
+from maskrcnn_body.data import conversion
 
 H, W = 12, 16
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.pascal_part import PART_CHANNELS, PascalPartConverter, read_annotation
+from maskrcnn_body.data import conversion
 
 HEAD, TORSO, LARM, RARM = (C.CHANNEL_INDEX[n] for n in ("head", "torso", "left_arm", "right_arm"))
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskrcnn_body.ops import boxes as B
 from maskrcnn_body.ops import backend as ops_backend
+from maskrcnn_body.ops import boxes as B
 from maskrcnn_body.ops import custom
 from maskrcnn_body.ops import roi_align as RA
 from maskrcnn_body.ops import targets as T

@@ -100,10 +100,9 @@ def test_plots_written(tmp_path):
 
 
 def _run(script, *args):
-    code = ("import runpy, sys; sys.argv = %r\n"
-            "try:\n    runpy.run_path(%r, run_name='__main__')\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\nprint('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF')\n"
-            % ([script] + list(args), script))
+    code = ("import runpy, sys; sys.argv = {!r}\n"
+            "try:\n    runpy.run_path({!r}, run_name='__main__')\nexcept SystemExit as e:\n"
+            "    assert not e.code, e.code\nprint('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF')\n".format([script] + list(args), script))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout

@@ -11,11 +11,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 64, "input.max_size": 64, "model.postprocess.score_threshold": 0.0,
          "model.postprocess.max_detections": 5}
 
+pytestmark = pytest.mark.slow   # end-to-end CLI: `make test-fast` leaves these out
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from maskrcnn_body.data import synthetic
     from helpers.models import write_random_train_dir
+    from maskrcnn_body.data import synthetic
     d = tmp_path_factory.mktemp("eval")
     synthetic.write_dataset(str(d / "syn"), num_train=0, num_val=3, seed=1, size=64, num_shards=1,
                             num_workers=1, progress=False)

@@ -15,14 +15,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskrcnn_body.model.postprocess import gather_rows
-from maskrcnn_body.serving import export
 from helpers.models import write_random_train_dir
 from maskrcnn_body.inference.predictor import Predictor
+from maskrcnn_body.model.postprocess import gather_rows
+from maskrcnn_body.serving import export
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.score_threshold": 0.0,
          "model.postprocess.max_detections": 5}
+
+pytestmark = pytest.mark.slow   # SavedModel/TFLite export: `make test-fast` leaves these out
 SIZES = [(100, 150), (90, 60)]  # landscape and portrait, neither a multiple of 32
 CUSTOM_OPS = {"MultilevelRoiAlign", "MultilevelRoiAlignGrad", "BoxPairwiseIou", "BoxMatch", "CropAndResize"}
 

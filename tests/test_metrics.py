@@ -17,6 +17,8 @@ from maskrcnn_body import constants as C
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, prepared, run_metrics
 from maskrcnn_body.evaluation.parsing import average_precision
+import functools
+import operator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W, M = 64, 96, 36
@@ -219,9 +221,9 @@ def _direct_cocoeval(gts, dts, iou_type):
         gt = COCO()
         gt.dataset = {"images": [{"id": i + 1, "height": H, "width": W} for i in range(len(gts))], "categories": [{"id": 1}],
                       "annotations": [dict(a, id=j + 1, image_id=a["image_id"], category_id=1, iscrowd=0)
-                                      for j, a in enumerate(sum(gts, []))]}
+                                      for j, a in enumerate(functools.reduce(operator.iadd, gts, []))]}
         gt.createIndex()
-        dt = gt.loadRes(sum(dts, []))
+        dt = gt.loadRes(functools.reduce(operator.iadd, dts, []))
         ev = COCOeval(gt, dt, iou_type)
         ev.evaluate(); ev.accumulate(); ev.summarize()
     return ev.stats[:3]
@@ -315,10 +317,9 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     for i, s in enumerate(make_scenes()):
         dumps.write_dump(str(tmp_path / f"{i}.npz"), **perfect(s))
     out = tmp_path / "m.json"
-    code = ("import runpy, sys; sys.argv = ['metric.py', '--dumps', %r, '--json', %r]\n"
+    code = ("import runpy, sys; sys.argv = ['metric.py', '--dumps', {!r}, '--json', {!r}]\n"
             "try:\n    runpy.run_path('draw/metric.py', run_name='__main__')\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'metric.py imported TF'\n"
-            % (str(tmp_path), str(out)))
+            "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'metric.py imported TF'\n".format(str(tmp_path), str(out)))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr[-2000:]
     sm = json.loads(out.read_text())

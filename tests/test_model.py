@@ -206,6 +206,7 @@ def test_legacy_preset_builds_the_original_heads():
 def test_resnet50_loads_local_imagenet_style_weights(tmp_path):
     """model.backbone.weights=PATH copies a Keras ResNet50 weights file by layer name (no internet)."""
     import keras
+
     from maskrcnn_body.model.backbone import build_backbone
     ref = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
     path = str(tmp_path / "resnet50.weights.h5")

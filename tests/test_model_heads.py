@@ -4,17 +4,17 @@ import os
 
 os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
 
-from helpers.kernels import convolutions_refuse_empty_batches  # noqa: E402
-from maskrcnn_body import constants as C  # noqa: E402
-from maskrcnn_body.config import get_config  # noqa: E402
-from maskrcnn_body.model import heads  # noqa: E402
-from maskrcnn_body.model.norm import GroupNorm  # noqa: E402
-from maskrcnn_body.model.maskrcnn import build_model  # noqa: E402
+from helpers.kernels import convolutions_refuse_empty_batches
+from maskrcnn_body import constants as C
+from maskrcnn_body.config import get_config
+from maskrcnn_body.model import heads
+from maskrcnn_body.model.maskrcnn import build_model
+from maskrcnn_body.model.norm import GroupNorm
 
 SIZE = 64
 

@@ -7,19 +7,22 @@ body mask has IoU > 0.7 with the GT body.
 """
 import os
 
+import pytest
+
 # the compiled RoIAlign op is tested by the ops tests; here the pure-TF path (export path) is used
 os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
 
+import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
-
-import keras
 
 from maskrcnn_body.config import get_config
 from maskrcnn_body.data import augment, synthetic
 from maskrcnn_body.evaluation.paste import paste_masks
 from maskrcnn_body.model.maskrcnn import build_model
+
+pytestmark = pytest.mark.slow   # over-fit runs: `make test-fast` leaves these out
 
 SIZE = 128
 MAX_PERSONS = 4
@@ -133,8 +136,8 @@ def test_overfits_synthetic_images():
 
 
 def test_overfits_one_real_pascal_part_image(fixtures_dir):
-    from maskrcnn_body.data import conversion
     from maskrcnn_body.convert.pascal_part import PascalPartConverter
+    from maskrcnn_body.data import conversion
     conv = PascalPartConverter(str(fixtures_dir / "pascal_part"))
     rec = next(r for r in conv.convert(conversion.Item("2008_000700", "2008_000700")) if hasattr(r, "persons"))
     assert len(rec.persons) == 1

@@ -2,13 +2,16 @@
 for a few steps and must end with identical weights (and the chief's checkpoint)."""
 import json
 import os
-import socket
 import pathlib
+import socket
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
+
+pytestmark = pytest.mark.slow   # multi-worker processes: `make test-fast` leaves these out
 
 STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
 

@@ -25,9 +25,9 @@ copy), mIoU maps from detections with score >= 0.5 and the ground truth's first 
 import numpy as np
 import pytest
 
+from helpers import scenes
 from maskrcnn_body import constants as C
 from maskrcnn_body.data.schema import pack_channels
-from helpers import scenes
 from maskrcnn_body.evaluation import evaluate, paste
 
 H, W, M = 48, 64, 16
@@ -282,7 +282,7 @@ def assert_parity(dumps):
 
 # --------------------------------------------------------------------------- tests
 def test_priority_is_the_documented_one():
-    assert paste.PART_PRIORITY == tuple(C.CHANNEL_INDEX[n] for n in PRIORITY)
+    assert tuple(C.CHANNEL_INDEX[n] for n in PRIORITY) == paste.PART_PRIORITY
 
 
 def test_hand_built_dumps_match_the_reference():

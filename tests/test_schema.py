@@ -93,10 +93,9 @@ def test_bad_fields_name_record_and_field(key, values, kind, msg):
 def test_writer_is_atomic_and_sharded(tmp_path):
     rec, _ = _record()
     prefix = str(tmp_path / "out" / "train")
-    with pytest.raises(RuntimeError):
-        with writer.ShardedWriter(prefix, 2) as w:
-            w.write(schema.encode_example(rec))
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), writer.ShardedWriter(prefix, 2) as w:
+        w.write(schema.encode_example(rec))
+        raise RuntimeError("killed")
     assert os.listdir(tmp_path / "out") == []
     paths = writer.write_records(prefix, [schema.encode_example(rec)] * 5, num_shards=2)
     assert [os.path.basename(p) for p in paths] == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]

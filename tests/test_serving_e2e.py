@@ -19,11 +19,13 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-
-from maskrcnn_body import constants as C
-from helpers.models import write_random_train_dir
-from maskrcnn_body.inference.results import json_to_masks
 from test_http_server import BAD, _jpeg, _post, _recv_all, png_header_only
+
+from helpers.models import write_random_train_dir
+from maskrcnn_body import constants as C
+from maskrcnn_body.inference.results import json_to_masks
+
+pytestmark = pytest.mark.slow   # serving end to end: `make test-fast` leaves these out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.max_detections": 5}
@@ -72,7 +74,7 @@ def server(data):
         [sys.executable, "train/test.py", "--train_dir", data.train_dir, "--port", "0", "--score_threshold", "0",
          "--max_body_mb", str(MAX_BODY_MB), "--read_timeout", "1", "--workers", "2", "--max_queue", "4"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: "queue.Queue[str]" = queue.Queue()
+    lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
     url, log, deadline = None, [], time.monotonic() + 180
     while url is None and time.monotonic() < deadline and proc.poll() is None:

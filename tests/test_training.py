@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskrcnn_body.training import checkpoints, schedules
 from helpers import standin
+from maskrcnn_body.training import checkpoints, schedules
 from maskrcnn_body.training.faults import TrainingDivergedError
 from maskrcnn_body.training.trainer import Hook, Trainer
 
@@ -121,7 +121,7 @@ def test_partial_restore_matches_name_and_shape(tmp_path):
     assert sorted(report.restored) == sorted(v.path for v in src.model.weights)
     assert sorted(p for p, _ in report.skipped) == ["standin/extra_head/bias", "standin/extra_head/kernel"]
     for v in src.model.weights:
-        np.testing.assert_array_equal(v.numpy(), [w for w in bigger.weights if w.path == v.path][0].numpy())
+        np.testing.assert_array_equal(v.numpy(), next(w for w in bigger.weights if w.path == v.path).numpy())
     # shape mismatch: a model whose box layer is wider is skipped with a reason, rest restored
     wide = standin.StandInModel(cfg, name="standin")
     wide.box = keras.layers.Dense(6, name="box")

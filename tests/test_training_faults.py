@@ -3,16 +3,19 @@
 The stand-in trainer runs in a subprocess (``python tests/helpers/standin.py``)."""
 import json
 import os
-import signal
 import pathlib
+import signal
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from maskrcnn_body.training import checkpoints
+
+pytestmark = pytest.mark.slow   # faults in subprocesses: `make test-fast` leaves these out
 
 STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
 

@@ -11,6 +11,8 @@ from maskrcnn_body.evaluation import dumps
 from maskrcnn_body.inference.evaluate import write_dumps
 from maskrcnn_body.training.trainer import Trainer
 
+pytestmark = pytest.mark.slow   # the real model trained: `make test-fast` leaves these out
+
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):

@@ -21,7 +21,7 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
 
-def add_bool(p: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:  # noqa: A002
+def add_bool(p: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
     """``--name`` / ``--noname`` / ``--name=true|false``."""
     dest = name.replace("-", "_")
 
@@ -38,7 +38,7 @@ def add_bool(p: argparse.ArgumentParser, name: str, default: bool, help: str) ->
     p.add_argument(f"--no{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 
-def add_list(p: argparse.ArgumentParser, name: str, default: Optional[Sequence[str]], help: str,  # noqa: A002
+def add_list(p: argparse.ArgumentParser, name: str, default: Optional[Sequence[str]], help: str,
              metavar: str = "VALUE") -> None:
     """A repeatable flag whose values may also be comma-separated; the result is a flat list."""
     p.add_argument(f"--{name}", dest=name.replace("-", "_"), action="append", default=None, metavar=metavar,

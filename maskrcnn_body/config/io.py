@@ -17,7 +17,7 @@ import dataclasses
 import difflib
 import json
 import typing
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 from maskrcnn_body.config.sections import CONFIG_VERSION, Config, ConfigError
 
@@ -101,7 +101,7 @@ def coerce(value: Any, tp, key: str) -> Any:
     if origin is typing.Union:
         if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
             return None
-        inner = [a for a in args if a is not type(None)][0]
+        inner = next(a for a in args if a is not type(None))
         return coerce(value, inner, key)
     if origin in (tuple, Tuple):
         if isinstance(value, str):

@@ -12,9 +12,22 @@ from __future__ import annotations
 import copy
 from typing import Callable, Dict, List
 
-from maskrcnn_body.config.sections import (BackboneConfig, BoxHeadConfig, Config, ConfigError, InputConfig,
-                                           KeypointHeadConfig, MaskHeadConfig, ModelConfig, PostprocessConfig,
-                                           RoiConfig, RpnConfig, TrainConfig, AnchorConfig, FpnConfig)
+from maskrcnn_body.config.sections import (
+    AnchorConfig,
+    BackboneConfig,
+    BoxHeadConfig,
+    Config,
+    ConfigError,
+    FpnConfig,
+    InputConfig,
+    KeypointHeadConfig,
+    MaskHeadConfig,
+    ModelConfig,
+    PostprocessConfig,
+    RoiConfig,
+    RpnConfig,
+    TrainConfig,
+)
 
 _PRESETS: Dict[str, Callable[[], Config]] = {}
 _DESCRIPTIONS: Dict[str, str] = {}

@@ -38,14 +38,14 @@ class ConfigError(ValueError):
     """A configuration value, key or file is invalid; the message names it and what is allowed."""
 
 
-def field(default, help: str):  # noqa: A002 - the name reads well at the call sites
+def field(default, help: str):
     """A dataclass field with its documentation (shown by ``--list-config``)."""
     if isinstance(default, (dict, list)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-def section(cls, help: str):  # noqa: A002
+def section(cls, help: str):
     return dataclasses.field(default_factory=cls, metadata={"help": help})
 
 
@@ -256,7 +256,7 @@ class PostprocessConfig:
 
 
 def _default_loss_weights() -> Dict[str, float]:
-    return {k: 1.0 for k in LOSS_KEYS}
+    return dict.fromkeys(LOSS_KEYS, 1.0)
 
 
 @dataclasses.dataclass
@@ -322,7 +322,7 @@ class Config:
     model: ModelConfig = section(ModelConfig, "The model.")
     train: TrainConfig = section(TrainConfig, "Training.")
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         """Checks every section and the rules between sections; returns ``self``.
 
         Raises :class:`ConfigError` naming the first bad field.
@@ -349,6 +349,6 @@ class Config:
         return io.to_json(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         from maskrcnn_body.config import io
         return io.from_dict(d)

@@ -59,7 +59,7 @@ for _channel, _names in {
     "left_leg": ["left leg", "left foot"],
     "right_leg": ["right leg", "right foot"],
 }.items():
-    PART_CHANNELS.update({n: C.CHANNEL_INDEX[_channel] for n in _names})
+    PART_CHANNELS.update(dict.fromkeys(_names, C.CHANNEL_INDEX[_channel]))
 """ADE20K person part names (2016 index) -> channel (datasets.md section 3)."""
 
 UNSIDED_PARTS: Dict[str, Tuple[int, int]] = {

@@ -43,8 +43,8 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from maskrcnn_body import constants as C
-from maskrcnn_body.data import conversion
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
+from maskrcnn_body.data import conversion
 
 LEGACY_KEYS = ("image/img_id", "image/encoded", "image/height", "image/width", "label/num_instances",
                "label/gt_boxes", "label/gt_masks", "label/encoded", "label/keypoints")

@@ -40,7 +40,7 @@ for _channel, _names in {
     "left_leg": "luleg llleg lfoot",
     "right_leg": "ruleg rlleg rfoot",
 }.items():
-    PART_CHANNELS.update({n: C.CHANNEL_INDEX[_channel] for n in _names.split()})
+    PART_CHANNELS.update(dict.fromkeys(_names.split(), C.CHANNEL_INDEX[_channel]))
 """The 24 Pascal-Part person part names -> channel (datasets.md section 1)."""
 
 PERSON_CLASS = "person"

@@ -27,8 +27,8 @@ class LeftRightConfusion:
     """Accumulates :class:`PreparedImage` s; :meth:`result` gives ``{"arm", "leg"}``."""
 
     def __init__(self):
-        self.cases = {name: 0 for name in LIMBS}
-        self.confused = {name: 0 for name in LIMBS}
+        self.cases = dict.fromkeys(LIMBS, 0)
+        self.confused = dict.fromkeys(LIMBS, 0)
 
     def add(self, img: PreparedImage) -> None:
         match = matching.greedy_match(img.box_iou, img.scores, MATCH_IOU)

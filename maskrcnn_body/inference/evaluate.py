@@ -20,7 +20,6 @@ from maskrcnn_body.data.writer import iterate_records
 from maskrcnn_body.evaluation import dumps, runner
 from maskrcnn_body.utils.files import safe_file_name
 
-
 _DETECT_FNS = weakref.WeakKeyDictionary()
 
 

@@ -57,7 +57,7 @@ def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Op
     model = build_model(cfg)
     try:
         restore_model_weights(model, path)
-    except Exception as e:  # noqa: BLE001 - any mismatch is the same user-facing problem
+    except Exception as e:
         raise ModelLoadError(f"checkpoint {path} does not fit the model of {train_dir}/config.json: "
                              f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     return model, cfg, path

@@ -21,11 +21,9 @@ import tensorflow as tf
 
 from maskrcnn_body import constants
 from maskrcnn_body.config import ModelConfig
-from maskrcnn_body.model import losses
-from maskrcnn_body.model import postprocess
+from maskrcnn_body.model import losses, postprocess
 from maskrcnn_body.model.fpn import ROI_LEVELS
-from maskrcnn_body.ops import roi_align
-from maskrcnn_body.ops import targets
+from maskrcnn_body.ops import roi_align, targets
 
 
 def apply_head(head: keras.Model, rois: tf.Tensor, training: bool):

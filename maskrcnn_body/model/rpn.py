@@ -14,8 +14,7 @@ import keras
 import tensorflow as tf
 
 from maskrcnn_body.config import AnchorConfig, RpnConfig
-from maskrcnn_body.model import losses
-from maskrcnn_body.model import postprocess
+from maskrcnn_body.model import losses, postprocess
 from maskrcnn_body.model.conv import Conv2D
 from maskrcnn_body.ops import anchors as anchor_ops
 from maskrcnn_body.ops import targets

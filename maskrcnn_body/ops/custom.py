@@ -171,7 +171,7 @@ def load() -> Optional[CustomOps]:
                     module = tf.load_op_library(path)
                     _register_gradients(module)
                     _state["ops"] = CustomOps(module)
-                except Exception as e:  # noqa: BLE001 - any load failure means "use pure TF"
+                except Exception as e:
                     _state["error"] = (f"failed to load {path}: {e}; rebuild with `make` "
                                        "for this TensorFlow (using the pure-TF ops)")
                     _log.warning("custom ops not loaded: %s", _state["error"])

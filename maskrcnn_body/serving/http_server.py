@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import queue
-import socket
 import threading
 import time
 from typing import Callable, Optional
@@ -98,7 +97,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """A client that opens a connection but does not send its request line in time gets 408."""
         try:
             self.rfile.peek(1)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             self.close_connection = True
             try:
                 self.request_version, self.requestline, self.command = "HTTP/1.1", "", ""
@@ -147,7 +146,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.connection.settimeout(remaining)
             try:
                 chunk = self.rfile.read1(min(n - got, 1 << 20))
-            except (socket.timeout, TimeoutError):
+            except TimeoutError:
                 raise HTTPError(408, f"body not received within {cfg.read_timeout_s:g} s") from None
             if not chunk:
                 raise HTTPError(400, f"connection closed after {got} of {n} body bytes")
@@ -204,7 +203,7 @@ class InferenceServer(http.server.HTTPServer):
         self.cfg = cfg
         self.predict_fn = predict_fn
         self.render_fn = render_fn
-        self.pending: "queue.Queue" = queue.Queue(maxsize=cfg.max_queue)
+        self.pending: queue.Queue = queue.Queue(maxsize=cfg.max_queue)
         self.model_slot = threading.Semaphore(cfg.max_inflight)
         self.in_flight = 0
         super().__init__((cfg.host, cfg.port), _Handler)
@@ -230,7 +229,7 @@ class InferenceServer(http.server.HTTPServer):
             while time.monotonic() < deadline and drained < (1 << 20):
                 try:
                     chunk = request.recv(65536)
-                except (socket.timeout, TimeoutError, BlockingIOError):
+                except (TimeoutError, BlockingIOError):
                     break
                 if not chunk:
                     break

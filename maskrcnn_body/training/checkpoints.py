@@ -24,8 +24,15 @@ from typing import List, Optional, Tuple
 
 import tensorflow as tf
 
-from maskrcnn_body.model.weights import (CHECKPOINT_NAME, MODEL_PREFIX, VALUE_SUFFIX, escape_name,
-                                         model_variable_key, named_model_variables, unescape_name)
+from maskrcnn_body.model.weights import (
+    CHECKPOINT_NAME,
+    MODEL_PREFIX,
+    VALUE_SUFFIX,
+    escape_name,
+    model_variable_key,
+    named_model_variables,
+    unescape_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +85,15 @@ class Checkpointer:
         for path in self.candidates():
             try:
                 self.checkpoint.restore(path).assert_existing_objects_matched()
-            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint -> try older
+            except Exception as e:
                 msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 log.warning("checkpoint %s could not be loaded (%s); trying an older one", path, msg)
                 failures.append(f"{path}: {msg}")
                 continue
             return path, int(self.step.numpy())
         if failures:
-            raise RuntimeError("no checkpoint in %s could be loaded:\n  %s\nmove the directory away to "
-                               "start from scratch" % (self.directory, "\n  ".join(failures)))
+            raise RuntimeError("no checkpoint in {} could be loaded:\n  {}\nmove the directory away to "
+                               "start from scratch".format(self.directory, "\n  ".join(failures)))
         return None
 
 

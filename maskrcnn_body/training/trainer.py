@@ -27,9 +27,9 @@ import tensorflow as tf
 from maskrcnn_body.training import distribute, optimizers
 from maskrcnn_body.training.checkpoints import Checkpointer, restore_partial
 from maskrcnn_body.training.faults import BadStepCounter, StopSignal, TrainingStepError
-from maskrcnn_body.utils.progress import ProgressBar
 from maskrcnn_body.training.step import make_train_step
 from maskrcnn_body.training.summaries import Summaries
+from maskrcnn_body.utils.progress import ProgressBar
 
 log = logging.getLogger(__name__)
 
