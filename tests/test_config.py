@@ -40,7 +40,7 @@ def test_presets_come_from_the_registry():
     ("model.anchors.aspect_ratios", "(1.0, 2.0)", (1.0, 2.0)),
     ("model.anchors.aspect_ratios", "0.5,1,2", (0.5, 1.0, 2.0)),
     ("input.scale_jitter", "0.9, 1.1", (0.9, 1.1)),
-    ("train.decay_steps", "100,200", (100, 200)),
+    ("train.decay_images", "100,200", (100, 200)),
     ("train.schedule", "step", "step"),
     ("model.anchors.max_level", "5", 5),
     ("model.backbone.weights", "none", None),
@@ -51,7 +51,7 @@ def test_presets_come_from_the_registry():
 def test_set_values_are_parsed_by_the_field_type(key, text, expected):
     overrides = parse_overrides([f"{key}={text}"])
     if key == "train.schedule":
-        overrides["train.decay_steps"] = "10"
+        overrides["train.decay_images"] = "10"
     cfg = apply_overrides(build_preset("cpu_small"), overrides)
     section, *path = key.split(".")
     value = getattr(cfg, section)
@@ -92,7 +92,7 @@ def test_cross_field_rules():
         get_config("r50_fpn", **{"model.backbone.weights": "imagenet"})
     with pytest.raises(ConfigError, match="weights exist for 'resnet50' only"):
         get_config("cpu_small", **{"model.backbone.weights": "imagenet", "model.backbone.norm": "frozen_bn"})
-    with pytest.raises(ConfigError, match="schedule 'step' needs"):
+    with pytest.raises(ConfigError, match="schedule 'step' needs at least one value"):
         get_config("cpu_small", **{"train.schedule": "step"})
 
 
@@ -111,10 +111,10 @@ def test_loading_rejects_unknown_keys_and_wrong_types(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown config key\(s\) \['model.mask_head.roi_sise'\]"):
         from_dict(d)
     d = get_config("cpu_small").to_dict()
-    d["train"]["max_steps"] = "many"
+    d["train"]["max_images"] = "many"
     path = tmp_path / "config.json"
     path.write_text(json.dumps(d))
-    with pytest.raises(ConfigError, match=f"{path}: train.max_steps: 'many' is not a valid value"):
+    with pytest.raises(ConfigError, match=f"{path}: train.max_images: 'many' is not a valid value"):
         load_file(str(path))
     d = get_config("cpu_small").to_dict()
     d["config_version"] = 99

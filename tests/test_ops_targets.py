@@ -188,3 +188,19 @@ def test_match_parity_with_compiled_op_when_built():
     for low_quality in (True, False):
         for got, want in zip(ops.match(iou, 0.7, 0.3, low_quality), T.match(iou, 0.7, 0.3, low_quality)):
             np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_rpn_samples_no_negative_in_the_padding(cfg):
+    """A 4:3 image (96 x 128 valid) in a 128 x 128 canvas: no sampled negative anchor is centred in
+    the padding below the image; without image_shape a quarter of them were."""
+    _, anchors = A.generate_anchors_for_config(cfg.anchors, (128, 128))
+    centre_y = 0.5 * (anchors[:, 1] + anchors[:, 3]).numpy()
+    gt = tf.constant([[[20.0, 10.0, 60.0, 90.0], [0.0, 0.0, 0.0, 0.0]]])
+    shape = tf.constant([[96, 128]], tf.int32)
+    for seed in range(3):
+        with_shape = T.rpn_targets(anchors, gt, tf.constant([1]), cfg.rpn, seed=seed, image_shape=shape)
+        labels = with_shape.labels.numpy()[0]
+        assert (labels == 0).sum() > 0 and not ((labels == 0) & (centre_y >= 96)).any()
+        assert (labels == 1).sum() > 0
+        without = T.rpn_targets(anchors, gt, tf.constant([1]), cfg.rpn, seed=seed).labels.numpy()[0]
+        assert ((without == 0) & (centre_y >= 96)).sum() > 0.15 * (without == 0).sum()

@@ -166,8 +166,9 @@ def test_batch_format_padding_zero_persons(tmp_path):
     path = _write(tmp_path, "b", [_scene(0, "one"), empty, _scene(2, "three")])
     cfg = InputConfig(**CFG)
     b1, b2 = _batches(pipeline.build_dataset(path, cfg, 2, training=False))
-    S, P, MS = cfg.pad_size, cfg.max_persons, cfg.gt_mask_size
-    expect = {"images": (np.float32, (2, S, S, 3)), "image_shape": (np.int32, (2, 2)), "scale": (np.float32, (2,)),
+    P, MS = cfg.max_persons, cfg.gt_mask_size
+    # 48x64 -> 64x85 valid, padded to the batch's largest valid size rounded up to 32: 64x96 (not 96x96)
+    expect = {"images": (np.float32, (2, 64, 96, 3)), "image_shape": (np.int32, (2, 2)), "scale": (np.float32, (2,)),
               "original_shape": (np.int32, (2, 2)), "source_id": (object, (2,)), "num_gt": (np.int32, (2,)),
               "gt_boxes": (np.float32, (2, P, 4)), "gt_masks": (np.float32, (2, P, MS, MS, 7)),
               "gt_parts_valid": (np.float32, (2, P, 7)), "gt_keypoints": (np.float32, (2, P, 15, 3))}
@@ -186,6 +187,22 @@ def test_batch_format_padding_zero_persons(tmp_path):
     img = b1["images"][0]
     assert not img[64:].any() and not img[:, 85:].any() and img[:64, :85].max() == 255
     assert not b1["images"][1].any()
+
+
+def test_batches_are_padded_to_their_largest_image_not_a_square(tmp_path):
+    """A portrait and a landscape image in one batch: the canvas is the larger of each side,
+    rounded up to 32; each image is padded bottom/right with zeros."""
+    tall = schema.ImageRecord(schema.encode_png(np.full((W, H, 3), 7, np.uint8)), b"png", W, H, "tall",
+                              "synthetic", [])
+    wide = schema.ImageRecord(schema.encode_png(np.full((H, W, 3), 9, np.uint8)), b"png", H, W, "wide",
+                              "synthetic", [])
+    path = _write(tmp_path, "pw", [tall, wide])
+    b, = _batches(pipeline.build_dataset(path, InputConfig(**CFG), 2, training=False))
+    np.testing.assert_array_equal(b["image_shape"], [[85, 64], [64, 85]])
+    assert b["images"].shape == (2, 96, 96, 3)          # ceil32(max(85, 64)) on both sides
+    assert (b["images"][0, :85, :64] == 7).all() and not b["images"][0, 85:].any() and not b["images"][0, :, 64:].any()
+    one, = _batches(pipeline.build_dataset(str(tmp_path / "pw*"), InputConfig(**CFG), 1, training=False).take(1))
+    assert one["images"].shape == (1, 96, 64, 3)        # alone: its own size rounded up to 32
 
 
 def test_max_persons_keeps_largest_and_counts(tmp_path):

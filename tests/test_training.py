@@ -200,3 +200,23 @@ def test_step_error_names_the_step_and_its_images(tmp_path):
     assert "What to do" in msg and "ckpt-2" in msg and "Traceback" not in msg
     assert "pixels" in open(tmp_path / "step_error.log").read()     # TensorFlow's own error, in full
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
+@pytest.mark.parametrize("preset", ["r50_fpn", "cpu_small"])
+def test_learning_rate_and_schedule_follow_the_batch_size(preset):
+    """The linear scaling rule: the rate is stated per 16 images and scaled to the global batch, the
+    schedule is counted in images, so batch 1, 2 and 16 follow the same curve over the data."""
+    from maskrcnn_body.config import get_config
+    base = get_config(preset).train
+    curves = {}
+    for batch in (1, 2, 16):
+        t = get_config(preset, **{"train.batch_size": batch}).train
+        assert t.effective_learning_rate == pytest.approx(base.learning_rate * batch / 16)
+        assert abs(t.max_steps * batch - base.max_images) < batch
+        sched = schedules.from_config(t)
+        # the rate relative to its peak at the same points of the data (images seen)
+        curves[batch] = [float(sched(int(f * base.max_images) // batch)) / t.effective_learning_rate
+                         for f in (0.016, 0.02, 0.25, 0.5, 0.9)]
+    for batch in (2, 16):
+        np.testing.assert_allclose(curves[batch], curves[1], atol=2e-3)
+    assert get_config("cpu_small").train.effective_learning_rate == pytest.approx(2e-3)   # the default run

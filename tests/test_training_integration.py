@@ -25,8 +25,8 @@ def records(tmp_path_factory):
 def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     from maskrcnn_body.model.maskrcnn import build_model
     train, val = records
-    cfg = get_config("cpu_small", **{"train.batch_size": 2, "train.max_steps": 2, "train.checkpoint_every": 0,
-                                     "train.log_every": 1, "train.warmup_steps": 1})
+    cfg = get_config("cpu_small", **{"train.batch_size": 2, "train.max_images": 4, "train.checkpoint_every": 0,
+                                     "train.log_every": 1, "train.warmup_images": 2})
     cfg.input.min_size = cfg.input.max_size = 64
 
     def dataset_fn(b):
@@ -66,8 +66,8 @@ def test_batch_size_one_trains_through_images_without_people(tmp_path):
     path = str(tmp_path / "mixed")
     writer.write_records(path, recs)
     assert sum(len(schema.decode_example(x).persons) == 0 for x in recs) >= 2
-    cfg = get_config("cpu_small", **{"train.batch_size": 1, "train.max_steps": 4, "train.checkpoint_every": 0,
-                                     "train.log_every": 1, "train.warmup_steps": 1})
+    cfg = get_config("cpu_small", **{"train.batch_size": 1, "train.max_images": 4, "train.checkpoint_every": 0,
+                                     "train.log_every": 1, "train.warmup_images": 1})
     cfg.input.min_size = cfg.input.max_size = size
     cfg.input.flip = False
 

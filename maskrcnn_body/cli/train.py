@@ -3,7 +3,7 @@
     maskrcnn-body train                                   # = python train/train.py
     maskrcnn-body train --records 'data/records/pascal_part_train-*' --val_records 'data/records/pascal_part_val-*' \\
         --preset r50_fpn --batch_size 8 --strategy mirrored --mixed_precision mixed_float16
-    maskrcnn-body train --set model.mask_head.roi_size=28 --set train.max_steps=5000
+    maskrcnn-body train --set model.mask_head.roi_size=28 --set train.max_images=20000
     maskrcnn-body train --list-config                     # every config field, its value and meaning
 
 If no file matches --records (and they are the default synthetic ones), the synthetic train/val
@@ -41,8 +41,11 @@ def add_arguments(p) -> None:
                         "type-checked; see --list-config).")
     p.add_argument("--list-config", action="store_true",
                    help="Print every config field with its value (after --preset/--config/--set) and meaning, then exit.")
-    p.add_argument("--batch_size", type=int, default=None, help="Global batch size (= --set train.batch_size=N).")
-    p.add_argument("--max_steps", type=int, default=None, help="Training steps (= --set train.max_steps=N).")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="Global batch size (= --set train.batch_size=N); the learning rate and the schedule follow "
+                        "(they are stated per 16 images and in images seen).")
+    p.add_argument("--max_steps", type=int, default=None,
+                   help="Train for N steps of the global batch (= --set train.max_images=N*batch_size).")
     p.add_argument("--train_dir", default="output/mask_rcnn", help="Checkpoints, config.json, TensorBoard logs, "
                    "evaluation dumps (default: %(default)s).")
     p.add_argument("--seed", type=int, default=0, help="Seed for initialisation, data order and augmentation.")
@@ -71,11 +74,12 @@ def build_config(args):
     overrides = parse_overrides(args.set)
     if args.batch_size is not None:
         overrides["train.batch_size"] = args.batch_size
-    if args.max_steps is not None:
-        overrides["train.max_steps"] = args.max_steps
     if args.skip_corrupt:
         overrides["input.skip_corrupt"] = True
-    return apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides)
+    if args.max_steps is not None:
+        cfg = apply_overrides(cfg, {"train.max_images": args.max_steps * cfg.train.batch_size})
+    return cfg
 
 
 def print_config(cfg) -> None:
@@ -198,10 +202,8 @@ def run(args) -> int:
         draw_dir = os.path.join(args.train_dir, "draw") if args.draw else None
         trainer.hooks.append(prediction_images_hook(trainer, val, image_every, draw_dir=draw_dir))
         trainer.hooks.append(evaluation_hook(trainer, val, cfg.train.eval_every, args.eval_images))
-    t = cfg.train
     print(f"training {cfg.name} in {args.train_dir} on {train} with {strategy.num_replicas_in_sync} "
-          f"replica(s): global batch {t.batch_size}, {t.max_steps} steps, {t.optimizer} learning rate "
-          f"{t.learning_rate:g} (warm-up {t.warmup_steps} steps, {t.schedule})", flush=True)
+          f"replica(s); {cfg.train.describe()}", flush=True)
     try:
         result = trainer.train()
     except TrainingError as e:

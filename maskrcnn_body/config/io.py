@@ -319,8 +319,18 @@ def upgrade_v1(d: dict) -> dict:
         del inp["size_divisor"]
     if unknown:
         raise ConfigError(f"unknown config key(s) {unknown} in a version-1 config")
-    out = {k: v for k, v in d.items() if k not in ("model", "input", "config_version")}
-    out.update(model=new_model, input=inp)
+    train = dict(d.get("train", {}) or {})
+    # version 1 stated the learning rate at the preset's own batch and counted the schedule in steps
+    batch = int(train.get("batch_size", 2))
+    if "learning_rate" in train:
+        train["learning_rate"] = float(train["learning_rate"]) * 16 / batch
+    for old, new in (("max_steps", "max_images"), ("warmup_steps", "warmup_images")):
+        if old in train:
+            train[new] = int(train.pop(old)) * batch
+    if "decay_steps" in train:
+        train["decay_images"] = [int(s) * batch for s in train.pop("decay_steps")]
+    out = {k: v for k, v in d.items() if k not in ("model", "input", "train", "config_version")}
+    out.update(model=new_model, input=inp, train=train)
     return out
 
 

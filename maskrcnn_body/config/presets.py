@@ -69,7 +69,8 @@ def r50_fpn() -> Config:
     return Config(name="r50_fpn",
                   input=InputConfig(min_size=800, max_size=1333),
                   model=ModelConfig(keypoint_head=KeypointHeadConfig(kind="shared")),
-                  train=TrainConfig())
+                  # Detectron's "1x" recipe: 0.02 per 16 images, 90k steps of 16 = 1.44M images
+                  train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000))
 
 
 @register("cpu_small")
@@ -91,8 +92,9 @@ def cpu_small() -> Config:
             postprocess=PostprocessConfig(max_detections=20),
             loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0,
                           "keypoint": 1.0}),
-        train=TrainConfig(batch_size=4, max_steps=3000, optimizer="adamw", learning_rate=2e-3,
-                          warmup_steps=100, weight_decay=1e-4, checkpoint_every=200, log_every=10))
+        # 3000 steps of 4 images at 2e-3 (= 8e-3 per 16 images), 100 warm-up steps
+        train=TrainConfig(batch_size=4, max_images=12_000, optimizer="adamw", learning_rate=8e-3,
+                          warmup_images=400, weight_decay=1e-4, checkpoint_every=200, log_every=10))
 
 
 @register("legacy")
@@ -110,4 +112,6 @@ def legacy() -> Config:
             mask_head=MaskHeadConfig(roi_size=56, output_size=112, max_rois_per_image=80, dice_weight=0.0,
                                      global_dim=0, norm="batch"),
             keypoint_head=KeypointHeadConfig(kind="regression", global_dim=0, norm="batch")),
-        train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.002, schedule="constant"))
+        # the original: SGD 0.002 at 1 image per step (= 0.032 per 16 images), constant
+        train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.032, max_images=90_000,
+                          warmup_images=1000, schedule="constant"))

@@ -287,16 +287,32 @@ class ModelConfig:
 
 
 # --------------------------------------------------------------------------- training
+LR_REFERENCE_BATCH = 16
+"""Learning rates are stated for a global batch of this many images (the linear scaling rule)."""
+
+
+def _steps(images: int, batch: int) -> int:
+    return max(1, -(-int(images) // int(batch)))
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Optimiser, schedule, batch and the training loop's intervals."""
+    """Optimiser, schedule, batch and the training loop's intervals.
+
+    The recipe does not depend on the batch size: the learning rate is stated per
+    :data:`LR_REFERENCE_BATCH` (16) images and scaled linearly to the global batch (Goyal et al.,
+    2017), and the schedule is counted in images seen, so ``batch_size`` 1, 2 or 16 follow the same
+    curve over the data (:attr:`effective_learning_rate`, :attr:`max_steps`, ... give the per-step
+    values the trainer uses).
+    """
     batch_size: int = field(2, "Global batch (all replicas together).")
-    max_steps: int = field(90000, "Training steps.")
+    learning_rate: float = field(0.02, "Peak learning rate for a global batch of 16 images; the trainer uses "
+                                       "learning_rate * batch_size / 16 (linear scaling).")
+    max_images: int = field(1_440_000, "Training length in images seen (steps = max_images / batch_size).")
+    warmup_images: int = field(16_000, "Linear warm-up, in images seen.")
     optimizer: Literal["sgd", "adamw"] = field("sgd", "sgd: momentum 0.9; adamw: decoupled weight decay.")
-    learning_rate: float = field(0.02, "Peak learning rate after warm-up.")
-    warmup_steps: int = field(1000, "Linear warm-up steps.")
     schedule: Literal["cosine", "step", "constant"] = field("cosine", "Decay after warm-up.")
-    decay_steps: Tuple[int, ...] = field((), "For schedule 'step': steps at which the rate is multiplied by 0.1.")
+    decay_images: Tuple[int, ...] = field((), "For schedule 'step': images seen at which the rate is multiplied by 0.1.")
     weight_decay: float = field(1e-4, "Decoupled weight decay (not on biases and normalisation parameters).")
     clip_norm: float = field(10.0, "Clip the global gradient norm to this (0: no clipping).")
     max_bad_steps: int = field(20, "Stop after this many consecutive non-finite steps (0: never).")
@@ -305,13 +321,39 @@ class TrainConfig:
     log_every: int = field(20, "Progress and TensorBoard scalars every N steps.")
     eval_every: int = field(0, "Evaluate on the validation records every N steps (0: only at the end).")
 
+    # ------------------------------------------------------------------ per-step values
+    @property
+    def effective_learning_rate(self) -> float:
+        """The peak learning rate of a step: ``learning_rate * batch_size / 16``."""
+        return self.learning_rate * self.batch_size / LR_REFERENCE_BATCH
+
+    @property
+    def max_steps(self) -> int:
+        return _steps(self.max_images, self.batch_size)
+
+    @property
+    def warmup_steps(self) -> int:
+        return int(round(self.warmup_images / self.batch_size))
+
+    @property
+    def decay_steps(self) -> Tuple[int, ...]:
+        return tuple(int(round(i / self.batch_size)) for i in self.decay_images)
+
+    def describe(self) -> str:
+        """One line with the effective per-step values (printed when training starts)."""
+        return (f"global batch {self.batch_size}: learning rate {self.effective_learning_rate:.4g} "
+                f"({self.learning_rate:g} per {LR_REFERENCE_BATCH} images x {self.batch_size}/{LR_REFERENCE_BATCH}, "
+                f"{self.optimizer}), {self.max_steps} steps ({self.max_images} images), warm-up "
+                f"{self.warmup_steps} steps, {self.schedule} decay"
+                + (f" at steps {list(self.decay_steps)}" if self.schedule == "step" else ""))
+
     def validate(self, p: str = "train") -> None:
-        _positive(self, p, "batch_size", "max_steps", "learning_rate", "keep_checkpoints", "log_every")
-        for n in ("warmup_steps", "weight_decay", "clip_norm", "max_bad_steps", "checkpoint_every", "eval_every"):
+        _positive(self, p, "batch_size", "max_images", "learning_rate", "keep_checkpoints", "log_every")
+        for n in ("warmup_images", "weight_decay", "clip_norm", "max_bad_steps", "checkpoint_every", "eval_every"):
             _require(getattr(self, n) >= 0, f"{p}.{n}", f"must be >= 0, got {getattr(self, n)!r}")
-        _require(list(self.decay_steps) == sorted(self.decay_steps), f"{p}.decay_steps", "must be increasing")
+        _require(list(self.decay_images) == sorted(self.decay_images), f"{p}.decay_images", "must be increasing")
         if self.schedule == "step":
-            _require(len(self.decay_steps) > 0, f"{p}.decay_steps", "schedule 'step' needs at least one step")
+            _require(len(self.decay_images) > 0, f"{p}.decay_images", "schedule 'step' needs at least one value")
 
 
 @dataclasses.dataclass

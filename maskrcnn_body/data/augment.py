@@ -106,6 +106,14 @@ def resize_image(image: tf.Tensor, scale: tf.Tensor, size: tf.Tensor) -> tf.Tens
     return out[0]
 
 
+def pad_to_multiple(image: tf.Tensor, divisor: int) -> tf.Tensor:
+    """Zero-pads an (H, W, C) image bottom/right to the next multiples of ``divisor``."""
+    shape = tf.shape(image)
+    h = -(-shape[0] // divisor) * divisor
+    w = -(-shape[1] // divisor) * divisor
+    return tf.pad(image, [[0, h - shape[0]], [0, w - shape[1]], [0, 0]])
+
+
 def _box_samples(lo: tf.Tensor, hi: tf.Tensor, size: int, limit: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Bilinear sample positions along one axis for ``size`` bins of each box ``[lo, hi)``.
 

@@ -26,6 +26,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 from maskrcnn_body import constants as C
+from maskrcnn_body.constants import SIZE_DIVISOR
 from maskrcnn_body.data import augment, schema
 from maskrcnn_body.data.writer import expand_patterns
 
@@ -241,13 +242,13 @@ def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, s
     scale = augment.resize_scale(shape[0], shape[1], input_cfg.min_size, input_cfg.max_size, S, jitter)
     size = augment.resized_size(shape[0], shape[1], scale)
     image = augment.resize_image(example["image"], scale, size)
-    image = tf.image.pad_to_bounding_box(image, 0, 0, S, S)
+    image = augment.pad_to_multiple(image, SIZE_DIVISOR)
     masks = augment.crop_box_masks(example["parts"], example["boxes"], MS)
     boxes, keypoints = augment.scale_coordinates(example["boxes"], example["keypoints"], scale)
     with tf.control_dependencies(effects):
         num_gt = tf.shape(boxes)[0]
     return {
-        "images": tf.ensure_shape(image, [S, S, 3]),
+        "images": tf.ensure_shape(image, [None, None, 3]),
         "image_shape": size,
         "scale": scale,
         "original_shape": shape[:2],
@@ -371,5 +372,7 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
         # records that failed after the last delivered one: everything read is resolved now
         ds = _after_end(ds, lambda: counter.assign(
             "skipped_records", counter.read("records_read") - counter.read("records_delivered")))
-    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
+    # images are padded to the largest of the batch (each already a multiple of SIZE_DIVISOR):
+    # no square canvas, so a 4:3 photo costs its own pixels, not a square's
+    ds = ds.padded_batch(batch_size, drop_remainder=training)
     return ds.prefetch(tf.data.AUTOTUNE)

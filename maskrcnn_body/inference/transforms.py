@@ -3,7 +3,8 @@
 
 The resize rule is the training pipeline's (``data.augment.resize_scale``): shorter side to
 ``min_size`` unless the longer side would pass ``max_size``; the image is then padded bottom/right
-with zeros to the model's fixed square input. Coordinates map back by dividing by ``scale``.
+with zeros to the next multiples of 32 (as the pipeline pads each image before batching), so the
+model computes only the image's own pixels. Coordinates map back by dividing by ``scale``.
 """
 from __future__ import annotations
 
@@ -11,24 +12,25 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
+from maskrcnn_body.constants import SIZE_DIVISOR
 from maskrcnn_body.data import augment
 from maskrcnn_body.ops.boxes import clip_boxes
 
 
 def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
                ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """RGB uint8 (H, W, 3) -> (padded float32 (1, S, S, 3), image_shape int32 (1, 2), scale float32).
+    """RGB uint8 (H, W, 3) -> (padded float32 (1, Hp, Wp, 3), image_shape int32 (1, 2), scale float32).
 
-    Same scale rule as the training pipeline (``data.augment.resize_scale``); resizing uses
-    ``tf.image.resize`` (bilinear, half-pixel centres), which TFLite has as a builtin.
+    Same scale rule as the training pipeline (``data.augment.resize_scale``, the longer side capped
+    at ``pad_size``); resizing uses ``tf.image.resize`` (bilinear, half-pixel centres), which TFLite
+    has as a builtin. Hp, Wp are the resized size rounded up to multiples of 32.
     """
     shape = tf.shape(image)
     scale = augment.resize_scale(shape[0], shape[1], min_size, max_size, pad_size)
     size = augment.resized_size(shape[0], shape[1], scale)
     resized = tf.image.resize(tf.cast(image, tf.float32)[None], size, method="bilinear")
-    padded = tf.image.pad_to_bounding_box(resized, 0, 0, pad_size, pad_size)
-    # a static reshape (not ensure_shape, which TFLite lacks) gives the model its fixed input size
-    return tf.reshape(padded, [1, pad_size, pad_size, 3]), size[None], scale
+    padded = augment.pad_to_multiple(resized[0], SIZE_DIVISOR)
+    return padded[None], size[None], scale
 
 
 def postprocess(det: Dict[str, tf.Tensor], scale: tf.Tensor, original_shape: tf.Tensor) -> Dict[str, tf.Tensor]:

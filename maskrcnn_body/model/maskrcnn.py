@@ -19,8 +19,9 @@ mask and keypoint heads) glued by pure-TF steps (:mod:`maskrcnn_body.model.rpn`,
   in the resized-image pixel-edge frame. D = ``postprocess.max_detections``, M = ``mask_head.output_size``.
 * ``inference_model()``: a functional ``keras.Model`` (images, image_shape) -> that dict, for export.
 
-Images are float32 RGB in [0, 255], (B, H, W, 3) with H, W multiples of 32; the model
-normalises them. Everything runs as TF ops, so ``tf.function`` traces once per input size.
+Images are float32 RGB in [0, 255], (B, H, W, 3) with H, W multiples of 32 (static or not: with
+unknown H, W one trace serves every input size; anchors follow the actual size); the model
+normalises them. Everything runs as TF ops.
 """
 from __future__ import annotations
 
@@ -42,21 +43,25 @@ class InputError(ValueError):
     """The images / batch given to the model are unusable; the message says which and why."""
 
 
-def _check_images(images, image_shape=None) -> Tuple[int, int]:
-    """Static checks with clear messages; returns the static (H, W)."""
+def _check_images(images, image_shape=None):
+    """Checks with clear messages; returns the padded (H, W): Python ints when static, else int32
+    tensors (then a multiple-of-32 check runs in the graph)."""
     if images.shape.rank != 4 or images.shape[-1] != 3:
         raise InputError(f"images must be (B, H, W, 3) float32 RGB in [0, 255], got shape {images.shape}")
     b, h, w = images.shape[0], images.shape[1], images.shape[2]
     if b == 0:
         raise InputError("images is an empty batch (B = 0); give at least one image")
-    if h is None or w is None:
-        raise InputError(f"images need a static height and width (got {images.shape}); pad to a fixed size")
-    if h % SIZE_DIVISOR or w % SIZE_DIVISOR or h == 0 or w == 0:
-        raise InputError(f"images are {h}x{w}; height and width must be positive multiples of {SIZE_DIVISOR} "
-                         f"(pad bottom/right with zeros, as the pipeline does)")
     if image_shape is not None and (image_shape.shape.rank != 2 or image_shape.shape[-1] != 2):
         raise InputError(f"image_shape must be (B, 2) int32 (height, width), got shape {image_shape.shape}")
-    return int(h), int(w)
+    if h is not None and w is not None:
+        if h % SIZE_DIVISOR or w % SIZE_DIVISOR or h == 0 or w == 0:
+            raise InputError(f"images are {h}x{w}; height and width must be positive multiples of {SIZE_DIVISOR} "
+                             f"(pad bottom/right with zeros, as the pipeline does)")
+        return int(h), int(w)
+    size = tf.shape(images)[1:3]
+    tf.debugging.assert_equal(size % SIZE_DIVISOR, 0, message=f"images: height and width must be multiples of "
+                              f"{SIZE_DIVISOR} (pad bottom/right with zeros, as the pipeline does)")
+    return size[0], size[1]
 
 
 class MaskRCNN(keras.Model):
@@ -109,21 +114,20 @@ class MaskRCNN(keras.Model):
         h, w = _check_images(images)
         images = tf.debugging.check_numerics(images, "images contain NaN or Inf; fix the input image")
         if image_shape is None:
-            image_shape = tf.tile(tf.constant([[h, w]], tf.int32), [tf.shape(images)[0], 1])
+            image_shape = tf.tile(tf.reshape(tf.stack([h, w]), [1, 2]), [tf.shape(images)[0], 1])
         image_shape = tf.cast(image_shape, tf.int32)
         feats, rpn = self._front(images, image_shape, training)
         return self.roi_heads.detect(feats, rpn.proposals, rpn.valid, image_shape, training)
 
     def inference_model(self) -> keras.Model:
-        """Functional model (images (B, S, S, 3) float32, image_shape (B, 2) int32) -> detect dict,
-        S = ``cfg.input.pad_size`` (anchors are static, so the export has one input size).
+        """Functional model (images (B, H, W, 3) float32, any H, W multiples of 32; image_shape
+        (B, 2) int32) -> detect dict.
 
         A method, built anew on each call: it wraps this model, so an attribute or property would
         make the model contain itself (Keras' weight saving walks attributes and properties). It
         shares this model's weights.
         """
-        s = self.cfg.input.pad_size
-        images = keras.Input((s, s, 3), dtype="float32", name="images")
+        images = keras.Input((None, None, 3), dtype="float32", name="images")
         shape = keras.Input((2,), dtype="int32", name="image_shape")
         return keras.Model([images, shape], self(images, shape), name="inference")
 
@@ -138,7 +142,7 @@ class MaskRCNN(keras.Model):
         images = tf.debugging.check_numerics(gt["images"], "batch['images'] contains NaN or Inf; fix the input image")
         feats, rpn = self._front(images, gt["image_shape"], training)
         out = {}
-        out["rpn_class"], out["rpn_box"] = self.rpn.losses(rpn, gt["gt_boxes"], gt["num_gt"])
+        out["rpn_class"], out["rpn_box"] = self.rpn.losses(rpn, gt["gt_boxes"], gt["num_gt"], gt["image_shape"])
         out.update(self.roi_heads.losses(feats, rpn.proposals, rpn.valid, gt, training))
         weights = self.cfg.model.loss_weights
         out = {k: tf.cast(v, tf.float32) for k, v in out.items()}

@@ -69,8 +69,10 @@ class RegionProposalNetwork:
                                                           c.nms_iou, c.min_box_size)
         return RpnOutput(logits, deltas, anchors, proposals, valid)
 
-    def losses(self, out: RpnOutput, gt_boxes: tf.Tensor, num_gt: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def losses(self, out: RpnOutput, gt_boxes: tf.Tensor, num_gt: tf.Tensor,
+               image_shape: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
         """(objectness loss, box loss) float32 scalars: anchors matched to GT ``gt_boxes`` (B, P, 4)
-        (first ``num_gt`` (B,) rows real) and sampled (``ops.targets.rpn_targets``)."""
-        t = targets.rpn_targets(tf.concat(out.anchors, 0), gt_boxes, num_gt, self.cfg)
+        (first ``num_gt`` (B,) rows real) and sampled (``ops.targets.rpn_targets``); anchors centred
+        in the padding outside ``image_shape`` (B, 2) are never sampled as negatives."""
+        t = targets.rpn_targets(tf.concat(out.anchors, 0), gt_boxes, num_gt, self.cfg, image_shape=image_shape)
         return losses.rpn_losses(tf.concat(out.logits, 1), tf.concat(out.deltas, 1), t.labels, t.box_targets)

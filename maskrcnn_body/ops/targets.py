@@ -153,14 +153,17 @@ class RpnTargets(NamedTuple):
 
 
 @_no_autograph
-def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None) -> RpnTargets:
+def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None,
+                image_shape: Optional[tf.Tensor] = None) -> RpnTargets:
     """RPN targets for anchors (N, 4) (``ops.anchors`` order) and GT (B, P, 4) + num_gt (B,).
 
-    Matching: :func:`match` with ``cfg.pos_iou``/``cfg.neg_iou`` and low-quality matches. Every
-    anchor takes part, including anchors crossing the image border or lying in the zero padding
-    (those are simply negatives); nothing is pruned. Then ``cfg.batch_per_image`` anchors are
-    sampled per image with at most ``cfg.positive_fraction`` positives (:func:`subsample_labels`).
-    Box targets encode the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is an
+    Matching: :func:`match` with ``cfg.pos_iou``/``cfg.neg_iou`` and low-quality matches. With
+    ``image_shape`` (B, 2) int32, the valid (height, width) of each padded image, an anchor whose
+    centre lies outside its image (in the zero padding) is never sampled as a negative: it is
+    ignored (-1) unless it is a positive (a GT at the border may have its best anchor there).
+    Anchors crossing the border are kept. Then ``cfg.batch_per_image`` anchors are sampled per image
+    with at most ``cfg.positive_fraction`` positives (:func:`subsample_labels`). Box targets encode
+    the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is an
     :class:`~maskrcnn_body.config.RpnConfig`.
     """
     anchors = tf.convert_to_tensor(anchors, tf.float32)
@@ -168,6 +171,12 @@ def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg,
     gt_valid = gt_valid_mask(num_gt, tf.shape(gt_boxes)[1])
     iou = pairwise_iou(gt_boxes, anchors[None])                             # (B, P, N)
     matched, labels = match(iou, cfg.pos_iou, cfg.neg_iou, True, gt_valid)
+    if image_shape is not None:
+        hw = tf.cast(image_shape, tf.float32)                                # (B, 2)
+        cx = 0.5 * (anchors[:, 0] + anchors[:, 2])
+        cy = 0.5 * (anchors[:, 1] + anchors[:, 3])
+        inside = (cx[None] < hw[:, 1:2]) & (cy[None] < hw[:, 0:1])          # (B, N)
+        labels = tf.where(inside | tf.equal(labels, 1), labels, -1)
     labels = subsample_labels(labels, cfg.batch_per_image, cfg.positive_fraction, seed)
     positive = tf.cast(tf.equal(labels, 1), tf.float32)[..., None]
     box_targets = encode_boxes(gather_per_roi(gt_boxes, matched), anchors[None], RPN_BOX_WEIGHTS) * positive

@@ -101,5 +101,5 @@ class BadStepCounter:
             raise TrainingDivergedError(
                 f"{self.consecutive} consecutive steps up to step {step} had a non-finite loss or "
                 f"gradient ({self.total} skipped in total); stopping. The last good checkpoint is kept "
-                "in the training directory: lower --learning_rate, raise the warm-up, or check the "
+                "in the training directory: lower train.learning_rate, raise train.warmup_images, or check the "
                 "input records, then restart")

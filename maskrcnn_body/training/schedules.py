@@ -72,6 +72,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def from_config(train_cfg) -> WarmupDecay:
-    """The schedule described by a :class:`maskrcnn_body.config.TrainConfig`."""
-    return WarmupDecay(train_cfg.learning_rate, train_cfg.max_steps, train_cfg.warmup_steps,
+    """The schedule described by a :class:`maskrcnn_body.config.TrainConfig`, in steps of its global
+    batch: the learning rate scaled linearly to the batch, lengths converted from images to steps."""
+    return WarmupDecay(train_cfg.effective_learning_rate, train_cfg.max_steps, train_cfg.warmup_steps,
                        train_cfg.schedule, train_cfg.decay_steps)

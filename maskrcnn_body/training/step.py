@@ -95,7 +95,9 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy,
         out["finite"] = tf.cast(finite, tf.float32)
         return out
 
-    @tf.function
+    # images are padded per batch (sizes vary with the data and the scale jitter): after a second
+    # size the trace is relaxed to unknown height/width, so a run traces at most twice
+    @tf.function(reduce_retracing=True)
     def step(batch):
         per_replica = strategy.run(replica_step, args=(batch,))
         return {k: strategy.reduce(MEAN, v, axis=None) for k, v in per_replica.items()}

@@ -94,17 +94,17 @@ def dataset_fn_from(arrays: dict, shuffle: bool = True):
     return dataset_fn
 
 
-def tiny_config(**train_overrides):
+def tiny_config(max_steps: int = 10, batch_size: int = 2, **train_overrides):
+    """cpu_small at 32 px for the stand-in: ``max_steps`` steps of ``batch_size`` (the config counts
+    images), 2 warm-up steps, a step learning rate of 1e-2 at batch 2; ``train_overrides`` are
+    ``cfg.train`` fields."""
     from maskrcnn_body.config import get_config
-    cfg = get_config("cpu_small")
-    cfg.input.min_size = cfg.input.max_size = 32
-    cfg.train.batch_size = 2
-    cfg.train.warmup_steps = 2
-    cfg.train.learning_rate = 1e-2
-    cfg.train.log_every = 1
+    cfg = get_config("cpu_small", **{"input.min_size": 32, "input.max_size": 32, "train.batch_size": batch_size,
+                                     "train.max_images": max_steps * batch_size, "train.warmup_images": 2 * batch_size,
+                                     "train.learning_rate": 1e-2 * 16 / 2, "train.log_every": 1})
     for k, v in train_overrides.items():
         setattr(cfg.train, k, v)
-    return cfg
+    return cfg.validate()
 
 
 def main(argv=None) -> int:
@@ -119,8 +119,8 @@ def main(argv=None) -> int:
     from maskrcnn_body.training import distribute
     from maskrcnn_body.training.trainer import Hook, Trainer
     strategy = distribute.make_strategy(a.strategy)
-    cfg = tiny_config(max_steps=a.max_steps, checkpoint_every=a.checkpoint_every)
-    cfg.train.batch_size = 2 * strategy.num_replicas_in_sync
+    cfg = tiny_config(max_steps=a.max_steps, batch_size=2 * strategy.num_replicas_in_sync,
+                      checkpoint_every=a.checkpoint_every)
     data = make_batches(16, cfg.input.pad_size)
     hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
     trainer = Trainer(cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy,
