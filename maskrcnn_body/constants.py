@@ -94,6 +94,14 @@ SIZE_DIVISOR = 32
 LOSS_KEYS = ("rpn_class", "rpn_box", "class", "box", "mask", "keypoint")
 """The model's loss terms, in the order they are logged; ``total`` is their weighted sum."""
 
+# pixel normalisation (``model.backbone.preprocessing``), as keras.applications' preprocess_input modes
+TORCH_MEAN = (0.485, 0.456, 0.406)
+"""'torch' mode: RGB mean of image / 255 (and :data:`TORCH_STD` its std)."""
+TORCH_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+"""'caffe' mode: BGR mean subtracted from 0-255 pixels (Keras' ImageNet ResNet50 weights)."""
+"""The model's loss terms, in the order they are logged; ``total`` is their weighted sum."""
+
 # --------------------------------------------------------------------------- datasets
 DATASETS = ("synthetic", "pascal_part", "jhmdb", "ade20k", "chalearn", "coco")
 

@@ -201,24 +201,3 @@ def test_legacy_preset_builds_the_original_heads():
     assert model.mask_head.output_shape == (None, 112, 112, C.NUM_CHANNELS)
     assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
     assert model.rpn_head.output_shape[0][-1] == 9
-
-
-def test_resnet50_loads_local_imagenet_style_weights(tmp_path):
-    """model.backbone.weights=PATH copies a Keras ResNet50 weights file by layer name (no internet)."""
-    import keras
-
-    from maskrcnn_body.model.backbone import build_backbone
-    ref = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(64, 64, 3))
-    path = str(tmp_path / "resnet50.weights.h5")
-    ref.save_weights(path)
-    cfg = get_config("r50_fpn").model.backbone
-    cfg.weights, cfg.norm = path, "frozen_bn"
-    backbone = build_backbone(cfg)
-    for name in ("conv1_conv", "conv3_block2_2_conv", "conv5_block3_3_bn"):
-        for a, b in zip(backbone.get_layer(name).get_weights(), ref.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(a, b, err_msg=name)
-    # frozen BN never trains
-    assert not backbone.get_layer("conv5_block3_3_bn").trainable_weights
-    cfg.weights = str(tmp_path / "missing.h5")
-    with pytest.raises(FileNotFoundError, match="missing.h5"):
-        build_backbone(cfg)

@@ -20,6 +20,7 @@ import typing
 from typing import Any, Dict, Iterator, List, Tuple
 
 from maskrcnn_body.config.sections import CONFIG_VERSION, Config, ConfigError
+from maskrcnn_body.constants import CAFFE_MEAN_BGR, TORCH_MEAN, TORCH_STD
 
 _MISSING = object()
 
@@ -27,8 +28,7 @@ _MISSING = object()
 V1_MODEL_KEYS: Dict[str, Tuple[str, ...]] = {
     "backbone": ("backbone.name",), "backbone_weights": ("backbone.weights",), "norm": ("backbone.norm",),
     "group_norm_groups": ("backbone.group_norm_groups",), "tiny_widths": ("backbone.tiny_widths",),
-    "pixel_mean": ("backbone.pixel_mean",), "pixel_std": ("backbone.pixel_std",),
-    "input_bgr": ("backbone.input_bgr",),
+    "pixel_mean": (), "pixel_std": (), "input_bgr": (),   # -> backbone.preprocessing, see upgrade_v1
     "fpn_channels": ("fpn.channels",), "rpn_max_level": ("anchors.max_level",),
     "anchor_size": ("anchors.size",), "anchor_scales": ("anchors.scales",), "aspect_ratios": ("anchors.aspect_ratios",),
     "rpn_pos_iou": ("rpn.pos_iou",), "rpn_neg_iou": ("rpn.neg_iou",), "rpn_batch_per_image": ("rpn.batch_per_image",),
@@ -305,6 +305,17 @@ def upgrade_v1(d: dict) -> dict:
             for p in path:
                 node = node.setdefault(p, {})
             node[leaf] = value
+    pixels = tuple(model.get(k) for k in ("pixel_mean", "pixel_std", "input_bgr"))
+    if any(v is not None for v in pixels):
+        mean, std, bgr = (tuple(pixels[0] or TORCH_MEAN), tuple(pixels[1] or TORCH_STD), bool(pixels[2]))
+        close = lambda a, b: all(abs(x - y) < 1e-6 for x, y in zip(a, b))  # noqa: E731
+        if close(mean, TORCH_MEAN) and close(std, TORCH_STD) and not bgr:
+            new_model.setdefault("backbone", {})["preprocessing"] = "torch"
+        elif close(mean, [v / 255 for v in CAFFE_MEAN_BGR]) and close(std, [1 / 255] * 3) and bgr:
+            new_model.setdefault("backbone", {})["preprocessing"] = "caffe"
+        else:
+            raise ConfigError(f"model.pixel_mean/pixel_std/input_bgr = {mean}/{std}/{bgr} in a version-1 config match "
+                              "neither 'torch' nor 'caffe' preprocessing (model.backbone.preprocessing)")
     if "head_norm" in model:
         # version 1 normalised the heads with the backbone's kind (frozen_bn froze the heads too)
         kind = {"group": "group", "batch": "batch", "sync_batch": "batch"}.get(model.get("norm", "group"), "group")

@@ -73,6 +73,19 @@ def r50_fpn() -> Config:
                   train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000))
 
 
+@register("r50_fpn_imagenet")
+def r50_fpn_imagenet() -> Config:
+    """r50_fpn fine-tuned from Keras' ImageNet ResNet50: frozen BatchNorm, caffe input, stem + C2 frozen."""
+    cfg = r50_fpn()
+    cfg.name = "r50_fpn_imagenet"
+    # Keras' ImageNet weights reproduced exactly: their BatchNorm statistics (frozen, as batch 1-2
+    # per GPU cannot re-estimate them) and their caffe-style input; the stem and the first stage
+    # stay frozen as in Detectron2 (FREEZE_AT=2). The heads keep their own GroupNorm.
+    cfg.model.backbone = BackboneConfig(name="resnet50", weights="imagenet", norm="frozen_bn",
+                                        preprocessing="caffe", freeze_at=2)
+    return cfg
+
+
 @register("cpu_small")
 def cpu_small() -> Config:
     """Tiny ResNet + 64-channel FPN at 256 px: trains on 2 CPU cores in the default run."""

@@ -103,19 +103,28 @@ class BackboneConfig:
                  "frozen BatchNorm (fine-tuning pretrained weights), BatchNorm, or BatchNorm synced across replicas.")
     group_norm_groups: int = field(32, "GroupNorm groups (fewer when a layer's width is not divisible).")
     tiny_widths: Tuple[int, ...] = field((32, 64, 128, 256), "C2..C5 widths of the 'tiny' backbone.")
-    pixel_mean: Tuple[float, float, float] = field((0.485, 0.456, 0.406), "Per-channel mean of image / 255 "
-                                                   "(in the channel order the model feeds the backbone).")
-    pixel_std: Tuple[float, float, float] = field((0.229, 0.224, 0.225), "Per-channel std of image / 255.")
-    input_bgr: bool = field(False, "Feed the backbone BGR instead of RGB (Keras' caffe-style ImageNet weights).")
+    preprocessing: Literal["torch", "caffe"] = field(
+        "torch", "How the model normalises RGB [0, 255] pixels for the backbone, as keras.applications' "
+                 "preprocess_input modes: torch = (x / 255 - ImageNet mean) / std, RGB (training from scratch); "
+                 "caffe = BGR, minus the ImageNet mean in [0, 255], no scaling (Keras' ResNet50 ImageNet weights).")
+    freeze_at: int = field(0, "Frozen layers (Detectron2's FREEZE_AT): 0 none, 1 the stem, 2 the stem and the first "
+                              "stage (C2), 3 up to C3, ...")
 
     def validate(self, p: str = "model.backbone") -> None:
         _positive(self, p, "group_norm_groups")
         _require(len(self.tiny_widths) == 4 and all(w > 0 for w in self.tiny_widths), f"{p}.tiny_widths",
                  f"needs 4 positive widths (C2..C5), got {self.tiny_widths}")
-        _require(all(s > 0 for s in self.pixel_std), f"{p}.pixel_std", f"must be > 0, got {self.pixel_std}")
+        _require(0 <= self.freeze_at <= 5, f"{p}.freeze_at", f"must be in 0..5, got {self.freeze_at}")
         if self.weights is not None:
             _require(self.name == "resnet50", f"{p}.weights", f"pretrained weights exist for 'resnet50' only, "
                      f"not {self.name!r}")
+            # weights whose features the model cannot reproduce are an error, never a silent mismatch
+            _require(self.norm != "group", f"{p}.norm",
+                     "'group' drops the BatchNorm statistics of the pretrained weights in model.backbone.weights; "
+                     "set model.backbone.norm=frozen_bn (or use the r50_fpn_imagenet preset)")
+            _require(self.preprocessing == "caffe", f"{p}.preprocessing",
+                     "Keras' ImageNet ResNet50 weights expect caffe-style input (BGR, mean-subtracted, 0-255); "
+                     "set model.backbone.preprocessing=caffe (or use the r50_fpn_imagenet preset)")
 
 
 @dataclasses.dataclass
@@ -376,9 +385,6 @@ class Config:
         if m.keypoint_head.kind == "shared":
             _require(m.mask_head.convs > 0, "model.keypoint_head.kind",
                      "'shared' predicts keypoints from the mask head's tower, which needs model.mask_head.convs > 0")
-        if m.backbone.weights is not None:
-            _require(m.backbone.norm != "group", "model.backbone.norm",
-                     "'group' drops the pretrained BatchNorm statistics of model.backbone.weights; use 'frozen_bn'")
         return self
 
     # serialisation lives in config.io (to_dict/from_dict with upgrade of older layouts)

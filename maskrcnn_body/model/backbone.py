@@ -20,6 +20,7 @@ from typing import List
 import keras
 import tensorflow as tf
 
+from maskrcnn_body import constants
 from maskrcnn_body.config import BackboneConfig
 from maskrcnn_body.model.conv import Conv2D
 from maskrcnn_body.model.norm import norm_layer
@@ -30,12 +31,13 @@ def _norm(cfg: BackboneConfig, channels: int, name: str):
 
 
 def normalize_images(images: tf.Tensor, cfg: BackboneConfig) -> tf.Tensor:
-    """float32 RGB (B, H, W, 3) in [0, 255] -> ``(x / 255 - pixel_mean) / pixel_std``
-    (channels reversed to BGR first when ``cfg.input_bgr``, e.g. for Keras' caffe-style weights)."""
-    x = tf.cast(images, tf.float32) / 255.0
-    if cfg.input_bgr:
-        x = x[..., ::-1]
-    return (x - tf.constant(cfg.pixel_mean, tf.float32)) / tf.constant(cfg.pixel_std, tf.float32)
+    """float32 RGB (B, H, W, 3) in [0, 255] -> the backbone's input, by ``cfg.preprocessing``
+    (keras.applications' ``preprocess_input`` modes): ``torch`` = ``(x / 255 - mean) / std`` in RGB;
+    ``caffe`` = BGR minus the ImageNet mean, 0-255 (what Keras' ImageNet ResNet50 weights expect)."""
+    x = tf.cast(images, tf.float32)
+    if cfg.preprocessing == "caffe":
+        return x[..., ::-1] - tf.constant(constants.CAFFE_MEAN_BGR, tf.float32)
+    return (x / 255.0 - tf.constant(constants.TORCH_MEAN, tf.float32)) / tf.constant(constants.TORCH_STD, tf.float32)
 
 
 # --------------------------------------------------------------------------- blocks
@@ -120,18 +122,38 @@ def build_backbone(cfg: BackboneConfig) -> keras.Model:
     model = keras.Model(inputs, feats, name=f"backbone_{cfg.name}")
     if cfg.weights:
         load_backbone_weights(model, cfg)
+    freeze(model, cfg.freeze_at)
     return model
+
+
+def frozen_prefixes(freeze_at: int):
+    """Layer-name prefixes frozen by ``freeze_at`` (Detectron2's FREEZE_AT): 1 the stem
+    (``conv1*``, ``pool1*``), 2 also the first stage (``conv2_*``), k also stages up to C``k``."""
+    if freeze_at <= 0:
+        return ()
+    return ("conv1", "pool1") + tuple(f"conv{stage}_" for stage in range(2, freeze_at + 1))
+
+
+def freeze(backbone: keras.Model, freeze_at: int) -> int:
+    """Makes the layers selected by :func:`frozen_prefixes` non-trainable; returns how many."""
+    prefixes = frozen_prefixes(freeze_at)
+    frozen = 0
+    for layer in backbone.layers:
+        if prefixes and layer.name.startswith(prefixes):
+            layer.trainable = False
+            frozen += 1
+    return frozen
 
 
 def load_backbone_weights(backbone: keras.Model, cfg: BackboneConfig) -> int:
     """Copies ImageNet weights into ``backbone`` by layer name; returns the number of layers copied.
 
-    ``cfg.weights`` is a local Keras ResNet50 weights file (``.h5`` as shipped by
-    ``keras.applications``, or ``.weights.h5``) or ``"imagenet"`` (Keras downloads it; needs
-    internet). Convolutions are always copied; normalisation parameters only when ``cfg.norm`` is a
-    BatchNorm variant (BatchNorm statistics mean nothing to GroupNorm). Pair Keras' caffe-style
-    weights with ``input_bgr=True, pixel_mean=(103.939/255, 116.779/255, 123.68/255),
-    pixel_std=(1/255,)*3`` and ``norm="frozen_bn"``.
+    ``cfg.weights`` is a local Keras ResNet50 weights file (the legacy ``.h5`` that
+    ``keras.applications`` downloads, ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``, or a
+    ``.weights.h5`` written by ``model.save_weights``) or ``"imagenet"`` (Keras downloads it; needs
+    internet). Convolutions and BatchNorm parameters and statistics are copied; the config check
+    (``BackboneConfig.validate``) has made sure the model normalises and preprocesses the way the
+    weights expect (BatchNorm kept, caffe-style input).
     """
     import os
     if cfg.name != "resnet50":
@@ -139,14 +161,18 @@ def load_backbone_weights(backbone: keras.Model, cfg: BackboneConfig) -> int:
     src = cfg.weights
     if src != "imagenet" and not os.path.isfile(src):
         raise FileNotFoundError(f"model.backbone.weights={src!r} is not a file; give a local Keras "
-                                f"ResNet50 weights file (.h5) or 'imagenet' (needs internet)")
-    ref = keras.applications.ResNet50(include_top=False, weights=src, input_shape=(64, 64, 3))
+                                f"ResNet50 weights file (.h5 or .weights.h5) or 'imagenet' (needs internet)")
+    try:
+        ref = keras.applications.ResNet50(include_top=False, weights=src, input_shape=(64, 64, 3))
+    except Exception as e:  # noqa: BLE001 - a failed download or an unreadable file: say what to do
+        what = "download the ImageNet weights (no internet?)" if src == "imagenet" else f"read {src}"
+        raise ValueError(f"model.backbone.weights: could not {what}: {str(e).splitlines()[0] if str(e) else e!r}; "
+                         "give a local Keras ResNet50 weights file instead (--set model.backbone.weights=PATH: the "
+                         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 that keras.applications downloads, "
+                         "or a .weights.h5)") from None
     copied = 0
     for layer in backbone.layers:
         if not layer.weights:
-            continue
-        is_norm = layer.name.endswith("_bn")
-        if is_norm and cfg.norm == "group":
             continue
         try:
             ref_layer = ref.get_layer(layer.name)
