@@ -77,22 +77,24 @@ def emit(result: Dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def synthetic_people(size: int, num_people: int = 3, seed: int = 0) -> Dict[str, np.ndarray]:
-    """Deterministic ground truth for a training step on a ``size`` x ``size`` image (numpy only).
+def synthetic_people(size: int, num_people: int = 3, seed: int = 0, width: int = 0) -> Dict[str, np.ndarray]:
+    """Deterministic ground truth for a training step on a ``size`` (high) x ``width`` (default
+    ``size``) image (numpy only).
 
-    Returns ``image`` float32 (size, size, 3) RGB in [0, 255]; ``boxes`` float32 (N, 4) x1, y1,
+    Returns ``image`` float32 (size, width, 3) RGB in [0, 255]; ``boxes`` float32 (N, 4) x1, y1,
     x2, y2 in the pixel-edge frame (standing people side by side, about 0.8 * size tall);
-    ``masks`` uint8 (N, size, size), 1 inside each box (a filled box, so the box-frame crop is
+    ``masks`` uint8 (N, size, width), 1 inside each box (a filled box, so the box-frame crop is
     all ones); ``keypoints`` float32 (N, 15, 3) x, y, v=2 along the box's vertical axis.
     """
+    width = width or size
     rng = np.random.default_rng(seed)
-    image = rng.uniform(0, 255, (size, size, 3)).astype(np.float32)
+    image = rng.uniform(0, 255, (size, width, 3)).astype(np.float32)
     boxes = np.zeros((num_people, 4), np.float32)
-    width = size / (num_people + 1)
+    step = width / (num_people + 1)
     for i in range(num_people):
-        x1 = width * (i + 0.5)
-        boxes[i] = [x1, size * 0.1, x1 + width * 0.8, size * 0.9]
-    masks = np.zeros((num_people, size, size), np.uint8)
+        x1 = step * (i + 0.5)
+        boxes[i] = [x1, size * 0.1, x1 + step * 0.8, size * 0.9]
+    masks = np.zeros((num_people, size, width), np.uint8)
     kps = np.zeros((num_people, 15, 3), np.float32)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
         masks[i, int(y1):int(y2), int(x1):int(x2)] = 1

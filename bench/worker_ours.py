@@ -25,13 +25,16 @@ busy cores, like torch). Prints one ``BENCH_RESULT`` JSON line (see :mod:`bench.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from absl import app, flags
 
 from bench import common
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum("task", "infer", ["infer", "train", "stages", "profile_train"], "what to measure")
+flags.DEFINE_enum("task", "infer", ["infer", "train", "stages", "profile_train", "padding"], "what to measure")
+flags.DEFINE_string("photo", "480x640", "padding: the photo's HxW before resizing (a 4:3 landscape by default)")
 flags.DEFINE_string("preset", "r50_fpn", "config preset (maskrcnn_body.config.get_config)")
 flags.DEFINE_integer("size", 512, "square image size (pixels, multiple of 32)")
 flags.DEFINE_integer("detections", 100, "max_detections (score threshold 0)")
@@ -80,11 +83,17 @@ def bench_infer(preset, size, detections, repeats, warmup):
             "output_shapes": {k: list(v.shape) for k, v in out.items()}}
 
 
-def training_batch(cfg, size: int, people: int):
-    """One-image pipeline batch (docs/DESIGN.md) of :func:`bench.common.synthetic_people`
+def training_batch(cfg, size: int, people: int, width: int = 0, canvas=None):
+    """One-image pipeline batch (docs/DESIGN.md) of :func:`bench.common.synthetic_people` of
+    ``size`` x ``width`` (default square) valid pixels, zero-padded to ``canvas`` (H, W) when given
     (filled-box masks, so every box-frame channel mask is all ones)."""
     import tensorflow as tf
-    gt = common.synthetic_people(size, people)
+    width = width or size
+    gt = common.synthetic_people(size, people, width=width)
+    image = gt["image"]
+    if canvas is not None:
+        image = np.zeros((canvas[0], canvas[1], 3), np.float32)
+        image[:size, :width] = gt["image"]
     p, ms = cfg.input.max_persons, cfg.input.gt_mask_size
     if people > p:
         raise ValueError(f"--people={people} exceeds the preset's input.max_persons={p}")
@@ -96,8 +105,8 @@ def training_batch(cfg, size: int, people: int):
     masks[0, :people] = 1.0
     valid = np.zeros((1, p, 7), np.float32)
     valid[0, :people] = 1.0
-    batch = {"images": gt["image"][None], "image_shape": np.array([[size, size]], np.int32),
-             "scale": np.ones(1, np.float32), "original_shape": np.array([[size, size]], np.int32),
+    batch = {"images": image[None], "image_shape": np.array([[size, width]], np.int32),
+             "scale": np.ones(1, np.float32), "original_shape": np.array([[size, width]], np.int32),
              "source_id": np.array([b"bench"]), "num_gt": np.array([people], np.int32),
              "gt_boxes": boxes, "gt_masks": masks, "gt_parts_valid": valid, "gt_keypoints": kps}
     return {k: tf.constant(v) for k, v in batch.items()}
@@ -125,6 +134,52 @@ def _train_step(preset, size, people):
 
     run.last = last
     return run, cfg
+
+
+def bench_padding(preset, repeats, warmup, people, photo):
+    """Training step and inference of a ``photo`` (HxW) image, resized by the preset's rule, on the
+    square canvas of earlier releases (``input.pad_size`` squared) and on the image's own size
+    rounded up to 32 (what the pipeline and the predictor pad to now). One model, one optimizer;
+    the two canvases alternate run by run, so both see the same machine load."""
+    import tensorflow as tf
+
+    from maskrcnn_body.constants import SIZE_DIVISOR
+    from maskrcnn_body.data import augment
+    from maskrcnn_body.model.maskrcnn import build_model
+    from maskrcnn_body.training.optimizers import build_optimizer
+    from maskrcnn_body.training.step import make_train_step
+    cfg = config(preset, 20)
+    cfg.train.batch_size = 1
+    h0, w0 = (int(v) for v in photo.lower().split("x"))
+    i = cfg.input
+    scale = augment.resize_scale(h0, w0, i.min_size, i.max_size, i.pad_size)
+    h, w = (int(v) for v in augment.resized_size(h0, w0, scale).numpy())
+    up = lambda v: -(-v // SIZE_DIVISOR) * SIZE_DIVISOR  # noqa: E731
+    canvases = {"square canvas (before)": (i.pad_size, i.pad_size), "own size (after)": (up(h), up(w))}
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg.train)
+    step = make_train_step(model, optimizer, tf.distribute.get_strategy(), cfg.train.clip_norm)
+    detect = tf.function(lambda x, s: model.detect(x, s))
+    batches = {k: training_batch(cfg, h, people, width=w, canvas=c) for k, c in canvases.items()}
+    calls = {}
+    for key, b in batches.items():
+        calls[("train", key)] = lambda b=b: {k: float(v) for k, v in step(b).items()}
+        calls[("infer", key)] = lambda b=b: detect(b["images"], b["image_shape"])["boxes"].numpy()
+    times = {k: [] for k in calls}
+    for r in range(warmup + repeats):
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            if r >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    out = {"photo": [h0, w0], "resized": [h, w], "canvases": {k: list(v) for k, v in canvases.items()},
+           "pixels_ratio": (canvases["own size (after)"][0] * canvases["own size (after)"][1]) / (i.pad_size ** 2)}
+    for task in ("train", "infer"):
+        before, after = med[(task, "square canvas (before)")], med[(task, "own size (after)")]
+        out[task] = {"before_s": before, "after_s": after, "ratio": after / before,
+                     "times_s": {k[1]: v for k, v in times.items() if k[0] == task}}
+    return out
 
 
 def bench_train(preset, size, repeats, warmup, people):
@@ -238,6 +293,8 @@ def main(argv):
     elif FLAGS.task == "profile_train":
         res = profile_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people,
                             FLAGS.profile_dir)
+    elif FLAGS.task == "padding":
+        res = bench_padding(FLAGS.preset, FLAGS.repeats, FLAGS.warmup, FLAGS.people, FLAGS.photo)
     else:
         res = bench_stages(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     from maskrcnn_body.ops import backend
