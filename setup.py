@@ -35,7 +35,7 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
-        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10"],
+        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8"],
         "video": ["opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},

@@ -163,17 +163,31 @@ def infer_out(data):
     return out
 
 
-def test_infer_cli_writes_png_and_json_per_image(data, infer_out):
+def test_infer_cli_writes_png_and_json_per_image_and_a_video_per_video(data, infer_out):
     out = infer_out
     expected = {os.path.splitext(n)[0]: hw for n, hw in IMAGES.items()}
-    if data.video:
-        expected.update({f"clip_{i:06d}": (64, 96) for i in range(3)})
-    assert sorted(os.listdir(out)) == sorted(f"{s}.{e}" for s in expected for e in ("json", "png"))
+    files = sorted(f"{s}.{e}" for s in expected for e in ("json", "png"))
+    assert data.video, "OpenCV is part of the test install ([test] extra): video must be tested"
+    video_out = [f for f in os.listdir(out) if f.startswith("clip.")]
+    assert sorted(f for f in os.listdir(out) if not f.startswith("clip.")) == files
     for stem, (h, w) in expected.items():
         with open(out / f"{stem}.json") as f:
             _check_result(json.load(f), h, w)
         with Image.open(out / f"{stem}.png") as im:
             assert im.format == "PNG"
+    # a video gives an annotated video and one JSON row per frame (people carry track ids)
+    assert "clip.jsonl" in video_out and any(f in video_out for f in ("clip.mp4", "clip.avi"))
+    rows = [json.loads(line) for line in open(out / "clip.jsonl")]
+    assert [r["frame"] for r in rows] == [0, 1, 2]
+    for r in rows:
+        _check_result(r, 64, 96)
+        assert all(isinstance(p["track_id"], int) for p in r["persons"])
+    import cv2
+    cap = cv2.VideoCapture(str(out / next(f for f in video_out if not f.endswith(".jsonl"))))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and frame.shape[1] == 96         # the drawing of each frame (legend below)
 
 
 def test_client_cli_answers_equal_infer_results(server, data, infer_out):

@@ -7,30 +7,41 @@ x, y, score — only the R kept detections. The resize/pad rule is
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body.config import Config
 from maskrcnn_body.inference.loading import load_trained_model
-from maskrcnn_body.inference.transforms import postprocess, preprocess
+from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess
 
 
 class Predictor:
-    """Image (RGB uint8, any size) -> numpy detections in original pixels (see module docstring)."""
+    """Image (RGB uint8, any size) -> numpy detections in original pixels (see module docstring);
+    :meth:`predict_batch` runs several images in one model call (padded to the largest)."""
 
     def __init__(self, model, cfg: Config):
         self.model, self.cfg = model, cfg
         i = cfg.input
-        spec = tf.TensorSpec([None, None, 3], tf.uint8)
 
-        @tf.function(input_signature=[spec])
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
         def run(image):
             padded, shape, scale = preprocess(image, i.min_size, i.max_size, i.pad_size)
             return postprocess(model.detect(padded, shape, training=False), scale, tf.shape(image)[:2])
 
-        self._run = run
+        @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+        def resize(image):
+            padded, shape, scale = preprocess(image, i.min_size, i.max_size, i.pad_size)
+            return padded[0], shape[0], scale
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
+                                      tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
+                                      tf.TensorSpec([None, 2], tf.int32)])
+        def run_batch(images, image_shape, scales, original_shapes):
+            return postprocess_batch(model.detect(images, image_shape, training=False), scales, original_shapes)
+
+        self._run, self._resize, self._run_batch = run, resize, run_batch
 
     @classmethod
     def from_train_dir(cls, train_dir: str, checkpoint: Optional[str] = None, **overrides):
@@ -39,10 +50,37 @@ class Predictor:
         model, cfg, _ = load_trained_model(train_dir, checkpoint, **overrides)
         return cls(model, cfg)
 
-    def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
+    @staticmethod
+    def _check(image) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
             raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        out = {k: v.numpy() for k, v in self._run(tf.constant(image)).items()}
+        return image
+
+    def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
+        """Detections of one image: ``boxes`` (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7),
+        ``keypoints`` (R, 15, 3), the R detections kept by the model (original pixels)."""
+        out = {k: v.numpy() for k, v in self._run(tf.constant(self._check(image))).items()}
         n = int(out.pop("num_detections"))
         return {k: v[:n] for k, v in out.items()}
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        """:meth:`__call__` for several images, the images of the same padded size (e.g. video frames,
+        or photos of one camera) in one model call each: the results equal one-at-a-time calls (the
+        padding, and with it GroupNorm's statistics, is the same as for a single image)."""
+        images = [self._check(im) for im in images]
+        resized = [self._resize(tf.constant(im)) for im in images]
+        groups: Dict[tuple, List[int]] = {}
+        for b, (im, _, _) in enumerate(resized):
+            groups.setdefault(tuple(im.shape[:2]), []).append(b)
+        results: List[Optional[Dict[str, np.ndarray]]] = [None] * len(images)
+        for (h, w), index in groups.items():
+            batch = np.stack([resized[b][0].numpy() for b in index])
+            out = self._run_batch(tf.constant(batch), tf.stack([resized[b][1] for b in index]),
+                                  tf.stack([resized[b][2] for b in index]),
+                                  tf.constant([images[b].shape[:2] for b in index], tf.int32))
+            out = {k: v.numpy() for k, v in out.items()}
+            for j, b in enumerate(index):
+                n = int(out["num_detections"][j])
+                results[b] = {k: out[k][j, :n] for k in ("boxes", "scores", "masks", "keypoints")}
+        return results  # type: ignore[return-value]

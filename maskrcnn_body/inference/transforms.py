@@ -33,18 +33,27 @@ def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
     return padded[None], size[None], scale
 
 
-def postprocess(det: Dict[str, tf.Tensor], scale: tf.Tensor, original_shape: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Batch-of-one detect dict (resized frame) -> detections in original pixels (first image).
+def postprocess_batch(det: Dict[str, tf.Tensor], scales: tf.Tensor, original_shapes: tf.Tensor
+                      ) -> Dict[str, tf.Tensor]:
+    """Detect dict of a batch (resized frame) -> detections in each image's original pixels.
 
-    ``original_shape`` (2,) int is the source image's (height, width). Boxes and keypoint x/y are
-    clipped to it: the resized size is rounded, so a box clipped to the resized image can reach
-    up to half a resized pixel (``0.5 / scale``) past the original border.
-    Returns padded tensors (D rows) plus ``num_detections``; rows past it are zero.
+    ``scales`` (B,) float32 and ``original_shapes`` (B, 2) int32 (height, width) per image. Boxes and
+    keypoint x/y are clipped to the original image: the resized size is rounded, so a box clipped to
+    the resized image can reach up to half a resized pixel (``0.5 / scale``) past the original border.
+    Returns padded tensors (B, D, ...) plus ``num_detections`` (B,); rows past it are zero.
     """
-    inv = 1.0 / scale
-    hw = tf.cast(original_shape, tf.float32)
-    kp = det["keypoints"][0]
-    xy = tf.clip_by_value(kp[..., :2] * inv, 0.0, tf.stack([hw[1], hw[0]]))
-    return {"boxes": clip_boxes(det["boxes"][0] * inv, original_shape), "scores": det["scores"][0],
-            "masks": det["masks"][0], "keypoints": tf.concat([xy, kp[..., 2:]], -1),
-            "num_detections": det["num_detections"][0]}
+    inv = 1.0 / tf.cast(scales, tf.float32)
+    hw = tf.cast(original_shapes, tf.float32)                                   # (B, 2)
+    kp = det["keypoints"]                                                       # (B, D, 15, 3)
+    limit = tf.reshape(tf.stack([hw[:, 1], hw[:, 0]], -1), [-1, 1, 1, 2])
+    xy = tf.clip_by_value(kp[..., :2] * inv[:, None, None, None], 0.0, limit)
+    return {"boxes": clip_boxes(det["boxes"] * inv[:, None, None], original_shapes), "scores": det["scores"],
+            "masks": det["masks"], "keypoints": tf.concat([xy, kp[..., 2:]], -1),
+            "num_detections": det["num_detections"]}
+
+
+def postprocess(det: Dict[str, tf.Tensor], scale: tf.Tensor, original_shape: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """Batch-of-one detect dict (resized frame) -> detections in original pixels (first image), as
+    :func:`postprocess_batch` (``scale`` scalar, ``original_shape`` (2,))."""
+    out = postprocess_batch(det, tf.reshape(scale, [1]), tf.reshape(original_shape, [1, 2]))
+    return {k: v[0] for k, v in out.items()}

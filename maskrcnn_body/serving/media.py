@@ -54,6 +54,21 @@ def count_sources(inputs: Sequence[str]) -> int:
     return n
 
 
+def video_info(source):
+    """``(frames per second, frame count)`` of a video file or webcam (0 where unknown)."""
+    try:
+        import cv2
+    except ImportError:
+        raise RuntimeError("video and webcam input need OpenCV: pip install 'maskrcnn_body[video]'") from None
+    cap = cv2.VideoCapture(source)
+    try:
+        if not cap.isOpened():
+            raise RuntimeError(f"cannot open video source {source!r}")
+        return float(cap.get(cv2.CAP_PROP_FPS) or 0.0), max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+    finally:
+        cap.release()
+
+
 def iter_video(source, name: str, max_frames: int = 0, frame_step: int = 1) -> Iterator[Tuple[str, np.ndarray]]:
     try:
         import cv2

@@ -1,0 +1,323 @@
+"""The Python API: ``mb.load(path)`` -> :class:`Model`; ``model(inputs)`` -> a list of :class:`Result`.
+
+    import maskrcnn_body as mb
+    model = mb.load("output/mask_rcnn")        # a train dir, an exported SavedModel dir, or a .tflite file
+    results = model("photo.jpg")               # a path, a PIL image, an RGB uint8 array, or a list of them
+    r = results[0]
+    r.persons[0].box, r.persons[0].score       # x1, y1, x2, y2 in the input image's pixels; float
+    r.persons[0].keypoints                     # (15, 3): x, y, score, same frame
+    r.persons[0].masks["left_arm"]             # (H, W) bool in the input image, parts clipped to the body
+    r.part_map                                 # (H, W) uint8: 0 background, 1..6 head..right leg
+    r.plot()                                   # RGB uint8 drawing (the same drawing as draw/draw.py)
+    r.save("out.png"); r.to_json()             # to_json(): the JSON that train/infer.py writes
+
+Whatever :func:`load` was given, the same :class:`Result` comes back: every backend returns the
+detections in the input image's pixels (boxes (R, 4), scores (R,), box-frame masks (R, M, M, 7),
+keypoints (R, 15, 3)) and this module does the rest (pasting, label map, drawing, JSON) once.
+Coordinates: the pixel-edge frame of ``constants`` (x2/y2 exclusive).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+from functools import cached_property
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from maskrcnn_body import constants
+from maskrcnn_body.errors import UserError
+from maskrcnn_body.evaluation import paste
+from maskrcnn_body.inference import results as results_json
+
+ImageInput = Union[str, os.PathLike, np.ndarray, Any]   # Any: a PIL image
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+PART_MAP_LABELS = {0: "background", **{k: constants.CHANNELS[k] for k in constants.PART_CHANNELS}}
+"""Values of :attr:`Result.part_map`: 0 background (and body pixels no part covers), 1 head,
+2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg (the part channel indices)."""
+
+
+class InputImageError(UserError, ValueError):
+    """An input of :meth:`Model.__call__` is not an image (the message names it and what is accepted)."""
+
+
+# --------------------------------------------------------------------------- results
+@dataclasses.dataclass
+class Person:
+    """One detected person, in the input image's pixels.
+
+    Attributes:
+      box: float32 (4,) x1, y1, x2, y2 (x2/y2 exclusive).
+      score: detection score in [0, 1].
+      keypoints: float32 (15, 3) x, y, score in ``constants.KEYPOINTS`` order.
+      mask_probs: float32 (M, M, 7) box-frame channel probabilities (what the model outputs).
+      track_id: identity across video frames (``maskrcnn_body.inference.tracking``), else None.
+    """
+    box: np.ndarray
+    score: float
+    keypoints: np.ndarray
+    mask_probs: np.ndarray
+    image_size: tuple
+    track_id: Optional[int] = None
+
+    @cached_property
+    def masks(self) -> Dict[str, np.ndarray]:
+        """``{channel name: (H, W) bool}`` in the input image (``constants.CHANNELS``): the pasting
+        rule of every metric and drawing (bilinear onto the box, >= 0.5, parts clipped to the body)."""
+        h, w = self.image_size
+        (crop,) = paste.paste_crops(self.mask_probs[None], self.box[None], h, w)
+        full = crop.full(h, w)
+        return {name: full[..., k] for k, name in enumerate(constants.CHANNELS)}
+
+    @property
+    def parts_found(self) -> List[str]:
+        """Names of the part channels (head .. right_leg) with at least one pixel."""
+        return [constants.CHANNELS[k] for k in constants.PART_CHANNELS if self.masks[constants.CHANNELS[k]].any()]
+
+
+@dataclasses.dataclass
+class Result:
+    """The people found in one image.
+
+    Attributes:
+      image: the input image, RGB uint8 (H, W, 3).
+      persons: detections with score >= the model's threshold, best first.
+      source: where the image came from (a path, or "" for arrays).
+    """
+    image: np.ndarray
+    persons: List[Person]
+    source: str = ""
+
+    @property
+    def detections(self) -> Dict[str, np.ndarray]:
+        """The persons as arrays: ``boxes`` (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7) box-frame
+        probabilities, ``keypoints`` (R, 15, 3) (the evaluation-dump keys)."""
+        p = self.persons
+        m = p[0].mask_probs.shape[0] if p else 1
+        return {"boxes": np.asarray([x.box for x in p], np.float32).reshape(-1, 4),
+                "scores": np.asarray([x.score for x in p], np.float32).reshape(-1),
+                "masks": np.asarray([x.mask_probs for x in p], np.float32).reshape(-1, m, m, constants.NUM_CHANNELS),
+                "keypoints": np.asarray([x.keypoints for x in p], np.float32).reshape(-1, constants.NUM_KEYPOINTS, 3)}
+
+    @cached_property
+    def part_map(self) -> np.ndarray:
+        """(H, W) uint8 label map of all persons: 0 background, 1..6 head, torso, left arm, right arm,
+        left leg, right leg (:data:`PART_MAP_LABELS`). Where persons overlap the higher score wins;
+        within a person the part priority of ``evaluation.paste.PART_PRIORITY`` decides; body pixels
+        that no part covers are 0 here (they are in each person's ``masks["body"]``)."""
+        h, w = self.image.shape[:2]
+        d = self.detections
+        crops = paste.paste_crops(d["masks"], d["boxes"], h, w) if len(d["boxes"]) else []
+        labels = paste.crops_label_map(crops, d["scores"], h, w)
+        labels[labels == paste.BODY_ONLY] = 0
+        return labels.astype(np.uint8)
+
+    def plot(self) -> np.ndarray:
+        """RGB uint8 drawing: parts, body outlines, boxes with scores, skeletons and the legend (the
+        drawing of ``draw/draw.py`` and ``maskrcnn-body predict``)."""
+        from maskrcnn_body.drawing.draw import render_dump
+        return np.asarray(render_dump({"image": self.image, **self.detections}, side_by_side=False,
+                                      score_threshold=0.0, min_size=0).convert("RGB"))
+
+    def to_json(self) -> dict:
+        """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.results``), plus a
+        ``track_id`` per person when the result comes from a tracked video."""
+        h, w = self.image.shape[:2]
+        out = results_json.detections_to_json(self.detections, h, w, self.source)
+        for person, p in zip(out["persons"], self.persons):
+            if p.track_id is not None:
+                person["track_id"] = int(p.track_id)
+        return out
+
+    def save(self, path: Union[str, os.PathLike]) -> str:
+        """Writes the drawing (``.png``, ``.jpg``, ...) or, for ``.json``, :meth:`to_json`; returns the path."""
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        if path.lower().endswith(".json"):
+            with open(path, "w") as f:
+                json.dump(self.to_json(), f)
+            return path
+        from PIL import Image
+        Image.fromarray(self.plot()).save(path)
+        return path
+
+    def __repr__(self) -> str:
+        h, w = self.image.shape[:2]
+        return f"Result({self.source or 'image'} {w}x{h}: {len(self.persons)} person(s))"
+
+
+# --------------------------------------------------------------------------- inputs
+def load_image(item: ImageInput) -> tuple:
+    """``(RGB uint8 (H, W, 3), source name)`` of a path, a PIL image or an array (gray and RGBA are
+    converted; anything else is an :class:`InputImageError` saying what is accepted)."""
+    if isinstance(item, (str, os.PathLike)):
+        path = os.fspath(item)
+        if not os.path.isfile(path):
+            raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
+        from PIL import Image, UnidentifiedImageError
+        try:
+            with Image.open(path) as im:
+                return np.asarray(im.convert("RGB")), path
+        except (UnidentifiedImageError, OSError) as e:
+            raise InputImageError(f"{path!r} cannot be read as an image: {e}") from None
+    if hasattr(item, "convert") and hasattr(item, "size"):          # PIL image
+        return np.asarray(item.convert("RGB")), ""
+    if isinstance(item, np.ndarray):
+        a = item
+        if a.dtype != np.uint8:
+            raise InputImageError(f"array images must be uint8 RGB (H, W, 3), got dtype {a.dtype}; convert with "
+                                  "np.clip(x, 0, 255).astype(np.uint8)")
+        if a.ndim == 2:
+            a = np.repeat(a[..., None], 3, axis=-1)
+        elif a.ndim == 3 and a.shape[-1] == 4:
+            a = a[..., :3]
+        if a.ndim != 3 or a.shape[-1] != 3 or min(a.shape[:2]) < 1:
+            raise InputImageError(f"array images must be RGB uint8 (H, W, 3), got shape {item.shape}")
+        return np.ascontiguousarray(a), ""
+    raise InputImageError(f"cannot use {type(item).__name__} as an image: give a path, a PIL image or an RGB "
+                          "uint8 array (H, W, 3), or a list of them")
+
+
+def expand_inputs(inputs) -> List[ImageInput]:
+    """A single input or a list; folders become their image files (sorted)."""
+    if isinstance(inputs, (str, os.PathLike, np.ndarray)) or (hasattr(inputs, "convert") and hasattr(inputs, "size")):
+        inputs = [inputs]
+    try:
+        items = list(inputs)
+    except TypeError:
+        raise InputImageError(f"cannot use {type(inputs).__name__} as an image: give a path, a PIL image or an RGB "
+                              "uint8 array (H, W, 3), or a list of them") from None
+    out: List[ImageInput] = []
+    for item in items:
+        if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
+            folder = pathlib.Path(item)
+            out.extend(str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS)
+        else:
+            out.append(item)
+    return out
+
+
+# --------------------------------------------------------------------------- the model
+Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
+"""A backend: RGB uint8 images -> per image ``boxes``, ``scores``, ``masks``, ``keypoints`` of the
+detections the model kept, in that image's pixels."""
+
+
+class Model:
+    """A loaded model (any backend); call it on images. See the module docstring.
+
+    Args:
+      runner: the backend (:data:`Runner`).
+      score_threshold: persons below this score are left out of the results (the model itself keeps
+        everything above ``model.postprocess.score_threshold``).
+      name: what was loaded (shown in ``repr``).
+      backend: the backend's name (``tensorflow``, ``savedmodel``, ``tflite``, ...).
+    """
+
+    def __init__(self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = ""):
+        self.runner, self.score_threshold, self.name, self.backend = runner, float(score_threshold), name, backend
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r}, backend={self.backend!r}, score_threshold={self.score_threshold})"
+
+    def __call__(self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None,
+                 progress: Optional[bool] = None) -> List[Result]:
+        """Results for a path, a PIL image, an RGB uint8 array, a folder, or a list of them.
+
+        Images run ``batch_size`` at a time (images of the same size share one model call); a
+        progress bar is shown on stderr for more than ``batch_size`` images (``progress`` forces it
+        on or off)."""
+        return list(self.iter_results(inputs, batch_size, score_threshold, progress))
+
+    def iter_results(self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None,
+                     progress: Optional[bool] = None) -> Iterator[Result]:
+        """:meth:`__call__` as a generator (one image decoded at a time per batch: bounded memory)."""
+        items = expand_inputs(inputs)
+        if not items:
+            raise InputImageError(f"no images in {inputs!r}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        bar = None
+        if progress or (progress is None and len(items) > batch_size):
+            from maskrcnn_body.utils.progress import ProgressBar
+            bar = ProgressBar(len(items), stream=sys.stderr)
+        done = persons = 0
+        for start in range(0, len(items), batch_size):
+            loaded = [load_image(x) for x in items[start:start + batch_size]]
+            for (image, source), det in zip(loaded, self.runner([im for im, _ in loaded])):
+                result = make_result(image, det, thr, source)
+                done, persons = done + 1, persons + len(result.persons)
+                yield result
+            if bar:
+                bar.update(done, {"persons": float(persons)})
+        if bar:
+            bar.close()
+
+
+def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float, source: str = "") -> Result:
+    """A :class:`Result` from one image's detections (any backend's output)."""
+    scores = np.asarray(det["scores"], np.float32).reshape(-1)
+    order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= score_threshold]
+    h, w = image.shape[:2]
+    persons = [Person(box=np.asarray(det["boxes"][i], np.float32), score=float(scores[i]),
+                      keypoints=np.asarray(det["keypoints"][i], np.float32),
+                      mask_probs=np.asarray(det["masks"][i], np.float32), image_size=(h, w)) for i in order]
+    return Result(image=image, persons=persons, source=source)
+
+
+# --------------------------------------------------------------------------- loading
+def _is_train_dir(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
+
+
+def _is_saved_model(path: str) -> bool:
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None) -> Runner:
+    from maskrcnn_body.inference.predictor import Predictor
+    return Predictor.from_train_dir(train_dir, checkpoint).predict_batch
+
+
+def _exported_runner(run_one: Callable[[np.ndarray], Dict[str, np.ndarray]]) -> Runner:
+    """A runner over a single-image exported signature (D padded rows + ``num_detections``)."""
+    def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        out = []
+        for image in images:
+            det = run_one(image)
+            n = int(np.asarray(det["num_detections"]).reshape(-1)[0])
+            out.append({k: np.asarray(det[k])[:n] for k in ("boxes", "scores", "masks", "keypoints")})
+        return out
+    return run
+
+
+def saved_model_runner(export_dir: str) -> Runner:
+    import tensorflow as tf
+    fn = tf.saved_model.load(export_dir).signatures["serving_default"]
+    return _exported_runner(lambda image: {k: v.numpy() for k, v in fn(image=tf.constant(image)).items()})
+
+
+def tflite_runner(path: str, num_threads: Optional[int] = None) -> Runner:
+    from maskrcnn_body.serving.export import load_tflite
+    runner = load_tflite(path, num_threads=num_threads or os.cpu_count() or 2)
+    return _exported_runner(lambda image: runner(image=np.asarray(image, np.uint8)))
+
+
+def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None) -> Model:
+    """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``: TensorFlow with the
+    compiled ops when built), an exported SavedModel directory, or a ``.tflite`` file."""
+    path = os.fspath(path)
+    if _is_train_dir(path):
+        return Model(tensorflow_runner(path, checkpoint), score_threshold, path, "tensorflow")
+    if _is_saved_model(path):
+        return Model(saved_model_runner(path), score_threshold, path, "savedmodel")
+    if os.path.isfile(path) and path.lower().endswith(".tflite"):
+        return Model(tflite_runner(path), score_threshold, path, "tflite")
+    what = "does not exist" if not os.path.exists(path) else "is none of them"
+    raise UserError(f"cannot load {path!r}: expected a training directory (config.json + ckpt-N files, written by "
+                    f"maskrcnn-body train), an exported SavedModel directory (saved_model.pb, from maskrcnn-body "
+                    f"export) or a .tflite file; {path!r} {what}")

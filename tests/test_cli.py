@@ -1,0 +1,73 @@
+"""The one command line: every subcommand answers --help, the original scripts are thin wrappers of
+it, and configuration mistakes end with exit code 2 and a message naming what is allowed."""
+import subprocess
+import sys
+
+import pytest
+
+from maskrcnn_body.cli.main import COMMANDS, main
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: maskrcnn-body {command}")
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert all(c in out for c in COMMANDS)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "train.batch_size=abc"], "train.batch_size: 'abc' is not a valid value; expected int"),
+    (["--set", "model.keypoint_head.kind=bones"], "one of 'heatmap', 'shared', 'regression', 'none'"),
+    (["--set", "model.mask_roi_size=28"], "it is model.mask_head.roi_size since config version 2"),
+    (["--set", "nonsense"], "expected SECTION.FIELD=VALUE"),
+    (["--config", "/no/such/config.json"], "config file /no/such/config.json not found"),
+])
+def test_config_mistakes_exit_2_with_the_choices(args, message, capsys):
+    assert main(["train", *args, "--list-config"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_bad_flag_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--preset", "nope"])
+    assert e.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_list_config_and_saved_config_round_trip(tmp_path, capsys):
+    assert main(["train", "--preset", "r50_fpn", "--set", "model.mask_head.roi_size=28", "--list-config"]) == 0
+    out = capsys.readouterr().out
+    assert "model.mask_head.roi_size" in out and "28" in out and "RoIAlign output side" in out
+    from maskrcnn_body.config import get_config
+    path = tmp_path / "config.json"
+    path.write_text(get_config("cpu_small", **{"train.batch_size": 3}).to_json())
+    assert main(["train", "--config", str(path), "--list-config"]) == 0
+    assert "train.batch_size" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("script, command", [("train/train.py", "train"), ("draw/metric.py", "metric"),
+                                             ("convert_data/convert_coco.py", "convert coco")])
+def test_original_scripts_are_the_same_commands(script, command):
+    r = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: maskrcnn-body {command}"), r.stderr
+
+
+def test_installed_console_script():
+    import shutil
+    exe = shutil.which("maskrcnn-body")
+    if exe is None:
+        pytest.skip("maskrcnn-body not on PATH (package not installed with pip)")
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    from maskrcnn_body.version import __version__
+    assert r.returncode == 0 and r.stdout.strip() == f"maskrcnn-body {__version__}"
