@@ -18,7 +18,7 @@ import tensorflow as tf
 from helpers.models import write_random_train_dir
 from maskrcnn_body.inference.predictor import Predictor
 from maskrcnn_body.model.postprocess import gather_rows
-from maskrcnn_body.serving import export
+from maskrcnn_body.inference import backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.score_threshold": 0.0,
@@ -99,9 +99,9 @@ def test_saved_model_runs_without_this_package_and_matches_predictor(exported, r
 
 
 def test_tflite_matches_predictor_on_any_image_size(exported, reference):
-    runner = export.load_tflite(exported[2])
+    runner = backends.load_tflite(exported[2])
     for hw in SIZES:  # one interpreter, two input sizes: resized and re-allocated per call
-        out = export.run_tflite(exported[2], _image(*hw), runner=runner)
+        out = backends.run_tflite(exported[2], _image(*hw), runner=runner)
         assert set(out) == {"boxes", "scores", "num_detections", "masks", "keypoints"}
         _assert_matches(out, reference[hw], 1e-2, 1e-4, 1e-4, 1e-2, same_order=False)
 

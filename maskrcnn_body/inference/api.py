@@ -202,8 +202,8 @@ def expand_inputs(inputs) -> List[ImageInput]:
 
 # --------------------------------------------------------------------------- the model
 Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
-"""A backend: RGB uint8 images -> per image ``boxes``, ``scores``, ``masks``, ``keypoints`` of the
-detections the model kept, in that image's pixels."""
+"""A backend (:mod:`maskrcnn_body.inference.backends`): RGB uint8 images -> per image ``boxes``,
+``scores``, ``masks``, ``keypoints`` of the detections the model kept, in that image's pixels."""
 
 
 class Model:
@@ -270,54 +270,11 @@ def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: 
 
 
 # --------------------------------------------------------------------------- loading
-def _is_train_dir(path: str) -> bool:
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
-
-
-def _is_saved_model(path: str) -> bool:
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None) -> Runner:
-    from maskrcnn_body.inference.predictor import Predictor
-    return Predictor.from_train_dir(train_dir, checkpoint).predict_batch
-
-
-def _exported_runner(run_one: Callable[[np.ndarray], Dict[str, np.ndarray]]) -> Runner:
-    """A runner over a single-image exported signature (D padded rows + ``num_detections``)."""
-    def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
-        out = []
-        for image in images:
-            det = run_one(image)
-            n = int(np.asarray(det["num_detections"]).reshape(-1)[0])
-            out.append({k: np.asarray(det[k])[:n] for k in ("boxes", "scores", "masks", "keypoints")})
-        return out
-    return run
-
-
-def saved_model_runner(export_dir: str) -> Runner:
-    import tensorflow as tf
-    fn = tf.saved_model.load(export_dir).signatures["serving_default"]
-    return _exported_runner(lambda image: {k: v.numpy() for k, v in fn(image=tf.constant(image)).items()})
-
-
-def tflite_runner(path: str, num_threads: Optional[int] = None) -> Runner:
-    from maskrcnn_body.serving.export import load_tflite
-    runner = load_tflite(path, num_threads=num_threads or os.cpu_count() or 2)
-    return _exported_runner(lambda image: runner(image=np.asarray(image, np.uint8)))
-
-
 def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None) -> Model:
     """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``: TensorFlow with the
-    compiled ops when built), an exported SavedModel directory, or a ``.tflite`` file."""
+    compiled ops when built), an exported SavedModel directory, or a ``.tflite`` file
+    (:mod:`maskrcnn_body.inference.backends`)."""
+    from maskrcnn_body.inference import backends
     path = os.fspath(path)
-    if _is_train_dir(path):
-        return Model(tensorflow_runner(path, checkpoint), score_threshold, path, "tensorflow")
-    if _is_saved_model(path):
-        return Model(saved_model_runner(path), score_threshold, path, "savedmodel")
-    if os.path.isfile(path) and path.lower().endswith(".tflite"):
-        return Model(tflite_runner(path), score_threshold, path, "tflite")
-    what = "does not exist" if not os.path.exists(path) else "is none of them"
-    raise UserError(f"cannot load {path!r}: expected a training directory (config.json + ckpt-N files, written by "
-                    f"maskrcnn-body train), an exported SavedModel directory (saved_model.pb, from maskrcnn-body "
-                    f"export) or a .tflite file; {path!r} {what}")
+    runner, backend = backends.open_runner(path, checkpoint=checkpoint)
+    return Model(runner, score_threshold, path, backend)

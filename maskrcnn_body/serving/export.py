@@ -19,9 +19,7 @@ masks within ~1e-4 (tests/test_export.py). Tested with ``tf.lite.Interpreter`` f
 from __future__ import annotations
 
 import os
-from typing import Optional
 
-import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body.inference.transforms import postprocess, preprocess
@@ -100,23 +98,3 @@ def export_tflite(saved_model_dir: str, tflite_path: str, optimize: bool = False
         f.write(data)
     os.replace(tmp, tflite_path)
     return tflite_path
-
-
-def load_tflite(tflite_path: str, num_threads: int = 2):
-    """The ``serving_default`` signature runner of a TFLite file (reuse it for many images)."""
-    interp = tf.lite.Interpreter(model_path=tflite_path, num_threads=num_threads)
-    return interp.get_signature_runner(SIGNATURE)
-
-
-def run_tflite(tflite_path: str, image, runner=None) -> dict:
-    """Runs the TFLite file on one RGB uint8 (H, W, 3) image of any size; returns the output dict
-    (numpy, as :func:`run_saved_model`). The signature runner resizes the input tensor and
-    re-allocates when the size changes."""
-    runner = runner or load_tflite(tflite_path)
-    return runner(image=np.asarray(image, np.uint8))
-
-
-def run_saved_model(export_dir: str, image, loaded: Optional[object] = None) -> dict:
-    loaded = loaded or tf.saved_model.load(export_dir)
-    out = loaded.signatures[SIGNATURE](image=tf.constant(image))
-    return {k: v.numpy() for k, v in out.items()}
