@@ -202,6 +202,10 @@ def run(args) -> int:
         draw_dir = os.path.join(args.train_dir, "draw") if args.draw else None
         trainer.hooks.append(prediction_images_hook(trainer, val, image_every, draw_dir=draw_dir))
         trainer.hooks.append(evaluation_hook(trainer, val, cfg.train.eval_every, args.eval_images))
+    from maskrcnn_body.ops import custom
+    note = custom.availability_note()
+    if note:
+        print(note, file=sys.stderr, flush=True)
     print(f"training {cfg.name} in {args.train_dir} on {train} with {strategy.num_replicas_in_sync} "
           f"replica(s); {cfg.train.describe()}", flush=True)
     try:
