@@ -201,3 +201,20 @@ def test_legacy_preset_builds_the_original_heads():
     assert model.mask_head.output_shape == (None, 112, 112, C.NUM_CHANNELS)
     assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
     assert model.rpn_head.output_shape[0][-1] == 9
+
+
+@pytest.mark.parametrize("name, widths", [("resnet18", (64, 128, 256, 512)), ("tiny", (32, 64, 128, 256)),
+                                          ("resnet50", (256, 512, 1024, 2048))])
+def test_backbones_give_c2_to_c5_at_strides_4_to_32(name, widths):
+    from maskrcnn_body.model.backbone import build_backbone
+    cfg = get_config("cpu_small", **{"model.backbone.name": name}).model.backbone
+    feats = build_backbone(cfg)(tf.zeros((1, 64, 96, 3)))
+    assert [tuple(f.shape) for f in feats] == [(1, 64 // s, 96 // s, c) for s, c in zip((4, 8, 16, 32), widths)]
+
+
+def test_resnet18_model_trains_and_detects():
+    model = build_model(_cfg(**{"model.backbone.name": "resnet18"}))
+    out = model.detect(_images())
+    assert out["boxes"].shape == (2, 5, 4)
+    losses = model.compute_losses(_hand_batch(1, [20, 10, 40, 50]))
+    assert np.isfinite(losses["total"].numpy())

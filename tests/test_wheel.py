@@ -5,6 +5,7 @@ The fresh venv sees the dependencies already installed for the tests through a p
 is not downloaded again), but not this checkout: the package it imports is the wheel's copy."""
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,9 +27,16 @@ def _run(cmd, **kw):
 
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     from maskrcnn_body.version import __version__
+    # build from a copy of the tracked files (a build writes build/ and *.egg-info/ into its source)
+    src = tmp_path / "src"
+    files = _run(["git", "ls-files"], cwd=ROOT).stdout.split()
+    if not files:
+        pytest.skip("not a git checkout")
+    for f in files:
+        (src / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, src / f)
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, ROOT],
-         cwd=tmp_path)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", dist, src], cwd=tmp_path)
     (wheel,) = dist.glob("maskrcnn_body-*.whl")
     assert f"-{__version__}-" in wheel.name
     names = zipfile.ZipFile(wheel).namelist()

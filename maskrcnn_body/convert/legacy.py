@@ -46,10 +46,6 @@ from maskrcnn_body import constants as C
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
 from maskrcnn_body.data import conversion
 
-LEGACY_KEYS = ("image/img_id", "image/encoded", "image/height", "image/width", "label/num_instances",
-               "label/gt_boxes", "label/gt_masks", "label/encoded", "label/keypoints")
-
-
 def _scalar(f, key, name):
     if key not in f or not f[key].int64_list.value:
         raise conversion.SkipItem(f"corrupt record: {name} lacks int64 field {key!r}")

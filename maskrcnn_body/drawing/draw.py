@@ -25,7 +25,6 @@ BOX = (255, 255, 0)
 CENTRE = (255, 255, 255)          # skeleton segments on the body's mid-line
 LEGEND_BG = (32, 32, 32)
 ARM_JOINTS = ("shoulder", "elbow", "wrist")
-LEG_JOINTS = ("hip", "knee", "ankle")
 
 
 def joint_colour(name: str):

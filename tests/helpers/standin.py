@@ -113,13 +113,14 @@ def main(argv=None) -> int:
     p.add_argument("--max_steps", type=int, default=10)
     p.add_argument("--checkpoint_every", type=int, default=2)
     p.add_argument("--strategy", default="default")
+    p.add_argument("--global_batch", type=int, default=0, help="global batch (default: 2 per replica)")
     p.add_argument("--step_sleep", type=float, default=0.0, help="seconds to sleep per step")
     p.add_argument("--weights_out", default="", help="write final weights (.npz) here")
     a = p.parse_args(argv)
     from maskrcnn_body.training import distribute
     from maskrcnn_body.training.trainer import Hook, Trainer
     strategy = distribute.make_strategy(a.strategy)
-    cfg = tiny_config(max_steps=a.max_steps, batch_size=2 * strategy.num_replicas_in_sync,
+    cfg = tiny_config(max_steps=a.max_steps, batch_size=a.global_batch or 2 * strategy.num_replicas_in_sync,
                       checkpoint_every=a.checkpoint_every)
     data = make_batches(16, cfg.input.pad_size)
     hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
