@@ -34,8 +34,8 @@ class LeftRightConfusion:
         match = matching.greedy_match(img.box_iou, img.scores, MATCH_IOU)
         for r in np.flatnonzero(match >= 0):
             g = match[r]
-            for name, pair in LIMBS.items():
-                pair = list(pair)
+            for name, limb_pair in LIMBS.items():
+                pair = list(limb_pair)
                 if not img.gt_valid[g, pair].all() or not img.gt_area[g, pair].any():
                     continue
                 for k in pair:

@@ -93,7 +93,7 @@ def write_dump(path: str, **arrays) -> str:
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **d)
+            np.savez_compressed(f, **d)  # type: ignore[arg-type]   # numpy's stub types the first keyword
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -27,7 +27,7 @@ PCK_ALPHA = 0.2
 MATCH_IOU = 0.5
 
 
-def pck_hits(pred_xy: np.ndarray, gt_kp: np.ndarray, gt_box: np.ndarray, alpha: float = PCK_ALPHA):
+def pck_hits(pred_xy: Optional[np.ndarray], gt_kp: np.ndarray, gt_box: np.ndarray, alpha: float = PCK_ALPHA):
     """(correct bool (15,), labelled bool (15,)) for one person; pred_xy (15, 2) or None (unmatched)."""
     labelled = gt_kp[:, 2] > 0
     if pred_xy is None:
@@ -63,7 +63,7 @@ class KeypointMetrics:
         match = matching.greedy_match(img.box_iou, img.scores, MATCH_IOU)
         for j in range(img.num_gt):
             d = np.flatnonzero(match == j)
-            pred = img.keypoints[d[0], :, :2] if d.size else None
+            pred: Optional[np.ndarray] = img.keypoints[d[0], :, :2] if d.size else None
             ok, lab = pck_hits(pred, img.gt_keypoints[j], img.gt_boxes[j])
             self.correct += int(ok.sum())
             self.labelled += int(lab.sum())

@@ -112,7 +112,7 @@ class BoxMaskAP:
             ch, cw = crop.values.shape[:2]
             full[crop.y0:crop.y0 + ch, crop.x0:crop.x0 + cw] = crop.values
             rles = _rle(full)
-            for k in np.flatnonzero(img.pred_area[r]):
+            for k in np.flatnonzero(img.pred_area[r]).tolist():
                 self.masks.add_dt(image_id=mid, category_id=channel_category(int(k)), segmentation=rles[k],
                                   area=float(img.pred_area[r, k]), bbox=_bbox(rles[k]),
                                   score=float(img.scores[r]))

@@ -210,17 +210,17 @@ class ReferenceParsing:
         self._add_image_maps(img, gt_maps, preds)
 
         present = np.stack([np.isin(PARTS, m) for m in gt_maps]) if img.num_gt else np.zeros((0, len(PARTS)), bool)
-        evaluated = present.any(-1)                                             # (G,)
+        evaluated = np.asarray(present.any(-1), bool)                           # (G,)
         self.num_positives += int(evaluated.sum())
         ious = self.person_ious(img, gt_maps, preds)                            # (R, G, 7)
         with np.errstate(invalid="ignore"):
-            counted = ~np.isnan(ious)
+            counted: np.ndarray = ~np.isnan(ious)
             piou = np.where(counted.any(-1), np.nansum(ious, -1) / np.maximum(counted.sum(-1), 1), np.nan)
         cand = np.where(evaluated[None] & ~np.isnan(piou), piou, -np.inf)      # (R, G)
         best = cand.argmax(-1) if img.num_gt else np.zeros(img.num_pred, np.int64)
         best_iou = cand.max(-1) if img.num_gt else np.full(img.num_pred, -np.inf)
-        near_ignored = (img.box_iou[:, ~evaluated] >= IGNORED_PERSON_BOX_IOU).any(-1) if img.num_gt \
-            else np.zeros(img.num_pred, bool)
+        near_ignored = np.asarray((img.box_iou[:, ~evaluated] >= IGNORED_PERSON_BOX_IOU).any(-1), bool) \
+            if img.num_gt else np.zeros(img.num_pred, bool)
         status = np.zeros((img.num_pred, len(APP_THRESHOLDS)), np.int8)
         for t_i, t in enumerate(APP_THRESHOLDS):
             taken = np.zeros(img.num_gt, bool)
@@ -269,7 +269,7 @@ class ReferenceParsing:
             "IoU_background": val(0),
             "IoU_per_part": {C.CHANNELS[k]: val(k) for k in PARTS},
             "APp50": aps[APP_THRESHOLDS.index(0.5)],
-            "APp_vol": None if aps[0] is None else float(np.mean(aps)),
+            "APp_vol": None if aps[0] is None else float(np.mean([a for a in aps if a is not None])),
             "PCP50": float(np.sum(self.pcp) / self.num_positives) if self.num_positives else None,
         }
 
@@ -298,7 +298,7 @@ class PartsParsing:
     def label_maps(self, img: PreparedImage):
         """(prediction, ground truth) int32 (H, W) maps: 0 background, 1..6 parts, 255 ignore (GT)."""
         keep = np.flatnonzero(img.scores >= self.score_threshold)
-        pred_map = paste.crops_label_map([img.pred[r] for r in keep], img.scores[keep], img.height, img.width)
+        pred_map = paste.crops_label_map([img.pred[r] for r in keep], img.scores[keep].tolist(), img.height, img.width)
         pred_map[pred_map == paste.BODY_ONLY] = 0
         gt_map = paste.part_label_map(img.gt & img.gt_valid[:, None, None, :])
         gt_map[gt_map == paste.BODY_ONLY] = IGNORE
@@ -340,7 +340,7 @@ class PartsParsing:
         return {
             "mIoU_parts": miou,
             "APp50_parts": aps[APP_THRESHOLDS.index(0.5)],
-            "APp_vol_parts": None if aps[0] is None else float(np.mean(aps)),
+            "APp_vol_parts": None if aps[0] is None else float(np.mean([a for a in aps if a is not None])),
             "PCP50_parts": float(np.mean(self.pcp)) if self.pcp else None,
         }
 

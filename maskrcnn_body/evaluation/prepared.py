@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, List
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def channel_overlaps(gt_codes: np.ndarray, pred_codes: np.ndarray):
     return inter, inter_flip
 
 
-def prepare(dump: Dict[str, object]) -> PreparedImage:
+def prepare(dump: Dict[str, Any]) -> PreparedImage:
     """Pastes the detections (``paste`` rules) and intersects them with the ground truth."""
     h, w = dump["image"].shape[:2]
     probs = paste.paste_probabilities(dump["masks"], dump["boxes"], h, w)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -72,7 +72,7 @@ def library_path() -> str:
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_state = {"tried": False, "ops": None, "error": None, "path": None}
+_state: Dict[str, Any] = {"tried": False, "ops": None, "error": None, "path": None}
 
 
 def _compute_dtype(t: tf.Tensor) -> tf.DType:
