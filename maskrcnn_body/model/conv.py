@@ -5,12 +5,11 @@ Same weights (``kernel``, ``bias``), same forward and same gradients (to float32
 (``training=True``), for the two shapes that dominate ResNet + FPN:
 
 * 1x1 kernels (any stride): ``dkernel = x_s^T dy`` and, at stride 1, ``dx = dy kernel^T`` as
-  matrix products over the (N * H * W) positions (``x_s``: the strided input). TensorFlow's CPU
-  ``Conv2DBackpropFilter`` is up to 3x slower than that matmul (e.g. 128x128, 256 -> 64 channels:
-  fwd+bwd 33 ms -> 13 ms on 2 threads).
+  matrix products over the (N * H * W) positions (``x_s``: the strided input), which TensorFlow's
+  CPU ``Conv2DBackpropFilter`` is slower than (docs/BENCHMARKS.md, "Analysis").
 * 3x3 kernels, stride 1, ``same`` padding: ``dx`` as a forward convolution of ``dy`` with the
   kernel rotated by 180 degrees and its channel axes swapped (TF's ``Conv2DBackpropInput`` is
-  1.5-3x slower than its forward convolution); ``dkernel`` stays TF's.
+  slower than its forward convolution); ``dkernel`` stays TF's.
 
 Everything else (other kernels, strides, dilations, groups), inference and export use the
 parent's code: a ``tf.custom_gradient`` in an exported graph makes the TFLite converter drop the

@@ -46,7 +46,7 @@ def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps
     Forward: group statistics from per-channel moments (:func:`_group_stats`), then
     ``y = x * a + b`` with one (N, C) scale ``a`` and shift ``b``.
 
-    Backward with ``fast_gradient`` (hand-written, 1.3-1.5x faster than autodiff on CPU; training):
+    Backward with ``fast_gradient`` (hand-written, faster than autodiff on CPU; training):
     with ``S1 = sum_s dy`` and ``S2 = sum_s dy * (x - mean_g)`` per (image, channel), ``r`` the
     group's inverse std, ``m = spatial size * channels per group``,
     ``dgamma = sum_n r S2``, ``dbeta = sum_n S1``,
@@ -111,8 +111,7 @@ class GroupNorm(keras.layers.Layer):
     per-channel moments over the spatial axes (a contiguous reduction), combined into group
     statistics exactly (``var_g = mean_c(var_c) + mean_c((mean_c - mean_g)^2)``, no cancellation),
     then one per-(image, channel) scale and shift ``y = x * a + b``, with a hand-written gradient
-    (:func:`group_norm`). Measured on 2 CPU threads, (1, 128, 128, 256): forward 6.7 ms vs 22 ms,
-    forward + backward 20 ms vs 42 ms. Computed in float32 under mixed precision.
+    (:func:`group_norm`; timings in docs/BENCHMARKS.md). Computed in float32 under mixed precision.
     """
 
     def __init__(self, groups: int = 32, epsilon: float = 1e-5, **kwargs):
