@@ -8,7 +8,7 @@ from PIL import Image
 
 import maskrcnn_body as mb
 from helpers.models import write_random_train_dir
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.drawing.draw import render_dump
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import InputImageError, Model, load_image
@@ -44,15 +44,15 @@ def test_three_lines(model, tmp_path):
     assert p.box.shape == (4,) and isinstance(p.score, float)
     x1, y1, x2, y2 = p.box
     assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h
-    assert p.keypoints.shape == (C.NUM_KEYPOINTS, 3)
-    assert list(p.masks) == list(C.CHANNELS)
+    assert p.keypoints.shape == (constants.NUM_KEYPOINTS, 3)
+    assert list(p.masks) == list(constants.CHANNELS)
     for name, m in p.masks.items():
         assert m.shape == (h, w) and m.dtype == bool
         assert not (m & ~p.masks["body"]).any(), name           # parts clipped to the body
     assert [q.score for q in r.persons] == sorted((q.score for q in r.persons), reverse=True)
     assert r.part_map.shape == (h, w) and r.part_map.dtype == np.uint8 and r.part_map.max() <= 6
-    for k in C.PART_CHANNELS:          # every labelled pixel belongs to that part of some person
-        covered = np.any([q.masks[C.CHANNELS[k]] for q in r.persons], axis=0)
+    for k in constants.PART_CHANNELS:          # every labelled pixel belongs to that part of some person
+        covered = np.any([q.masks[constants.CHANNELS[k]] for q in r.persons], axis=0)
         assert not ((r.part_map == k) & ~covered).any()
     drawing = np.asarray(render_dump({"image": r.image, **r.detections}, side_by_side=False, score_threshold=0.0,
                                      min_size=0).convert("RGB"))
@@ -60,7 +60,7 @@ def test_three_lines(model, tmp_path):
     js = r.to_json()
     assert (js["width"], js["height"], js["source"]) == (w, h, str(path)) and len(js["persons"]) == len(r.persons)
     decoded = json_to_masks(js)
-    np.testing.assert_array_equal(decoded[0], np.stack([p.masks[n] for n in C.CHANNELS], -1))
+    np.testing.assert_array_equal(decoded[0], np.stack([p.masks[n] for n in constants.CHANNELS], -1))
     r.save(tmp_path / "out.png")
     r.save(tmp_path / "out.json")
     assert Image.open(tmp_path / "out.png").size == (drawing.shape[1], drawing.shape[0])

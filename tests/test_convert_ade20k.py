@@ -7,12 +7,12 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.ade20k import PERSON_NAME, Ade20kConverter, decode_label_png, read_atr
 from maskrcnn_body.data import conversion
 
 STREET = "ADE20K_2021_17_01/images/ADE/training/urban/street"
-CH = C.CHANNEL_INDEX
+CH = constants.CHANNEL_INDEX
 
 
 def test_atr_parsing(fixtures_dir):

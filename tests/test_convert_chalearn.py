@@ -3,12 +3,12 @@
 import numpy as np
 from PIL import Image
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.chalearn import LIMB_NAMES, ChalearnConverter
 from maskrcnn_body.data import conversion
 
 H, W = 6, 8  # frame size; real frames are 480 px wide = one panorama tile
-CH = C.CHANNEL_INDEX
+CH = constants.CHANNEL_INDEX
 
 
 def _pixel(actor, k):

@@ -4,11 +4,11 @@ import json
 import numpy as np
 from PIL import Image
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.coco import COCO_KEYPOINTS, CocoConverter, coco_to_keypoints
 from maskrcnn_body.data import conversion
 
-K = C.KEYPOINT_INDEX
+K = constants.KEYPOINT_INDEX
 
 
 def _kps(**joints):

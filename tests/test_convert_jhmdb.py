@@ -5,12 +5,12 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.jhmdb import JhmdbConverter, matlab_to_keypoints
 from maskrcnn_body.data import conversion
 
 VIDEO = "Goal_Keeping_Tips_catch_f_cm_np1_fr_med_2"
-K = C.KEYPOINT_INDEX
+K = constants.KEYPOINT_INDEX
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_synthetic_flow_parts_and_splits(tmp_path):
     assert s.images_written == 3 and {r.source_id.split("/")[0] for r in recs} == {"v_front_1"}
     p = recs[0].persons[0]
     assert list(p.parts_valid) == [1] * 7
-    ch = C.CHANNEL_INDEX
+    ch = constants.CHANNEL_INDEX
     assert p.channel(ch["head"])[1, 2:8].all() and p.channel(ch["torso"])[2:4, 3:7].all()
     assert p.channel(ch["right_arm"])[2:4, 2].all() and p.channel(ch["left_arm"])[2:4, 7].all()
     assert p.channel(ch["right_leg"])[4:7, 3].all() and p.channel(ch["left_leg"])[4:7, 6].all()

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.legacy import LegacyConverter
 from maskrcnn_body.data import conversion
 
@@ -59,7 +59,7 @@ def test_upgrade_bgr_masks_keypoints(tmp_path):
     p, = recs[0].persons
     np.testing.assert_array_equal(p.bbox, [4, 2, 12, 10])
     np.testing.assert_array_equal(p.channel(1), masks[0, ..., 1] == 1)
-    np.testing.assert_array_equal(p.channel(C.CHANNEL_INDEX["right_arm"]), masks[0, ..., 4] == 1)
+    np.testing.assert_array_equal(p.channel(constants.CHANNEL_INDEX["right_arm"]), masks[0, ..., 4] == 1)
     assert list(p.parts_valid) == [1] * 7
     np.testing.assert_allclose(p.keypoints[:14, :2], pos[:, :14].T - 0.5, atol=1e-4)
     assert (p.keypoints[:14, 2] == 2).all() and (p.keypoints[14] == 0).all()

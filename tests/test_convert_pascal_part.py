@@ -5,11 +5,11 @@ import shutil
 import numpy as np
 import pytest
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.pascal_part import PART_CHANNELS, PascalPartConverter, read_annotation
 from maskrcnn_body.data import conversion
 
-HEAD, TORSO, LARM, RARM = (C.CHANNEL_INDEX[n] for n in ("head", "torso", "left_arm", "right_arm"))
+HEAD, TORSO, LARM, RARM = (constants.CHANNEL_INDEX[n] for n in ("head", "torso", "left_arm", "right_arm"))
 
 
 @pytest.fixture(scope="module")
@@ -73,9 +73,9 @@ def test_part_table_is_complete_and_sided():
     assert len(PART_CHANNELS) == 24
     for name, ch in PART_CHANNELS.items():
         if name[0] == "l" and name not in ("lear", "leye", "lebrow"):
-            assert ch in (LARM, C.CHANNEL_INDEX["left_leg"]), name
+            assert ch in (LARM, constants.CHANNEL_INDEX["left_leg"]), name
         if name[0] == "r" and name not in ("rear", "reye", "rebrow"):
-            assert ch in (RARM, C.CHANNEL_INDEX["right_leg"]), name
+            assert ch in (RARM, constants.CHANNEL_INDEX["right_leg"]), name
 
 
 def _copy(fixtures_dir, tmp_path, names):

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import scenes
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.drawing import draw, plots
 from maskrcnn_body.evaluation import dumps, evaluate
@@ -20,7 +20,7 @@ from maskrcnn_body.evaluation import dumps, evaluate
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W, M = 64, 96, 36
 BOXES = [(6, 14, 42, 50), (50, 10, 86, 46)]
-LEFT_ARM, RIGHT_LEG = C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_leg"]
+LEFT_ARM, RIGHT_LEG = constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_leg"]
 
 
 def dump(seed=0):
@@ -29,13 +29,13 @@ def dump(seed=0):
 
 
 def test_skeleton_colours_follow_the_subjects_sides():
-    kp = C.KEYPOINT_INDEX
-    assert draw.segment_colour(kp["left_elbow"], kp["left_wrist"]) == C.PART_COLOURS[LEFT_ARM]
-    assert draw.segment_colour(kp["neck"], kp["right_shoulder"]) == C.PART_COLOURS[C.CHANNEL_INDEX["right_arm"]]
-    assert draw.segment_colour(kp["right_knee"], kp["right_ankle"]) == C.PART_COLOURS[RIGHT_LEG]
-    assert draw.segment_colour(kp["belly"], kp["left_hip"]) == C.PART_COLOURS[C.CHANNEL_INDEX["left_leg"]]
+    kp = constants.KEYPOINT_INDEX
+    assert draw.segment_colour(kp["left_elbow"], kp["left_wrist"]) == constants.PART_COLOURS[LEFT_ARM]
+    assert draw.segment_colour(kp["neck"], kp["right_shoulder"]) == constants.PART_COLOURS[constants.CHANNEL_INDEX["right_arm"]]
+    assert draw.segment_colour(kp["right_knee"], kp["right_ankle"]) == constants.PART_COLOURS[RIGHT_LEG]
+    assert draw.segment_colour(kp["belly"], kp["left_hip"]) == constants.PART_COLOURS[constants.CHANNEL_INDEX["left_leg"]]
     assert draw.segment_colour(kp["face"], kp["neck"]) == draw.CENTRE
-    assert len(set(C.PART_COLOURS.values())) == 6
+    assert len(set(constants.PART_COLOURS.values())) == 6
 
 
 def test_overlay_colours_parts_outlines_body_and_keeps_background():
@@ -46,7 +46,7 @@ def test_overlay_colours_parts_outlines_body_and_keeps_background():
     # a pixel inside the first person's left arm (image right side of its box), away from the outline
     y, x = 14 + 15, 6 + 32
     assert pasted[0, y, x, LEFT_ARM] and not draw._outline(pasted[0, ..., 0])[y, x]
-    want = (1 - draw.PART_ALPHA) * img[y, x] + draw.PART_ALPHA * np.array(C.PART_COLOURS[LEFT_ARM])
+    want = (1 - draw.PART_ALPHA) * img[y, x] + draw.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
     np.testing.assert_allclose(out[y, x], want, atol=1)
     assert tuple(out[49, 6 + 12]) == draw.OUTLINE           # bottom row of the right leg is on the outline
     np.testing.assert_array_equal(out[0, 0], d["image"][0, 0])  # background untouched
@@ -57,13 +57,13 @@ def test_rendered_skeleton_is_not_mirrored():
     scale = draw.auto_scale(H, W, 256)
     pic = np.asarray(draw.render_dump(d, side_by_side=False))
     kp = d["keypoints"][0]
-    for a, b in C.SKELETON_INDEX:
+    for a, b in constants.SKELETON_INDEX:
         mid = (kp[a, :2] + kp[b, :2]) / 2 * scale
         px = pic[int(mid[1]), int(mid[0])]
-        assert tuple(px) == draw.segment_colour(a, b), (C.KEYPOINTS[a], C.KEYPOINTS[b])
+        assert tuple(px) == draw.segment_colour(a, b), (constants.KEYPOINTS[a], constants.KEYPOINTS[b])
     # the left wrist is drawn on the image's right half of the person's box (facing the camera)
     cx = (BOXES[0][0] + BOXES[0][2]) / 2
-    assert kp[C.KEYPOINT_INDEX["left_wrist"], 0] > cx > kp[C.KEYPOINT_INDEX["right_wrist"], 0]
+    assert kp[constants.KEYPOINT_INDEX["left_wrist"], 0] > cx > kp[constants.KEYPOINT_INDEX["right_wrist"], 0]
 
 
 def test_side_by_side_layout_and_legend():
@@ -74,7 +74,7 @@ def test_side_by_side_layout_and_legend():
     assert scale == 4 and single.width == W * scale and single.height > H * scale
     assert both.width == 2 * W * scale + 4 and H * scale < both.height <= single.height
     legend = np.asarray(both)[H * scale:]
-    for colour in C.PART_COLOURS.values():
+    for colour in constants.PART_COLOURS.values():
         assert (legend == colour).all(-1).any(), colour
     # perfect predictions: away from titles and score labels, both halves are the same picture
     left, right = np.asarray(both)[:H * scale, :W * scale], np.asarray(both)[:H * scale, W * scale + 4:]
@@ -87,7 +87,7 @@ def test_low_scores_are_not_drawn():
     pic = np.asarray(draw.render_dump(d, score_threshold=0.5))
     scale = draw.auto_scale(H, W, 256)
     x1, y1, x2, y2 = (v * scale for v in BOXES[1])
-    assert not (pic[y1 + 4:y2 - 4, x1 + 4:x2 - 4] == C.PART_COLOURS[LEFT_ARM]).all(-1).any()
+    assert not (pic[y1 + 4:y2 - 4, x1 + 4:x2 - 4] == constants.PART_COLOURS[LEFT_ARM]).all(-1).any()
 
 
 def test_plots_written(tmp_path):

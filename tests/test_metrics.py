@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers import scenes
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, prepared, run_metrics
 from maskrcnn_body.evaluation.parsing import average_precision
@@ -104,7 +104,7 @@ def test_channel_overlaps_and_areas_match_brute_force():
     inter, inter_flip = prepared.channel_overlaps(gt, pred)
     g, p = unpack_channels(gt), unpack_channels(pred)
     np.testing.assert_array_equal(inter, (g & p[None]).sum(axis=(1, 2)))
-    np.testing.assert_array_equal(inter_flip, (g[..., list(C.CHANNEL_FLIP_PERM)] & p[None]).sum(axis=(1, 2)))
+    np.testing.assert_array_equal(inter_flip, (g[..., list(constants.CHANNEL_FLIP_PERM)] & p[None]).sum(axis=(1, 2)))
     np.testing.assert_array_equal(prepared.channel_areas(gt), g.sum(axis=(1, 2)))
 
 
@@ -152,7 +152,7 @@ def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
     preds = []
     for s in make_scenes():
         p = perfect(s)
-        p["masks"] = p["masks"][..., list(C.CHANNEL_FLIP_PERM)]
+        p["masks"] = p["masks"][..., list(constants.CHANNEL_FLIP_PERM)]
         preds.append(p)
     sm = evaluate(preds).summary
     for ch in LIMB_CHANNELS:
@@ -181,7 +181,7 @@ def test_empty_predictions_score_zero():
 def test_unannotated_channels_are_ignored_not_missed():
     s1, s2 = make_scenes()
     s2 = dict(s2, gt_valid=s2["gt_valid"].copy(), gt_parts=s2["gt_parts"].copy())
-    arms = [C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]]
+    arms = [constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]]
     s2["gt_valid"][0, arms] = 0
     for k in arms:   # unannotated channels are stored as zeros, as converters write them
         s2["gt_parts"][0] &= np.uint8(~(1 << k) & 0xFF)
@@ -292,7 +292,7 @@ def test_oks_ap_hand_case(oks, ap):
     # every joint j moved by d_j with exp(-d_j^2 / (2 area (2 sigma_j)^2)) = oks, so OKS = oks
     # exactly; AP = fraction of the thresholds 0.50:0.05:0.95 that are <= oks.
     area = float(unpack_channels(_one_person_keypoint_dump()["gt_parts"])[0, ..., 0].sum())
-    sigma = np.asarray(C.KEYPOINT_SIGMAS)
+    sigma = np.asarray(constants.KEYPOINT_SIGMAS)
     dx = np.sqrt(-np.log(oks) * 2 * area * (2 * sigma) ** 2)
     assert evaluate([_one_person_keypoint_dump(dx)]).summary["keypoints"]["AP"] == pytest.approx(ap)
 
@@ -307,8 +307,8 @@ def test_pck_threshold_is_fifth_of_max_box_side():
     ok, _ = keypoints.pck_hits(None, gt, box)
     assert ok.sum() == 0
     dx = np.zeros(15)
-    dx[C.KEYPOINT_INDEX["face"]] = 0.21 * 36        # box 36 px -> radius 7.2 px
-    dx[C.KEYPOINT_INDEX["neck"]] = 0.19 * 36
+    dx[constants.KEYPOINT_INDEX["face"]] = 0.21 * 36        # box 36 px -> radius 7.2 px
+    dx[constants.KEYPOINT_INDEX["neck"]] = 0.19 * 36
     assert evaluate([_one_person_keypoint_dump(dx)]).summary["keypoints"]["PCK@0.2"] == pytest.approx(14 / 15)
 
 
@@ -324,10 +324,10 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     sm = json.loads(out.read_text())
     assert set(sm) == {"box", "mask", "parsing", "keypoints", "left_right_confusion", "legacy"}
-    assert set(sm["mask"]) == set(C.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(1.0)
+    assert set(sm["mask"]) == set(constants.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(1.0)
     assert "Full Body" in r.stdout
     assert list(sm["parsing"]) == ["mIoU", "IoU_background", "IoU_per_part", "APp50", "APp_vol", "PCP50",
                                    "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"]
-    assert list(sm["parsing"]["IoU_per_part"]) == list(C.CHANNELS[1:])
+    assert list(sm["parsing"]["IoU_per_part"]) == list(constants.CHANNELS[1:])
     assert "mIoU 100.0" in r.stdout and "left_arm 100.0" in r.stdout and "APp50_parts 100.0" in r.stdout
 

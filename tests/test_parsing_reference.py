@@ -26,14 +26,14 @@ import numpy as np
 import pytest
 
 from helpers import scenes
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels
 from maskrcnn_body.evaluation import evaluate, paste
 
 H, W, M = 48, 64, 16
 PRIORITY = ("head", "left_arm", "right_arm", "left_leg", "right_leg", "torso")
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-K = C.NUM_CHANNELS          # classes of a label map: background + 6 parts
+K = constants.NUM_CHANNELS          # classes of a label map: background + 6 parts
 REFERENCE_KEYS = ("mIoU", "APp50", "APp_vol", "PCP50")
 
 
@@ -41,7 +41,7 @@ REFERENCE_KEYS = ("mIoU", "APp50", "APp_vol", "PCP50")
 def priority_labels(channels, body_value):
     """int64 (H, W): the first part of PRIORITY set at a pixel; ``body_value`` on body pixels
     without a part; 0 elsewhere."""
-    order = [C.CHANNEL_INDEX[n] for n in PRIORITY]
+    order = [constants.CHANNEL_INDEX[n] for n in PRIORITY]
     stack = channels[..., order]
     first = np.asarray(order)[stack.argmax(-1)]
     out = np.where(stack.any(-1), first, np.where(channels[..., 0], body_value, 0))
@@ -168,7 +168,7 @@ def scene(people, source_id="hand", occlude=True):
             "gt_boxes": np.asarray(boxes, np.float32).reshape(g, 4),
             "gt_parts": np.asarray([pack_channels(c) for c in chans], np.uint8).reshape(g, H, W),
             "gt_valid": np.ones((g, K), np.uint8),
-            "gt_keypoints": np.zeros((g, C.NUM_KEYPOINTS, 3), np.float32)}
+            "gt_keypoints": np.zeros((g, constants.NUM_KEYPOINTS, 3), np.float32)}
 
 
 def with_detections(sc, dets):
@@ -181,7 +181,7 @@ def with_detections(sc, dets):
         masks[i] = pad[y + M:y + 2 * M, x + M:x + 2 * M]
     return dict(sc, boxes=np.asarray([[x, y, x + M, y + M] for _, x, y, _ in dets], np.float32).reshape(r, 4),
                 scores=np.asarray([s for s, _, _, _ in dets], np.float32),
-                masks=masks, keypoints=np.zeros((r, C.NUM_KEYPOINTS, 3), np.float32))
+                masks=masks, keypoints=np.zeros((r, constants.NUM_KEYPOINTS, 3), np.float32))
 
 
 def perfect(sc):
@@ -223,7 +223,7 @@ def hand_dumps():
     # image 2: people sharing pixels; one detection swapped left/right, one empty, g missed
     e, f, g = stick(4, 10), stick(20, 40), stick(8, 16)
     s2 = scene([e, f, g], "two", occlude=False)               # g shares pixels with e
-    flip = e[..., list(C.CHANNEL_FLIP_PERM)]
+    flip = e[..., list(constants.CHANNEL_FLIP_PERM)]
     d2 = with_detections(s2, [(0.8, 10, 4, flip), (0.4, 40, 20, np.zeros((H, W, K), bool)),
                               (0.35, 40, 21, shifted(f, 1, 0))])
     # image 3: nobody, one false positive
@@ -275,14 +275,14 @@ def assert_parity(dumps):
     want, got = reference_figures(dumps), ours(dumps)
     for key in REFERENCE_KEYS:
         assert got[key] == pytest.approx(want[key], abs=1e-9), key
-    ious = [got["IoU_background"]] + [got["IoU_per_part"][n] for n in C.CHANNELS[1:]]
+    ious = [got["IoU_background"]] + [got["IoU_per_part"][n] for n in constants.CHANNELS[1:]]
     np.testing.assert_allclose(np.array(ious, dtype=float), want["IoU"], atol=1e-9)
     return want
 
 
 # --------------------------------------------------------------------------- tests
 def test_priority_is_the_documented_one():
-    assert tuple(C.CHANNEL_INDEX[n] for n in PRIORITY) == paste.PART_PRIORITY
+    assert tuple(constants.CHANNEL_INDEX[n] for n in PRIORITY) == paste.PART_PRIORITY
 
 
 def test_hand_built_dumps_match_the_reference():

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.config import InputConfig
 from maskrcnn_body.data import augment, pipeline, schema, synthetic, writer
 
 H, W = 48, 64
-LA, RA = C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]
-LW, RW = C.KEYPOINT_INDEX["left_wrist"], C.KEYPOINT_INDEX["right_wrist"]
+LA, RA = constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]
+LW, RW = constants.KEYPOINT_INDEX["left_wrist"], constants.KEYPOINT_INDEX["right_wrist"]
 BOX0 = [10.0, 5.0, 30.0, 40.0]
 CFG = dict(min_size=64, max_size=96, max_persons=3, gt_mask_size=16, shuffle_buffer=8)
 
@@ -29,7 +29,7 @@ def _scene(n_small=1, sid="scene", parts_valid=(1,) * 7):
     img[10:26, 26:30] = (255, 0, 0)
     parts[10:26, 10:14] |= 1 << RA
     img[10:26, 10:14] = (0, 255, 0)
-    kp = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
+    kp = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
     kp[LW] = (28.0, 24.0, 2)
     kp[RW] = (12.0, 24.0, 1)
     persons = [schema.make_person(parts, parts_valid, kp)]
@@ -117,7 +117,7 @@ def test_flip_mirrors_and_swaps_sides():
     assert fl["keypoints"][0, LW, 0] == W - ex["keypoints"][0, RW, 0]
     np.testing.assert_array_equal(fl["keypoints"][0, LW, 1:], ex["keypoints"][0, RW, 1:])
     np.testing.assert_array_equal(fl["keypoints"][0, RW], [W - 28.0, 24.0, 2])
-    np.testing.assert_array_equal(fl["keypoints"][0, C.KEYPOINT_INDEX["neck"]], [0, 0, 0])  # unlabelled stays
+    np.testing.assert_array_equal(fl["keypoints"][0, constants.KEYPOINT_INDEX["neck"]], [0, 0, 0])  # unlabelled stays
 
 
 # --------------------------------------------------------------------------- resize and masks
@@ -255,7 +255,7 @@ def test_synthetic_scenes_sided_joints_on_own_channel(tmp_path):
     ex = pipeline.parse_example(tf.constant(next(iter(writer.iterate_records(path)))[2]))
     twice = augment.flip_example(augment.flip_example(ex))
     np.testing.assert_array_equal(twice["parts"].numpy(), ex["parts"].numpy())
-    sided = {C.KEYPOINT_INDEX[f"{s}_{j}"]: C.CHANNEL_INDEX[f"{s}_{limb}"]
+    sided = {constants.KEYPOINT_INDEX[f"{s}_{j}"]: constants.CHANNEL_INDEX[f"{s}_{limb}"]
              for s in ("left", "right") for j, limb in (("elbow", "arm"), ("wrist", "arm"),
                                                           ("knee", "leg"), ("ankle", "leg"))}
     own, other, total = 0, 0, 0
@@ -270,7 +270,7 @@ def test_synthetic_scenes_sided_joints_on_own_channel(tmp_path):
                     c = np.clip(((np.array([x, y]) - box[:2]) / (box[2:] - box[:2]) * 64).astype(int), 0, 63)
                     total += 1
                     own += masks[c[1], c[0], ch] > 0
-                    other += masks[c[1], c[0], C.CHANNEL_FLIP_PERM[ch]] > masks[c[1], c[0], ch]
+                    other += masks[c[1], c[0], constants.CHANNEL_FLIP_PERM[ch]] > masks[c[1], c[0], ch]
     assert total >= 10, "scene seed gave too few visible sided joints"
     assert own >= 0.9 * total and other <= 0.05 * total, (own, other, total)
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import schema, writer
 
 
@@ -15,8 +15,8 @@ def _record(n_persons=2, h=20, w=30, fmt="png"):
     for i in range(n_persons):
         parts = np.zeros((h, w), np.uint8)
         parts[2 + i:10 + i, 5 + 3 * i:12 + 3 * i] = 1
-        parts[3 + i:5 + i, 6 + 3 * i:8 + 3 * i] |= 1 << C.CHANNEL_INDEX["head"]
-        parts[6 + i:9 + i, 10 + 3 * i:12 + 3 * i] |= 1 << C.CHANNEL_INDEX["left_arm"]
+        parts[3 + i:5 + i, 6 + 3 * i:8 + 3 * i] |= 1 << constants.CHANNEL_INDEX["head"]
+        parts[6 + i:9 + i, 10 + 3 * i:12 + 3 * i] |= 1 << constants.CHANNEL_INDEX["left_arm"]
         kp = np.zeros((15, 3), np.float32)
         kp[:, 0] = np.arange(15) + 0.5
         kp[:, 1] = 4.5

@@ -3,7 +3,7 @@ import json
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import results
 
@@ -17,8 +17,8 @@ def test_json_roundtrip_matches_pasting_rule():
     out = json.loads(json.dumps(results.detections_to_json(det, 40, 32, "img")))
     assert (out["width"], out["height"], out["source"]) == (32, 40, "img")
     assert [p["score"] for p in out["persons"]] == [0.9, 0.4]
-    assert list(out["persons"][0]["masks"]) == list(C.CHANNELS)
-    assert len(out["persons"][1]["keypoints"]) == C.NUM_KEYPOINTS
+    assert list(out["persons"][0]["masks"]) == list(constants.CHANNELS)
+    assert len(out["persons"][1]["keypoints"]) == constants.NUM_KEYPOINTS
     np.testing.assert_array_equal(results.json_to_masks(out), paste.paste_masks(det["masks"], det["boxes"], 40, 32))
     body = results.json_to_masks(out)[..., 0]
     assert not (results.json_to_masks(out)[..., 1:] & ~body[..., None]).any()  # parts inside body

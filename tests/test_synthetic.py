@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import schema, synthetic, writer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-KP = C.KEYPOINT_INDEX
+KP = constants.KEYPOINT_INDEX
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_channels_follow_the_drawing(scenes):
         bodies = []
         for i, p in enumerate(r.persons):
             ch = schema.unpack_channels(p.parts)
-            body = ch[..., C.BODY]
+            body = ch[..., constants.BODY]
             n_parts = ch[..., 1:].sum(-1)
             where = f"{r.source_id} person {i}"
             assert body.sum() >= 60, where
@@ -78,7 +78,7 @@ def test_keypoint_visibility_and_occlusion(scenes):
             owner[p.parts & 1 == 1] = i
         for i, p in enumerate(r.persons):
             for k, (x, y, v) in enumerate(p.keypoints):
-                where = f"{r.source_id} person {i} {C.KEYPOINTS[k]}"
+                where = f"{r.source_id} person {i} {constants.KEYPOINTS[k]}"
                 assert v in (0, 1, 2), where
                 if v == 0:
                     assert x == 0 and y == 0, where
@@ -104,7 +104,7 @@ def test_keypoints_on_their_own_parts(scenes):
             for kp, channel in expect.items():
                 x, y, v = p.keypoints[KP[kp]]
                 if v == 2:
-                    assert p.channel(C.CHANNEL_INDEX[channel])[int(y), int(x)], (r.source_id, kp)
+                    assert p.channel(constants.CHANNEL_INDEX[channel])[int(y), int(x)], (r.source_id, kp)
                     checked += 1
     assert checked > 50
 
@@ -122,14 +122,14 @@ def test_sides_follow_facing(front):
         for side, other in (("left", "right"), ("right", "left")):
             sx, sy = kps[KP[f"{side}_shoulder"], :2]
             near = (xs - sx) ** 2 + (ys - sy) ** 2 < 5.0 ** 2
-            own = (near & (lab == C.CHANNEL_INDEX[f"{side}_arm"])).sum()
-            wrong = (near & (lab == C.CHANNEL_INDEX[f"{other}_arm"])).sum()
+            own = (near & (lab == constants.CHANNEL_INDEX[f"{side}_arm"])).sum()
+            wrong = (near & (lab == constants.CHANNEL_INDEX[f"{other}_arm"])).sum()
             if front:  # arms are in front of the torso, so the shoulder shows its own arm
                 assert own > 0, (seed, side)
             assert own >= wrong, (seed, side)
         # facing the camera shows eyes on the head, facing away does not
         colour = np.asarray(canvas.colour)
-        eyes = (np.all(colour == (25, 20, 20), axis=-1) & (lab == C.CHANNEL_INDEX["head"])).sum()
+        eyes = (np.all(colour == (25, 20, 20), axis=-1) & (lab == constants.CHANNEL_INDEX["head"])).sum()
         assert (eyes > 0) == front, seed
 
 

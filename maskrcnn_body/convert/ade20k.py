@@ -45,7 +45,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 PERSON_NAME = "person, individual, someone, somebody, mortal, soul"
@@ -59,7 +59,7 @@ for _channel, _names in {
     "left_leg": ["left leg", "left foot"],
     "right_leg": ["right leg", "right foot"],
 }.items():
-    PART_CHANNELS.update(dict.fromkeys(_names, C.CHANNEL_INDEX[_channel]))
+    PART_CHANNELS.update(dict.fromkeys(_names, constants.CHANNEL_INDEX[_channel]))
 """ADE20K person part names (2016 index) -> channel (datasets.md section 3)."""
 
 UNSIDED_PARTS: Dict[str, Tuple[int, int]] = {
@@ -188,7 +188,7 @@ def person_channels(person: AdePerson, derive_torso: bool, key: str
         unknown_channels.update(pair)
     if not person.parts:
         return {}, conversion.BODY_ONLY
-    torso = C.CHANNEL_INDEX["torso"]
+    torso = constants.CHANNEL_INDEX["torso"]
     if torso not in parts and derive_torso:
         parts[torso] = _derive_torso(person.body, parts)
     if torso not in parts:

@@ -24,18 +24,18 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 LIMB_NAMES = ("head", "torso", "lhand", "rhand", "lforearm", "rforearm", "larm", "rarm",
               "lfoot", "rfoot", "lleg", "rleg", "lthigh", "rthigh")
 """The 14 limbs, limb id = index + 1 (``getLimbsName`` of the starting kit)."""
 LIMB_CHANNELS: Dict[int, int] = {
-    1: C.CHANNEL_INDEX["head"], 2: C.CHANNEL_INDEX["torso"],
-    3: C.CHANNEL_INDEX["left_arm"], 5: C.CHANNEL_INDEX["left_arm"], 7: C.CHANNEL_INDEX["left_arm"],
-    4: C.CHANNEL_INDEX["right_arm"], 6: C.CHANNEL_INDEX["right_arm"], 8: C.CHANNEL_INDEX["right_arm"],
-    9: C.CHANNEL_INDEX["left_leg"], 11: C.CHANNEL_INDEX["left_leg"], 13: C.CHANNEL_INDEX["left_leg"],
-    10: C.CHANNEL_INDEX["right_leg"], 12: C.CHANNEL_INDEX["right_leg"], 14: C.CHANNEL_INDEX["right_leg"],
+    1: constants.CHANNEL_INDEX["head"], 2: constants.CHANNEL_INDEX["torso"],
+    3: constants.CHANNEL_INDEX["left_arm"], 5: constants.CHANNEL_INDEX["left_arm"], 7: constants.CHANNEL_INDEX["left_arm"],
+    4: constants.CHANNEL_INDEX["right_arm"], 6: constants.CHANNEL_INDEX["right_arm"], 8: constants.CHANNEL_INDEX["right_arm"],
+    9: constants.CHANNEL_INDEX["left_leg"], 11: constants.CHANNEL_INDEX["left_leg"], 13: constants.CHANNEL_INDEX["left_leg"],
+    10: constants.CHANNEL_INDEX["right_leg"], 12: constants.CHANNEL_INDEX["right_leg"], 14: constants.CHANNEL_INDEX["right_leg"],
 }
 NUM_LIMBS = len(LIMB_NAMES)
 ACTORS = (1, 2)

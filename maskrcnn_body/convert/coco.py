@@ -26,7 +26,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 PERSON_CATEGORY = 1
@@ -51,11 +51,11 @@ def coco_to_keypoints(kps: List[float]) -> np.ndarray:
     """51 COCO numbers [x, y, v] * 17 -> float32 (15, 3) schema keypoints (see module doc)."""
     k = np.asarray(kps, np.float64).reshape(len(COCO_KEYPOINTS), 3)
     xy, v = k[:, :2] + COCO_TO_SCHEMA, k[:, 2]
-    out = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
+    out = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
 
     def put(name, point, vis):
         if vis > 0:
-            out[C.KEYPOINT_INDEX[name]] = (point[0], point[1], vis)
+            out[constants.KEYPOINT_INDEX[name]] = (point[0], point[1], vis)
 
     for ours, (src,) in COCO_TO_JHMDB.items():
         put(ours, xy[_K[src]], v[_K[src]])

@@ -39,15 +39,15 @@ from typing import Dict, Iterator, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 FLOW_LABEL_CHANNELS: Dict[int, int] = {
-    2: C.CHANNEL_INDEX["head"], 1: C.CHANNEL_INDEX["torso"],
-    4: C.CHANNEL_INDEX["left_arm"], 8: C.CHANNEL_INDEX["left_arm"],
-    3: C.CHANNEL_INDEX["right_arm"], 7: C.CHANNEL_INDEX["right_arm"],
-    6: C.CHANNEL_INDEX["left_leg"], 10: C.CHANNEL_INDEX["left_leg"],
-    5: C.CHANNEL_INDEX["right_leg"], 9: C.CHANNEL_INDEX["right_leg"],
+    2: constants.CHANNEL_INDEX["head"], 1: constants.CHANNEL_INDEX["torso"],
+    4: constants.CHANNEL_INDEX["left_arm"], 8: constants.CHANNEL_INDEX["left_arm"],
+    3: constants.CHANNEL_INDEX["right_arm"], 7: constants.CHANNEL_INDEX["right_arm"],
+    6: constants.CHANNEL_INDEX["left_leg"], 10: constants.CHANNEL_INDEX["left_leg"],
+    5: constants.CHANNEL_INDEX["right_leg"], 9: constants.CHANNEL_INDEX["right_leg"],
 }
 """puppet_flow label -> channel (1 torso, 2 head, 3/7 right upper/lower arm, 4/8 left arm,
 5/9 right upper/lower leg, 6/10 left leg; datasets.md section 2)."""
@@ -63,13 +63,13 @@ def matlab_to_keypoints(pos: np.ndarray, height: int, width: int) -> np.ndarray:
     x, y = pos + MATLAB_TO_SCHEMA; v = 2 inside [0, W) x [0, H), else v = 0 and x = y = 0.
     """
     pos = np.asarray(pos, np.float64)
-    if pos.shape != (2, C.NUM_KEYPOINTS):
+    if pos.shape != (2, constants.NUM_KEYPOINTS):
         raise conversion.SkipItem(f"bad joints: pos_img frame has shape {pos.shape}, expected (2, 15)")
     xy = pos.T + MATLAB_TO_SCHEMA
     inside = np.isfinite(xy).all(1) & (xy[:, 0] >= 0) & (xy[:, 0] < width) & (xy[:, 1] >= 0) & (xy[:, 1] < height)
-    kp = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
+    kp = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
     kp[inside, :2] = xy[inside]
-    kp[inside, 2] = C.KP_VISIBLE
+    kp[inside, 2] = constants.KP_VISIBLE
     return kp
 
 
@@ -151,7 +151,7 @@ class JhmdbConverter(conversion.Converter):
                             "part_mask", 3)
         flow_path = self._flow_path(action, video)
         flow = _loadmat_var(flow_path, "part_mask", 3) if flow_path else None
-        if pos.shape[:2] != (2, C.NUM_KEYPOINTS):
+        if pos.shape[:2] != (2, constants.NUM_KEYPOINTS):
             raise conversion.SkipItem(f"corrupt annotation: {video} pos_img has shape {pos.shape}, expected (2, 15, T)")
         t_frames = body.shape[2]
         if pos.shape[2] != t_frames or (flow is not None and flow.shape != body.shape):

@@ -42,7 +42,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
 from maskrcnn_body.data import conversion
 
@@ -71,8 +71,8 @@ def legacy_keypoints(kp: np.ndarray, box: np.ndarray, height: int, width: int,
     x = x1 + (u[0] + 1) / 2 * (x2 - x1) + MATLAB_TO_SCHEMA
     y = y1 + (u[1] + 1) / 2 * (y2 - y1) + MATLAB_TO_SCHEMA
     inside = np.isfinite(x) & np.isfinite(y) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
-    out = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
-    out[inside, 0], out[inside, 1], out[inside, 2] = x[inside], y[inside], C.KP_VISIBLE
+    out = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
+    out[inside, 0], out[inside, 1], out[inside, 2] = x[inside], y[inside], constants.KP_VISIBLE
     return out
 
 
@@ -92,16 +92,16 @@ def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, 
     rgb = _raw(f, "image/encoded", name, np.uint8, (h, w, 3))
     if bgr:
         rgb = rgb[..., ::-1]
-    masks = _raw(f, "label/gt_masks", name, np.uint8, (n, h, w, C.NUM_CHANNELS))
+    masks = _raw(f, "label/gt_masks", name, np.uint8, (n, h, w, constants.NUM_CHANNELS))
     boxes = _raw(f, "label/gt_boxes", name, np.float32, (n, 5))
     kps = None
     if "label/keypoints" in f and f["label/keypoints"].bytes_list.value and n > 0:
-        kps = _raw(f, "label/keypoints", name, np.float32, (2, C.NUM_KEYPOINTS))
+        kps = _raw(f, "label/keypoints", name, np.float32, (2, constants.NUM_KEYPOINTS))
     persons, skipped = [], []
     for i in range(n):
         kp = legacy_keypoints(kps, boxes[0], h, w, keypoint_range) if (kps is not None and i == 0) else None
         ch = masks[i] != 0
-        parts = {k: ch[..., k] for k in range(1, C.NUM_CHANNELS) if k in valid_channels}
+        parts = {k: ch[..., k] for k in range(1, constants.NUM_CHANNELS) if k in valid_channels}
         body = ch[..., 0] | np.logical_or.reduce([ch[..., k] for k in parts], initial=False) \
             if parts else ch[..., 0]
         try:
@@ -118,8 +118,8 @@ class LegacyConverter(conversion.Converter):
     def __init__(self, pattern: str, dataset: str, bgr: bool = False,
                  valid_channels: Sequence[int] = conversion.ALL_VALID, compression: str = "ZLIB",
                  keypoint_range: float = 1.0):
-        if dataset not in C.DATASETS:
-            raise ValueError(f"--dataset {dataset!r} is not one of {C.DATASETS}")
+        if dataset not in constants.DATASETS:
+            raise ValueError(f"--dataset {dataset!r} is not one of {constants.DATASETS}")
         if 0 not in valid_channels:
             raise ValueError("valid_channels must include channel 0 (the body)")
         self.pattern, self.dataset, self.bgr = pattern, dataset, bgr

@@ -28,7 +28,7 @@ from typing import Dict, Iterator, List, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 PART_CHANNELS: Dict[str, int] = {}
@@ -40,7 +40,7 @@ for _channel, _names in {
     "left_leg": "luleg llleg lfoot",
     "right_leg": "ruleg rlleg rfoot",
 }.items():
-    PART_CHANNELS.update(dict.fromkeys(_names.split(), C.CHANNEL_INDEX[_channel]))
+    PART_CHANNELS.update(dict.fromkeys(_names.split(), constants.CHANNEL_INDEX[_channel]))
 """The 24 Pascal-Part person part names -> channel (datasets.md section 1)."""
 
 PERSON_CLASS = "person"

@@ -22,7 +22,7 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 
 
 def _bit_flip_lut() -> tf.Tensor:
@@ -31,7 +31,7 @@ def _bit_flip_lut() -> tf.Tensor:
     Bit k of the output is bit ``CHANNEL_FLIP_PERM[k]`` of the input; bit 7 (unused by the
     schema) is kept so that the table is an exact involution.
     """
-    perm = list(C.CHANNEL_FLIP_PERM) + [7]
+    perm = list(constants.CHANNEL_FLIP_PERM) + [7]
     table = [sum(((v >> perm[k]) & 1) << k for k in range(8)) for v in range(256)]
     return tf.constant(table, tf.uint8)
 
@@ -51,13 +51,13 @@ def flip_example(example: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     out["image"] = tf.reverse(image, axis=[1])
     mirrored = tf.reverse(example["parts"], axis=[2])
     out["parts"] = tf.gather(_bit_flip_lut(), tf.cast(mirrored, tf.int32))
-    out["parts_valid"] = tf.gather(example["parts_valid"], C.CHANNEL_FLIP_PERM, axis=1)
+    out["parts_valid"] = tf.gather(example["parts_valid"], constants.CHANNEL_FLIP_PERM, axis=1)
     x1, y1, x2, y2 = tf.unstack(tf.cast(example["boxes"], tf.float32), num=4, axis=-1)
     out["boxes"] = tf.stack([width - x2, y1, width - x1, y2], axis=-1)
     kp = tf.cast(example["keypoints"], tf.float32)
     x, y, v = tf.unstack(kp, num=3, axis=-1)
     x = tf.where(v > 0, width - x, x)
-    out["keypoints"] = tf.gather(tf.stack([x, y, v], axis=-1), C.KEYPOINT_FLIP_PERM, axis=1)
+    out["keypoints"] = tf.gather(tf.stack([x, y, v], axis=-1), constants.KEYPOINT_FLIP_PERM, axis=1)
     return out
 
 
@@ -155,7 +155,7 @@ def crop_box_masks(parts: tf.Tensor, boxes: tf.Tensor, size: int) -> tf.Tensor:
     x1, y1, x2, y2 = tf.unstack(tf.cast(boxes, tf.float32), num=4, axis=-1)
     y0i, y1i, ty = _box_samples(y1, y2, size, shape[1])
     x0i, x1i, tx = _box_samples(x1, x2, size, shape[2])
-    bits = tf.range(C.NUM_CHANNELS, dtype=tf.int32)
+    bits = tf.range(constants.NUM_CHANNELS, dtype=tf.int32)
 
     def corner(rows, cols):
         r = tf.gather(parts, rows, axis=1, batch_dims=1)           # (N, size, W)

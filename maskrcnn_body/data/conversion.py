@@ -38,7 +38,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Seque
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import schema
 from maskrcnn_body.data.writer import ShardedWriter
 
@@ -143,13 +143,13 @@ def check_mask_shape(mask: np.ndarray, image: SourceImage, what: str) -> None:
 
 def channels_valid(channels: Iterable[int]) -> np.ndarray:
     """int64 (7,) ``parts_valid`` with 1 at the given channel indices."""
-    valid = np.zeros(C.NUM_CHANNELS, np.int64)
+    valid = np.zeros(constants.NUM_CHANNELS, np.int64)
     valid[list(channels)] = 1
     return valid
 
 
-ALL_VALID = tuple(range(C.NUM_CHANNELS))
-BODY_ONLY = (C.BODY,)
+ALL_VALID = tuple(range(constants.NUM_CHANNELS))
+BODY_ONLY = (constants.BODY,)
 
 
 def build_person(body: np.ndarray, parts: Optional[Mapping[int, np.ndarray]] = None,
@@ -170,8 +170,8 @@ def build_person(body: np.ndarray, parts: Optional[Mapping[int, np.ndarray]] = N
         raise SkipItem("empty person mask: the person's body mask has no pixel")
     packed = body.astype(np.uint8)
     for ch, mask in (parts or {}).items():
-        if not 1 <= ch < C.NUM_CHANNELS:
-            raise ValueError(f"part channel must be in 1..{C.NUM_CHANNELS - 1}, got {ch}")
+        if not 1 <= ch < constants.NUM_CHANNELS:
+            raise ValueError(f"part channel must be in 1..{constants.NUM_CHANNELS - 1}, got {ch}")
         packed |= ((np.asarray(mask).astype(bool) & body).astype(np.uint8) << ch)
     return schema.make_person(packed, channels_valid(valid), keypoints)
 
@@ -300,8 +300,8 @@ def run_conversion(converter: Converter, out_prefix: str, num_shards: int = 1, n
     case except a strict-mode abort. Raises :class:`ConversionError` in ``strict`` mode at the
     first bad input.
     """
-    if converter.dataset not in C.DATASETS:
-        raise ValueError(f"converter dataset {converter.dataset!r} is not one of {C.DATASETS}")
+    if converter.dataset not in constants.DATASETS:
+        raise ValueError(f"converter dataset {converter.dataset!r} is not one of {constants.DATASETS}")
     start = time.monotonic()
     summary = Summary(converter.dataset, out_prefix)
     items: List[Item] = []

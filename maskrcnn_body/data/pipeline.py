@@ -25,7 +25,7 @@ from typing import Dict, Optional
 
 import tensorflow as tf
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.constants import SIZE_DIVISOR
 from maskrcnn_body.data import augment, schema
 from maskrcnn_body.data.writer import expand_patterns
@@ -137,7 +137,7 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
     pngs = f["person/parts_png"].values
     valid = f["person/parts_valid"].values
     kps = f["person/keypoints"].values
-    nk = C.NUM_KEYPOINTS * 3
+    nk = constants.NUM_KEYPOINTS * 3
     checks = [
         _require(tf.equal(f["schema/version"], schema.SCHEMA_VERSION), "schema/version",
                  "is {}, this package reads {}; upgrade the records or the package", f["schema/version"],
@@ -149,8 +149,8 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
                  tf.size(bbox), 4 * n, **ctx),
         _require(tf.equal(tf.size(pngs), n), "person/parts_png", "has {} PNGs, expected person/count = {}",
                  tf.size(pngs), n, **ctx),
-        _require(tf.equal(tf.size(valid), C.NUM_CHANNELS * n), "person/parts_valid",
-                 "has {} values, expected 7 * person/count = {}", tf.size(valid), C.NUM_CHANNELS * n, **ctx),
+        _require(tf.equal(tf.size(valid), constants.NUM_CHANNELS * n), "person/parts_valid",
+                 "has {} values, expected 7 * person/count = {}", tf.size(valid), constants.NUM_CHANNELS * n, **ctx),
         _require(tf.equal(tf.size(kps), nk * n), "person/keypoints",
                  "has {} values, expected 45 * person/count = {}", tf.size(kps), nk * n, **ctx),
         _require(_has_image_magic(f["image/encoded"]), "image/encoded", "is not a PNG or JPEG file", **ctx),
@@ -161,8 +161,8 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
                             "decodes to {} (h x w), image/height x image/width is {}x{}", tf.shape(image)[:2],
                             height, width, **ctx)
         boxes = tf.reshape(bbox, [n, 4])
-        parts_valid = tf.reshape(tf.cast(valid, tf.int32), [n, C.NUM_CHANNELS])
-        keypoints = tf.reshape(kps, [n, C.NUM_KEYPOINTS, 3])
+        parts_valid = tf.reshape(tf.cast(valid, tf.int32), [n, constants.NUM_CHANNELS])
+        keypoints = tf.reshape(kps, [n, constants.NUM_KEYPOINTS, 3])
 
     def decode_parts(i):
         data = pngs[i]
@@ -255,10 +255,10 @@ def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, s
         "source_id": example["source_id"],
         "num_gt": num_gt,
         "gt_boxes": tf.ensure_shape(_pad_rows(boxes, P), [P, 4]),
-        "gt_masks": tf.ensure_shape(_pad_rows(masks, P), [P, MS, MS, C.NUM_CHANNELS]),
+        "gt_masks": tf.ensure_shape(_pad_rows(masks, P), [P, MS, MS, constants.NUM_CHANNELS]),
         "gt_parts_valid": tf.ensure_shape(_pad_rows(tf.cast(example["parts_valid"], tf.float32), P),
-                                          [P, C.NUM_CHANNELS]),
-        "gt_keypoints": tf.ensure_shape(_pad_rows(keypoints, P), [P, C.NUM_KEYPOINTS, 3]),
+                                          [P, constants.NUM_CHANNELS]),
+        "gt_keypoints": tf.ensure_shape(_pad_rows(keypoints, P), [P, constants.NUM_KEYPOINTS, 3]),
     }
 
 

@@ -32,7 +32,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 
 SCHEMA_VERSION = 1
 IMAGE_FORMATS = (b"png", b"jpeg")
@@ -95,14 +95,14 @@ def bbox_from_mask(mask: np.ndarray) -> np.ndarray:
 def pack_channels(channels: np.ndarray) -> np.ndarray:
     """(..., H, W, 7) boolean channels -> (..., H, W) uint8 bit field."""
     channels = np.asarray(channels).astype(bool)
-    weights = (1 << np.arange(C.NUM_CHANNELS)).astype(np.uint8)
+    weights = (1 << np.arange(constants.NUM_CHANNELS)).astype(np.uint8)
     return (channels.astype(np.uint8) * weights).sum(axis=-1).astype(np.uint8)
 
 
 def unpack_channels(parts: np.ndarray) -> np.ndarray:
     """(..., H, W) uint8 bit field -> (..., H, W, 7) boolean channels."""
     parts = np.asarray(parts, np.uint8)
-    return ((parts[..., None] >> np.arange(C.NUM_CHANNELS, dtype=np.uint8)) & 1).astype(bool)
+    return ((parts[..., None] >> np.arange(constants.NUM_CHANNELS, dtype=np.uint8)) & 1).astype(bool)
 
 
 def make_person(parts: np.ndarray, parts_valid: Sequence[int],
@@ -115,10 +115,10 @@ def make_person(parts: np.ndarray, parts_valid: Sequence[int],
     parts = np.asarray(parts, np.uint8).copy()
     any_part = (parts & 0xFE) != 0
     parts[any_part] |= 1
-    kp = np.zeros((C.NUM_KEYPOINTS, 3), np.float32) if keypoints is None else \
-        np.asarray(keypoints, np.float32).reshape(C.NUM_KEYPOINTS, 3)
+    kp = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32) if keypoints is None else \
+        np.asarray(keypoints, np.float32).reshape(constants.NUM_KEYPOINTS, 3)
     return Person(bbox=bbox_from_mask((parts & 1) != 0), parts=parts,
-                  parts_valid=np.asarray(parts_valid, np.int64).reshape(C.NUM_CHANNELS), keypoints=kp)
+                  parts_valid=np.asarray(parts_valid, np.int64).reshape(constants.NUM_CHANNELS), keypoints=kp)
 
 
 def encode_png(array: np.ndarray, compress_level: int = 1) -> bytes:
@@ -206,16 +206,16 @@ def validate_record(record: ImageRecord) -> None:
         raise RecordError(f"{where}: image/format is {record.image_format!r}, expected one of {IMAGE_FORMATS}")
     if sniff_format(record.image_bytes) != record.image_format:
         raise RecordError(f"{where}: image/encoded is not a {record.image_format.decode()} file")
-    if record.dataset not in C.DATASETS:
-        raise RecordError(f"{where}: image/dataset {record.dataset!r} is not one of {C.DATASETS}")
+    if record.dataset not in constants.DATASETS:
+        raise RecordError(f"{where}: image/dataset {record.dataset!r} is not one of {constants.DATASETS}")
     if record.height <= 0 or record.width <= 0:
         raise RecordError(f"{where}: image size {record.height}x{record.width} must be positive")
     for i, p in enumerate(record.persons):
         if p.parts.shape != (record.height, record.width):
             raise RecordError(f"{where}: person/parts_png[{i}] is {p.parts.shape}, image is "
                               f"{(record.height, record.width)}")
-        if p.bbox.shape != (4,) or p.parts_valid.shape != (C.NUM_CHANNELS,) or \
-                p.keypoints.shape != (C.NUM_KEYPOINTS, 3):
+        if p.bbox.shape != (4,) or p.parts_valid.shape != (constants.NUM_CHANNELS,) or \
+                p.keypoints.shape != (constants.NUM_KEYPOINTS, 3):
             raise RecordError(f"{where}: person {i} has bbox {p.bbox.shape}, parts_valid "
                               f"{p.parts_valid.shape}, keypoints {p.keypoints.shape}; expected (4,), (7,), (15, 3)")
 
@@ -257,9 +257,9 @@ def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool
     name = f"{name} (source_id {source_id!r})"
     bbox = np.asarray(get("person/bbox", "float_list", 4 * n), np.float32).reshape(n, 4)
     pngs = get("person/parts_png", "bytes_list", n)
-    valid = np.asarray(get("person/parts_valid", "int64_list", C.NUM_CHANNELS * n), np.int64).reshape(n, C.NUM_CHANNELS)
-    kps = np.asarray(get("person/keypoints", "float_list", 3 * C.NUM_KEYPOINTS * n), np.float32)
-    kps = kps.reshape(n, C.NUM_KEYPOINTS, 3)
+    valid = np.asarray(get("person/parts_valid", "int64_list", constants.NUM_CHANNELS * n), np.int64).reshape(n, constants.NUM_CHANNELS)
+    kps = np.asarray(get("person/keypoints", "float_list", 3 * constants.NUM_KEYPOINTS * n), np.float32)
+    kps = kps.reshape(n, constants.NUM_KEYPOINTS, 3)
     persons = []
     for i in range(n):
         try:

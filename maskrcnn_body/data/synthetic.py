@@ -53,7 +53,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 from maskrcnn_body.data import schema
 
@@ -65,9 +65,9 @@ PERSON_COUNT_PROBS = (0.05, 0.2, 0.2, 0.2, 0.15, 0.1, 0.1)
 MAX_PERSONS = len(PERSON_COUNT_PROBS) - 1
 
 # channel indices of the parts (label canvas values)
-_HEAD, _TORSO = C.CHANNEL_INDEX["head"], C.CHANNEL_INDEX["torso"]
-_ARM = {"left": C.CHANNEL_INDEX["left_arm"], "right": C.CHANNEL_INDEX["right_arm"]}
-_LEG = {"left": C.CHANNEL_INDEX["left_leg"], "right": C.CHANNEL_INDEX["right_leg"]}
+_HEAD, _TORSO = constants.CHANNEL_INDEX["head"], constants.CHANNEL_INDEX["torso"]
+_ARM = {"left": constants.CHANNEL_INDEX["left_arm"], "right": constants.CHANNEL_INDEX["right_arm"]}
+_LEG = {"left": constants.CHANNEL_INDEX["left_leg"], "right": constants.CHANNEL_INDEX["right_leg"]}
 
 # the part channels in which each keypoint counts as visible (v = 2)
 _KEYPOINT_CHANNELS = {
@@ -77,10 +77,10 @@ _KEYPOINT_CHANNELS = {
     **{f"{s}_hip": (_LEG[s], _TORSO) for s in ("left", "right")},
     **{f"{s}_{j}": (_LEG[s],) for s in ("left", "right") for j in ("knee", "ankle")},
 }
-_KP_CHANNEL_LUT = np.zeros((C.NUM_KEYPOINTS, 8), bool)
+_KP_CHANNEL_LUT = np.zeros((constants.NUM_KEYPOINTS, 8), bool)
 """``_KP_CHANNEL_LUT[k, label]``: keypoint k is visible on a pixel of this label."""
 for _name, _chs in _KEYPOINT_CHANNELS.items():
-    _KP_CHANNEL_LUT[C.KEYPOINT_INDEX[_name], list(_chs)] = True
+    _KP_CHANNEL_LUT[constants.KEYPOINT_INDEX[_name], list(_chs)] = True
 
 # colour palettes (RGB)
 _SKIN = np.array([(255, 224, 196), (241, 194, 160), (224, 172, 125), (198, 134, 90),
@@ -217,9 +217,9 @@ def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray,
     r = {k: max(rmin, f * h) for k, f in dict(
         arm_u=0.036, arm_l=0.030, hand=0.033, leg_u=0.052, leg_l=0.042, neck=0.032,
         head_x=0.062, head_y=0.078, foot_x=0.045, foot_y=0.026).items()}
-    kps = np.zeros((C.NUM_KEYPOINTS, 3), np.float32)
-    for k, name in enumerate(C.KEYPOINTS):
-        kps[k] = (*j[name], C.KP_VISIBLE)
+    kps = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
+    for k, name in enumerate(constants.KEYPOINTS):
+        kps[k] = (*j[name], constants.KP_VISIBLE)
 
     pts = kps[:, :2]
     margin = 0.12 * h + 4
@@ -416,7 +416,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int,
     if rng.random() < 0.5:  # sensor noise on half of the images
         noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1, 5))
         img = np.clip(img + noise, 0, 255).astype(np.uint8)
-    persons = [schema.make_person(_person_parts(owner, label, i), [1] * C.NUM_CHANNELS,
+    persons = [schema.make_person(_person_parts(owner, label, i), [1] * constants.NUM_CHANNELS,
                                   _visibility(kps, owner, label, i))
                for i, (kps, _) in enumerate(placed)]
     return schema.ImageRecord(image_bytes=schema.encode_png(img), image_format=b"png", height=height,
@@ -435,14 +435,14 @@ def _visibility(kps: np.ndarray, owner: np.ndarray, label: np.ndarray, i: int) -
     """Keypoints of person ``i`` with v: 2 on its own matching part, 1 hidden, (0, 0, 0) outside."""
     kps = kps.copy()
     h, w = owner.shape
-    for k in range(C.NUM_KEYPOINTS):
+    for k in range(constants.NUM_KEYPOINTS):
         x, y = kps[k, :2]
         if not (0 <= x < w and 0 <= y < h):
             kps[k] = 0
             continue
         c, r = int(x), int(y)
         seen = owner[r, c] == i and _KP_CHANNEL_LUT[k, label[r, c]]
-        kps[k, 2] = C.KP_VISIBLE if seen else C.KP_OCCLUDED
+        kps[k, 2] = constants.KP_VISIBLE if seen else constants.KP_OCCLUDED
     return kps
 
 

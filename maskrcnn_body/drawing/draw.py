@@ -13,7 +13,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.evaluation import paste
 
@@ -32,13 +32,13 @@ def joint_colour(name: str):
     for side in ("left", "right"):
         if name.startswith(side + "_"):
             limb = "arm" if name.split("_", 1)[1] in ARM_JOINTS else "leg"
-            return C.PART_COLOURS[C.CHANNEL_INDEX[f"{side}_{limb}"]]
+            return constants.PART_COLOURS[constants.CHANNEL_INDEX[f"{side}_{limb}"]]
     return CENTRE
 
 
 def segment_colour(a: int, b: int):
     """RGB of skeleton segment (a, b) (keypoint indices): the colour of its sided joint, if any."""
-    sided = [C.KEYPOINTS[i] for i in (a, b) if C.KEYPOINTS[i].startswith(("left_", "right_"))]
+    sided = [constants.KEYPOINTS[i] for i in (a, b) if constants.KEYPOINTS[i].startswith(("left_", "right_"))]
     return joint_colour(sided[-1]) if sided else CENTRE
 
 
@@ -65,12 +65,12 @@ def overlay_parts(image: np.ndarray, pasted: np.ndarray, scores: Optional[Sequen
     """
     out = image.astype(np.float32)
     labels = paste.part_label_map(pasted, scores)
-    for k, colour in C.PART_COLOURS.items():
+    for k, colour in constants.PART_COLOURS.items():
         m = labels == k
         out[m] = (1 - PART_ALPHA) * out[m] + PART_ALPHA * np.asarray(colour, np.float32)
     m = labels == paste.BODY_ONLY
     out[m] = (1 - BODY_ALPHA) * out[m] + BODY_ALPHA * np.asarray(BODY_TINT, np.float32)
-    for body in pasted[..., C.BODY]:
+    for body in pasted[..., constants.BODY]:
         out[_outline(body)] = OUTLINE
     return np.clip(out, 0, 255).astype(np.uint8)
 
@@ -108,14 +108,14 @@ def draw_people(image: np.ndarray, pasted: np.ndarray, boxes: Optional[np.ndarra
         vis = np.ones(kp.shape[:2], bool) if keypoint_visible is None else np.asarray(keypoint_visible, bool)
         r = max(2, 1.5 * scale)
         for p in range(kp.shape[0]):
-            for a, b in C.SKELETON_INDEX:
+            for a, b in constants.SKELETON_INDEX:
                 if vis[p, a] and vis[p, b]:
                     seg = [tuple(kp[p, a]), tuple(kp[p, b])]
                     d.line(seg, fill=(0, 0, 0), width=line + 2)
                     d.line(seg, fill=segment_colour(a, b), width=line)
             for j in np.flatnonzero(vis[p]):
                 x, y = kp[p, j]
-                d.ellipse([x - r, y - r, x + r, y + r], fill=joint_colour(C.KEYPOINTS[j]), outline=(0, 0, 0))
+                d.ellipse([x - r, y - r, x + r, y + r], fill=joint_colour(constants.KEYPOINTS[j]), outline=(0, 0, 0))
     if title:
         tb = d.textbbox((2, 2), title, font=f)
         d.rectangle(tb, fill=(0, 0, 0))
@@ -129,8 +129,8 @@ def add_legend(pic: Image.Image, font_size: int = 12) -> Image.Image:
     probe = ImageDraw.Draw(pic)
     sw = font_size                                   # swatch size
     items = []
-    for k, colour in C.PART_COLOURS.items():
-        name = C.CHANNELS[k].replace("_", " ")
+    for k, colour in constants.PART_COLOURS.items():
+        name = constants.CHANNELS[k].replace("_", " ")
         tw = probe.textbbox((0, 0), name, font=f)[2]
         items.append((name, colour, sw + 4 + tw + 12))
     rows, row, used = [], [], 0
@@ -207,7 +207,7 @@ def render_record(record, min_size: int = 256) -> Image.Image:
         return np.asarray([getattr(p, attr) for p in record.persons]).reshape((len(record.persons),) + shape)
 
     panel = ground_truth_panel(image, stack("parts", (h, w)).astype(np.uint8),
-                               stack("parts_valid", (C.NUM_CHANNELS,)), stack("bbox", (4,)),
-                               stack("keypoints", (C.NUM_KEYPOINTS, 3)), auto_scale(h, w, min_size),
+                               stack("parts_valid", (constants.NUM_CHANNELS,)), stack("bbox", (4,)),
+                               stack("keypoints", (constants.NUM_KEYPOINTS, 3)), auto_scale(h, w, min_size),
                                title=f"{record.dataset}: {record.source_id}")
     return add_legend(panel)

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 
 BODY_COLOUR = (0.0, 0.0, 0.0)
 BOX_COLOUR = (0.5, 0.5, 0.5)
@@ -22,8 +22,8 @@ def channel_colour(name: str):
     """Matplotlib RGB of a channel (part colours from ``constants``; body black; box grey)."""
     if name == "box":
         return BOX_COLOUR
-    k = C.CHANNEL_INDEX[name]
-    return BODY_COLOUR if k == C.BODY else tuple(v / 255.0 for v in C.PART_COLOURS[k])
+    k = constants.CHANNEL_INDEX[name]
+    return BODY_COLOUR if k == constants.BODY else tuple(v / 255.0 for v in constants.PART_COLOURS[k])
 
 
 def _percent(values) -> List[float]:
@@ -42,7 +42,7 @@ def plot_pr_curves(pr_curves: Dict, path: str, summary: Optional[Dict] = None) -
     """One figure, one panel per channel (person boxes + the 7 mask channels): COCO
     precision-recall curves at each IoU of ``EvaluationResult.pr_curves`` (solid 0.5, dashed 0.75).
     A panel without ground truth says so. ``summary`` adds the AP to each panel title."""
-    names = ("box",) + C.CHANNELS
+    names = ("box",) + constants.CHANNELS
     fig = Figure(figsize=(13, 6.5))
     for i, name in enumerate(names):
         ax = fig.add_subplot(2, 4, i + 1)
@@ -71,7 +71,7 @@ def plot_pr_curves(pr_curves: Dict, path: str, summary: Optional[Dict] = None) -
 
 def plot_part_ap(summary: Dict, path: str) -> str:
     """Bar chart of COCO mask AP and AP50 per channel (``summary["mask"]``), in percent."""
-    names = list(C.CHANNELS) + ["complete"]
+    names = list(constants.CHANNELS) + ["complete"]
     ap = [summary["mask"][n]["AP"] for n in names]
     ap50 = [summary["mask"][n]["AP50"] for n in names]
     x = np.arange(len(names))

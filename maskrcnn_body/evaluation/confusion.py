@@ -14,12 +14,12 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import matching
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
-LIMBS = {"arm": (C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"]),
-         "leg": (C.CHANNEL_INDEX["left_leg"], C.CHANNEL_INDEX["right_leg"])}
+LIMBS = {"arm": (constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]),
+         "leg": (constants.CHANNEL_INDEX["left_leg"], constants.CHANNEL_INDEX["right_leg"])}
 MATCH_IOU = 0.5
 
 

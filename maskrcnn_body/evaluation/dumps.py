@@ -26,7 +26,7 @@ from typing import Dict, Iterator, List
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 
 DTYPES = {
     "image": np.uint8, "boxes": np.float32, "scores": np.float32, "masks": np.float16,
@@ -55,9 +55,9 @@ def validate_dump(d: Dict[str, np.ndarray], name: str = "<dump>") -> None:
     r, g = d["boxes"].shape[0], d["gt_boxes"].shape[0]
     m = d["masks"].shape[1] if d["masks"].ndim == 4 else -1
     expected = {
-        "boxes": (r, 4), "scores": (r,), "masks": (r, m, m, C.NUM_CHANNELS),
-        "keypoints": (r, C.NUM_KEYPOINTS, 3), "gt_boxes": (g, 4), "gt_parts": (g, h, w),
-        "gt_valid": (g, C.NUM_CHANNELS), "gt_keypoints": (g, C.NUM_KEYPOINTS, 3),
+        "boxes": (r, 4), "scores": (r,), "masks": (r, m, m, constants.NUM_CHANNELS),
+        "keypoints": (r, constants.NUM_KEYPOINTS, 3), "gt_boxes": (g, 4), "gt_parts": (g, h, w),
+        "gt_valid": (g, constants.NUM_CHANNELS), "gt_keypoints": (g, constants.NUM_KEYPOINTS, 3),
     }
     for k, shape in expected.items():
         if d[k].shape != shape:

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import matching
 from maskrcnn_body.evaluation.coco import CocoSet
 from maskrcnn_body.evaluation.metrics import PERSON_CATEGORY, xywh
@@ -50,7 +50,7 @@ class KeypointMetrics:
         for j in range(img.num_gt):
             kp = img.gt_keypoints[j]
             bb = xywh(img.gt_boxes[j])
-            area = float(img.gt_area[j, C.BODY]) or max(bb[2], 0) * max(bb[3], 0)
+            area = float(img.gt_area[j, constants.BODY]) or max(bb[2], 0) * max(bb[3], 0)
             self.coco.add_gt(image_id=iid, category_id=PERSON_CATEGORY, bbox=bb, area=area,
                              keypoints=kp.reshape(-1).tolist(), num_keypoints=int((kp[:, 2] > 0).sum()))
         for r in range(img.num_pred):
@@ -70,5 +70,5 @@ class KeypointMetrics:
 
     def result(self) -> Dict[str, Optional[float]]:
         """``{"AP", "PCK@0.2"}`` in [0, 1]; None where no joint is labelled."""
-        ap = self.coco.evaluate("keypoints", kpt_oks_sigmas=C.KEYPOINT_SIGMAS).ap(PERSON_CATEGORY)["AP"]
+        ap = self.coco.evaluate("keypoints", kpt_oks_sigmas=constants.KEYPOINT_SIGMAS).ap(PERSON_CATEGORY)["AP"]
         return {"AP": ap, "PCK@0.2": self.correct / self.labelled if self.labelled else None}

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
@@ -46,7 +46,7 @@ MIN_BOX_AREA = 1000
 BOX_IOU = 0.5
 MASK_THRESHOLD = 0.6
 MASK_IOU = 0.5
-ROWS = ("complete",) + C.CHANNELS
+ROWS = ("complete",) + constants.CHANNELS
 ROW_LABELS = {"complete": "Complete", "body": "Full Body", "head": "Head", "torso": "Torso",
               "left_arm": "Left Arm", "right_arm": "Right Arm", "left_leg": "Left Leg",
               "right_leg": "Right Leg"}
@@ -84,13 +84,13 @@ class LegacyMetric:
             if valid.any():
                 counted["complete"] += 1
                 good["complete"] += hit and legacy_mask_iou(pred[..., valid], gt[..., valid]) > MASK_IOU
-            for k, row in enumerate(C.CHANNELS):
+            for k, row in enumerate(constants.CHANNELS):
                 if not valid[k] or (hit and not (pred[..., k].any() or gt[..., k].any())):
                     continue
                 counted[row] += 1
                 good[row] += hit and legacy_mask_iou(pred[..., k], gt[..., k]) > MASK_IOU
         has_gt = {"complete": bool(img.gt_valid.any())}
-        has_gt.update({row: bool(img.gt_valid[:, k].any()) for k, row in enumerate(C.CHANNELS)})
+        has_gt.update({row: bool(img.gt_valid[:, k].any()) for k, row in enumerate(constants.CHANNELS)})
         for row in ROWS:
             if counted[row]:
                 self.per_image[row].append(good[row] / counted[row])

@@ -21,7 +21,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation.coco import CocoSet
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
@@ -71,7 +71,7 @@ class BoxMaskAP:
 
     def __init__(self):
         self.boxes = CocoSet([PERSON_CATEGORY])
-        self.masks = CocoSet([channel_category(k) for k in range(C.NUM_CHANNELS)])
+        self.masks = CocoSet([channel_category(k) for k in range(constants.NUM_CHANNELS)])
 
     def add(self, img: PreparedImage) -> None:
         h, w = img.height, img.width
@@ -87,12 +87,12 @@ class BoxMaskAP:
         self._add_masks(img, self.masks.add_image(h, w))
 
     def _add_masks(self, img: PreparedImage, mid: int) -> None:
-        h, w, nc = img.height, img.width, C.NUM_CHANNELS
+        h, w, nc = img.height, img.width, constants.NUM_CHANNELS
         g = img.num_gt
         if g:
             rles = _rle(img.gt.transpose(1, 2, 0, 3).reshape(h, w, g * nc))
             for j in range(g):
-                body = img.gt[j, ..., C.BODY] if img.gt_valid[j, C.BODY] and img.gt_area[j, C.BODY] else \
+                body = img.gt[j, ..., constants.BODY] if img.gt_valid[j, constants.BODY] and img.gt_area[j, constants.BODY] else \
                     _box_mask(img.gt_boxes[j], h, w)
                 ignore_rle = None
                 for k in range(nc):
@@ -124,10 +124,10 @@ class BoxMaskAP:
         mask = self.masks.evaluate("segm")
         summary: Dict[str, Dict] = {"box": box.ap(PERSON_CATEGORY), "mask": {}}
         curves = {"box": {t: box.pr_curve(PERSON_CATEGORY, t) for t in CURVE_IOUS}}
-        for k, name in enumerate(C.CHANNELS):
+        for k, name in enumerate(constants.CHANNELS):
             summary["mask"][name] = mask.ap(channel_category(k))
             curves[name] = {t: mask.pr_curve(channel_category(k), t) for t in CURVE_IOUS}
-        summary["mask"]["complete"] = {key: mean_of(summary["mask"][n][key] for n in C.CHANNELS)
+        summary["mask"]["complete"] = {key: mean_of(summary["mask"][n][key] for n in constants.CHANNELS)
                                        for key in AP_KEYS}
         return summary, curves
 

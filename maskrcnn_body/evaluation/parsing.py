@@ -69,11 +69,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation import matching, paste
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
-PARTS = np.asarray(C.PART_CHANNELS)
+PARTS = np.asarray(constants.PART_CHANNELS)
 NUM_CLASSES = len(PARTS) + 1
 """Classes of a parsing label map: 0 background, k = 1..6 part channel k."""
 APP_THRESHOLDS = tuple(np.round(np.arange(1, 10) / 10.0, 1))
@@ -142,8 +142,8 @@ def gt_person_labels(channels: np.ndarray, valid: np.ndarray, box) -> np.ndarray
     valid = np.asarray(valid, bool)
     h, w = channels.shape[:2]
     out = np.zeros((h, w), np.uint8)
-    if valid[C.BODY]:
-        out[channels[..., C.BODY]] = IGNORE
+    if valid[constants.BODY]:
+        out[channels[..., constants.BODY]] = IGNORE
     elif not valid[PARTS].all():
         out[_box_pixels(box, h, w)] = IGNORE
     for k in reversed(paste.PART_PRIORITY):                    # last write = highest priority
@@ -267,7 +267,7 @@ class ReferenceParsing:
         return {
             "mIoU": float(np.mean(iou[use])) if use.any() else None,
             "IoU_background": val(0),
-            "IoU_per_part": {C.CHANNELS[k]: val(k) for k in PARTS},
+            "IoU_per_part": {constants.CHANNELS[k]: val(k) for k in PARTS},
             "APp50": aps[APP_THRESHOLDS.index(0.5)],
             "APp_vol": None if aps[0] is None else float(np.mean([a for a in aps if a is not None])),
             "PCP50": float(np.sum(self.pcp) / self.num_positives) if self.num_positives else None,

@@ -23,16 +23,16 @@ from typing import List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 
-BODY_ONLY = C.NUM_CHANNELS
+BODY_ONLY = constants.NUM_CHANNELS
 """Label of a body pixel that belongs to no part in :func:`part_label_map` (7)."""
 
 PART_PRIORITY = (
-    C.CHANNEL_INDEX["head"],
-    C.CHANNEL_INDEX["left_arm"], C.CHANNEL_INDEX["right_arm"],
-    C.CHANNEL_INDEX["left_leg"], C.CHANNEL_INDEX["right_leg"],
-    C.CHANNEL_INDEX["torso"],
+    constants.CHANNEL_INDEX["head"],
+    constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"],
+    constants.CHANNEL_INDEX["left_leg"], constants.CHANNEL_INDEX["right_leg"],
+    constants.CHANNEL_INDEX["torso"],
 )
 """Which part wins where one person's part masks overlap: first in this tuple wins (limbs are
 usually in front of the torso, and the head rarely hides behind anything)."""
@@ -169,9 +169,9 @@ def person_part_labels(channels: np.ndarray) -> np.ndarray:
     """int32 (..., H, W) labels of one person's bool (..., H, W, 7) channels: 0 outside the body,
     the :data:`PART_PRIORITY` winner among set part channels, else :data:`BODY_ONLY`."""
     channels = np.asarray(channels, bool)
-    labels = np.where(channels[..., C.BODY], BODY_ONLY, 0).astype(np.int32)
+    labels = np.where(channels[..., constants.BODY], BODY_ONLY, 0).astype(np.int32)
     for k in reversed(PART_PRIORITY):                              # last write = highest priority
-        labels[channels[..., k] & channels[..., C.BODY]] = k
+        labels[channels[..., k] & channels[..., constants.BODY]] = k
     return labels
 
 
@@ -204,8 +204,8 @@ def part_label_map(pasted: np.ndarray, scores: Optional[Sequence[float]] = None)
       int32 (H, W): 0 background, k = 1..6 part channel k, :data:`BODY_ONLY` (7) body without part.
     """
     pasted = np.asarray(pasted, bool)
-    if pasted.ndim != 4 or pasted.shape[-1] != C.NUM_CHANNELS:
-        raise ValueError(f"pasted must be (R, H, W, {C.NUM_CHANNELS}), got shape {pasted.shape}")
+    if pasted.ndim != 4 or pasted.shape[-1] != constants.NUM_CHANNELS:
+        raise ValueError(f"pasted must be (R, H, W, {constants.NUM_CHANNELS}), got shape {pasted.shape}")
     return crops_label_map([PastedCrop(0, 0, m) for m in pasted], scores, *pasted.shape[1:3])
 
 

@@ -6,7 +6,7 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels, unpack_channels
 from maskrcnn_body.evaluation import matching, paste
 
@@ -59,8 +59,8 @@ class PreparedImage:
         return np.where(union > 0, self.inter / np.maximum(union, 1), 0.0)
 
 
-_BITS = unpack_channels(np.arange(1 << C.NUM_CHANNELS, dtype=np.uint8)).astype(np.int64)  # (128, 7)
-_NCODES = 1 << C.NUM_CHANNELS
+_BITS = unpack_channels(np.arange(1 << constants.NUM_CHANNELS, dtype=np.uint8)).astype(np.int64)  # (128, 7)
+_NCODES = 1 << constants.NUM_CHANNELS
 
 
 def channel_areas(codes: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def channel_overlaps(gt_codes: np.ndarray, pred_codes: np.ndarray):
     hist = np.bincount(joint.ravel(), minlength=g * _NCODES * _NCODES).reshape(g, _NCODES, _NCODES)
     per_gt_code = hist @ _BITS                                               # (G, 128 gt codes, 7 pred bits)
     inter = np.einsum("gak,ak->gk", per_gt_code, _BITS)
-    inter_flip = np.einsum("gak,ak->gk", per_gt_code, _BITS[:, list(C.CHANNEL_FLIP_PERM)])
+    inter_flip = np.einsum("gak,ak->gk", per_gt_code, _BITS[:, list(constants.CHANNEL_FLIP_PERM)])
     return inter, inter_flip
 
 
@@ -95,9 +95,9 @@ def prepare(dump: Dict[str, Any]) -> PreparedImage:
     pred = [paste.PastedCrop(p.y0, p.x0, paste.binarize(p.values)) for p in probs]
     gt_parts = np.asarray(dump["gt_parts"], np.uint8)
     r, g = len(pred), len(gt_parts)
-    inter = np.zeros((r, g, C.NUM_CHANNELS), np.int64)
+    inter = np.zeros((r, g, constants.NUM_CHANNELS), np.int64)
     inter_flip = np.zeros_like(inter)
-    pred_area = np.zeros((r, C.NUM_CHANNELS), np.int64)
+    pred_area = np.zeros((r, constants.NUM_CHANNELS), np.int64)
     for i, p in enumerate(pred):
         ph, pw = p.values.shape[:2]
         codes = pack_channels(p.values)                                       # (h, w) uint8
@@ -111,6 +111,6 @@ def prepare(dump: Dict[str, Any]) -> PreparedImage:
         gt_boxes=np.asarray(dump["gt_boxes"], np.float64),
         gt_keypoints=np.asarray(dump["gt_keypoints"], np.float64),
         gt=unpack_channels(gt_parts), gt_valid=np.asarray(dump["gt_valid"]) != 0,
-        pred_area=pred_area, gt_area=channel_areas(gt_parts) if g else np.zeros((0, C.NUM_CHANNELS), np.int64),
+        pred_area=pred_area, gt_area=channel_areas(gt_parts) if g else np.zeros((0, constants.NUM_CHANNELS), np.int64),
         inter=inter, inter_flip=inter_flip,
         box_iou=matching.box_iou(dump["boxes"], dump["gt_boxes"]))

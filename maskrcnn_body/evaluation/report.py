@@ -24,12 +24,12 @@ import json
 import os
 from typing import Dict, Optional
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.evaluation.legacy import ROW_LABELS, ROWS
 from maskrcnn_body.evaluation.metrics import AP_KEYS
 from maskrcnn_body.evaluation.parsing import PARTS_KEYS
 
-MASK_ROWS = C.CHANNELS + ("complete",)
+MASK_ROWS = constants.CHANNELS + ("complete",)
 
 
 def _fmt(v: Optional[float]) -> str:

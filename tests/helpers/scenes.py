@@ -22,17 +22,17 @@ from typing import Dict, Sequence
 
 import numpy as np
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels, unpack_channels
 from maskrcnn_body.evaluation import paste
 
 PART_RECTS = {  # channel: (row0, row1, col0, col1) as fractions of the box
-    C.CHANNEL_INDEX["head"]: (0.0, 0.25, 0.35, 0.65),
-    C.CHANNEL_INDEX["torso"]: (0.25, 0.6, 0.3, 0.7),
-    C.CHANNEL_INDEX["right_arm"]: (0.25, 0.6, 0.0, 0.3),
-    C.CHANNEL_INDEX["left_arm"]: (0.25, 0.6, 0.7, 1.0),
-    C.CHANNEL_INDEX["right_leg"]: (0.6, 1.0, 0.3, 0.5),
-    C.CHANNEL_INDEX["left_leg"]: (0.6, 1.0, 0.5, 0.7),
+    constants.CHANNEL_INDEX["head"]: (0.0, 0.25, 0.35, 0.65),
+    constants.CHANNEL_INDEX["torso"]: (0.25, 0.6, 0.3, 0.7),
+    constants.CHANNEL_INDEX["right_arm"]: (0.25, 0.6, 0.0, 0.3),
+    constants.CHANNEL_INDEX["left_arm"]: (0.25, 0.6, 0.7, 1.0),
+    constants.CHANNEL_INDEX["right_leg"]: (0.6, 1.0, 0.3, 0.5),
+    constants.CHANNEL_INDEX["left_leg"]: (0.6, 1.0, 0.5, 0.7),
 }
 JOINTS = {  # (x, y) as fractions of the box
     "neck": (0.5, 0.25), "belly": (0.5, 0.45), "face": (0.5, 0.12),
@@ -49,11 +49,11 @@ def stick_person(height: int, width: int, box: Sequence[int]):
     """(parts uint8 (H, W) bit field, keypoints float32 (15, 3) with v = 2) of one person."""
     x1, y1, x2, y2 = (int(v) for v in box)
     bw, bh = x2 - x1, y2 - y1
-    ch = np.zeros((height, width, C.NUM_CHANNELS), bool)
+    ch = np.zeros((height, width, constants.NUM_CHANNELS), bool)
     for k, (r0, r1, c0, c1) in PART_RECTS.items():
         ch[y1 + int(round(r0 * bh)):y1 + int(round(r1 * bh)), x1 + int(round(c0 * bw)):x1 + int(round(c1 * bw)), k] = True
-    ch[..., C.BODY] = ch[..., 1:].any(-1)
-    kp = np.array([[x1 + JOINTS[n][0] * bw, y1 + JOINTS[n][1] * bh, C.KP_VISIBLE] for n in C.KEYPOINTS],
+    ch[..., constants.BODY] = ch[..., 1:].any(-1)
+    kp = np.array([[x1 + JOINTS[n][0] * bw, y1 + JOINTS[n][1] * bh, constants.KP_VISIBLE] for n in constants.KEYPOINTS],
                   np.float32)
     return pack_channels(ch), kp
 
@@ -74,8 +74,8 @@ def make_scene(height: int, width: int, boxes: Sequence[Sequence[int]], seed: in
         "image": image, "source_id": f"synthetic_{seed}",
         "gt_boxes": np.asarray(boxes, np.float32).reshape(g, 4),
         "gt_parts": np.asarray(parts, np.uint8).reshape(g, height, width),
-        "gt_valid": np.ones((g, C.NUM_CHANNELS), np.uint8),
-        "gt_keypoints": np.asarray(kps, np.float32).reshape(g, C.NUM_KEYPOINTS, 3),
+        "gt_valid": np.ones((g, constants.NUM_CHANNELS), np.uint8),
+        "gt_keypoints": np.asarray(kps, np.float32).reshape(g, constants.NUM_KEYPOINTS, 3),
     }
 
 
@@ -97,5 +97,5 @@ def perfect_predictions(scene: Dict[str, np.ndarray], mask_size: int) -> Dict[st
 def empty_predictions(mask_size: int) -> Dict[str, np.ndarray]:
     """Prediction half of a dump with no detection."""
     return {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32),
-            "masks": np.zeros((0, mask_size, mask_size, C.NUM_CHANNELS), np.float16),
-            "keypoints": np.zeros((0, C.NUM_KEYPOINTS, 3), np.float32)}
+            "masks": np.zeros((0, mask_size, mask_size, constants.NUM_CHANNELS), np.float16),
+            "keypoints": np.zeros((0, constants.NUM_KEYPOINTS, 3), np.float32)}
