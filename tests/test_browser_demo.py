@@ -297,3 +297,20 @@ def test_page_basics_of_accessibility(server, playwright, tmp_path):
         watch.check()
     finally:
         browser.close()
+
+
+def test_without_javascript_the_form_posts_to_render(server, playwright, tmp_path):
+    browser = _launch(playwright)
+    try:
+        page = browser.new_context(java_script_enabled=False).new_page()
+        page.goto(server.url + "/")
+        image = tmp_path / "scene.png"
+        _synthetic_png(image)
+        page.set_input_files("#file", str(image))
+        with page.expect_navigation() as nav:
+            page.click("form button[type=submit]")      # the <noscript> button
+        response = nav.value
+        assert response.status == 200 and response.headers["content-type"] == "image/png"
+        assert response.url == server.url + "/v1/render"
+    finally:
+        browser.close()

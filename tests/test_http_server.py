@@ -369,3 +369,36 @@ def test_keep_alive_and_server_timing(server):
         assert r.status == 200 and json.loads(r.read())["width"] == 32
         assert re.fullmatch(r"queue;dur=[\d.]+, model;dur=[\d.]+", r.headers["Server-Timing"])
     c.close()
+
+
+def test_unparsable_request_gets_json_400(server):
+    s = socket.create_connection(server.server_address, timeout=5)
+    s.sendall(b"HELLO THERE\r\n\r\n")
+    data = _recv_all(s)
+    s.close()
+    assert b" 400 " in data.split(b"\r\n")[0] and json.loads(data.split(b"\r\n\r\n", 1)[1])["status"] == 400
+    assert _post(server, "/v1/predict", _png(32, 32))[0] == 200
+
+
+def test_open_request_cap_gives_503():
+    with running_server(read_timeout_s=5.0, max_open_requests=5) as srv:
+        socks = _stall(srv, 5)
+        try:
+            deadline = time.monotonic() + 5
+            while srv.app.open_requests < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            got, data = _post(srv, "/v1/predict", _png(32, 32))
+            assert got == 503 and "requests open" in json.loads(data)["error"]
+        finally:
+            for s in socks:
+                s.close()
+        deadline = time.monotonic() + 5
+        while srv.app.open_requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
+
+
+def test_listens_on_loopback_unless_told_otherwise(server):
+    from maskrcnn_body.cli.main import build_parser
+    assert ServerConfig().host == "127.0.0.1" and server.server_address[0] == "127.0.0.1"
+    assert build_parser(("serve",)).parse_args(["serve"]).host == "127.0.0.1"

@@ -138,7 +138,8 @@ def error_response(status: int, message: str, headers: Optional[dict] = None) ->
 class _Protocol(H11Protocol):
     """uvicorn's h11 protocol plus a request-head deadline: a connection that has not sent a complete
     request head within ``head_timeout_s`` (of opening, or of the first byte after a keep-alive
-    answer) gets a JSON 408 and is closed. (uvicorn itself waits for a head forever.)"""
+    answer) gets a JSON 408 and is closed (uvicorn itself waits for a head forever); requests h11
+    cannot parse get a JSON 400."""
 
     head_timeout_s = 10.0
 
@@ -170,6 +171,16 @@ class _Protocol(H11Protocol):
     def connection_lost(self, exc):
         self._cancel_head_timer()
         super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        """A request h11 cannot parse: the same JSON error as every other (uvicorn answers text/plain)."""
+        body = _error_body(400, f"{msg} (not an HTTP/1.1 request this server can read)")
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                   (b"connection", b"close")]
+        self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
+        self.transport.write(self.conn.send(h11.Data(data=body)))
+        self.transport.write(self.conn.send(h11.EndOfMessage()))
+        self.transport.close()
 
     def _head_timeout(self) -> None:
         self._head_timer = None
