@@ -5,6 +5,8 @@ TensorFlow itself is an extra so CPU users never pull the CUDA stack:
   pip install -e ".[gpu]"   -> tensorflow[and-cuda] 2.21 (Linux + NVIDIA GPU)
   pip install -e .          -> bring your own TensorFlow 2.21 build
 The compiled ops (libs/) are optional: `make` builds them; without them the pure-TF ops run.
+The inference server (`maskrcnn-body serve`, `python train/test.py`: Starlette on uvicorn) is part of the
+default install: it is the original's demo entry point and its dependencies are small and pure Python.
 """
 import os
 import re
@@ -22,7 +24,7 @@ setup(
     description="Multi-person body-part segmentation (7 channels) and 15 keypoints with one Keras Mask R-CNN",
     license="Apache-2.0",
     packages=find_packages(include=["maskrcnn_body", "maskrcnn_body.*"]),
-    package_data={"maskrcnn_body": ["ops/*.so"]},
+    package_data={"maskrcnn_body": ["ops/*.so", "serving/static/*.html"]},
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26",
@@ -31,11 +33,18 @@ setup(
         "pycocotools>=2.0.7",
         "absl-py>=2.0",
         "matplotlib>=3.8",
+        # the inference server and its demo page (maskrcnn_body.serving.http_server)
+        "starlette>=0.40,<2",
+        "uvicorn>=0.30,<1",
+        "h11>=0.14",
+        "python-multipart>=0.0.18",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
-        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8"],
+        # playwright drives the system's Chromium in tests/test_browser_demo.py (.ci/run apt-installs it;
+        # Playwright's own browser download is not used)
+        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8", "playwright>=1.40"],
         "video": ["opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},

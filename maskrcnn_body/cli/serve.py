@@ -1,11 +1,15 @@
-"""Serve a trained model over HTTP (default 127.0.0.1:8080).
+"""Serve a trained model over HTTP with a browser demo page (default 127.0.0.1:8080).
 
     maskrcnn-body serve --train_dir output/mask_rcnn --port 8080
+    open http://127.0.0.1:8080/     (the demo page: a picture or the webcam, drawn in the browser)
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
+    curl -s -F image=@photo.jpg http://127.0.0.1:8080/v1/predict          (a multipart form works too)
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/render > out.png
     curl -s http://127.0.0.1:8080/healthz
 
-Errors are JSON {"error", "status"} with 400/408/411/413/415/503 (README, "Server").
+Starlette on uvicorn (maskrcnn_body.serving.http_server): uploads are read asynchronously (slow clients
+hold no thread), the model runs one call at a time behind a bounded queue. Errors are JSON
+{"error", "status"} with 400/404/405/408/411/413/415/503 (README, "Inference, server, export").
 """
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ def add_arguments(p) -> None:
     p.add_argument("--score_threshold", type=float, default=0.5, help="Keep detections with at least this score.")
     p.add_argument("--max_body_mb", type=float, default=20.0, help="Largest accepted request body in MB (413 above).")
     p.add_argument("--max_pixels", type=int, default=40_000_000, help="Largest accepted image in pixels (400 above).")
-    p.add_argument("--workers", type=int, default=4, help="Request handler threads.")
-    p.add_argument("--max_queue", type=int, default=16, help="Connections waiting for a handler before 503.")
-    p.add_argument("--read_timeout", type=float, default=10.0, help="Seconds a client has to send its body (408 after).")
+    p.add_argument("--workers", type=int, default=4, help="Ignored (kept so old command lines work): the server "
+                   "reads uploads asynchronously and runs the model one call at a time.")
+    p.add_argument("--max_queue", type=int, default=16, help="Requests waiting for the model before 503.")
+    p.add_argument("--read_timeout", type=float, default=10.0, help="Seconds a client has to send its request "
+                   "head and body (408 after).")
 
 
 def run(args) -> int:
@@ -44,5 +50,6 @@ def run(args) -> int:
                        max_pixels=args.max_pixels, num_workers=args.workers, max_queue=args.max_queue,
                        read_timeout_s=args.read_timeout)
     serve(cfg, lambda image: predict_json(predictor, image, score_threshold=thr), render,
-          ready=lambda url: print(f"serving on {url} (POST /v1/predict, POST /v1/render, GET /healthz)", flush=True))
+          ready=lambda url: print(f"serving on {url} (GET / demo page, POST /v1/predict, POST /v1/render, "
+                                  "GET /healthz, GET /openapi.json)", flush=True))
     return 0
