@@ -104,3 +104,19 @@ def test_command_line_imports_tensorflow_only_when_a_command_runs(path):
              if name.split(".")[0] in TF_MODULES or name.startswith(("maskrcnn_body.model", "maskrcnn_body.training",
                                                                       "maskrcnn_body.inference", "maskrcnn_body.ops"))]
     assert not found, found
+
+
+def test_design_names_every_module():
+    """docs/DESIGN.md lists every module with its concept (a new module needs its line there)."""
+    design = (PACKAGE.parent / "docs" / "DESIGN.md").read_text()
+    missing = []
+    for path in _modules():
+        rel = path.relative_to(PACKAGE)
+        if rel.name == "__init__.py":
+            continue
+        folder, stem = str(rel.parent), rel.stem
+        names = [str(rel), f"{folder}/{stem}.py" if folder != "." else f"{stem}.py", f"{folder}/*",
+                 f"{folder}/<dataset>.py", f"{folder}/<command>.py"]
+        if not any(f"`{n}`" in design or f"`{n}," in design or f", `{n}`" in design for n in names):
+            missing.append(str(rel))
+    assert not missing, f"docs/DESIGN.md, 'Modules', lacks {missing}"
