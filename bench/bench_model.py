@@ -11,6 +11,7 @@ Measures, each as the median of ``--runs`` runs after one warm-up (which include
     python bench/bench_model.py --preset r50_fpn --sizes 512,800 --train_size 512
     python bench/bench_model.py --preset cpu_small --sizes 256 --train_size 256 --train_batch 4
 """
+
 from __future__ import annotations
 
 import json
@@ -35,6 +36,7 @@ flags.DEFINE_string("mode", "all", "all | forward | train (train runs in this pr
 def _batch(cfg, size, batch):
     """A synthetic pipeline-format batch: one 'person' box per image with a full-box mask."""
     import tensorflow as tf
+
     p, ms = cfg.input.max_persons, cfg.input.gt_mask_size
     rng = np.random.default_rng(0)
     boxes = np.zeros((batch, p, 4), np.float32)
@@ -43,10 +45,15 @@ def _batch(cfg, size, batch):
     kps[:, 0, :, 0] = size * 0.45
     kps[:, 0, :, 1] = np.linspace(size * 0.15, size * 0.85, 15)
     kps[:, 0, :, 2] = 2
-    b = {"images": rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32),
-         "image_shape": np.full((batch, 2), size, np.int32), "num_gt": np.ones(batch, np.int32),
-         "gt_boxes": boxes, "gt_masks": np.ones((batch, p, ms, ms, 7), np.float32),
-         "gt_parts_valid": np.ones((batch, p, 7), np.float32), "gt_keypoints": kps}
+    b = {
+        "images": rng.uniform(0, 255, (batch, size, size, 3)).astype(np.float32),
+        "image_shape": np.full((batch, 2), size, np.int32),
+        "num_gt": np.ones(batch, np.int32),
+        "gt_boxes": boxes,
+        "gt_masks": np.ones((batch, p, ms, ms, 7), np.float32),
+        "gt_parts_valid": np.ones((batch, p, 7), np.float32),
+        "gt_keypoints": kps,
+    }
     return {k: tf.constant(v) for k, v in b.items()}
 
 
@@ -65,13 +72,16 @@ def bench_forward(preset, sizes, runs):
 
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
+
     model = build_model(get_config(preset))
     detect = tf.function(model.detect)
     out = {}
     for s in sizes:
         x = tf.random.uniform((1, s, s, 3), 0, 255)
         shape = tf.constant([[s, s]], tf.int32)
-        out[f"forward_{s}_s"] = _median_time(lambda: [v.numpy() for v in detect(x, shape).values()], runs)
+        out[f"forward_{s}_s"] = _median_time(
+            lambda x=x, shape=shape: [v.numpy() for v in detect(x, shape).values()], runs
+        )
     return out
 
 
@@ -81,6 +91,7 @@ def bench_train(preset, size, batch_size, runs):
 
     from maskrcnn_body.config import get_config
     from maskrcnn_body.model.maskrcnn import build_model
+
     cfg = get_config(preset)
     model = build_model(cfg)
     batch = _batch(cfg, size, batch_size)
@@ -110,8 +121,15 @@ def main(argv):
         return
     if FLAGS.mode == "all" and FLAGS.train_size:
         # a fresh process, so ru_maxrss is the training step's own peak
-        cmd = [sys.executable, os.path.abspath(__file__), "--mode=train", f"--preset={FLAGS.preset}",
-               f"--train_size={FLAGS.train_size}", f"--train_batch={FLAGS.train_batch}", f"--runs={FLAGS.runs}"]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--mode=train",
+            f"--preset={FLAGS.preset}",
+            f"--train_size={FLAGS.train_size}",
+            f"--train_batch={FLAGS.train_batch}",
+            f"--runs={FLAGS.runs}",
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         res.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     print(json.dumps(res, indent=2))

@@ -13,6 +13,7 @@ With ``--train_preset``, also times one full training step of that preset with e
   python bench/bench_roi_align.py --channels=64 --sizes=7,14,28
   python bench/bench_roi_align.py --sizes= --train_preset=cpu_small --train_size=256 --train_batch=4
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def make_inputs(batch: int, rois: int, image_size: int, channels: int, seed: int
     from maskrcnn_body.ops import roi_align as RA
 
     rng = np.random.default_rng(seed)
-    feats = [tf.constant(rng.normal(size=(batch, image_size // s, image_size // s, channels)).astype(np.float32))
-             for s in STRIDES]
+    feats = [
+        tf.constant(rng.normal(size=(batch, image_size // s, image_size // s, channels)).astype(np.float32))
+        for s in STRIDES
+    ]
     wh = rng.uniform(16, min(256, image_size), (batch, rois, 2))
     xy = rng.uniform(0, 1, (batch, rois, 2)) * (image_size - wh)
     boxes = tf.constant(np.concatenate([xy, xy + wh], -1).astype(np.float32))
@@ -102,21 +105,37 @@ def run_benchmark(batch: int, rois: int, image_size: int, channels: int, sizes, 
     for size in sizes:
         fc, bc = bench_one("custom", feats, boxes, levels, size, sr, repeats)
         ft, bt = bench_one("tf", feats, boxes, levels, size, sr, repeats)
-        results.append(dict(batch=batch, rois=rois, image_size=image_size, channels=channels, size=size,
-                            sampling_ratio=sr, threads=tf.config.threading.get_intra_op_parallelism_threads(),
-                            custom_fwd_ms=1e3 * fc, tf_fwd_ms=1e3 * ft,
-                            custom_fwd_bwd_ms=1e3 * bc, tf_fwd_bwd_ms=1e3 * bt))
+        results.append(
+            dict(
+                batch=batch,
+                rois=rois,
+                image_size=image_size,
+                channels=channels,
+                size=size,
+                sampling_ratio=sr,
+                threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                custom_fwd_ms=1e3 * fc,
+                tf_fwd_ms=1e3 * ft,
+                custom_fwd_bwd_ms=1e3 * bc,
+                tf_fwd_bwd_ms=1e3 * bt,
+            )
+        )
     return results
 
 
 def markdown_table(results) -> str:
-    lines = ["| B x R | image | C | S | custom fwd ms | TF fwd ms | speed-up | custom fwd+bwd ms | TF fwd+bwd ms | speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| B x R | image | C | S | custom fwd ms | TF fwd ms | speed-up | custom fwd+bwd ms | TF fwd+bwd ms "
+        "| speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r['batch']} x {r['rois']} | {r['image_size']} | {r['channels']} | {r['size']} | "
-                     f"{r['custom_fwd_ms']:.1f} | {r['tf_fwd_ms']:.1f} | {r['tf_fwd_ms'] / r['custom_fwd_ms']:.1f}x | "
-                     f"{r['custom_fwd_bwd_ms']:.1f} | {r['tf_fwd_bwd_ms']:.1f} | "
-                     f"{r['tf_fwd_bwd_ms'] / r['custom_fwd_bwd_ms']:.1f}x |")
+        lines.append(
+            f"| {r['batch']} x {r['rois']} | {r['image_size']} | {r['channels']} | {r['size']} | "
+            f"{r['custom_fwd_ms']:.1f} | {r['tf_fwd_ms']:.1f} | {r['tf_fwd_ms'] / r['custom_fwd_ms']:.1f}x | "
+            f"{r['custom_fwd_bwd_ms']:.1f} | {r['tf_fwd_bwd_ms']:.1f} | "
+            f"{r['tf_fwd_bwd_ms'] / r['custom_fwd_bwd_ms']:.1f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -130,10 +149,18 @@ def train_step_times(preset: str, size: int, batch: int, repeats: int):
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_model.py")
     out = {"preset": preset, "size": size, "batch": batch}
     for backend in ("tf", "custom"):
-        cmd = [sys.executable, script, "--mode=train", f"--preset={preset}", f"--train_size={size}",
-               f"--train_batch={batch}", f"--runs={repeats}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                              env=dict(os.environ, **{custom.ENV_VAR: backend}))
+        cmd = [
+            sys.executable,
+            script,
+            "--mode=train",
+            f"--preset={preset}",
+            f"--train_size={size}",
+            f"--train_batch={batch}",
+            f"--runs={repeats}",
+        ]
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, check=True, env=dict(os.environ, **{custom.ENV_VAR: backend})
+        )
         times = json.loads(proc.stdout.strip().splitlines()[-1])
         out[f"{backend}_step_s"] = next(v for k, v in times.items() if k.startswith("train_step_"))
     return out
@@ -144,15 +171,18 @@ def main(argv):
     F = flags.FLAGS
     output = {}
     if F.sizes:
-        results = run_benchmark(F.batch, F.rois, F.image_size, F.channels, [int(s) for s in F.sizes],
-                                F.sampling_ratio, F.repeats)
+        results = run_benchmark(
+            F.batch, F.rois, F.image_size, F.channels, [int(s) for s in F.sizes], F.sampling_ratio, F.repeats
+        )
         print(markdown_table(results))
         output["roi_align"] = results
     if F.train_preset:
         t = train_step_times(F.train_preset, F.train_size, F.train_batch, F.repeats)
-        print(f"\ntraining step, preset {t['preset']}, {t['size']} px, batch {t['batch']}: "
-              f"pure TF {t['tf_step_s']:.3f} s, compiled {t['custom_step_s']:.3f} s "
-              f"({t['tf_step_s'] / t['custom_step_s']:.2f}x)")
+        print(
+            f"\ntraining step, preset {t['preset']}, {t['size']} px, batch {t['batch']}: "
+            f"pure TF {t['tf_step_s']:.3f} s, compiled {t['custom_step_s']:.3f} s "
+            f"({t['tf_step_s'] / t['custom_step_s']:.2f}x)"
+        )
         output["train_step"] = t
     if F.json_out:
         with open(F.json_out, "w") as f:

@@ -8,6 +8,7 @@ Worker protocol: a worker prints exactly one line ``BENCH_RESULT <json>`` on std
 other output is ignored); :func:`run_worker` returns that dict, or ``{"error": ...}`` naming
 the command and the tail of its stderr when it failed.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -50,8 +51,14 @@ def time_runs(fn: Callable[[], object], repeats: int, warmup: int = 1) -> Dict[s
         fn()
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
-    return {"times_s": times, "median_s": float(statistics.median(times)), "min_s": float(min(times)),
-            "warmup_s": warm, "cpu_times_s": cpu, "cpu_median_s": float(statistics.median(cpu))}
+    return {
+        "times_s": times,
+        "median_s": float(statistics.median(times)),
+        "min_s": float(min(times)),
+        "warmup_s": warm,
+        "cpu_times_s": cpu,
+        "cpu_median_s": float(statistics.median(cpu)),
+    }
 
 
 def memory_mb() -> Dict[str, float]:
@@ -97,7 +104,7 @@ def synthetic_people(size: int, num_people: int = 3, seed: int = 0, width: int =
     masks = np.zeros((num_people, size, width), np.uint8)
     kps = np.zeros((num_people, 15, 3), np.float32)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
-        masks[i, int(y1):int(y2), int(x1):int(x2)] = 1
+        masks[i, int(y1) : int(y2), int(x1) : int(x2)] = 1
         kps[i, :, 0] = (x1 + x2) / 2
         kps[i, :, 1] = np.linspace(y1 + 1, y2 - 1, 15)
         kps[i, :, 2] = 2
@@ -105,8 +112,9 @@ def synthetic_people(size: int, num_people: int = 3, seed: int = 0, width: int =
 
 
 # ----------------------------------------------------------------------------- in the parent
-def run_worker(module: str, flags: Dict[str, object], timeout_s: float = 900.0,
-               env: Optional[Dict[str, str]] = None) -> Dict[str, object]:
+def run_worker(
+    module: str, flags: Dict[str, object], timeout_s: float = 900.0, env: Optional[Dict[str, str]] = None
+) -> Dict[str, object]:
     """Runs ``python -m <module> --key=value ...`` from the repo root and returns its result dict.
 
     On a crash, timeout or missing result line returns ``{"error": "<what>", "command": ...}``
@@ -118,19 +126,21 @@ def run_worker(module: str, flags: Dict[str, object], timeout_s: float = 900.0,
     full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s,
-                              env=full_env)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, env=full_env)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f} s", "command": " ".join(cmd)}
     wall = time.perf_counter() - t0
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX):])
+            result = json.loads(line[len(RESULT_PREFIX) :])
             result["wall_s"] = wall
             return result
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-    return {"error": f"exit code {proc.returncode}, no result line: " + " | ".join(tail),
-            "command": " ".join(cmd), "wall_s": wall}
+    return {
+        "error": f"exit code {proc.returncode}, no result line: " + " | ".join(tail),
+        "command": " ".join(cmd),
+        "wall_s": wall,
+    }
 
 
 def package_version(*names: str) -> Optional[str]:
@@ -167,16 +177,25 @@ def cpu_isa() -> str:
                     break
     except OSError:
         pass
-    names = [("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
-             ("avx512_fp16", "AVX512-FP16"), ("amx_tile", "AMX")]
+    names = [
+        ("avx2", "AVX2"),
+        ("avx512f", "AVX-512"),
+        ("avx512_bf16", "AVX512-BF16"),
+        ("avx512_fp16", "AVX512-FP16"),
+        ("amx_tile", "AMX"),
+    ]
     return " ".join([platform.machine()] + [name for flag, name in names if flag in flags])
 
 
 def gpu_description() -> str:
     """``nvidia-smi`` GPU names, or a sentence saying that no GPU is visible."""
     try:
-        proc = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=20)
+        proc = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         if proc.returncode == 0 and proc.stdout.strip():
             return "; ".join(proc.stdout.strip().splitlines())
     except (OSError, subprocess.TimeoutExpired):

@@ -10,6 +10,7 @@ stops by itself at the time limit, and reports errors, p50/p95 latency and throu
 10 bytes of it, and stall; meanwhile it times ``GET /healthz`` and one normal request (a server that
 keeps a thread per stalled client makes both wait for its read timeout).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,12 +26,19 @@ import urllib.request
 import numpy as np
 
 
-def run_load(server: str, image_bytes: bytes, requests: int = 200, concurrency: int = 8,
-             time_limit: float = 600.0, path: str = "/v1/predict") -> dict:
+def run_load(
+    server: str,
+    image_bytes: bytes,
+    requests: int = 200,
+    concurrency: int = 8,
+    time_limit: float = 600.0,
+    path: str = "/v1/predict",
+) -> dict:
     host = urllib.parse.urlparse(server).hostname
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the load test targets loopback only, got host {host!r}")
     from maskrcnn_body.serving import client
+
     deadline = time.monotonic() + time_limit
     latencies, errors = [], []
 
@@ -52,22 +60,38 @@ def run_load(server: str, image_bytes: bytes, requests: int = 200, concurrency: 
                 latencies.append(lat)
     wall = time.monotonic() - t_start
     lat = np.array(latencies) if latencies else np.zeros(1)
-    return {"requests": requests, "concurrency": concurrency, "ok": len(latencies), "errors": len(errors),
-            "not_sent": requests - len(latencies) - len(errors), "error_examples": errors[:5],
-            "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)),
-            "throughput_rps": len(latencies) / wall if wall > 0 else 0.0, "wall_s": wall}
+    return {
+        "requests": requests,
+        "concurrency": concurrency,
+        "ok": len(latencies),
+        "errors": len(errors),
+        "not_sent": requests - len(latencies) - len(errors),
+        "error_examples": errors[:5],
+        "p50_s": float(np.percentile(lat, 50)),
+        "p95_s": float(np.percentile(lat, 95)),
+        "throughput_rps": len(latencies) / wall if wall > 0 else 0.0,
+        "wall_s": wall,
+    }
 
 
-def stalled_clients(server: str, image_bytes: bytes, n: int = 50, declared: int = 100_000,
-                    path: str = "/v1/predict") -> dict:
+def stalled_clients(
+    server: str, image_bytes: bytes, n: int = 50, declared: int = 100_000, path: str = "/v1/predict"
+) -> dict:
     """Opens ``n`` connections that send 10 bytes of a ``declared``-byte body and stall, then times
     ``GET /healthz`` and one normal request while they stall; closes them and returns the timings."""
     u = urllib.parse.urlparse(server)
     if u.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"the load test targets loopback only, got host {u.hostname!r}")
     from maskrcnn_body.serving import client
-    head = (f"POST {path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Type: image/jpeg\r\n"
-            f"Content-Length: {declared}\r\n\r\n").encode() + b"\xff\xd8" + b"\0" * 8
+
+    head = (
+        (
+            f"POST {path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {declared}\r\n\r\n"
+        ).encode()
+        + b"\xff\xd8"
+        + b"\0" * 8
+    )
     socks = []
     try:
         for _ in range(n):
@@ -93,8 +117,13 @@ def stalled_clients(server: str, image_bytes: bytes, n: int = 50, declared: int 
     finally:
         for s in socks:
             s.close()
-    return {"stalled": n, "healthz_s": healthz, "healthz_status": healthz_status, "request_s": request,
-            "request_status": request_status}
+    return {
+        "stalled": n,
+        "healthz_s": healthz,
+        "healthz_status": healthz_status,
+        "request_s": request,
+        "request_status": request_status,
+    }
 
 
 def main(argv=None):
@@ -112,19 +141,24 @@ def main(argv=None):
         data = open(args.image, "rb").read()
     else:
         from maskrcnn_body.serving.client import encode_jpeg
+
         rng = np.random.default_rng(0)
         data = encode_jpeg(rng.integers(0, 255, (256, 256, 3), dtype=np.uint8))
     if args.stalled:
         res = stalled_clients(args.server, data, args.stalled, path=args.path)
-        print(f"{args.stalled} stalled clients: /healthz {res['healthz_status']} in {res['healthz_s'] * 1000:.0f} ms, "
-              f"one request {res['request_status']} in {res['request_s'] * 1000:.0f} ms")
+        print(
+            f"{args.stalled} stalled clients: /healthz {res['healthz_status']} in {res['healthz_s'] * 1000:.0f} ms, "
+            f"one request {res['request_status']} in {res['request_s'] * 1000:.0f} ms"
+        )
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=2)
         return 0 if res["healthz_status"] == res["request_status"] == 200 else 1
     res = run_load(args.server, data, args.requests, args.concurrency, args.time_limit, args.path)
-    print(f"{res['ok']}/{res['requests']} ok, {res['errors']} errors, p50 {res['p50_s'] * 1000:.0f} ms, "
-          f"p95 {res['p95_s'] * 1000:.0f} ms, {res['throughput_rps']:.2f} req/s")
+    print(
+        f"{res['ok']}/{res['requests']} ok, {res['errors']} errors, p50 {res['p50_s'] * 1000:.0f} ms, "
+        f"p95 {res['p95_s'] * 1000:.0f} ms, {res['throughput_rps']:.2f} req/s"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

@@ -10,6 +10,7 @@ Durations are the ops' own wall times on the executor threads (ops inside ``tf.f
 ops; the call ops themselves are left out so nothing is counted twice). With intra-op threads > 1
 one op's event spans its parallel work, so the sums add up to about the step's wall time.
 """
+
 from __future__ import annotations
 
 import collections
@@ -18,18 +19,34 @@ import os
 from typing import Dict, List, Tuple
 
 # scope names of our sub-models (keras.Model names in maskrcnn_body.model), first match wins
-PARTS = (("backbone", "backbone"), ("fpn", "FPN"), ("rpn_head", "RPN head"), ("box_head", "box head"),
-         ("mask_head", "mask head"), ("keypoint_head", "keypoint head"))
-CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If", "StatelessIf",
-            "Case", "StatelessCase", "__inference", "RemoteCall"}
+PARTS = (
+    ("backbone", "backbone"),
+    ("fpn", "FPN"),
+    ("rpn_head", "RPN head"),
+    ("box_head", "box head"),
+    ("mask_head", "mask head"),
+    ("keypoint_head", "keypoint head"),
+)
+CALL_OPS = {
+    "PartitionedCall",
+    "StatefulPartitionedCall",
+    "While",
+    "StatelessWhile",
+    "If",
+    "StatelessIf",
+    "Case",
+    "StatelessCase",
+    "__inference",
+    "RemoteCall",
+}
 
 
 def profile(fn, logdir: str, steps: int = 1) -> str:
     """Calls ``fn()`` ``steps`` times under the TF profiler (host tracer, level 2); returns the
     newest ``.xplane.pb`` written under ``logdir``."""
     import tensorflow as tf
-    opts = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0,
-                                                    device_tracer_level=1)
+
+    opts = tf.profiler.experimental.ProfilerOptions(host_tracer_level=2, python_tracer_level=0, device_tracer_level=1)
     tf.profiler.experimental.start(logdir, options=opts)
     try:
         for _ in range(steps):
@@ -45,6 +62,7 @@ def profile(fn, logdir: str, steps: int = 1) -> str:
 def _op_events(path: str) -> List[Tuple[str, str, float]]:
     """(op name, op type, seconds) of every TF op event in the trace's host plane."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
     space = xplane_pb2.XSpace()
     with open(path, "rb") as f:
         space.ParseFromString(f.read())
@@ -56,7 +74,7 @@ def _op_events(path: str) -> List[Tuple[str, str, float]]:
         for line in plane.lines:
             for ev in line.events:
                 name = meta[ev.metadata_id].name
-                if ":" not in name or "::" in name:   # executor/eager bookkeeping, not ops
+                if ":" not in name or "::" in name:  # executor/eager bookkeeping, not ops
                     continue
                 op, _, kind = name.rpartition(":")
                 if not op or " " in kind or kind in CALL_OPS or kind.startswith("__inference"):
@@ -90,10 +108,17 @@ def summarize(path: str, steps: int = 1, top: int = 12) -> Dict[str, object]:
         if part == "other":
             other[f"{kind} ({direction})"] += sec / steps
     names = [p for _, p in PARTS] + ["other"]
-    parts = [[p, round(by[(p, "forward")], 4), round(by[(p, "backward")], 4)] for p in names
-             if by[(p, "forward")] or by[(p, "backward")]]
-    return {"parts": parts, "total_s": round(sum(by.values()), 4), "ops": len(events),
-            "other_top": [[k, round(v, 4)] for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:top]]}
+    parts = [
+        [p, round(by[(p, "forward")], 4), round(by[(p, "backward")], 4)]
+        for p in names
+        if by[(p, "forward")] or by[(p, "backward")]
+    ]
+    return {
+        "parts": parts,
+        "total_s": round(sum(by.values()), 4),
+        "ops": len(events),
+        "other_top": [[k, round(v, 4)] for k, v in sorted(other.items(), key=lambda kv: -kv[1])[:top]],
+    }
 
 
 def format_table(summary: Dict[str, object]) -> str:

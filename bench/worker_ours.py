@@ -23,6 +23,7 @@ stage's outputs, median time of each (where the time goes).
 TF threads: ``intra_op = --threads``, ``inter_op = --inter_threads`` (1: at most ``threads``
 busy cores, like torch). Prints one ``BENCH_RESULT`` JSON line (see :mod:`bench.common`).
 """
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,11 @@ flags.DEFINE_integer("warmup", 1, "untimed runs before timing (the first one tra
 flags.DEFINE_integer("threads", 2, "TF intra-op threads")
 flags.DEFINE_integer("inter_threads", 1, "TF inter-op threads")
 flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
-flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.backbone.norm\": \"frozen_bn\"}' "
-                    "(for profiling experiments)")
+flags.DEFINE_string(
+    "overrides",
+    "",
+    'extra config overrides as JSON, e.g. \'{"model.backbone.norm": "frozen_bn"}\' (for profiling experiments)',
+)
 flags.DEFINE_string("profile_dir", "output/profile", "profile_train: tf.profiler log directory (TensorBoard)")
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
 
@@ -54,13 +58,16 @@ def config(preset: str, detections: int):
     import json
 
     from maskrcnn_body.config import get_config
+
     extra = json.loads(FLAGS.overrides) if FLAGS.overrides else {}
-    return get_config(preset, **{"model.postprocess.score_threshold": 0.0,
-                                 "model.postprocess.max_detections": detections, **extra})
+    return get_config(
+        preset, **{"model.postprocess.score_threshold": 0.0, "model.postprocess.max_detections": detections, **extra}
+    )
 
 
 def _image(size: int):
     import tensorflow as tf
+
     return tf.random.stateless_uniform((1, size, size, 3), (0, 0), 0.0, 255.0)
 
 
@@ -68,6 +75,7 @@ def bench_infer(preset, size, detections, repeats, warmup):
     import tensorflow as tf
 
     from maskrcnn_body.model.maskrcnn import build_model
+
     model = build_model(config(preset, detections))
     detect = tf.function(model.detect)
     image, shape = _image(size), tf.constant([[size, size]], tf.int32)
@@ -79,8 +87,12 @@ def bench_infer(preset, size, detections, repeats, warmup):
 
     timing = common.time_runs(run, repeats, warmup)
     out = last["out"]
-    return {**timing, "num_detections": int(out["num_detections"][0]), "setup_rss_mb": mem0["rss_mb"],
-            "output_shapes": {k: list(v.shape) for k, v in out.items()}}
+    return {
+        **timing,
+        "num_detections": int(out["num_detections"][0]),
+        "setup_rss_mb": mem0["rss_mb"],
+        "output_shapes": {k: list(v.shape) for k, v in out.items()},
+    }
 
 
 def training_batch(cfg, size: int, people: int, width: int = 0, canvas=None):
@@ -88,6 +100,7 @@ def training_batch(cfg, size: int, people: int, width: int = 0, canvas=None):
     ``size`` x ``width`` (default square) valid pixels, zero-padded to ``canvas`` (H, W) when given
     (filled-box masks, so every box-frame channel mask is all ones)."""
     import tensorflow as tf
+
     width = width or size
     gt = common.synthetic_people(size, people, width=width)
     image = gt["image"]
@@ -105,10 +118,18 @@ def training_batch(cfg, size: int, people: int, width: int = 0, canvas=None):
     masks[0, :people] = 1.0
     valid = np.zeros((1, p, 7), np.float32)
     valid[0, :people] = 1.0
-    batch = {"images": image[None], "image_shape": np.array([[size, width]], np.int32),
-             "scale": np.ones(1, np.float32), "original_shape": np.array([[size, width]], np.int32),
-             "source_id": np.array([b"bench"]), "num_gt": np.array([people], np.int32),
-             "gt_boxes": boxes, "gt_masks": masks, "gt_parts_valid": valid, "gt_keypoints": kps}
+    batch = {
+        "images": image[None],
+        "image_shape": np.array([[size, width]], np.int32),
+        "scale": np.ones(1, np.float32),
+        "original_shape": np.array([[size, width]], np.int32),
+        "source_id": np.array([b"bench"]),
+        "num_gt": np.array([people], np.int32),
+        "gt_boxes": boxes,
+        "gt_masks": masks,
+        "gt_parts_valid": valid,
+        "gt_keypoints": kps,
+    }
     return {k: tf.constant(v) for k, v in batch.items()}
 
 
@@ -119,6 +140,7 @@ def _train_step(preset, size, people):
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.optimizers import build_optimizer
     from maskrcnn_body.training.step import make_train_step
+
     cfg = config(preset, 100)
     cfg.train.batch_size = 1
     strategy = tf.distribute.get_strategy()
@@ -148,6 +170,7 @@ def bench_padding(preset, repeats, warmup, people, photo):
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.optimizers import build_optimizer
     from maskrcnn_body.training.step import make_train_step
+
     cfg = config(preset, 20)
     cfg.train.batch_size = 1
     h0, w0 = (int(v) for v in photo.lower().split("x"))
@@ -173,12 +196,20 @@ def bench_padding(preset, repeats, warmup, people, photo):
             if r >= warmup:
                 times[k].append(time.perf_counter() - t0)
     med = {k: float(np.median(v)) for k, v in times.items()}
-    out = {"photo": [h0, w0], "resized": [h, w], "canvases": {k: list(v) for k, v in canvases.items()},
-           "pixels_ratio": (canvases["own size (after)"][0] * canvases["own size (after)"][1]) / (i.pad_size ** 2)}
+    out = {
+        "photo": [h0, w0],
+        "resized": [h, w],
+        "canvases": {k: list(v) for k, v in canvases.items()},
+        "pixels_ratio": (canvases["own size (after)"][0] * canvases["own size (after)"][1]) / (i.pad_size**2),
+    }
     for task in ("train", "infer"):
         before, after = med[(task, "square canvas (before)")], med[(task, "own size (after)")]
-        out[task] = {"before_s": before, "after_s": after, "ratio": after / before,
-                     "times_s": {k[1]: v for k, v in times.items() if k[0] == task}}
+        out[task] = {
+            "before_s": before,
+            "after_s": after,
+            "ratio": after / before,
+            "times_s": {k[1]: v for k, v in times.items() if k[0] == task},
+        }
     return out
 
 
@@ -187,13 +218,19 @@ def bench_train(preset, size, repeats, warmup, people):
     mem0 = common.memory_mb()
     timing = common.time_runs(run, repeats, warmup)
     out = run.last["out"]
-    return {**timing, "loss": out["total"], "finite": out.get("finite"),
-            "optimizer": cfg.train.optimizer, "setup_rss_mb": mem0["rss_mb"]}
+    return {
+        **timing,
+        "loss": out["total"],
+        "finite": out.get("finite"),
+        "optimizer": cfg.train.optimizer,
+        "setup_rss_mb": mem0["rss_mb"],
+    }
 
 
 def profile_train(preset, size, repeats, warmup, people, logdir):
     """Op time of the train step per model part (see :mod:`bench.trace`), from a tf.profiler trace."""
     from bench import trace
+
     run, _ = _train_step(preset, size, people)
     for _ in range(max(1, warmup)):
         run()
@@ -208,6 +245,7 @@ def bench_stages(preset, size, detections, repeats, warmup):
     from maskrcnn_body.model import postprocess as post
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.model.roi_heads import apply_head
+
     cfg = config(preset, detections)
     m = cfg.model
     p = m.postprocess
@@ -231,8 +269,9 @@ def bench_stages(preset, size, detections, repeats, warmup):
     @tf.function
     def box_head(rois, proposals, pvalid):
         cls, box = apply_head(model.box_head, rois, False)
-        return post.select_detections(cls, box, proposals, pvalid, shape, m.box_head.box_weights,
-                                      p.score_threshold, p.nms_iou, p.max_detections)
+        return post.select_detections(
+            cls, box, proposals, pvalid, shape, m.box_head.box_weights, p.score_threshold, p.nms_iou, p.max_detections
+        )
 
     shared = m.keypoint_head.kind == "shared"
 
@@ -250,59 +289,78 @@ def bench_stages(preset, size, detections, repeats, warmup):
     def run(key, fn, *args):
         """A timed call: ``fn`` on ``args`` (callables are read from ``s`` at call time).
         Eager calls of a tf.function return after the work is done on CPU."""
+
         def call():
             s[key] = fn(*[a() if callable(a) else a for a in args])
+
         return call
 
-    get = lambda k, i=None: (lambda: s[k] if i is None else s[k][i])  # noqa: E731
+    get = lambda k, i=None: lambda: s[k] if i is None else s[k][i]  # noqa: E731
     stages = [
         ("backbone+FPN", run("feats", features, image)),
         ("RPN+proposals", run("proposals", rpn, get("feats"))),
         ("box RoIAlign", run("box_rois", roi_align, get("feats"), get("proposals", 0), m.box_head.roi_size)),
-        ("box head+postprocess", run("det", box_head, get("box_rois"), get("proposals", 0),
-                                     get("proposals", 1))),
-        ("mask RoIAlign (shared with keypoints)",
-         run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_head.roi_size)),
-        ("mask+keypoint head (one tower)+decode" if shared else "mask head",
-         run("masks", mask_head, get("mask_rois"), lambda: s["det"]["boxes"])),
+        ("box head+postprocess", run("det", box_head, get("box_rois"), get("proposals", 0), get("proposals", 1))),
+        (
+            "mask RoIAlign (shared with keypoints)",
+            run("mask_rois", roi_align, get("feats"), lambda: s["det"]["boxes"], m.mask_head.roi_size),
+        ),
+        (
+            "mask+keypoint head (one tower)+decode" if shared else "mask head",
+            run("masks", mask_head, get("mask_rois"), lambda: s["det"]["boxes"]),
+        ),
     ]
     if model.keypoint_head is not None and m.keypoint_head.kind == "heatmap":
         if m.keypoint_head.roi_size != m.mask_head.roi_size:
             raise ValueError("stages assumes keypoint_head.roi_size == mask_head.roi_size (one shared RoIAlign)")
-        stages.append(("keypoint head+decode", run("kps", keypoint_head, get("mask_rois"),
-                                                   lambda: s["det"]["boxes"])))
+        stages.append(("keypoint head+decode", run("kps", keypoint_head, get("mask_rois"), lambda: s["det"]["boxes"])))
     result = [[name, common.time_runs(fn, repeats, warmup)["median_s"]] for name, fn in stages]
-    return {"stages": result, "median_s": sum(t for _, t in result),
-            "num_detections": int(s["det"]["num_detections"][0])}
+    return {
+        "stages": result,
+        "median_s": sum(t for _, t in result),
+        "num_detections": int(s["det"]["num_detections"][0]),
+    }
 
 
 def main(argv):
     del argv
     import os
+
     if FLAGS.roi_align_backend:
         os.environ["MASKRCNN_BODY_OPS"] = FLAGS.roi_align_backend
     import tensorflow as tf
+
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_threads)
     import keras
+
     keras.utils.set_random_seed(0)
     if FLAGS.task == "infer":
         res = bench_infer(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     elif FLAGS.task == "train":
         res = bench_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people)
     elif FLAGS.task == "profile_train":
-        res = profile_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people,
-                            FLAGS.profile_dir)
+        res = profile_train(FLAGS.preset, FLAGS.size, FLAGS.repeats, FLAGS.warmup, FLAGS.people, FLAGS.profile_dir)
     elif FLAGS.task == "padding":
         res = bench_padding(FLAGS.preset, FLAGS.repeats, FLAGS.warmup, FLAGS.people, FLAGS.photo)
     else:
         res = bench_stages(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     from maskrcnn_body.ops import backend
+
     res.update(common.memory_mb())
-    res.update({"framework": "tensorflow " + tf.__version__, "threads": FLAGS.threads,
-                "inter_threads": FLAGS.inter_threads, "task": FLAGS.task, "preset": FLAGS.preset,
-                "size": FLAGS.size, "detections": FLAGS.detections, "overrides": FLAGS.overrides,
-                "roi_align_backend": _backend_name(backend)})
+    res.update(
+        {
+            "framework": "tensorflow " + tf.__version__,
+            "threads": FLAGS.threads,
+            "inter_threads": FLAGS.inter_threads,
+            "task": FLAGS.task,
+            "preset": FLAGS.preset,
+            "size": FLAGS.size,
+            "detections": FLAGS.detections,
+            "overrides": FLAGS.overrides,
+            "roi_align_backend": _backend_name(backend),
+        }
+    )
     common.emit(res)
 
 

@@ -12,6 +12,7 @@ image is decoded and augmented again on each pass, as in training.
 
 Prints one ``BENCH_RESULT`` JSON line with ``images_per_s``, ``first_batch_s``, ``pad_size``.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,6 +37,7 @@ def bench_pipeline(preset, records, record_size, train_size, batch_size, batches
     from maskrcnn_body.config import get_config
     from maskrcnn_body.data.pipeline import build_dataset
     from maskrcnn_body.data.synthetic import write_dataset
+
     overrides = {"input.min_size": train_size, "input.max_size": train_size} if train_size else {}
     cfg = get_config(preset, **overrides)
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
@@ -46,33 +48,46 @@ def bench_pipeline(preset, records, record_size, train_size, batch_size, batches
         # a finite number of passes, consumed to the end: deleting an iterator of the endless
         # training pipeline while it is busy can block at exit (seen here with tiny datasets)
         passes = -(-(batches + 1) * batch_size // records)
-        ds = build_dataset(prefix + "_train-*.tfrecord", cfg.input, batch_size, training=True, seed=0,
-                           repeat=passes)
+        ds = build_dataset(prefix + "_train-*.tfrecord", cfg.input, batch_size, training=True, seed=0, repeat=passes)
         it = iter(ds)
         t0 = time.perf_counter()
         batch = next(it)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
         timed = 0
-        for batch in it:
+        for _ in it:
             timed += 1
         elapsed = time.perf_counter() - t0
         if timed == 0:
-            raise ValueError(f"no batch after the first: {records} records x {passes} passes < 2 batches of "
-                             f"{batch_size}; give more --records or --batches")
+            raise ValueError(
+                f"no batch after the first: {records} records x {passes} passes < 2 batches of "
+                f"{batch_size}; give more --records or --batches"
+            )
         shape = list(batch["images"].shape)
-    return {"images_per_s": timed * batch_size / elapsed, "batch_s": elapsed / timed,
-            "first_batch_s": first, "render_records_s": render_s, "images_shape": shape,
-            "pad_size": cfg.input.pad_size, "min_size": cfg.input.min_size, "max_size": cfg.input.max_size,
-            "batch_size": batch_size, "batches": timed, "records": records, "record_size": record_size}
+    return {
+        "images_per_s": timed * batch_size / elapsed,
+        "batch_s": elapsed / timed,
+        "first_batch_s": first,
+        "render_records_s": render_s,
+        "images_shape": shape,
+        "pad_size": cfg.input.pad_size,
+        "min_size": cfg.input.min_size,
+        "max_size": cfg.input.max_size,
+        "batch_size": batch_size,
+        "batches": timed,
+        "records": records,
+        "record_size": record_size,
+    }
 
 
 def main(argv):
     del argv
     import tensorflow as tf
+
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    res = bench_pipeline(FLAGS.preset, FLAGS.records, FLAGS.record_size, FLAGS.train_size, FLAGS.batch_size,
-                         FLAGS.batches)
+    res = bench_pipeline(
+        FLAGS.preset, FLAGS.records, FLAGS.record_size, FLAGS.train_size, FLAGS.batch_size, FLAGS.batches
+    )
     res.update(common.memory_mb())
     res.update({"framework": "tensorflow " + tf.__version__, "preset": FLAGS.preset, "threads": FLAGS.threads})
     common.emit(res)

@@ -15,6 +15,7 @@ Prints one ``BENCH_RESULT`` JSON line (see :mod:`bench.common`): ``median_s``, `
 import + model build), ``num_detections`` of the last run; for ``stages`` a ``stages`` list of
 ``[name, median seconds]`` in execution order.
 """
+
 from __future__ import annotations
 
 from absl import app, flags
@@ -37,8 +38,15 @@ NUM_KEYPOINTS = 15
 def build(model_name: str, size: int, detections: int):
     """The random-weight torchvision model in eval mode (see module docstring)."""
     import torchvision
-    common_kw = dict(weights=None, weights_backbone=None, min_size=size, max_size=size,
-                     box_score_thresh=0.0, box_detections_per_img=detections)
+
+    common_kw = dict(
+        weights=None,
+        weights_backbone=None,
+        min_size=size,
+        max_size=size,
+        box_score_thresh=0.0,
+        box_detections_per_img=detections,
+    )
     if model_name == "maskrcnn":
         model = torchvision.models.detection.maskrcnn_resnet50_fpn(num_classes=2, **common_kw)
     else:
@@ -48,12 +56,14 @@ def build(model_name: str, size: int, detections: int):
 
 def _image(size: int):
     import torch
+
     g = torch.Generator().manual_seed(0)
     return torch.rand((3, size, size), generator=g)
 
 
 def bench_infer(model_name, size, detections, repeats, warmup):
     import torch
+
     model = build(model_name, size, detections)
     image = _image(size)
     mem0 = common.memory_mb()
@@ -65,18 +75,26 @@ def bench_infer(model_name, size, detections, repeats, warmup):
 
     timing = common.time_runs(run, repeats, warmup)
     out = last["out"]
-    return {**timing, "num_detections": int(out["boxes"].shape[0]), "setup_rss_mb": mem0["rss_mb"],
-            "output_shapes": {k: list(v.shape) for k, v in out.items()}}
+    return {
+        **timing,
+        "num_detections": int(out["boxes"].shape[0]),
+        "setup_rss_mb": mem0["rss_mb"],
+        "output_shapes": {k: list(v.shape) for k, v in out.items()},
+    }
 
 
 def bench_train(model_name, size, repeats, warmup, people):
     import torch
+
     model = build(model_name, size, 100)
     model.train()
     gt = common.synthetic_people(size, people)
     image = torch.from_numpy(gt["image"]).permute(2, 0, 1).contiguous() / 255.0
-    target = {"boxes": torch.from_numpy(gt["boxes"]), "labels": torch.ones(people, dtype=torch.int64),
-              "masks": torch.from_numpy(gt["masks"])}
+    target = {
+        "boxes": torch.from_numpy(gt["boxes"]),
+        "labels": torch.ones(people, dtype=torch.int64),
+        "masks": torch.from_numpy(gt["masks"]),
+    }
     if model_name == "keypointrcnn":
         target["keypoints"] = torch.from_numpy(gt["keypoints"])
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
@@ -99,6 +117,7 @@ def bench_stages(model_name, size, detections, repeats, warmup):
     """Median time of each inference stage, run one after the other on the same inputs."""
     import torch
     from torchvision.models.detection import roi_heads as rh
+
     model = build(model_name, size, detections)
     heads = model.roi_heads
     image = _image(size)
@@ -129,27 +148,38 @@ def bench_stages(model_name, size, detections, repeats, warmup):
     def keypoint_head():
         boxes = [state["det"][0]["boxes"]]
         x = heads.keypoint_head(heads.keypoint_roi_pool(state["feats"], boxes, state["images"].image_sizes))
-        kps, scores = rh.keypointrcnn_inference(heads.keypoint_predictor(x), boxes)
+        kps, _ = rh.keypointrcnn_inference(heads.keypoint_predictor(x), boxes)
         state["det"][0]["keypoints"] = kps[0]
 
     def paste():
         model.transform.postprocess([dict(d) for d in state["det"]], state["images"].image_sizes, [(size, size)])
 
-    stages = [("transform", transform), ("backbone+FPN", backbone), ("RPN+proposals", rpn),
-              ("box RoIAlign+head+postprocess", box_head)]
-    stages.append(("mask RoIAlign+head", mask_head) if model_name == "maskrcnn"
-                  else ("keypoint RoIAlign+head+decode", keypoint_head))
+    stages = [
+        ("transform", transform),
+        ("backbone+FPN", backbone),
+        ("RPN+proposals", rpn),
+        ("box RoIAlign+head+postprocess", box_head),
+    ]
+    stages.append(
+        ("mask RoIAlign+head", mask_head)
+        if model_name == "maskrcnn"
+        else ("keypoint RoIAlign+head+decode", keypoint_head)
+    )
     if model_name == "maskrcnn":
         stages.append(("paste masks into image", paste))
     with torch.inference_mode():
         result = [[name, common.time_runs(fn, repeats, warmup)["median_s"]] for name, fn in stages]
-    return {"stages": result, "median_s": sum(t for _, t in result),
-            "num_detections": int(state["det"][0]["boxes"].shape[0])}
+    return {
+        "stages": result,
+        "median_s": sum(t for _, t in result),
+        "num_detections": int(state["det"][0]["boxes"].shape[0]),
+    }
 
 
 def main(argv):
     del argv
     import torch
+
     torch.set_num_threads(FLAGS.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(0)
@@ -160,8 +190,16 @@ def main(argv):
     else:
         res = bench_stages(FLAGS.model, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     res.update(common.memory_mb())
-    res.update({"framework": "torch " + torch.__version__, "threads": torch.get_num_threads(),
-                "task": FLAGS.task, "model": FLAGS.model, "size": FLAGS.size, "detections": FLAGS.detections})
+    res.update(
+        {
+            "framework": "torch " + torch.__version__,
+            "threads": torch.get_num_threads(),
+            "task": FLAGS.task,
+            "model": FLAGS.model,
+            "size": FLAGS.size,
+            "detections": FLAGS.detections,
+        }
+    )
     common.emit(res)
 
 

@@ -1,4 +1,5 @@
 """Converts ade20k to schema-v1 TFRecords. Same as `maskrcnn-body convert ade20k`."""
+
 import sys
 
 try:

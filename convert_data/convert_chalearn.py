@@ -1,4 +1,5 @@
 """Converts chalearn to schema-v1 TFRecords. Same as `maskrcnn-body convert chalearn`."""
+
 import sys
 
 try:

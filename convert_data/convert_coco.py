@@ -1,4 +1,5 @@
 """Converts coco to schema-v1 TFRecords. Same as `maskrcnn-body convert coco`."""
+
 import sys
 
 try:

@@ -1,4 +1,5 @@
 """Converts jhmdb to schema-v1 TFRecords. Same as `maskrcnn-body convert jhmdb`."""
+
 import sys
 
 try:

@@ -1,4 +1,5 @@
 """Converts pascal_part to schema-v1 TFRecords. Same as `maskrcnn-body convert pascal_part`."""
+
 import sys
 
 try:

@@ -1,4 +1,5 @@
 """Writes the built-in synthetic dataset. Same as `maskrcnn-body synth`."""
+
 import sys
 
 try:

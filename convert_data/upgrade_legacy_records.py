@@ -1,4 +1,5 @@
 """Converts the 2017 project's TFRecords to schema v1. Same as `maskrcnn-body convert legacy`."""
+
 import sys
 
 try:

@@ -1,4 +1,5 @@
 """Draws the ground truth of records. Same as `maskrcnn-body draw --records GLOB --out_dir DIR`."""
+
 import sys
 
 try:

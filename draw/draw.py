@@ -1,4 +1,5 @@
 """Pictures of evaluation dumps (no TensorFlow). Same as `maskrcnn-body draw`."""
+
 import sys
 
 try:

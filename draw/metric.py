@@ -1,4 +1,5 @@
 """Metrics of evaluation dumps (no TensorFlow). Same as `maskrcnn-body metric`."""
+
 import sys
 
 try:

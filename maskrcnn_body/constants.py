@@ -18,6 +18,7 @@ column ``i`` covers ``[i, i + 1)`` and its centre is at ``i + 0.5``. Boxes are
 (col 5, row 7) is ``(5.5, 7.5)``). Under a horizontal flip of an image of width ``W``
 every x becomes ``W - x``.
 """
+
 from __future__ import annotations
 
 # --------------------------------------------------------------------------- channels
@@ -44,13 +45,21 @@ CHANNEL_FLIP_PERM = _perm_from_pairs(NUM_CHANNELS, CHANNEL_FLIP_PAIRS)
 
 # --------------------------------------------------------------------------- keypoints
 KEYPOINTS = (
-    "neck", "belly", "face",
-    "right_shoulder", "left_shoulder",
-    "right_hip", "left_hip",
-    "right_elbow", "left_elbow",
-    "right_knee", "left_knee",
-    "right_wrist", "left_wrist",
-    "right_ankle", "left_ankle",
+    "neck",
+    "belly",
+    "face",
+    "right_shoulder",
+    "left_shoulder",
+    "right_hip",
+    "left_hip",
+    "right_elbow",
+    "left_elbow",
+    "right_knee",
+    "left_knee",
+    "right_wrist",
+    "left_wrist",
+    "right_ankle",
+    "left_ankle",
 )
 """The 15 JHMDB joints in schema order (0-based)."""
 NUM_KEYPOINTS = len(KEYPOINTS)
@@ -63,10 +72,18 @@ KEYPOINT_FLIP_PERM = _perm_from_pairs(NUM_KEYPOINTS, KEYPOINT_FLIP_PAIRS)
 SKELETON = (
     ("face", "neck"),
     ("neck", "belly"),
-    ("neck", "right_shoulder"), ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-    ("neck", "left_shoulder"), ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-    ("belly", "right_hip"), ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-    ("belly", "left_hip"), ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    ("neck", "right_shoulder"),
+    ("right_shoulder", "right_elbow"),
+    ("right_elbow", "right_wrist"),
+    ("neck", "left_shoulder"),
+    ("left_shoulder", "left_elbow"),
+    ("left_elbow", "left_wrist"),
+    ("belly", "right_hip"),
+    ("right_hip", "right_knee"),
+    ("right_knee", "right_ankle"),
+    ("belly", "left_hip"),
+    ("left_hip", "left_knee"),
+    ("left_knee", "left_ankle"),
 )
 SKELETON_INDEX = tuple((KEYPOINT_INDEX[a], KEYPOINT_INDEX[b]) for a, b in SKELETON)
 
@@ -75,13 +92,21 @@ KEYPOINT_SIGMAS = (
     # per-joint values for the joints that correspond (shoulders .079, elbows .072,
     # wrists .062, hips .107, knees .087, ankles .089), the COCO nose value .026 widened
     # to .050 for the face centre, and the mean of shoulders and hips for neck/belly.
-    0.079, 0.107, 0.050,
-    0.079, 0.079,
-    0.107, 0.107,
-    0.072, 0.072,
-    0.087, 0.087,
-    0.062, 0.062,
-    0.089, 0.089,
+    0.079,
+    0.107,
+    0.050,
+    0.079,
+    0.079,
+    0.107,
+    0.107,
+    0.072,
+    0.072,
+    0.087,
+    0.087,
+    0.062,
+    0.062,
+    0.089,
+    0.089,
 )
 
 # visibility flags (schema `person/keypoints` v)
@@ -107,10 +132,10 @@ DATASETS = ("synthetic", "pascal_part", "jhmdb", "ade20k", "chalearn", "coco")
 
 # colours (RGB) for drawing the six parts; distinct hues, one per part channel 1..6
 PART_COLOURS = {
-    1: (255, 215, 0),    # head: gold
-    2: (0, 170, 255),    # torso: sky blue
-    3: (230, 25, 75),    # left arm: red
-    4: (60, 180, 75),    # right arm: green
-    5: (145, 30, 180),   # left leg: purple
-    6: (255, 130, 0),    # right leg: orange
+    1: (255, 215, 0),  # head: gold
+    2: (0, 170, 255),  # torso: sky blue
+    3: (230, 25, 75),  # left arm: red
+    4: (60, 180, 75),  # right arm: green
+    5: (145, 30, 180),  # left leg: purple
+    6: (255, 130, 0),  # right leg: orange
 }

@@ -1,5 +1,6 @@
 """Fine-tuning from Keras' ImageNet ResNet50 (r50_fpn_imagenet): the model's C2-C5 are Keras' own
 features, configs that could not reproduce them are errors, frozen layers, head normalisation."""
+
 import h5py
 import keras
 import numpy as np
@@ -22,8 +23,9 @@ def _keras_resnet50_with_random_statistics(seed=0):
     for layer in ref.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             c = layer.gamma.shape[0]
-            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.5, c),
-                               rng.uniform(0.5, 2.0, c)])
+            layer.set_weights(
+                [rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.5, c), rng.uniform(0.5, 2.0, c)]
+            )
     return ref
 
 
@@ -32,6 +34,7 @@ def resnet50_files(tmp_path_factory):
     """The same random ResNet50 as a Keras 3 ``.weights.h5`` and as the legacy ``.h5`` layout that
     keras.applications downloads (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5)."""
     from keras.src.legacy.saving import legacy_h5_format
+
     ref = _keras_resnet50_with_random_statistics()
     d = tmp_path_factory.mktemp("weights")
     new, legacy = str(d / "resnet50.weights.h5"), str(d / "resnet50_notop.h5")
@@ -68,24 +71,30 @@ def test_defaults_that_could_not_reproduce_the_features_do_not(resnet50_files):
     ref, files = resnet50_files
     image = np.random.default_rng(1).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8).astype(np.float32)
     theirs = keras.Model(ref.input, ref.get_layer(C_LAYERS[-1]).output)(
-        keras.applications.resnet50.preprocess_input(image.copy()))
+        keras.applications.resnet50.preprocess_input(image.copy())
+    )
     bb = get_config("r50_fpn_imagenet", **{"model.backbone.weights": files["weights.h5"]}).model.backbone
-    bb.preprocessing = "torch"   # bypassing the check: RGB, mean/std-normalised pixels
+    bb.preprocessing = "torch"  # bypassing the check: RGB, mean/std-normalised pixels
     ours = build_backbone(bb)(normalize_images(tf.constant(image), bb))[-1]
     assert _cosine(ours.numpy(), theirs.numpy()) < 0.95
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"model.backbone.norm": "group"}, "model.backbone.norm: 'group' drops the BatchNorm statistics"),
-    ({"model.backbone.preprocessing": "torch"}, "model.backbone.preprocessing: Keras' ImageNet ResNet50 weights "
-                                                "expect caffe-style input"),
-    ({"model.backbone.name": "resnet18"}, "pretrained weights exist for 'resnet50' only"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model.backbone.norm": "group"}, "model.backbone.norm: 'group' drops the BatchNorm statistics"),
+        (
+            {"model.backbone.preprocessing": "torch"},
+            "model.backbone.preprocessing: Keras' ImageNet ResNet50 weights expect caffe-style input",
+        ),
+        ({"model.backbone.name": "resnet18"}, "pretrained weights exist for 'resnet50' only"),
+    ],
+)
 def test_weights_with_a_mismatched_normalisation_or_input_are_errors(overrides, message):
     with pytest.raises(ConfigError, match=message):
         get_config("r50_fpn_imagenet", **overrides)
     with pytest.raises(ConfigError, match="model.backbone.norm|model.backbone.preprocessing"):
-        get_config("r50_fpn", **{"model.backbone.weights": "imagenet"})   # the r50_fpn defaults
+        get_config("r50_fpn", **{"model.backbone.weights": "imagenet"})  # the r50_fpn defaults
 
 
 def test_stem_and_first_stage_are_frozen(resnet50_files):
@@ -95,7 +104,7 @@ def test_stem_and_first_stage_are_frozen(resnet50_files):
     names = {v.path.split("/")[0] for v in backbone.trainable_variables}
     assert names and not any(n.startswith(("conv1", "conv2_")) for n in names)
     assert any(n.startswith("conv3_block1_1_conv") for n in names)
-    assert not any(n.endswith("_bn") for n in names)          # frozen BatchNorm never trains
+    assert not any(n.endswith("_bn") for n in names)  # frozen BatchNorm never trains
     everything = build_backbone(get_config("r50_fpn").model.backbone)
     assert any(v.path.startswith("conv1_conv") for v in everything.trainable_variables)
 
@@ -103,6 +112,7 @@ def test_stem_and_first_stage_are_frozen(resnet50_files):
 def test_imagenet_download_failure_says_what_to_do(monkeypatch):
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno 101]")
+
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
     with pytest.raises(ValueError, match="could not download the ImageNet weights.*model.backbone.weights=PATH"):
         build_backbone(get_config("r50_fpn_imagenet").model.backbone)
@@ -113,8 +123,9 @@ def _consumer(layer):
     return nodes[0].operation if nodes else None
 
 
-@pytest.mark.parametrize("preset", [p for p in preset_names() if p in ("r50_fpn", "r50_fpn_imagenet", "cpu_small",
-                                                                     "legacy")])
+@pytest.mark.parametrize(
+    "preset", [p for p in preset_names() if p in ("r50_fpn", "r50_fpn_imagenet", "cpu_small", "legacy")]
+)
 def test_every_head_convolution_has_a_trainable_offset(preset):
     """Under every preset each head convolution has a trainable bias or a trainable normalisation
     after it (frozen BatchNorm in the backbone must not freeze the heads)."""

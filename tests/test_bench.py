@@ -1,5 +1,6 @@
 """The benchmark harness (bench/): helpers, the report's ratios and verdicts, and a smoke run of
 ``bench.run_all`` at minimal sizes so the harness never rots (one tiny subprocess per worker)."""
+
 import json
 import os
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from bench import common, report
 
-pytestmark = pytest.mark.slow   # benchmark smoke runs: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # benchmark smoke runs: `make test-fast` leaves these out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,8 +47,14 @@ def test_run_worker_reports_failures_with_the_command():
 
 
 def _res(t, cpu=None, mem=1000.0, **kw):
-    return {"median_s": t, "cpu_median_s": cpu if cpu is not None else 2 * t, "peak_rss_mb": mem,
-            "setup_rss_mb": mem / 2, "num_detections": 100, **kw}
+    return {
+        "median_s": t,
+        "cpu_median_s": cpu if cpu is not None else 2 * t,
+        "peak_rss_mb": mem,
+        "setup_rss_mb": mem / 2,
+        "num_detections": 100,
+        **kw,
+    }
 
 
 def _fake_results():
@@ -55,23 +62,61 @@ def _fake_results():
         "machine": {"cpu_model": "Test CPU", "cores": 2, "gpu": "none visible"},
         "settings": {"repeats": 5, "warmup": 1, "threads": 2, "preset": "r50_fpn", "quick": False},
         "skipped": [],
-        "infer": [{"size": 800, "detections": 100, "ours": _res(3.0, mem=1500.0),
-                   "maskrcnn": _res(4.0), "keypointrcnn": _res(2.0)},
-                  {"size": 512, "detections": 20, "ours": _res(1.0), "maskrcnn": _res(0.5),
-                   "keypointrcnn": {"error": "exit code 1, no result line: boom", "command": "python -m x"}}],
+        "infer": [
+            {
+                "size": 800,
+                "detections": 100,
+                "ours": _res(3.0, mem=1500.0),
+                "maskrcnn": _res(4.0),
+                "keypointrcnn": _res(2.0),
+            },
+            {
+                "size": 512,
+                "detections": 20,
+                "ours": _res(1.0),
+                "maskrcnn": _res(0.5),
+                "keypointrcnn": {"error": "exit code 1, no result line: boom", "command": "python -m x"},
+            },
+        ],
         "train": {"size": 512, "ours": _res(2.0, cpu=3.0, optimizer="sgd"), "maskrcnn": _res(1.0, cpu=4.0)},
-        "stages": {"size": 800, "detections": 100,
-                   "ours": _res(3.0, stages=[["backbone+FPN", 2.0], ["mask RoIAlign (shared with keypoints)", 0.5],
-                                             ["keypoint head+decode", 0.5]]),
-                   "maskrcnn": _res(4.0, stages=[["transform", 0.1], ["backbone+FPN", 3.0],
-                                                 ["mask RoIAlign+head", 0.9]])},
-        "profile": {"size": 512, "logdir": "output/bench/profile", "rows": [
-            {"label": "ours (preset)", "result": {"parts": [["backbone", 0.5, 1.0], ["mask head", 0.1, 0.2]],
-                                                  "total_s": 1.8}},
-            {"label": "old head", "result": {"error": "exit code 1", "command": "python -m y"}}]},
-        "pipeline": [{"label": "512 px", "result": {"images_per_s": 10.0, "first_batch_s": 1.0, "pad_size": 512,
-                                                    "records": 2, "record_size": 64, "batch_size": 2,
-                                                    "batches": 2}}],
+        "stages": {
+            "size": 800,
+            "detections": 100,
+            "ours": _res(
+                3.0,
+                stages=[
+                    ["backbone+FPN", 2.0],
+                    ["mask RoIAlign (shared with keypoints)", 0.5],
+                    ["keypoint head+decode", 0.5],
+                ],
+            ),
+            "maskrcnn": _res(4.0, stages=[["transform", 0.1], ["backbone+FPN", 3.0], ["mask RoIAlign+head", 0.9]]),
+        },
+        "profile": {
+            "size": 512,
+            "logdir": "output/bench/profile",
+            "rows": [
+                {
+                    "label": "ours (preset)",
+                    "result": {"parts": [["backbone", 0.5, 1.0], ["mask head", 0.1, 0.2]], "total_s": 1.8},
+                },
+                {"label": "old head", "result": {"error": "exit code 1", "command": "python -m y"}},
+            ],
+        },
+        "pipeline": [
+            {
+                "label": "512 px",
+                "result": {
+                    "images_per_s": 10.0,
+                    "first_batch_s": 1.0,
+                    "pad_size": 512,
+                    "records": 2,
+                    "record_size": 64,
+                    "batch_size": 2,
+                    "batches": 2,
+                },
+            }
+        ],
     }
 
 
@@ -91,8 +136,10 @@ def test_aims_use_same_run_ratios_at_the_largest_size():
 
 def test_render_tables_missing_peers_and_failures():
     md = report.render(_fake_results(), notes="Backbone dominates.")
-    assert "| 800x800 | 100 | 3.000 (6.000) | 4.000 (8.000) | 2.000 (4.000) | 0.75x (0.75x) | 1.50x (1.50x) " \
-           "| 0.50x (0.50x) |" in md
+    assert (
+        "| 800x800 | 100 | 3.000 (6.000) | 4.000 (8.000) | 2.000 (4.000) | 0.75x (0.75x) | 1.50x (1.50x) "
+        "| 0.50x (0.50x) |" in md
+    )
     # a failed peer renders as "-" and is listed with its command
     assert "| 512x512 | 20 | 1.000 (2.000) | 0.500 (1.000) | - | 2.00x (2.00x) | - | - |" in md
     assert "## Failures" in md and "`python -m x`" in md
@@ -113,8 +160,19 @@ def test_run_all_quick_smoke(tmp_path):
     """The real harness end to end: our tiny preset at 64 px (and the torchvision peer at 64 px when
     torch is installed), 1 repeat; checks the JSON figures and the markdown table exist."""
     out, raw = tmp_path / "B.md", tmp_path / "r.json"
-    cmd = [sys.executable, "-m", "bench.run_all", "--quick", "--parts=infer", "--detections=1", "--peers=maskrcnn",
-           f"--out={out}", f"--json_out={raw}", "--notes=", "--timeout=240"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.run_all",
+        "--quick",
+        "--parts=infer",
+        "--detections=1",
+        "--peers=maskrcnn",
+        f"--out={out}",
+        f"--json_out={raw}",
+        "--notes=",
+        "--timeout=240",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(raw.read_text())
@@ -137,6 +195,7 @@ def test_trace_sums_op_time_by_model_part_and_direction(tmp_path):
     import tensorflow as tf
 
     from bench import trace
+
     x_in = keras.Input((16, 16, 3))
     backbone = keras.Sequential([keras.layers.Conv2D(32, 3, padding="same")], name="backbone")
     head = keras.Sequential([keras.layers.Conv2D(8, 3, padding="same")], name="mask_head")
@@ -153,7 +212,7 @@ def test_trace_sums_op_time_by_model_part_and_direction(tmp_path):
     path = trace.profile(step, str(tmp_path), steps=2)
     s = trace.summarize(path, steps=2)
     parts = {name: (f, b) for name, f, b in s["parts"]}
-    assert parts["backbone"][0] > 0 and parts["backbone"][1] > 0      # forward and backward ops found
+    assert parts["backbone"][0] > 0 and parts["backbone"][1] > 0  # forward and backward ops found
     assert parts["mask head"][0] > 0 and parts["mask head"][1] > 0
     # each figure is rounded to 1e-4 s on its own, so their sum may pass the total by the rounding
     assert s["total_s"] >= sum(f + b for f, b in parts.values()) - 1e-4 * len(parts)

@@ -20,6 +20,7 @@ these tests fail (they are part of CI); set ``MASKRCNN_BODY_SKIP_BROWSER=1`` to 
 ``MASKRCNN_BODY_SCREENSHOT=docs/images/demo.png`` also writes the screenshot there, and
 ``MASKRCNN_BODY_DEMO_MODEL=DIR`` serves that training directory instead of random weights.
 """
+
 import base64
 import io
 import json
@@ -47,8 +48,16 @@ pytestmark = pytest.mark.slow
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.max_detections": 5}
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
 PART_NAMES = [C.CHANNELS[k] for k in C.PART_CHANNELS]
 
@@ -59,8 +68,10 @@ def chromium_path() -> str:
             return shutil.which(candidate)
     if os.environ.get("MASKRCNN_BODY_SKIP_BROWSER") == "1":
         pytest.skip("no Chromium and MASKRCNN_BODY_SKIP_BROWSER=1")
-    pytest.fail("the browser tests need Chromium: apt-get install chromium (what .ci/run does), or set CHROMIUM "
-                "to its path (MASKRCNN_BODY_SKIP_BROWSER=1 skips them)")
+    pytest.fail(
+        "the browser tests need Chromium: apt-get install chromium (what .ci/run does), or set CHROMIUM "
+        "to its path (MASKRCNN_BODY_SKIP_BROWSER=1 skips them)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +85,13 @@ def server(tmp_path_factory):
         write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
     exe = shutil.which("maskrcnn-body", path=os.path.dirname(sys.executable))
     cmd = [exe] if exe else [sys.executable, "-c", "import sys; from maskrcnn_body.cli import main; sys.exit(main())"]
-    proc = subprocess.Popen(cmd + ["serve", "--train_dir", train_dir, "--port", "0", "--score_threshold", threshold],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd + ["serve", "--train_dir", train_dir, "--port", "0", "--score_threshold", threshold],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
     url, log, deadline = None, [], time.monotonic() + 180
@@ -99,13 +115,18 @@ def server(tmp_path_factory):
 def playwright():
     chromium_path()
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         yield p
 
 
 def _launch(playwright, fake_camera=False):
-    return playwright.chromium.launch(executable_path=chromium_path(), headless=True, chromium_sandbox=False,
-                                      args=CHROMIUM_FLAGS + (FAKE_CAMERA if fake_camera else []))
+    return playwright.chromium.launch(
+        executable_path=chromium_path(),
+        headless=True,
+        chromium_sandbox=False,
+        args=CHROMIUM_FLAGS + (FAKE_CAMERA if fake_camera else []),
+    )
 
 
 class Watch:
@@ -172,15 +193,15 @@ def test_upload_draws_the_people_of_v1_predict(server, playwright, tmp_path):
         page, watch = _open(browser, server)
         image = tmp_path / "scene.png"
         data = _synthetic_png(image)
-        page.set_input_files("#file", str(image))        # the change event posts a multipart form
+        page.set_input_files("#file", str(image))  # the change event posts a multipart form
         page.wait_for_function("() => window.demo.result !== null && !window.demo.busy", timeout=120_000)
-        res = _predict(server, data, "image/png")        # the same bytes as a raw body
+        res = _predict(server, data, "image/png")  # the same bytes as a raw body
         _check_page_equals(page, res)
         assert page.get_attribute("#view", "aria-label").startswith(f"Picture {res['width']}×{res['height']}")
         scale = page.evaluate("window.demo.scale")
-        assert scale >= 1 and page.evaluate("[document.getElementById('view').width, "
-                                            "document.getElementById('view').height]") == [res["width"] * scale,
-                                                                                           res["height"] * scale]
+        assert scale >= 1 and page.evaluate(
+            "[document.getElementById('view').width, document.getElementById('view').height]"
+        ) == [res["width"] * scale, res["height"] * scale]
         assert "Round trip" in page.inner_text("#latency") and "model" in page.inner_text("#latency")
         assert page.is_hidden("#error")
 
@@ -201,7 +222,7 @@ def test_upload_draws_the_people_of_v1_predict(server, playwright, tmp_path):
                      return [on, off]; }}"""
         before = page.evaluate(pixels)
         page.focus(f"#show-{k}")
-        page.keyboard.press("Space")                     # keyboard works on the toggles
+        page.keyboard.press("Space")  # keyboard works on the toggles
         assert page.evaluate(f"window.demo.show['{k}']") is False
         toggled = page.evaluate(pixels)
         assert toggled[0] != before[0] and toggled[1] == before[1]
@@ -210,13 +231,16 @@ def test_upload_draws_the_people_of_v1_predict(server, playwright, tmp_path):
 
         # drag and drop of another picture
         data2 = _synthetic_png(tmp_path / "scene2.png", index=5, height=100, width=90)
-        page.evaluate("""(b64) => {
+        page.evaluate(
+            """(b64) => {
             const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
             const dt = new DataTransfer();
             dt.items.add(new File([bytes], "dropped.png", {type: "image/png"}));
             window.demo.result = null;
             document.getElementById("drop").dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true}));
-        }""", base64.b64encode(data2).decode())
+        }""",
+            base64.b64encode(data2).decode(),
+        )
         page.wait_for_function("() => window.demo.result !== null && !window.demo.busy", timeout=120_000)
         _check_page_equals(page, _predict(server, data2, "image/png"))
 
@@ -226,7 +250,7 @@ def test_upload_draws_the_people_of_v1_predict(server, playwright, tmp_path):
         page.set_input_files("#file", str(bad))
         page.wait_for_selector("#error:not([hidden])", timeout=60_000)
         assert "not an image" in page.inner_text("#error")
-        watch.check(expected=["status of 400"])   # Chromium logs the failed fetch
+        watch.check(expected=["status of 400"])  # Chromium logs the failed fetch
     finally:
         browser.close()
 
@@ -240,15 +264,15 @@ def test_webcam_sends_frames_one_at_a_time(server, playwright):
         assert page.is_hidden("#error"), page.inner_text("#error")
         page.wait_for_function("() => window.demo.frames >= 3", timeout=180_000)
         assert "frames/s" in page.inner_text("#latency")
-        page.click("#cam")                                # stop: the last answer stays on the page
+        page.click("#cam")  # stop: the last answer stays on the page
         assert page.get_attribute("#cam", "aria-pressed") == "false"
         page.wait_for_function("() => window.demo.cam === null && !window.demo.busy")
-        time.sleep(0.5)                                   # a frame in flight when stopping is dropped
+        time.sleep(0.5)  # a frame in flight when stopping is dropped
         frame = page.evaluate("""async () => {
             const b = new Uint8Array(await window.demo.lastUpload.arrayBuffer());
             let s = ""; for (const c of b) s += String.fromCharCode(c); return btoa(s); }""")
         data = base64.b64decode(frame)
-        assert data[:2] == b"\xff\xd8"                    # frames travel as JPEG
+        assert data[:2] == b"\xff\xd8"  # frames travel as JPEG
         res = _predict(server, data, "image/jpeg")
         _check_page_equals(page, res)
         assert (res["width"], res["height"]) == Image.open(io.BytesIO(data)).size
@@ -308,7 +332,7 @@ def test_without_javascript_the_form_posts_to_render(server, playwright, tmp_pat
         _synthetic_png(image)
         page.set_input_files("#file", str(image))
         with page.expect_navigation() as nav:
-            page.click("form button[type=submit]")      # the <noscript> button
+            page.click("form button[type=submit]")  # the <noscript> button
         response = nav.value
         assert response.status == 200 and response.headers["content-type"] == "image/png"
         assert response.url == server.url + "/v1/render"

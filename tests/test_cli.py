@@ -1,5 +1,6 @@
 """The one command line: every subcommand answers --help, the original scripts are thin wrappers of
 it, and configuration mistakes end with exit code 2 and a message naming what is allowed."""
+
 import subprocess
 import sys
 
@@ -26,13 +27,16 @@ def test_top_level_help_lists_the_commands(capsys):
     assert all(c in out for c in COMMANDS)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--set", "train.batch_size=abc"], "train.batch_size: 'abc' is not a valid value; expected int"),
-    (["--set", "model.keypoint_head.kind=bones"], "one of 'heatmap', 'shared', 'regression', 'none'"),
-    (["--set", "model.mask_roi_size=28"], "it is model.mask_head.roi_size since config version 2"),
-    (["--set", "nonsense"], "expected SECTION.FIELD=VALUE"),
-    (["--config", "/no/such/config.json"], "config file /no/such/config.json not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--set", "train.batch_size=abc"], "train.batch_size: 'abc' is not a valid value; expected int"),
+        (["--set", "model.keypoint_head.kind=bones"], "one of 'heatmap', 'shared', 'regression', 'none'"),
+        (["--set", "model.mask_roi_size=28"], "it is model.mask_head.roi_size since config version 2"),
+        (["--set", "nonsense"], "expected SECTION.FIELD=VALUE"),
+        (["--config", "/no/such/config.json"], "config file /no/such/config.json not found"),
+    ],
+)
 def test_config_mistakes_exit_2_with_the_choices(args, message, capsys):
     assert main(["train", *args, "--list-config"]) == 2
     err = capsys.readouterr().err
@@ -50,14 +54,17 @@ def test_list_config_and_saved_config_round_trip(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "model.mask_head.roi_size" in out and "28" in out and "RoIAlign output side" in out
     from maskrcnn_body.config import get_config
+
     path = tmp_path / "config.json"
     path.write_text(get_config("cpu_small", **{"train.batch_size": 3}).to_json())
     assert main(["train", "--config", str(path), "--list-config"]) == 0
     assert "train.batch_size" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("script, command", [("train/train.py", "train"), ("draw/metric.py", "metric"),
-                                             ("convert_data/convert_coco.py", "convert coco")])
+@pytest.mark.parametrize(
+    "script, command",
+    [("train/train.py", "train"), ("draw/metric.py", "metric"), ("convert_data/convert_coco.py", "convert coco")],
+)
 def test_original_scripts_are_the_same_commands(script, command):
     r = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: maskrcnn-body {command}"), r.stderr
@@ -65,9 +72,11 @@ def test_original_scripts_are_the_same_commands(script, command):
 
 def test_installed_console_script():
     import shutil
+
     exe = shutil.which("maskrcnn-body")
     if exe is None:
         pytest.skip("maskrcnn-body not on PATH (package not installed with pip)")
     r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
     from maskrcnn_body.version import __version__
+
     assert r.returncode == 0 and r.stdout.strip() == f"maskrcnn-body {__version__}"

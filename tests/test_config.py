@@ -1,5 +1,6 @@
 """Typed, validated config: presets from the registry, typed --set overrides, strict loading with the
 upgrade of version-1 files, cross-field rules, JSON round trip."""
+
 import json
 import pathlib
 
@@ -28,26 +29,32 @@ def test_presets_come_from_the_registry():
         get_config("nope")
     a, b = build_preset("cpu_small"), build_preset("cpu_small")
     a.model.mask_head.roi_size = 99
-    assert b.model.mask_head.roi_size == 14            # fresh copies
+    assert b.model.mask_head.roi_size == 14  # fresh copies
 
 
-@pytest.mark.parametrize("key, text, expected", [
-    ("model.mask_head.roi_size", "28", 28),
-    ("train.learning_rate", "1e-3", 1e-3),
-    ("train.learning_rate", "3", 3.0),
-    ("input.flip", "false", False),
-    ("input.flip", "1", True),
-    ("model.anchors.aspect_ratios", "(1.0, 2.0)", (1.0, 2.0)),
-    ("model.anchors.aspect_ratios", "0.5,1,2", (0.5, 1.0, 2.0)),
-    ("input.scale_jitter", "0.9, 1.1", (0.9, 1.1)),
-    ("train.decay_images", "100,200", (100, 200)),
-    ("train.schedule", "step", "step"),
-    ("model.anchors.max_level", "5", 5),
-    ("model.backbone.weights", "none", None),
-    ("model.backbone.name", "resnet18", "resnet18"),
-    ("model.loss_weights", "{'rpn_class': 1, 'rpn_box': 1, 'class': 1, 'box': 1, 'mask': 3, 'keypoint': 1}",
-     {"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 3.0, "keypoint": 1.0}),
-])
+@pytest.mark.parametrize(
+    "key, text, expected",
+    [
+        ("model.mask_head.roi_size", "28", 28),
+        ("train.learning_rate", "1e-3", 1e-3),
+        ("train.learning_rate", "3", 3.0),
+        ("input.flip", "false", False),
+        ("input.flip", "1", True),
+        ("model.anchors.aspect_ratios", "(1.0, 2.0)", (1.0, 2.0)),
+        ("model.anchors.aspect_ratios", "0.5,1,2", (0.5, 1.0, 2.0)),
+        ("input.scale_jitter", "0.9, 1.1", (0.9, 1.1)),
+        ("train.decay_images", "100,200", (100, 200)),
+        ("train.schedule", "step", "step"),
+        ("model.anchors.max_level", "5", 5),
+        ("model.backbone.weights", "none", None),
+        ("model.backbone.name", "resnet18", "resnet18"),
+        (
+            "model.loss_weights",
+            "{'rpn_class': 1, 'rpn_box': 1, 'class': 1, 'box': 1, 'mask': 3, 'keypoint': 1}",
+            {"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 3.0, "keypoint": 1.0},
+        ),
+    ],
+)
 def test_set_values_are_parsed_by_the_field_type(key, text, expected):
     overrides = parse_overrides([f"{key}={text}"])
     if key == "train.schedule":
@@ -60,20 +67,23 @@ def test_set_values_are_parsed_by_the_field_type(key, text, expected):
     assert value == expected and type(value) is type(expected)
 
 
-@pytest.mark.parametrize("item, message", [
-    ("train.batch_size=abc", "train.batch_size: 'abc' is not a valid value; expected int"),
-    ("train.batch_size=2.5", "expected int"),
-    ("input.flip=maybe", "expected bool"),
-    ("model.keypoint_head.kind=bones", "expected one of 'heatmap', 'shared', 'regression', 'none'"),
-    ("model.backbone.norm=layer", "one of 'group', 'frozen_bn', 'batch', 'sync_batch'"),
-    ("input.scale_jitter=1,2,3", "tuple of 2 float"),
-    ("train.batch_siz=4", "unknown config key 'train.batch_siz'; did you mean train.batch_size"),
-    ("model.mask_roi_size=28", "it is model.mask_head.roi_size since config version 2"),
-    ("model.mask_head=3", "is a section"),
-    ("train.batch_size=0", "train.batch_size: must be > 0"),
-    ("model.rpn.neg_iou=0.9", "model.rpn.neg_iou: 0.9 is above pos_iou"),
-    ("input.min_size=512", "input.min_size: 512 is larger than max_size"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("train.batch_size=abc", "train.batch_size: 'abc' is not a valid value; expected int"),
+        ("train.batch_size=2.5", "expected int"),
+        ("input.flip=maybe", "expected bool"),
+        ("model.keypoint_head.kind=bones", "expected one of 'heatmap', 'shared', 'regression', 'none'"),
+        ("model.backbone.norm=layer", "one of 'group', 'frozen_bn', 'batch', 'sync_batch'"),
+        ("input.scale_jitter=1,2,3", "tuple of 2 float"),
+        ("train.batch_siz=4", "unknown config key 'train.batch_siz'; did you mean train.batch_size"),
+        ("model.mask_roi_size=28", "it is model.mask_head.roi_size since config version 2"),
+        ("model.mask_head=3", "is a section"),
+        ("train.batch_size=0", "train.batch_size: must be > 0"),
+        ("model.rpn.neg_iou=0.9", "model.rpn.neg_iou: 0.9 is above pos_iou"),
+        ("input.min_size=512", "input.min_size: 512 is larger than max_size"),
+    ],
+)
 def test_bad_keys_and_values_name_the_field_and_the_choices(item, message):
     with pytest.raises(ConfigError) as err:
         apply_overrides(build_preset("cpu_small"), parse_overrides([item]))

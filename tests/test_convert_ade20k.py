@@ -1,5 +1,6 @@
 """ADE20K converter: datumaro 2017 fixtures (synthetic 4x3), real 2021 fixtures, and the person-part
 mapping on SYNTHETIC images built with the real label encoding (the real fixtures' persons have no parts)."""
+
 import json
 
 import numpy as np
@@ -18,9 +19,15 @@ CH = constants.CHANNEL_INDEX
 def test_atr_parsing(fixtures_dir):
     lines = read_atr(str(fixtures_dir / "ade20k_2017" / "validation" / "2_atr.txt"))  # no final newline
     assert [(a.instance, a.level, a.raw) for a in lines] == [
-        (1, 0, "sky"), (2, 0, "person"), (1, 1, "license plate"), (1, 2, "rim")]
+        (1, 0, "sky"),
+        (2, 0, "person"),
+        (1, 1, "license plate"),
+        (1, 2, "rim"),
+    ]
     assert lines[1].wordnet == PERSON_NAME
-    assert read_atr(str(fixtures_dir / "ade20k_2017" / "training" / "street" / "1_atr.txt"))[1].attributes == ("walkin",)
+    assert read_atr(str(fixtures_dir / "ade20k_2017" / "training" / "street" / "1_atr.txt"))[1].attributes == (
+        "walkin",
+    )
 
 
 def test_bad_atr_line(tmp_path):
@@ -35,33 +42,38 @@ def test_datumaro_2017_fixtures(fixtures_dir, tmp_path):
     conv = Ade20kConverter(root)
     base = str(fixtures_dir / "ade20k_2017" / "training" / "street" / "1")
     img = conversion.load_image(base + ".jpg")
-    person, = conv.find_persons(base, img)        # person by the atr name (class values are not real)
+    (person,) = conv.find_persons(base, img)  # person by the atr name (class values are not real)
     np.testing.assert_array_equal(np.nonzero(person.body.any(0))[0], [2, 3])
     assert person.body.all(0)[2:].all()
-    (name, mask), = person.parts
+    ((name, mask),) = person.parts
     assert name == "license plate" and np.nonzero(mask.any(0))[0].tolist() == [3]
-    person, = conv.find_persons(str(fixtures_dir / "ade20k_2017" / "validation" / "2"), img)
+    (person,) = conv.find_persons(str(fixtures_dir / "ade20k_2017" / "validation" / "2"), img)
     assert np.nonzero(person.body.any(0))[0].tolist() == [2] and person.parts == []
     prefix = str(tmp_path / "a17")
     s = conversion.run_conversion(conv, prefix, progress=False)
-    rec, = conversion.load_records(prefix)
+    (rec,) = conversion.load_records(prefix)
     assert rec.source_id == "validation/2" and list(rec.persons[0].parts_valid) == [1, 0, 0, 0, 0, 0, 0]
-    skip, = s.skipped  # a licence plate on a person is not a body part: fail loudly
+    (skip,) = s.skipped  # a licence plate on a person is not a body part: fail loudly
     assert skip.key == "training/street/1" and skip.kind == "unknown part name" and "license plate" in skip.reason
 
 
 def test_real_2021_fixtures(fixtures_dir, tmp_path):
     prefix = str(tmp_path / "a21")
-    s = conversion.run_conversion(Ade20kConverter(str(fixtures_dir / "ade20k_2021"), split="training"), prefix,
-                              progress=False)
+    s = conversion.run_conversion(
+        Ade20kConverter(str(fixtures_dir / "ade20k_2021"), split="training"), prefix, progress=False
+    )
     recs = {r.source_id.rsplit("/", 1)[1]: r for r in conversion.load_records(prefix)}
     assert {k: len(r.persons) for k, r in recs.items()} == {"ADE_train_00016869": 9, "ADE_train_00016900": 4}
     assert [x.key.rsplit("/", 1)[1] for x in s.skipped] == ["ADE_train_00016964"]
     assert s.skipped[0].reason == "no persons"
     seg = np.asarray(Image.open(fixtures_dir / "ade20k_2021" / STREET / "ADE_train_00016869_seg.png"))
     cls, inst = decode_label_png(seg)
-    ndx = {o["name_ndx"] for o in json.loads((fixtures_dir / "ade20k_2021" / STREET /
-                                              "ADE_train_00016869.json").read_text())["annotation"]["object"]}
+    ndx = {
+        o["name_ndx"]
+        for o in json.loads((fixtures_dir / "ade20k_2021" / STREET / "ADE_train_00016869.json").read_text())[
+            "annotation"
+        ]["object"]
+    }
     assert cls.dtype == np.int32 and cls.max() > 255 and set(np.unique(cls)) - {0} <= ndx  # no mod-256 wrap
     union = np.zeros(cls.shape, bool)
     for p in recs["ADE_train_00016869"].persons:
@@ -73,8 +85,7 @@ def test_real_2021_fixtures(fixtures_dir, tmp_path):
 
 
 # ----------------------------------------------------------------------------- synthetic, real encoding
-NAMES = ["sky", PERSON_NAME, "head", "left arm", "right arm", "left leg", "right leg", "torso", "arm",
-         "license plate"]
+NAMES = ["sky", PERSON_NAME, "head", "left arm", "right arm", "left leg", "right leg", "torso", "arm", "license plate"]
 ID = {n: i + 1 for i, n in enumerate(NAMES)}  # 1-based class ids as in index_ade20k.mat
 H, W = 10, 12
 
@@ -95,13 +106,18 @@ def _two_people():
     pcls = np.zeros((H, W), np.int32)
     pinst = np.zeros((H, W), np.int32)
     # A: head, right arm on the image's left (col 1), left arm (col 4), legs; no torso
-    for (rows, cols, name, k) in (((1, 3), (2, 4), "head", 1), ((3, 6), (1, 2), "right arm", 2),
-                                  ((3, 6), (4, 5), "left arm", 3), ((6, 9), (2, 3), "right leg", 4),
-                                  ((6, 9), (3, 4), "left leg", 5),
-                                  # B: a torso and an unsided arm
-                                  ((3, 6), (8, 10), "torso", 6), ((3, 6), (7, 8), "arm", 7)):
-        pcls[rows[0]:rows[1], cols[0]:cols[1]] = ID[name]
-        pinst[rows[0]:rows[1], cols[0]:cols[1]] = k
+    for rows, cols, name, k in (
+        ((1, 3), (2, 4), "head", 1),
+        ((3, 6), (1, 2), "right arm", 2),
+        ((3, 6), (4, 5), "left arm", 3),
+        ((6, 9), (2, 3), "right leg", 4),
+        ((6, 9), (3, 4), "left leg", 5),
+        # B: a torso and an unsided arm
+        ((3, 6), (8, 10), "torso", 6),
+        ((3, 6), (7, 8), "arm", 7),
+    ):
+        pcls[rows[0] : rows[1], cols[0] : cols[1]] = ID[name]
+        pinst[rows[0] : rows[1], cols[0] : cols[1]] = k
     return cls, inst, pcls, pinst
 
 
@@ -117,7 +133,7 @@ def _write_2016(root, cls, inst, pcls, pinst, names):
 
 
 def _check_two_people(recs, derive_torso=False):
-    rec, = recs
+    (rec,) = recs
     a, b = sorted(rec.persons, key=lambda p: p.bbox[0])
     assert list(a.bbox) == [1, 1, 5, 9] and list(b.bbox) == [7, 1, 11, 9]
     assert a.channel(CH["right_arm"])[3:6, 1].all() and a.channel(CH["left_arm"])[3:6, 4].all()
@@ -154,10 +170,20 @@ def test_synthetic_2021_layout_json_links(tmp_path):
         i = len(objects)
         path = f"ADE_val_1/instance_{i:03d}_ADE_val_1.png"
         Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(d / path)
-        objects.append({"id": i, "name": name, "name_ndx": ID[name], "raw_name": name,
-                        "parts": {"hasparts": [], "ispartof": parent if parent is not None else [],
-                                  "part_level": level}, "instance_mask": path, "occluded": [], "crop": "0"})
+        objects.append(
+            {
+                "id": i,
+                "name": name,
+                "name_ndx": ID[name],
+                "raw_name": name,
+                "parts": {"hasparts": [], "ispartof": parent if parent is not None else [], "part_level": level},
+                "instance_mask": path,
+                "occluded": [],
+                "crop": "0",
+            }
+        )
         return i
+
     pa = add(PERSON_NAME, inst == 3, 0, None)
     pb = add(PERSON_NAME, inst == 7, 0, None)
     for k in range(1, 8):

@@ -1,5 +1,6 @@
 """ChaLearn LAP 2014 Track 1 converter on small SYNTHETIC sequences in both GT layouts
 (no real ChaLearn files are available)."""
+
 import numpy as np
 from PIL import Image
 
@@ -35,7 +36,7 @@ def _sequence(root, nested, frames=4, actors=(1, 2)):
         Image.fromarray(np.full((H, W, 3), 30 * f, np.uint8)).save(seq / "imagesjpg" / f"01_{f:04d}.jpg")
         for a in actors:
             limbs = _limbs(a)
-            if nested:   # one panoramic RGB PNG per actor: 14 full tiles side by side
+            if nested:  # one panoramic RGB PNG per actor: 14 full tiles side by side
                 Image.fromarray(np.repeat(np.concatenate(limbs, 1)[..., None], 3, 2)).save(gt / f"01_{f:04d}_{a}.png")
             else:
                 for k, m in enumerate(limbs, 1):
@@ -51,10 +52,11 @@ def _check(recs):
             assert p.channel(0).sum() == 14  # union of the 14 limbs
             for k, name in enumerate(LIMB_NAMES, 1):
                 r, c = _pixel(a, k)
-                ch = {"head": "head", "torso": "torso"}.get(name) or \
-                    ("left_" if name[0] == "l" else "right_") + ("arm" if name[1:] in ("hand", "forearm", "arm") else "leg")
+                ch = {"head": "head", "torso": "torso"}.get(name) or ("left_" if name[0] == "l" else "right_") + (
+                    "arm" if name[1:] in ("hand", "forearm", "arm") else "leg"
+                )
                 assert p.channel(CH[ch])[r, c], (a, name)
-                assert p.parts[r, c] == 1 | (1 << CH[ch])   # exactly one part channel
+                assert p.parts[r, c] == 1 | (1 << CH[ch])  # exactly one part channel
 
 
 def test_starting_kit_layout_and_frame_step(tmp_path):
@@ -78,12 +80,15 @@ def test_panorama_layout_full_tiles(tmp_path):
 def test_missing_actor_unlabelled_and_bad_inputs(tmp_path):
     root = tmp_path / "mix"
     seq = _sequence(root, nested=False, frames=3, actors=(1,))
-    (root / "Seq02" / "imagesjpg").mkdir(parents=True)            # no GT folder: unlabelled sequence
-    (seq / "maskspng" / "01_0002_1_5.png").unlink()              # one limb file missing
+    (root / "Seq02" / "imagesjpg").mkdir(parents=True)  # no GT folder: unlabelled sequence
+    (seq / "maskspng" / "01_0002_1_5.png").unlink()  # one limb file missing
     (seq / "imagesjpg" / "01_0003.jpg").write_bytes(b"\xff\xd8 truncated")  # corrupt JPEG
     s = conversion.run_conversion(ChalearnConverter(str(root)), str(tmp_path / "o3"), progress=False)
     recs = conversion.load_records(str(tmp_path / "o3"))
     assert [len(r.persons) for r in recs] == [1]  # actor 2 absent, not an error
-    assert {x.key: x.kind for x in s.skipped} == {"Seq02": "no ground truth", "Seq01/0002": "missing mask",
-                                                   "Seq01/0003": "corrupt image"}
+    assert {x.key: x.kind for x in s.skipped} == {
+        "Seq02": "no ground truth",
+        "Seq01/0002": "missing mask",
+        "Seq01/0003": "corrupt image",
+    }
     assert [x.bad for x in s.skipped] == [False, True, True]

@@ -1,4 +1,5 @@
 """Shared converter machinery: workers parity, strict mode, atomic replacement, summary, CLI end to end."""
+
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class _Toy(conversion.Converter):
     """Items 0..n-1; item 2 is bad input, item 3 has no persons (a filter)."""
+
     dataset = "synthetic"
 
     def __init__(self, n=5, fail_hard=False):
@@ -66,8 +68,9 @@ def test_strict_aborts_and_keeps_previous_output(tmp_path):
 def test_workers_match_single_process(fixtures_dir, tmp_path):
     root = str(fixtures_dir / "pascal_part")
     conversion.run_conversion(PascalPartConverter(root), str(tmp_path / "w1"), progress=False)
-    s = conversion.run_conversion(PascalPartConverter(root), str(tmp_path / "w2"), num_workers=2, num_shards=2,
-                              progress=False)
+    s = conversion.run_conversion(
+        PascalPartConverter(root), str(tmp_path / "w2"), num_workers=2, num_shards=2, progress=False
+    )
     assert s.images_written == 5 and len(s.shards) == 2
     one = {r.source_id: r for r in conversion.load_records(str(tmp_path / "w1"))}
     two = {r.source_id: r for r in conversion.load_records(str(tmp_path / "w2"))}
@@ -80,8 +83,14 @@ def test_workers_match_single_process(fixtures_dir, tmp_path):
 
 def _cli(*args):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "convert_data/convert_pascal_part.py", "--noprogress", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "convert_data/convert_pascal_part.py", "--noprogress", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_cli_end_to_end(fixtures_dir, tmp_path):

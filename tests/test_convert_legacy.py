@@ -1,4 +1,5 @@
 """Upgrade of legacy (2017) TFRecords: a record written here in the old schema, the old way."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,10 +14,16 @@ H, W = 12, 16
 def _legacy_example(rgb, masks, boxes, keypoints=None, drop=None):
     b = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))  # noqa: E731
     i = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))  # noqa: E731
-    feats = {"image/img_id": i(0), "image/encoded": b(rgb.tobytes()), "image/height": i(rgb.shape[0]),
-             "image/width": i(rgb.shape[1]), "label/num_instances": i(len(masks)),
-             "label/gt_boxes": b(boxes.astype(np.float32).tobytes()),
-             "label/gt_masks": b(masks.astype(np.uint8).tobytes()), "label/encoded": b(b"")}
+    feats = {
+        "image/img_id": i(0),
+        "image/encoded": b(rgb.tobytes()),
+        "image/height": i(rgb.shape[0]),
+        "image/width": i(rgb.shape[1]),
+        "label/num_instances": i(len(masks)),
+        "label/gt_boxes": b(boxes.astype(np.float32).tobytes()),
+        "label/gt_masks": b(masks.astype(np.uint8).tobytes()),
+        "label/encoded": b(b""),
+    }
     if keypoints is not None:
         feats["label/keypoints"] = b(keypoints.astype(np.float32).tobytes())
     feats.pop(drop, None)
@@ -32,12 +39,12 @@ def _write(path, examples, compression="ZLIB"):
 def _person():
     masks = np.zeros((1, H, W, 7), np.uint8)
     masks[0, 2:10, 4:12, 0] = 1
-    masks[0, 2:4, 6:10, 1] = 1        # head
-    masks[0, 4:7, 4:6, 4] = 1         # right arm (image left)
+    masks[0, 2:4, 6:10, 1] = 1  # head
+    masks[0, 4:7, 4:6, 4] = 1  # right arm (image left)
     # legacy JHMDB keypoints: MATLAB 1-based pos -> [-1, 1] over the cv2.boundingRect box
     x1, y1, x2, y2 = 4, 2, 12, 10
     pos = np.stack([np.linspace(5, 11, 15), np.linspace(3, 9, 15)])
-    pos[0, 14] = 30.0                 # outside the image after de-normalisation
+    pos[0, 14] = 30.0  # outside the image after de-normalisation
     u = np.stack([(pos[0] - x1) / (x2 - x1) * 2 - 1, (pos[1] - y1) / (y2 - y1) * 2 - 1])
     return masks, np.array([[x1, y1, x2, y2, 1]], np.float32), pos, u
 
@@ -48,15 +55,20 @@ def test_upgrade_bgr_masks_keypoints(tmp_path):
     rgb[..., 2] = 10
     masks, boxes, pos, u = _person()
     src = str(tmp_path / "old.tfrecord")
-    _write(src, [_legacy_example(rgb[..., ::-1].copy(), masks, boxes, u),           # stored as BGR
-                 _legacy_example(rgb[..., ::-1].copy(), masks[:0], boxes[:0]),      # 0 persons
-                 _legacy_example(rgb, masks, boxes, drop="label/gt_masks")])        # broken record
+    _write(
+        src,
+        [
+            _legacy_example(rgb[..., ::-1].copy(), masks, boxes, u),  # stored as BGR
+            _legacy_example(rgb[..., ::-1].copy(), masks[:0], boxes[:0]),  # 0 persons
+            _legacy_example(rgb, masks, boxes, drop="label/gt_masks"),
+        ],
+    )  # broken record
     prefix = str(tmp_path / "new")
     s = conversion.run_conversion(LegacyConverter(src, "jhmdb", bgr=True), prefix, progress=False)
     recs = conversion.load_records(prefix)
     assert [r.source_id for r in recs] == ["old/000000", "old/000001"] and recs[0].dataset == "jhmdb"
     np.testing.assert_array_equal(recs[0].decode_image(), rgb)
-    p, = recs[0].persons
+    (p,) = recs[0].persons
     np.testing.assert_array_equal(p.bbox, [4, 2, 12, 10])
     np.testing.assert_array_equal(p.channel(1), masks[0, ..., 1] == 1)
     np.testing.assert_array_equal(p.channel(constants.CHANNEL_INDEX["right_arm"]), masks[0, ..., 4] == 1)
@@ -67,7 +79,7 @@ def test_upgrade_bgr_masks_keypoints(tmp_path):
     assert skip.key == "old/000002" and "label/gt_masks" in skip.reason
     # body-only legacy sets: part channels marked unknown and dropped
     conversion.run_conversion(LegacyConverter(src, "pascal_part", valid_channels=[0]), prefix, progress=False)
-    p, = conversion.load_records(prefix)[0].persons
+    (p,) = conversion.load_records(prefix)[0].persons
     assert list(p.parts_valid) == [1, 0, 0, 0, 0, 0, 0] and p.parts.max() == 1
 
 

@@ -1,4 +1,5 @@
 """Pascal-Part converter on the real fixtures (shared/fixtures/pascal_part) + bad inputs."""
+
 import os
 import shutil
 
@@ -53,7 +54,7 @@ def _cx(mask):
 
 def test_subject_centric_sides_on_climber(converted):
     # 2008_000700: a climber facing the camera: the subject's left arm is on the image's right
-    p, = converted[1]["2008_000700"].persons
+    (p,) = converted[1]["2008_000700"].persons
     assert p.channel(LARM).sum() > 500 and p.channel(RARM).sum() > 500
     assert _cx(p.channel(LARM)) > _cx(p.channel(RARM)) + 50
     assert list(p.parts_valid) == [1] * 7
@@ -97,10 +98,12 @@ def test_bad_inputs_are_skipped_with_reasons(fixtures_dir, tmp_path):
     assert kinds == {"2008_001978": "corrupt annotation", "2008_000652": "missing image"}
     assert s.images_written == 1
     with pytest.raises(conversion.ConversionError, match="2008_00"):
-        conversion.run_conversion(PascalPartConverter(str(root)), str(tmp_path / "strict" / "pp"), strict=True,
-                              progress=False)
+        conversion.run_conversion(
+            PascalPartConverter(str(root)), str(tmp_path / "strict" / "pp"), strict=True, progress=False
+        )
     assert not os.path.exists(tmp_path / "strict") or not any(
-        f.endswith(".tfrecord") for f in os.listdir(tmp_path / "strict"))
+        f.endswith(".tfrecord") for f in os.listdir(tmp_path / "strict")
+    )
 
 
 def test_keep_negatives_writes_empty_images(fixtures_dir, tmp_path):
@@ -115,6 +118,7 @@ def test_keep_negatives_writes_empty_images(fixtures_dir, tmp_path):
 def _write_mat(path, objects):
     """A synthetic Annotations_Part .mat with the real structure: objects = [(class, mask, [(part, mask)])]."""
     import scipy.io
+
     pdt = [("part_name", "O"), ("mask", "O")]
     objs = np.empty((1, len(objects)), dtype=[("class", "O"), ("class_ind", "O"), ("mask", "O"), ("parts", "O")])
     for i, (cls, mask, parts) in enumerate(objects):
@@ -130,6 +134,7 @@ def _write_mat(path, objects):
 def test_synthetic_empty_parts_unknown_part_and_empty_mask(tmp_path):
     """Synthetic .mat files (the real fixtures have no person with empty parts)."""
     from PIL import Image
+
     root = tmp_path / "pp"
     (root / "Annotations_Part").mkdir(parents=True)
     (root / "JPEGImages").mkdir()
@@ -140,11 +145,14 @@ def test_synthetic_empty_parts_unknown_part_and_empty_mask(tmp_path):
     head[2:4, 4:8] = True
     for name in ("a_noparts", "b_unknown", "c_emptymask", "d_size"):
         Image.fromarray(np.full((h, w, 3), 90, np.uint8)).save(root / "JPEGImages" / f"{name}.jpg")
-    _write_mat(str(root / "Annotations_Part" / "a_noparts.mat"),
-               [("person", body, []), ("person", body, [("head", head)])])
+    _write_mat(
+        str(root / "Annotations_Part" / "a_noparts.mat"), [("person", body, []), ("person", body, [("head", head)])]
+    )
     _write_mat(str(root / "Annotations_Part" / "b_unknown.mat"), [("person", body, [("tail", head)])])
-    _write_mat(str(root / "Annotations_Part" / "c_emptymask.mat"),
-               [("person", np.zeros((h, w), bool), []), ("person", body, [])])
+    _write_mat(
+        str(root / "Annotations_Part" / "c_emptymask.mat"),
+        [("person", np.zeros((h, w), bool), []), ("person", body, [])],
+    )
     _write_mat(str(root / "Annotations_Part" / "d_size.mat"), [("person", body[:, :10], [])])
     prefix = str(tmp_path / "out")
     s = conversion.run_conversion(PascalPartConverter(str(root)), prefix, progress=False)

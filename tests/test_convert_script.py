@@ -1,11 +1,12 @@
 """convert_data/download_and_convert_data.sh: conversion steps with --no-download (downloads cannot run here)."""
+
 import os
 import shutil
 import subprocess
 
 import pytest
 
-pytestmark = pytest.mark.slow   # end-to-end script: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # end-to-end script: `make test-fast` leaves these out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "convert_data", "download_and_convert_data.sh")

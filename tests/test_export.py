@@ -5,6 +5,7 @@ Tolerances (float32; TFLite reorders reductions): boxes and keypoint x/y 1e-2 px
 masks 1e-4 (probabilities). Detections are matched by box (random weights give near-tied scores whose order
 may differ); the SavedModel must agree row for row.
 """
+
 import json
 import os
 import subprocess
@@ -16,15 +17,19 @@ import pytest
 import tensorflow as tf
 
 from helpers.models import write_random_train_dir
+from maskrcnn_body.inference import backends
 from maskrcnn_body.inference.predictor import Predictor
 from maskrcnn_body.model.postprocess import gather_rows
-from maskrcnn_body.inference import backends
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.score_threshold": 0.0,
-         "model.postprocess.max_detections": 5}
+SMALL = {
+    "input.min_size": 128,
+    "input.max_size": 128,
+    "model.postprocess.score_threshold": 0.0,
+    "model.postprocess.max_detections": 5,
+}
 
-pytestmark = pytest.mark.slow   # SavedModel/TFLite export: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # SavedModel/TFLite export: `make test-fast` leaves these out
 SIZES = [(100, 150), (90, 60)]  # landscape and portrait, neither a multiple of 32
 CUSTOM_OPS = {"MultilevelRoiAlign", "MultilevelRoiAlignGrad", "BoxPairwiseIou", "BoxMatch", "CropAndResize"}
 
@@ -40,8 +45,13 @@ def exported(tmp_path_factory):
     train_dir = str(d / "run")
     write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
     sm, tfl = str(d / "saved_model"), str(d / "model.tflite")
-    r = subprocess.run([sys.executable, "train/export.py", "--train_dir", train_dir, "--saved_model", sm,
-                        "--tflite", tfl], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "train/export.py", "--train_dir", train_dir, "--saved_model", sm, "--tflite", tfl],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert os.path.exists(os.path.join(sm, "saved_model.pb")) and os.path.getsize(tfl) > 100_000
     return train_dir, sm, tfl
@@ -86,8 +96,14 @@ def test_saved_model_runs_without_this_package_and_matches_predictor(exported, r
         print(json.dumps({{"modules": sorted(k for k in sys.modules if k.startswith("maskrcnn")),
                           "ops": sorted(ops), "inputs": str(fn.structured_input_signature)}}))
     """)
-    r = subprocess.run([sys.executable, "-c", script], cwd=str(tmp_path), capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["modules"] == []
@@ -108,8 +124,13 @@ def test_tflite_matches_predictor_on_any_image_size(exported, reference):
 
 def test_export_cli_reports_a_missing_checkpoint(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    r = subprocess.run([sys.executable, "train/export.py", "--train_dir", str(tmp_path), "--saved_model",
-                        str(tmp_path / "sm")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "train/export.py", "--train_dir", str(tmp_path), "--saved_model", str(tmp_path / "sm")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "no checkpoint in" in r.stderr
 
 
@@ -118,16 +139,22 @@ def test_gather_rows_equals_batched_gather():
     params = tf.constant(rng.random((3, 7, 2, 4)), tf.float32)
     idx = tf.constant(rng.integers(0, 7, (3, 5)), tf.int32)
     np.testing.assert_array_equal(gather_rows(params, idx).numpy(), tf.gather(params, idx, batch_dims=1).numpy())
-    np.testing.assert_array_equal(gather_rows(params[..., 0, 0], idx).numpy(),
-                                  tf.gather(params[..., 0, 0], idx, batch_dims=1).numpy())
+    np.testing.assert_array_equal(
+        gather_rows(params[..., 0, 0], idx).numpy(), tf.gather(params[..., 0, 0], idx, batch_dims=1).numpy()
+    )
 
 
 def test_postprocess_maps_back_and_clips_to_the_original_image():
     from maskrcnn_body.inference.transforms import postprocess
+
     scale = 128 / 70  # a 70 x 60 image resizes to round(109.7) = 110 columns: 110 / scale = 60.16 > 60
-    det = {"boxes": tf.constant([[[11.0, 22.0, 110.0, 128.0], [0, 0, 0, 0]]]), "scores": tf.constant([[0.9, 0.0]]),
-           "masks": tf.zeros([1, 2, 4, 4, 7]), "num_detections": tf.constant([1]),
-           "keypoints": tf.constant([[[[110.0, 64.0, 0.7]] * 15, [[0.0, 0.0, 0.0]] * 15]])}
+    det = {
+        "boxes": tf.constant([[[11.0, 22.0, 110.0, 128.0], [0, 0, 0, 0]]]),
+        "scores": tf.constant([[0.9, 0.0]]),
+        "masks": tf.zeros([1, 2, 4, 4, 7]),
+        "num_detections": tf.constant([1]),
+        "keypoints": tf.constant([[[[110.0, 64.0, 0.7]] * 15, [[0.0, 0.0, 0.0]] * 15]]),
+    }
     out = {k: v.numpy() for k, v in postprocess(det, tf.constant(scale), tf.constant([70, 60])).items()}
     np.testing.assert_allclose(out["boxes"], [[11 / scale, 22 / scale, 60, 70], [0, 0, 0, 0]], rtol=1e-6)
     np.testing.assert_allclose(out["keypoints"][0, 0], [60, 64 / scale, 0.7], rtol=1e-6)

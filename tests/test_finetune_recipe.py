@@ -1,6 +1,7 @@
 """The fine-tuning recipe of docs/TRAINING.md, end to end at tiny sizes, through the scripts a user
 types: a local ImageNet-style weights file, the real Pascal-Part fixtures converted by the converter,
 a few steps of r50_fpn_imagenet (shrunk with --set), evaluation and export."""
+
 import json
 import os
 import pathlib
@@ -10,48 +11,113 @@ import sys
 import keras
 import pytest
 
-pytestmark = pytest.mark.slow   # three processes with ResNet-50: `make test-fast` leaves it out
+pytestmark = pytest.mark.slow  # three processes with ResNet-50: `make test-fast` leaves it out
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHRINK = ["--set", "input.min_size=128", "--set", "input.max_size=160", "--set", "input.max_persons=4",
-          "--set", "input.gt_mask_size=32", "--set", "model.rpn.pre_nms_topk_train=200",
-          "--set", "model.rpn.post_nms_topk_train=50", "--set", "model.rpn.pre_nms_topk_test=100",
-          "--set", "model.rpn.post_nms_topk_test=20", "--set", "model.roi.per_image=32",
-          "--set", "model.mask_head.max_rois_per_image=4", "--set", "model.mask_head.output_size=28",
-          "--set", "model.keypoint_head.heatmap_size=28", "--set", "model.postprocess.max_detections=5",
-          "--set", "model.postprocess.score_threshold=0"]
+SHRINK = [
+    "--set",
+    "input.min_size=128",
+    "--set",
+    "input.max_size=160",
+    "--set",
+    "input.max_persons=4",
+    "--set",
+    "input.gt_mask_size=32",
+    "--set",
+    "model.rpn.pre_nms_topk_train=200",
+    "--set",
+    "model.rpn.post_nms_topk_train=50",
+    "--set",
+    "model.rpn.pre_nms_topk_test=100",
+    "--set",
+    "model.rpn.post_nms_topk_test=20",
+    "--set",
+    "model.roi.per_image=32",
+    "--set",
+    "model.mask_head.max_rois_per_image=4",
+    "--set",
+    "model.mask_head.output_size=28",
+    "--set",
+    "model.keypoint_head.heatmap_size=28",
+    "--set",
+    "model.postprocess.max_detections=5",
+    "--set",
+    "model.postprocess.score_threshold=0",
+]
 
 
 def _run(args, cwd):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    r = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, f"{args[0]}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout
 
 
 def test_finetune_recipe_on_pascal_part(tmp_path, fixtures_dir):
-    weights = tmp_path / "resnet50_imagenet.weights.h5"        # stands in for the ImageNet download
+    weights = tmp_path / "resnet50_imagenet.weights.h5"  # stands in for the ImageNet download
     keras.utils.set_random_seed(0)
     keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3)).save_weights(weights)
 
-    out = _run([ROOT / "convert_data" / "convert_pascal_part.py", "--root", fixtures_dir / "pascal_part",
-                "--out", "records/pascal_part", "--noprogress"], tmp_path)
+    out = _run(
+        [
+            ROOT / "convert_data" / "convert_pascal_part.py",
+            "--root",
+            fixtures_dir / "pascal_part",
+            "--out",
+            "records/pascal_part",
+            "--noprogress",
+        ],
+        tmp_path,
+    )
     assert "images" in out and list((tmp_path / "records").glob("pascal_part-*.tfrecord"))
 
-    out = _run([ROOT / "train" / "train.py", "--preset", "r50_fpn_imagenet", "--set",
-                f"model.backbone.weights={weights}", "--records", "records/pascal_part-*",
-                "--val_records", "records/pascal_part-*", "--batch_size", "1", "--max_steps", "3",
-                "--set", "train.checkpoint_every=0", "--set", "train.log_every=1", "--train_dir", "run",
-                "--eval_images", "2", *SHRINK], tmp_path)
+    out = _run(
+        [
+            ROOT / "train" / "train.py",
+            "--preset",
+            "r50_fpn_imagenet",
+            "--set",
+            f"model.backbone.weights={weights}",
+            "--records",
+            "records/pascal_part-*",
+            "--val_records",
+            "records/pascal_part-*",
+            "--batch_size",
+            "1",
+            "--max_steps",
+            "3",
+            "--set",
+            "train.checkpoint_every=0",
+            "--set",
+            "train.log_every=1",
+            "--train_dir",
+            "run",
+            "--eval_images",
+            "2",
+            *SHRINK,
+        ],
+        tmp_path,
+    )
     # the effective per-step values are printed: 0.02 per 16 images at batch 1
     assert "learning rate 0.00125 (0.02 per 16 images x 1/16" in out and "3 steps" in out
     assert "finished at step 3" in out and "COCO AP" in out
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"]["backbone"]["norm"] == "frozen_bn" and cfg["model"]["backbone"]["freeze_at"] == 2
 
-    out = _run([ROOT / "train" / "evaluate.py", "--train_dir", "run", "--records", "records/pascal_part-*",
-                "--dump_dir", "dumps", "--max_images", "3"], tmp_path)
+    out = _run(
+        [
+            ROOT / "train" / "evaluate.py",
+            "--train_dir",
+            "run",
+            "--records",
+            "records/pascal_part-*",
+            "--dump_dir",
+            "dumps",
+            "--max_images",
+            "3",
+        ],
+        tmp_path,
+    )
     assert "wrote 3 dumps" in out
     metrics = json.loads((tmp_path / "dumps" / "metrics.json").read_text())
     assert set(metrics) >= {"box", "mask", "parsing", "keypoints"}

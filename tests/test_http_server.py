@@ -1,4 +1,5 @@
 """HTTP server error handling and bounded queue, with a stand-in predictor (no model needed)."""
+
 import contextlib
 import http.client
 import io
@@ -43,8 +44,15 @@ def running_server(model_s=0.0, **overrides):
         time.sleep(model_s)
         return {"width": img.shape[1], "height": img.shape[0], "persons": []}
 
-    kw = dict(port=0, max_body_bytes=200_000, read_timeout_s=1.0, num_workers=2, max_queue=2, max_pixels=1_000_000,
-              shutdown_timeout_s=1.0)
+    kw = dict(
+        port=0,
+        max_body_bytes=200_000,
+        read_timeout_s=1.0,
+        num_workers=2,
+        max_queue=2,
+        max_pixels=1_000_000,
+        shutdown_timeout_s=1.0,
+    )
     kw.update(overrides)
     srv = InferenceServer(ServerConfig(**kw), predict, lambda img: _png(8, 8))
     t = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -121,8 +129,7 @@ def test_bad_requests_get_clear_json_errors(server, case):
 def test_body_over_limit_gets_413_before_upload(server):
     host, port = server.server_address[:2]
     s = socket.create_connection((host, port), timeout=5)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
-              b"Content-Length: 300000\r\n\r\n")
+    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n")
     data = _recv_all(s)
     s.close()
     assert b" 413 " in data.split(b"\r\n")[0] and b"over the limit" in data
@@ -130,10 +137,16 @@ def test_body_over_limit_gets_413_before_upload(server):
 
 def png_header_only(w, h):
     """A PNG whose header claims w x h (1-bit grey) with almost no pixel data: cheap 'huge image' bodies."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("side", [2000, 20000])  # 4 M pixels (over this server's 1 M), 400 M (over PIL's own cap)
@@ -222,12 +235,15 @@ def test_multipart_upload_equals_raw_body(server):
     assert status == 200 and data.startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("fields,ctype,status,msg", [
-    ([("note", None, None, b"no file here")], None, 400, "no file"),
-    ([("image", "a.txt", "text/plain", b"hello")], None, 415, "Content-Type"),
-    ([("image", "a.png", "image/png", b"not a png")], None, 400, "not an image"),
-    ([("image", "a.png", "image/png", _png(40, 30))], "multipart/form-data", 400, "multipart"),  # no boundary
-])
+@pytest.mark.parametrize(
+    "fields,ctype,status,msg",
+    [
+        ([("note", None, None, b"no file here")], None, 400, "no file"),
+        ([("image", "a.txt", "text/plain", b"hello")], None, 415, "Content-Type"),
+        ([("image", "a.png", "image/png", b"not a png")], None, 400, "not an image"),
+        ([("image", "a.png", "image/png", _png(40, 30))], "multipart/form-data", 400, "multipart"),  # no boundary
+    ],
+)
 def test_bad_multipart_forms_get_json_errors(server, fields, ctype, status, msg):
     body, form_type = _multipart(fields)
     got, data = _post(server, "/v1/predict", body, ctype or form_type)
@@ -273,7 +289,7 @@ def test_25mb_body_over_the_limit_reads_413_with_urllib():
     with running_server(read_timeout_s=20.0) as srv:
         body = np.zeros(25 * 1024 * 1024, np.uint8).tobytes()
         req = urllib.request.Request(srv.url + "/v1/predict", data=body, headers={"Content-Type": "image/jpeg"})
-        for _ in range(2):   # and the server keeps serving
+        for _ in range(2):  # and the server keeps serving
             with pytest.raises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(req, timeout=30)
             assert e.value.code == 413
@@ -292,8 +308,9 @@ def test_refused_small_bodies_are_read_before_closing(server):
 
 def _stall(srv, n, declared=100_000):
     """n connections that send a POST head declaring ``declared`` bytes, then 10 bytes, then nothing."""
-    head = (f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {declared}"
-            "\r\n\r\n").encode() + b"\x89PNG\r\n\x1a\n\0\0"
+    head = (
+        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {declared}\r\n\r\n"
+    ).encode() + b"\x89PNG\r\n\x1a\n\0\0"
     socks = []
     for _ in range(n):
         s = socket.create_connection(srv.server_address, timeout=30)
@@ -350,12 +367,12 @@ def test_half_sent_request_head_gets_408(server):
 
 def test_upload_memory_budget_gives_503():
     with running_server(read_timeout_s=5.0, max_pending_bytes=150_000) as srv:
-        socks = _stall(srv, 1, declared=100_000)          # holds 100 KB of the 150 KB budget
+        socks = _stall(srv, 1, declared=100_000)  # holds 100 KB of the 150 KB budget
         try:
             time.sleep(0.2)
             got, data = _post(srv, "/v1/predict", _jpeg(200, 200) + b"\0" * 60_000, "image/jpeg")
             assert got == 503 and "uploads in progress" in json.loads(data)["error"]
-            assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200   # small ones still fit
+            assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200  # small ones still fit
         finally:
             socks[0].close()
 
@@ -363,7 +380,7 @@ def test_upload_memory_budget_gives_503():
 def test_keep_alive_and_server_timing(server):
     host, port = server.server_address[:2]
     c = http.client.HTTPConnection(host, port, timeout=10)
-    for _ in range(3):   # one connection, three answers
+    for _ in range(3):  # one connection, three answers
         c.request("POST", "/v1/predict", body=_png(32, 32), headers={"Content-Type": "image/png"})
         r = c.getresponse()
         assert r.status == 200 and json.loads(r.read())["width"] == 32
@@ -400,5 +417,6 @@ def test_open_request_cap_gives_503():
 
 def test_listens_on_loopback_unless_told_otherwise(server):
     from maskrcnn_body.cli.main import build_parser
+
     assert ServerConfig().host == "127.0.0.1" and server.server_address[0] == "127.0.0.1"
     assert build_parser(("serve",)).parse_args(["serve"]).host == "127.0.0.1"

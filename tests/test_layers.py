@@ -2,6 +2,7 @@
 offline parts (evaluation, drawing, config, ...) never import TensorFlow.
 
 Every ``import`` in every module is checked, including those inside functions."""
+
 import ast
 import pathlib
 
@@ -11,13 +12,19 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "maskrcnn_body"
 
 LAYERS = {
     # 0: no project imports beyond this row
-    "constants": 0, "errors": 0, "version": 0, "utils": 0,
+    "constants": 0,
+    "errors": 0,
+    "version": 0,
+    "utils": 0,
     "config": 1,
     "data": 2,
-    "evaluation": 3, "ops": 3, "convert": 3,
+    "evaluation": 3,
+    "ops": 3,
+    "convert": 3,
     "drawing": 4,
     "model": 5,
-    "training": 6, "inference": 6,
+    "training": 6,
+    "inference": 6,
     "serving": 7,
     "cli": 8,
 }
@@ -80,29 +87,39 @@ def test_imports_point_down(path):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", [p for p in _modules()
-                                  if any(str(p.relative_to(PACKAGE)).startswith(n) for n in NO_TENSORFLOW)],
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if any(str(p.relative_to(PACKAGE)).startswith(n) for n in NO_TENSORFLOW)],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_offline_modules_do_not_import_tensorflow(path):
     found = [f"line {line}: {name}" for line, name in _imports(path) if name.split(".")[0] in TF_MODULES]
     assert not found, found
 
 
-@pytest.mark.parametrize("path", [p for p in _modules()
-                                  if any(str(p.relative_to(PACKAGE)).startswith(n) for n in NO_TENSORFLOW_AT_IMPORT)],
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _modules() if any(str(p.relative_to(PACKAGE)).startswith(n) for n in NO_TENSORFLOW_AT_IMPORT)],
+    ids=lambda p: str(p.relative_to(PACKAGE)),
+)
 def test_record_modules_import_tensorflow_lazily(path):
-    found = [f"line {line}: {name}" for line, name in _imports(path, top_level_only=True)
-             if name.split(".")[0] in TF_MODULES]
+    found = [
+        f"line {line}: {name}" for line, name in _imports(path, top_level_only=True) if name.split(".")[0] in TF_MODULES
+    ]
     assert not found, found
 
 
 @pytest.mark.parametrize("path", sorted((PACKAGE / "cli").glob("*.py")), ids=lambda p: p.name)
 def test_command_line_imports_tensorflow_only_when_a_command_runs(path):
     """``maskrcnn-body --help`` and the TF-free commands (metric, draw) start instantly."""
-    found = [f"line {line}: {name}" for line, name in _imports(path, top_level_only=True)
-             if name.split(".")[0] in TF_MODULES or name.startswith(("maskrcnn_body.model", "maskrcnn_body.training",
-                                                                      "maskrcnn_body.inference", "maskrcnn_body.ops"))]
+    found = [
+        f"line {line}: {name}"
+        for line, name in _imports(path, top_level_only=True)
+        if name.split(".")[0] in TF_MODULES
+        or name.startswith(
+            ("maskrcnn_body.model", "maskrcnn_body.training", "maskrcnn_body.inference", "maskrcnn_body.ops")
+        )
+    ]
     assert not found, found
 
 
@@ -115,8 +132,13 @@ def test_design_names_every_module():
         if rel.name == "__init__.py":
             continue
         folder, stem = str(rel.parent), rel.stem
-        names = [str(rel), f"{folder}/{stem}.py" if folder != "." else f"{stem}.py", f"{folder}/*",
-                 f"{folder}/<dataset>.py", f"{folder}/<command>.py"]
+        names = [
+            str(rel),
+            f"{folder}/{stem}.py" if folder != "." else f"{stem}.py",
+            f"{folder}/*",
+            f"{folder}/<dataset>.py",
+            f"{folder}/<command>.py",
+        ]
         if not any(f"`{n}`" in design or f"`{n}," in design or f", `{n}`" in design for n in names):
             missing.append(str(rel))
     assert not missing, f"docs/DESIGN.md, 'Modules', lacks {missing}"

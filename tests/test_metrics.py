@@ -2,9 +2,12 @@
 
 All scenes are tiny hand-built stick figures (``tests/helpers/scenes.py``), 64 x 96 pixels.
 """
+
 import contextlib
+import functools
 import io
 import json
+import operator
 import pathlib
 import subprocess
 import sys
@@ -17,8 +20,6 @@ from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.evaluation import dumps, evaluate, keypoints, matching, paste, prepared, run_metrics
 from maskrcnn_body.evaluation.parsing import average_precision
-import functools
-import operator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 H, W, M = 64, 96, 36
@@ -71,8 +72,8 @@ def test_paste_covers_pixels_whose_centre_is_in_the_box():
 
 def test_paste_clips_parts_to_body_and_handles_borders():
     mask = np.zeros((1, 4, 4, 7), np.float32)
-    mask[0, 2:, 2:, 0] = 1          # body: bottom-right quarter of the box frame
-    mask[0, :, :, 3] = 1            # left arm everywhere
+    mask[0, 2:, 2:, 0] = 1  # body: bottom-right quarter of the box frame
+    mask[0, :, :, 3] = 1  # left arm everywhere
     # box [-2, 2) x [-2, 2): image pixels 0, 1 are mask cells 2, 3; pixel 2 is outside the box
     out = paste.paste_masks(mask, np.array([[-2, -2, 2, 2]], float), 3, 3)
     assert out.shape == (1, 3, 3, 7)
@@ -89,8 +90,11 @@ def test_crop_then_paste_restores_masks():
 
 def test_part_label_map_overlaps():
     a = np.zeros((2, 1, 3, 7), bool)
-    a[0, 0, :2, 0] = True; a[0, 0, 0, 2] = True; a[0, 0, 0, 3] = True   # torso + left arm at px 0
-    a[1, 0, 1:, 0] = True; a[1, 0, 1, 6] = True                       # person 1 overlaps px 1
+    a[0, 0, :2, 0] = True
+    a[0, 0, 0, 2] = True
+    a[0, 0, 0, 3] = True  # torso + left arm at px 0
+    a[1, 0, 1:, 0] = True
+    a[1, 0, 1, 6] = True  # person 1 overlaps px 1
     np.testing.assert_array_equal(paste.part_label_map(a, [0.9, 0.5])[0], [3, paste.BODY_ONLY, paste.BODY_ONLY])
     np.testing.assert_array_equal(paste.part_label_map(a, [0.5, 0.9])[0], [3, 6, paste.BODY_ONLY])
     np.testing.assert_array_equal(paste.part_label_map(a)[0], [3, paste.BODY_ONLY, paste.BODY_ONLY])
@@ -110,7 +114,7 @@ def test_channel_overlaps_and_areas_match_brute_force():
 
 def test_pasted_crop_window_pads_and_clips():
     crop = paste.PastedCrop(2, 3, np.arange(6, dtype=np.float32).reshape(2, 3, 1))
-    win = crop.window(1, 3, 4, 8)[..., 0]   # rows 1-2, columns 4-7: one row/two columns overlap
+    win = crop.window(1, 3, 4, 8)[..., 0]  # rows 1-2, columns 4-7: one row/two columns overlap
     np.testing.assert_array_equal(win, [[0, 0, 0, 0], [1, 2, 0, 0]])
     assert crop.full(5, 7)[..., 0].sum() == 15
 
@@ -118,7 +122,7 @@ def test_pasted_crop_window_pads_and_clips():
 # --------------------------------------------------------------------------- dumps
 def test_dump_roundtrip_and_dtypes(tmp_path):
     s = perfect(make_scenes(1)[0])
-    s["masks"] = s["masks"].astype(np.float32)      # write_dump converts to the format's float16
+    s["masks"] = s["masks"].astype(np.float32)  # write_dump converts to the format's float16
     p = dumps.write_dump(str(tmp_path / "a.npz"), **s)
     d = dumps.read_dump(p)
     assert d["source_id"] == "synthetic_0" and d["masks"].dtype == np.float16
@@ -162,15 +166,16 @@ def test_swapped_left_right_scores_low_on_limbs_and_high_on_confusion():
     assert sm["left_right_confusion"] == {"arm": 1.0, "leg": 1.0}
     p = sm["parsing"]
     assert p["APp50"] == 0.0 and p["PCP50"] == 0.0 and p["APp50_parts"] == 0.0 and p["PCP50_parts"] == 0.0
-    assert p["mIoU"] == pytest.approx(3 / 7)          # background, head and torso right, 4 limbs wrong
-    assert p["mIoU_parts"] == pytest.approx(2 / 6)    # head and torso right, 4 limbs wrong
-    assert p["IoU_per_part"] == pytest.approx({"head": 1, "torso": 1, "left_arm": 0, "right_arm": 0,
-                                               "left_leg": 0, "right_leg": 0})
+    assert p["mIoU"] == pytest.approx(3 / 7)  # background, head and torso right, 4 limbs wrong
+    assert p["mIoU_parts"] == pytest.approx(2 / 6)  # head and torso right, 4 limbs wrong
+    assert p["IoU_per_part"] == pytest.approx(
+        {"head": 1, "torso": 1, "left_arm": 0, "right_arm": 0, "left_leg": 0, "right_leg": 0}
+    )
 
 
 def test_empty_predictions_score_zero():
     sm = evaluate([dict(s, **scenes.empty_predictions(M)) for s in make_scenes()]).summary
-    bg = sm["parsing"]["IoU_background"]      # all background predicted: right outside the people
+    bg = sm["parsing"]["IoU_background"]  # all background predicted: right outside the people
     assert 0 < bg < 1 and sm["parsing"]["mIoU"] == pytest.approx(bg / 7)
     for name, v in all_values(sm).items():
         if name not in ("parsing.IoU_background", "parsing.mIoU"):
@@ -183,11 +188,11 @@ def test_unannotated_channels_are_ignored_not_missed():
     s2 = dict(s2, gt_valid=s2["gt_valid"].copy(), gt_parts=s2["gt_parts"].copy())
     arms = [constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]]
     s2["gt_valid"][0, arms] = 0
-    for k in arms:   # unannotated channels are stored as zeros, as converters write them
+    for k in arms:  # unannotated channels are stored as zeros, as converters write them
         s2["gt_parts"][0] &= np.uint8(~(1 << k) & 0xFF)
     p2 = perfect(s2)
     p2["masks"][0] = perfect(make_scenes()[1])["masks"][0]  # the model still predicts arms there
-    p2["scores"][0] = 0.99                             # with the highest score
+    p2["scores"][0] = 0.99  # with the highest score
     sm = evaluate([perfect(s1), p2]).summary
     for ch in ("left_arm", "right_arm", "complete"):
         assert sm["mask"][ch]["AP"] == pytest.approx(1.0), ch
@@ -199,15 +204,18 @@ def test_unannotated_channels_are_ignored_not_missed():
 def test_legacy_metric_hand_case():
     s1, s2 = make_scenes()
     p = perfect(s1)
-    p1 = dict(p, boxes=np.concatenate([p["boxes"], [[44, 0, 94, 12], [45, 20, 75, 50], [0, 0, 96, 64]]]).astype(np.float32),
-              scores=np.array([0.9, 0.8, 0.9, 0.95, 0.3], np.float32),
-              masks=np.concatenate([p["masks"], np.ones((3, M, M, 7), np.float16)]),
-              keypoints=np.concatenate([p["keypoints"], np.zeros((3, 15, 3), np.float32)]))
+    p1 = dict(
+        p,
+        boxes=np.concatenate([p["boxes"], [[44, 0, 94, 12], [45, 20, 75, 50], [0, 0, 96, 64]]]).astype(np.float32),
+        scores=np.array([0.9, 0.8, 0.9, 0.95, 0.3], np.float32),
+        masks=np.concatenate([p["masks"], np.ones((3, M, M, 7), np.float16)]),
+        keypoints=np.concatenate([p["keypoints"], np.zeros((3, 15, 3), np.float32)]),
+    )
     # extra detections not counted: 50 x 12 = 600 px and 30 x 30 = 900 px boxes (area <= 1000),
     # and the whole-image box (probability 0.3 <= 0.5); the two perfect people are good.
     sm = evaluate([p1, perfect(s2)]).summary["legacy"]
     assert sm["complete"] == pytest.approx(1.0)
-    p1["boxes"][2] = [40, 0, 96, 30]   # 56 x 30 = 1680 px, box IoU 0.32 with person 1: a counted miss
+    p1["boxes"][2] = [40, 0, 96, 30]  # 56 x 30 = 1680 px, box IoU 0.32 with person 1: a counted miss
     sm = evaluate([p1, perfect(s2)]).summary["legacy"]
     for row in ("complete", "body", "head", "left_leg"):
         assert sm[row] == pytest.approx((2 / 3 + 1) / 2), row
@@ -217,20 +225,29 @@ def test_legacy_metric_hand_case():
 def _direct_cocoeval(gts, dts, iou_type):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
+
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
-        gt.dataset = {"images": [{"id": i + 1, "height": H, "width": W} for i in range(len(gts))], "categories": [{"id": 1}],
-                      "annotations": [dict(a, id=j + 1, image_id=a["image_id"], category_id=1, iscrowd=0)
-                                      for j, a in enumerate(functools.reduce(operator.iadd, gts, []))]}
+        gt.dataset = {
+            "images": [{"id": i + 1, "height": H, "width": W} for i in range(len(gts))],
+            "categories": [{"id": 1}],
+            "annotations": [
+                dict(a, id=j + 1, image_id=a["image_id"], category_id=1, iscrowd=0)
+                for j, a in enumerate(functools.reduce(operator.iadd, gts, []))
+            ],
+        }
         gt.createIndex()
         dt = gt.loadRes(functools.reduce(operator.iadd, dts, []))
         ev = COCOeval(gt, dt, iou_type)
-        ev.evaluate(); ev.accumulate(); ev.summarize()
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
     return ev.stats[:3]
 
 
 def test_box_and_body_mask_ap_match_direct_pycocotools():
     from pycocotools import mask as mask_utils
+
     rng = np.random.default_rng(3)
     dumps_, gts, dts_box, dts_segm = [], [], [], []
     for i, s in enumerate(make_scenes(3)):
@@ -244,20 +261,34 @@ def test_box_and_body_mask_ap_match_direct_pycocotools():
         p["keypoints"] = np.concatenate([p["keypoints"], p["keypoints"][:1]])
         dumps_.append(p)
         body = unpack_channels(s["gt_parts"])[..., 0]
-        gts.append([{"image_id": i + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "area": float(m.sum()),
-                     "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))}
-                    for (x1, y1, x2, y2), m in zip(s["gt_boxes"].tolist(), body)])
+        gts.append(
+            [
+                {
+                    "image_id": i + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "area": float(m.sum()),
+                    "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8))),
+                }
+                for (x1, y1, x2, y2), m in zip(s["gt_boxes"].tolist(), body)
+            ]
+        )
         pasted = paste.paste_masks(p["masks"], p["boxes"], H, W)[..., 0]
         for (x1, y1, x2, y2), sc, m in zip(p["boxes"].tolist(), p["scores"].tolist(), pasted):
             dts_box.append({"image_id": i + 1, "category_id": 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": sc})
-            dts_segm.append({"image_id": i + 1, "category_id": 1, "score": sc,
-                             "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))})
+            dts_segm.append(
+                {
+                    "image_id": i + 1,
+                    "category_id": 1,
+                    "score": sc,
+                    "segmentation": mask_utils.encode(np.asfortranarray(m.astype(np.uint8))),
+                }
+            )
     sm = evaluate(dumps_).summary
     want_box = _direct_cocoeval(gts, [dts_box], "bbox")
     want_mask = _direct_cocoeval(gts, [dts_segm], "segm")
     np.testing.assert_allclose([sm["box"][k] for k in ("AP", "AP50", "AP75")], want_box, atol=1e-9)
     np.testing.assert_allclose([sm["mask"]["body"][k] for k in ("AP", "AP50", "AP75")], want_mask, atol=1e-9)
-    assert 0.05 < sm["mask"]["body"]["AP"] < 0.95   # the case is not trivially perfect or empty
+    assert 0.05 < sm["mask"]["body"]["AP"] < 0.95  # the case is not trivially perfect or empty
 
 
 def test_average_precision_hand_case():
@@ -279,8 +310,13 @@ def test_greedy_match_prefers_high_score_and_skips_taken():
 def _one_person_keypoint_dump(dx=None):
     """One person with perfect predictions; dx (15,) shifts the predicted joints in x."""
     s = make_scenes(1)[0]
-    s = dict(s, gt_boxes=s["gt_boxes"][:1], gt_parts=s["gt_parts"][:1], gt_valid=s["gt_valid"][:1],
-             gt_keypoints=s["gt_keypoints"][:1])
+    s = dict(
+        s,
+        gt_boxes=s["gt_boxes"][:1],
+        gt_parts=s["gt_parts"][:1],
+        gt_valid=s["gt_valid"][:1],
+        gt_keypoints=s["gt_keypoints"][:1],
+    )
     p = perfect(s)
     if dx is not None:
         p["keypoints"][0, :, 0] += dx
@@ -298,16 +334,20 @@ def test_oks_ap_hand_case(oks, ap):
 
 
 def test_pck_threshold_is_fifth_of_max_box_side():
-    gt = np.zeros((15, 3)); gt[:, 2] = 2; gt[3, 2] = 0   # joint 3 unlabelled
-    box = np.array([0, 0, 50, 100.0])                   # max side 100 -> radius 20
+    gt = np.zeros((15, 3))
+    gt[:, 2] = 2
+    gt[3, 2] = 0  # joint 3 unlabelled
+    box = np.array([0, 0, 50, 100.0])  # max side 100 -> radius 20
     pred = gt[:, :2].copy()
-    pred[0, 0] += 19.9; pred[1, 1] += 20.1; pred[3, 0] += 1000
+    pred[0, 0] += 19.9
+    pred[1, 1] += 20.1
+    pred[3, 0] += 1000
     ok, lab = keypoints.pck_hits(pred, gt, box)
     assert lab.sum() == 14 and ok.sum() == 13 and ok[0] and not ok[1]
     ok, _ = keypoints.pck_hits(None, gt, box)
     assert ok.sum() == 0
     dx = np.zeros(15)
-    dx[constants.KEYPOINT_INDEX["face"]] = 0.21 * 36        # box 36 px -> radius 7.2 px
+    dx[constants.KEYPOINT_INDEX["face"]] = 0.21 * 36  # box 36 px -> radius 7.2 px
     dx[constants.KEYPOINT_INDEX["neck"]] = 0.19 * 36
     assert evaluate([_one_person_keypoint_dump(dx)]).summary["keypoints"]["PCK@0.2"] == pytest.approx(14 / 15)
 
@@ -317,17 +357,30 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     for i, s in enumerate(make_scenes()):
         dumps.write_dump(str(tmp_path / f"{i}.npz"), **perfect(s))
     out = tmp_path / "m.json"
-    code = ("import runpy, sys; sys.argv = ['metric.py', '--dumps', {!r}, '--json', {!r}]\n"
-            "try:\n    runpy.run_path('draw/metric.py', run_name='__main__')\nexcept SystemExit as e:\n"
-            "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'metric.py imported TF'\n".format(str(tmp_path), str(out)))
+    code = (
+        f"import runpy, sys; sys.argv = ['metric.py', '--dumps', {str(tmp_path)!r}, '--json', {str(out)!r}]\n"
+        "try:\n    runpy.run_path('draw/metric.py', run_name='__main__')\nexcept SystemExit as e:\n"
+        "    assert not e.code, e.code\nassert 'tensorflow' not in sys.modules, 'metric.py imported TF'\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr[-2000:]
     sm = json.loads(out.read_text())
     assert set(sm) == {"box", "mask", "parsing", "keypoints", "left_right_confusion", "legacy"}
-    assert set(sm["mask"]) == set(constants.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(1.0)
+    assert set(sm["mask"]) == set(constants.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(
+        1.0
+    )
     assert "Full Body" in r.stdout
-    assert list(sm["parsing"]) == ["mIoU", "IoU_background", "IoU_per_part", "APp50", "APp_vol", "PCP50",
-                                   "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"]
+    assert list(sm["parsing"]) == [
+        "mIoU",
+        "IoU_background",
+        "IoU_per_part",
+        "APp50",
+        "APp_vol",
+        "PCP50",
+        "mIoU_parts",
+        "APp50_parts",
+        "APp_vol_parts",
+        "PCP50_parts",
+    ]
     assert list(sm["parsing"]["IoU_per_part"]) == list(constants.CHANNELS[1:])
     assert "mIoU 100.0" in r.stdout and "left_arm 100.0" in r.stdout and "APp50_parts 100.0" in r.stdout
-

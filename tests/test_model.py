@@ -1,4 +1,5 @@
 """Model building, output shapes, tracing, weight round trip and bad input (tiny sizes)."""
+
 import os
 
 # the compiled RoIAlign op is tested by the ops tests; here the pure-TF path (export path) is used
@@ -20,10 +21,19 @@ SIZE = 64
 
 def _cfg(keypoint_head="heatmap", **overrides):
     """cpu_small at SIZE px with few proposals/detections; ``overrides`` are dotted config keys."""
-    return get_config("cpu_small", **{
-        "input.min_size": SIZE, "input.max_size": SIZE, "model.keypoint_head.kind": keypoint_head,
-        "model.rpn.pre_nms_topk_test": 50, "model.rpn.post_nms_topk_test": 20,
-        "model.postprocess.max_detections": 5, "model.postprocess.score_threshold": 0.0, **overrides})
+    return get_config(
+        "cpu_small",
+        **{
+            "input.min_size": SIZE,
+            "input.max_size": SIZE,
+            "model.keypoint_head.kind": keypoint_head,
+            "model.rpn.pre_nms_topk_test": 50,
+            "model.rpn.post_nms_topk_test": 20,
+            "model.postprocess.max_detections": 5,
+            "model.postprocess.score_threshold": 0.0,
+            **overrides,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,7 @@ def test_detect_shapes_and_ranges(model):
     assert masks.min() >= 0 and masks.max() <= 1
     n = out["num_detections"].numpy()
     for i in range(2):  # rows past num_detections are zero padding
-        assert np.all(boxes[i, n[i]:] == 0) and np.all(masks[i, n[i]:] == 0)
+        assert np.all(boxes[i, n[i] :] == 0) and np.all(masks[i, n[i] :] == 0)
 
 
 def test_regression_keypoint_mode_builds_and_detects():
@@ -91,11 +101,14 @@ def test_inference_model_matches_detect(model):
     np.testing.assert_allclose(a["masks"].numpy(), b["masks"].numpy(), atol=1e-5)
 
 
-@pytest.mark.parametrize("images, message", [
-    (np.zeros((0, SIZE, SIZE, 3), np.float32), "empty batch"),
-    (np.zeros((1, 60, SIZE, 3), np.float32), "multiples of 32"),
-    (np.zeros((1, SIZE, SIZE), np.float32), "(B, H, W, 3)"),
-])
+@pytest.mark.parametrize(
+    "images, message",
+    [
+        (np.zeros((0, SIZE, SIZE, 3), np.float32), "empty batch"),
+        (np.zeros((1, 60, SIZE, 3), np.float32), "multiples of 32"),
+        (np.zeros((1, SIZE, SIZE), np.float32), "(B, H, W, 3)"),
+    ],
+)
 def test_bad_images_raise_clear_errors(model, images, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
         model.detect(images)
@@ -151,10 +164,15 @@ def _hand_batch(num_gt, box):
     kps = np.zeros((1, 3, 15, 3), np.float32)
     kps[0, 0, :, :2] = [30.0, 30.0]
     kps[0, 0, :, 2] = 2
-    return {"images": img, "image_shape": np.array([[SIZE, SIZE]], np.int32),
-            "num_gt": np.array([num_gt], np.int32), "gt_boxes": boxes,
-            "gt_masks": np.ones((1, 3, 16, 16, 7), np.float32), "gt_parts_valid": np.ones((1, 3, 7), np.float32),
-            "gt_keypoints": kps}
+    return {
+        "images": img,
+        "image_shape": np.array([[SIZE, SIZE]], np.int32),
+        "num_gt": np.array([num_gt], np.int32),
+        "gt_boxes": boxes,
+        "gt_masks": np.ones((1, 3, 16, 16, 7), np.float32),
+        "gt_parts_valid": np.ones((1, 3, 7), np.float32),
+        "gt_keypoints": kps,
+    }
 
 
 def test_losses_with_people_are_positive_and_finite(model):
@@ -165,12 +183,10 @@ def test_losses_with_people_are_positive_and_finite(model):
     # the GT box is added to the RoIs, so there are always positives for the mask/keypoint heads
     assert losses["mask"].numpy() > 0.1 and losses["keypoint"].numpy() > 0.1
     w = model.cfg.model.loss_weights
-    np.testing.assert_allclose(losses["total"].numpy(),
-                               sum(w[k] * losses[k].numpy() for k in w), rtol=1e-5)
+    np.testing.assert_allclose(losses["total"].numpy(), sum(w[k] * losses[k].numpy() for k in w), rtol=1e-5)
 
 
-@pytest.mark.parametrize("num_gt, box", [(0, [0, 0, 0, 0]), (1, [30, 30, 30, 45])],
-                         ids=["no_people", "zero_area_box"])
+@pytest.mark.parametrize("num_gt, box", [(0, [0, 0, 0, 0]), (1, [30, 30, 30, 45])], ids=["no_people", "zero_area_box"])
 def test_losses_defined_without_usable_people(model, num_gt, box):
     # as on an Intel Xeon (oneDNN): a convolution on an empty batch fails, so the heads must not
     # be run on zero rows when nothing is positive
@@ -203,10 +219,13 @@ def test_legacy_preset_builds_the_original_heads():
     assert model.rpn_head.output_shape[0][-1] == 9
 
 
-@pytest.mark.parametrize("name, widths", [("resnet18", (64, 128, 256, 512)), ("tiny", (32, 64, 128, 256)),
-                                          ("resnet50", (256, 512, 1024, 2048))])
+@pytest.mark.parametrize(
+    "name, widths",
+    [("resnet18", (64, 128, 256, 512)), ("tiny", (32, 64, 128, 256)), ("resnet50", (256, 512, 1024, 2048))],
+)
 def test_backbones_give_c2_to_c5_at_strides_4_to_32(name, widths):
     from maskrcnn_body.model.backbone import build_backbone
+
     cfg = get_config("cpu_small", **{"model.backbone.name": name}).model.backbone
     feats = build_backbone(cfg)(tf.zeros((1, 64, 96, 3)))
     assert [tuple(f.shape) for f in feats] == [(1, 64 // s, 96 // s, c) for s, c in zip((4, 8, 16, 32), widths)]

@@ -1,5 +1,6 @@
 """Head design choices that matter for speed and for left/right: GroupNorm parity with Keras, the
 RoI-wide context branch, the shared mask+keypoint tower, and heads run on the real positives only."""
+
 import os
 
 os.environ.setdefault("MASKRCNN_BODY_OPS", "tf")
@@ -21,17 +22,25 @@ SIZE = 64
 
 def _cfg(**overrides):
     """cpu_small at SIZE px with few proposals/detections; ``overrides`` are dotted config keys."""
-    return get_config("cpu_small", **{
-        "input.min_size": SIZE, "input.max_size": SIZE, "model.rpn.pre_nms_topk_test": 50,
-        "model.rpn.post_nms_topk_test": 20, "model.postprocess.max_detections": 5,
-        "model.postprocess.score_threshold": 0.0, **overrides})
+    return get_config(
+        "cpu_small",
+        **{
+            "input.min_size": SIZE,
+            "input.max_size": SIZE,
+            "model.rpn.pre_nms_topk_test": 50,
+            "model.rpn.post_nms_topk_test": 20,
+            "model.postprocess.max_detections": 5,
+            "model.postprocess.score_threshold": 0.0,
+            **overrides,
+        },
+    )
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["hand_written_gradient", "autodiff"])
 @pytest.mark.parametrize("shape, groups", [((2, 9, 7, 64), 32), ((3, 5, 5, 6), 3), ((4, 14, 14, 32), 8)])
 def test_group_norm_matches_keras_values_and_gradients(shape, groups, training):
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.normal(5.0, 3.0, shape).astype(np.float32))   # mean far from 0: no cancellation
+    x = tf.constant(rng.normal(5.0, 3.0, shape).astype(np.float32))  # mean far from 0: no cancellation
     w = tf.constant(rng.normal(size=shape).astype(np.float32))
     ref, ours = keras.layers.GroupNormalization(groups, epsilon=1e-5), GroupNorm(groups, epsilon=1e-5)
     gamma, beta = rng.uniform(0.5, 1.5, shape[-1]), rng.normal(size=shape[-1])
@@ -52,7 +61,7 @@ def test_group_norm_matches_keras_values_and_gradients(shape, groups, training):
 
 def test_group_norm_under_mixed_precision_keeps_the_input_dtype():
     x = tf.random.normal((2, 4, 4, 8), dtype=tf.float32)
-    layer = GroupNorm(4, dtype="mixed_float16")   # as under --mixed_precision=mixed_float16
+    layer = GroupNorm(4, dtype="mixed_float16")  # as under --mixed_precision=mixed_float16
     y = layer(x)
     assert y.dtype == tf.float16
     np.testing.assert_allclose(y.numpy().astype(np.float32), GroupNorm(4)(x).numpy(), atol=1e-2)
@@ -76,8 +85,12 @@ def test_global_context_lets_the_whole_roi_decide_each_pixel():
     its RoI-wide statistics would leak a little of everything everywhere.)"""
     local = _cfg(**{"model.mask_head.convs": 2, "model.mask_head.global_dim": 0, "model.mask_head.norm": "none"})
     assert _far_corner_changes(local) == 0.0
-    assert _far_corner_changes(_cfg(**{"model.mask_head.convs": 2, "model.mask_head.global_dim": 32,
-                                       "model.mask_head.norm": "none"})) > 1e-6
+    assert (
+        _far_corner_changes(
+            _cfg(**{"model.mask_head.convs": 2, "model.mask_head.global_dim": 32, "model.mask_head.norm": "none"})
+        )
+        > 1e-6
+    )
     m = local.model
     names = [layer.name for layer in heads.build_mask_head(m.mask_head, m.fpn.channels, m.keypoint_head).layers]
     assert not any("global" in n for n in names)
@@ -88,7 +101,9 @@ def test_shared_keypoint_head_predicts_from_the_mask_tower():
     assert model.keypoint_head is None
     k = model.cfg.model.keypoint_head.heatmap_size
     assert [tuple(o.shape) for o in model.mask_head.outputs] == [
-        (None, 56, 56, C.NUM_CHANNELS), (None, k, k, C.NUM_KEYPOINTS)]
+        (None, 56, 56, C.NUM_CHANNELS),
+        (None, k, k, C.NUM_KEYPOINTS),
+    ]
     out = model.detect(tf.random.uniform((1, SIZE, SIZE, 3), 0, 255, seed=0))
     assert out["keypoints"].shape == (1, 5, C.NUM_KEYPOINTS, 3)
     batch = _batch()
@@ -111,10 +126,15 @@ def _batch():
     kps[..., 0] = (boxes[..., 0:1] + boxes[..., 2:3]) / 2
     kps[..., 1] = (boxes[..., 1:2] + boxes[..., 3:4]) / 2
     kps[..., 2] = (boxes[..., 2:3] > 0) * 2.0
-    return {"images": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32),
-            "image_shape": np.array([[SIZE, SIZE]] * 2, np.int32), "num_gt": np.array([2, 1], np.int32),
-            "gt_boxes": boxes, "gt_masks": np.ones((2, p, 16, 16, 7), np.float32),
-            "gt_parts_valid": np.ones((2, p, 7), np.float32), "gt_keypoints": kps}
+    return {
+        "images": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32),
+        "image_shape": np.array([[SIZE, SIZE]] * 2, np.int32),
+        "num_gt": np.array([2, 1], np.int32),
+        "gt_boxes": boxes,
+        "gt_masks": np.ones((2, p, 16, 16, 7), np.float32),
+        "gt_parts_valid": np.ones((2, p, 7), np.float32),
+        "gt_keypoints": kps,
+    }
 
 
 def test_heads_on_selected_rows_equal_the_full_run_gathered():
@@ -122,15 +142,17 @@ def test_heads_on_selected_rows_equal_the_full_run_gathered():
     row's output must be what the padded run gives for that row."""
     model = build_model(_cfg())
     feats = model.features(tf.random.uniform((2, SIZE, SIZE, 3), 0, 255, seed=3), False)
-    boxes = tf.constant([[[4, 4, 30, 60], [30, 10, 60, 50], [0, 0, 20, 20]],
-                         [[10, 5, 50, 60], [1, 1, 9, 9], [20, 20, 40, 44]]], tf.float32)
+    boxes = tf.constant(
+        [[[4, 4, 30, 60], [30, 10, 60, 50], [0, 0, 20, 20]], [[10, 5, 50, 60], [1, 1, 9, 9], [20, 20, 40, 44]]],
+        tf.float32,
+    )
     rows = tf.constant([[0, 1], [1, 0], [1, 2]], tf.int64)
     full_m, full_k = model.roi_heads.part_outputs(feats, boxes, False)
     sel_m, sel_k = model.roi_heads.part_outputs(feats, boxes, False, rows)
     assert sel_m.shape[:2] == (1, 3) and sel_k.shape[:2] == (1, 3)
     np.testing.assert_allclose(sel_m[0].numpy(), tf.gather_nd(full_m, rows).numpy(), atol=1e-5)
     np.testing.assert_allclose(sel_k[0].numpy(), tf.gather_nd(full_k, rows).numpy(), atol=1e-5)
-    with convolutions_refuse_empty_batches():   # as with oneDNN on an Intel Xeon
+    with convolutions_refuse_empty_batches():  # as with oneDNN on an Intel Xeon
         none_m, none_k = model.roi_heads.part_outputs(feats, boxes, False, tf.zeros((0, 2), tf.int64))
     assert none_m.shape[:2] == (1, 0) and none_k.shape[:2] == (1, 0)
 
@@ -162,4 +184,4 @@ def test_training_gradients_are_finite_with_and_without_positives(keypoint_head)
                     for v, g in zip(model.trainable_variables, grads):
                         if id(v) in head_vars and g is not None:
                             assert not np.any(g.numpy()), v.path
-    assert traced.experimental_get_tracing_count() == 1   # with and without people: one trace
+    assert traced.experimental_get_tracing_count() == 1  # with and without people: one trace

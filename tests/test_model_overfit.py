@@ -5,6 +5,7 @@ same box-frame mask convention (``data.augment.crop_box_masks``). Checked after 
 losses fell by a large factor; every GT person has a detection with box IoU > 0.7 whose pasted
 body mask has IoU > 0.7 with the GT body.
 """
+
 import os
 
 import pytest
@@ -22,7 +23,7 @@ from maskrcnn_body.data import augment, synthetic
 from maskrcnn_body.evaluation.paste import paste_masks
 from maskrcnn_body.model.maskrcnn import build_model
 
-pytestmark = pytest.mark.slow   # over-fit runs: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # over-fit runs: `make test-fast` leaves these out
 
 SIZE = 128
 MAX_PERSONS = 4
@@ -30,19 +31,27 @@ MASK_SIZE = 32
 
 
 def _tiny_cfg():
-    return get_config("cpu_small", **{
-        "model.rpn.batch_per_image": 64, "model.roi.per_image": 32, "model.mask_head.max_rois_per_image": 4,
-        "model.rpn.pre_nms_topk_train": 200, "model.rpn.post_nms_topk_train": 64,
-        "model.rpn.pre_nms_topk_test": 200, "model.rpn.post_nms_topk_test": 32,
-        "model.mask_head.output_size": 28, "model.keypoint_head.heatmap_size": 28,
-        "model.postprocess.max_detections": 8})
+    return get_config(
+        "cpu_small",
+        **{
+            "model.rpn.batch_per_image": 64,
+            "model.roi.per_image": 32,
+            "model.mask_head.max_rois_per_image": 4,
+            "model.rpn.pre_nms_topk_train": 200,
+            "model.rpn.post_nms_topk_train": 64,
+            "model.rpn.pre_nms_topk_test": 200,
+            "model.rpn.post_nms_topk_test": 32,
+            "model.mask_head.output_size": 28,
+            "model.keypoint_head.heatmap_size": 28,
+            "model.postprocess.max_detections": 8,
+        },
+    )
 
 
 def _batch(records, scales):
     """Pipeline-format batch (docs/DESIGN.md) from records, each resized by ``scales[i]`` and
     zero-padded to SIZE x SIZE."""
-    out = {k: [] for k in ("images", "image_shape", "num_gt", "gt_boxes", "gt_masks", "gt_parts_valid",
-                           "gt_keypoints")}
+    out = {k: [] for k in ("images", "image_shape", "num_gt", "gt_boxes", "gt_masks", "gt_parts_valid", "gt_keypoints")}
     for rec, s in zip(records, scales):
         img = rec.decode_image()
         h, w = int(round(rec.height * s)), int(round(rec.width * s))
@@ -56,16 +65,19 @@ def _batch(records, scales):
         kps = np.zeros((MAX_PERSONS, 15, 3), np.float32)
         if n:
             orig_boxes = np.stack([p.bbox for p in persons])
-            masks[:n] = augment.crop_box_masks(tf.constant(np.stack([p.parts for p in persons])),
-                                               tf.constant(orig_boxes), MASK_SIZE).numpy()
+            masks[:n] = augment.crop_box_masks(
+                tf.constant(np.stack([p.parts for p in persons])), tf.constant(orig_boxes), MASK_SIZE
+            ).numpy()
             boxes[:n] = orig_boxes * s
             valid[:n] = np.stack([p.parts_valid for p in persons])
             kps[:n] = np.stack([p.keypoints for p in persons])
             kps[:n, :, :2] *= s
         for key, v in zip(out, (canvas, (h, w), n, boxes, masks, valid, kps)):
             out[key].append(v)
-    return {k: tf.constant(np.asarray(v, np.int32 if k in ("image_shape", "num_gt") else np.float32))
-            for k, v in out.items()}
+    return {
+        k: tf.constant(np.asarray(v, np.int32 if k in ("image_shape", "num_gt") else np.float32))
+        for k, v in out.items()
+    }
 
 
 def _train(model, batch, steps, lr):
@@ -96,7 +108,7 @@ def _check_detections(model, batch):
             ious = [_box_iou(gt_box, b) for b in det_boxes]
             assert ious and max(ious) > 0.7, f"image {i} person {g}: best box IoU {max(ious, default=0):.2f}"
             j = int(np.argmax(ious))
-            body = paste_masks(det_masks[j:j + 1], det_boxes[j:j + 1], SIZE, SIZE)[0, ..., 0]
+            body = paste_masks(det_masks[j : j + 1], det_boxes[j : j + 1], SIZE, SIZE)[0, ..., 0]
             miou = (body & gt_body).sum() / max((body | gt_body).sum(), 1)
             assert miou > 0.7, f"image {i} person {g}: body mask IoU {miou:.2f}"
 
@@ -138,6 +150,7 @@ def test_overfits_synthetic_images():
 def test_overfits_one_real_pascal_part_image(fixtures_dir):
     from maskrcnn_body.convert.pascal_part import PascalPartConverter
     from maskrcnn_body.data import conversion
+
     conv = PascalPartConverter(str(fixtures_dir / "pascal_part"))
     rec = next(r for r in conv.convert(conversion.Item("2008_000700", "2008_000700")) if hasattr(r, "persons"))
     assert len(rec.persons) == 1

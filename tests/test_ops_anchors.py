@@ -1,4 +1,5 @@
 """ops.anchors: count, centres, sizes, aspect ratios and the (level, y, x, anchor) order."""
+
 import numpy as np
 
 from maskrcnn_body.config import get_config
@@ -19,9 +20,9 @@ def test_count_centres_sizes_order():
     assert all_anchors.shape == (16 * 24 * na + 8 * 12 * na, 4)
     np.testing.assert_array_equal(all_anchors.numpy()[: per_level[0].shape[0]], per_level[0].numpy())
     for lvl, anchors in zip((2, 3), per_level):
-        stride = 2 ** lvl
+        stride = 2**lvl
         hl, wl = 64 // stride, 96 // stride
-        grid = anchors.numpy().reshape(hl, wl, na, 4)         # row-major (y, x, anchor) order
+        grid = anchors.numpy().reshape(hl, wl, na, 4)  # row-major (y, x, anchor) order
         cx = (grid[..., 0] + grid[..., 2]) / 2
         cy = (grid[..., 1] + grid[..., 3]) / 2
         np.testing.assert_allclose(cx, np.broadcast_to(((np.arange(wl) + 0.5) * stride)[None, :, None], cx.shape))
@@ -39,5 +40,5 @@ def test_config_helper_uses_rpn_levels():
     anchors = get_config("cpu_small").model.anchors
     per_level, all_anchors = A.generate_anchors_for_config(anchors, (256, 256))
     assert len(per_level) == anchors.max_level - 2 + 1
-    expected = sum((256 // 2 ** level) ** 2 for level in range(2, anchors.max_level + 1))
+    expected = sum((256 // 2**level) ** 2 for level in range(2, anchors.max_level + 1))
     assert all_anchors.shape[0] == expected * anchors.per_location

@@ -1,4 +1,5 @@
 """ops.boxes: IoU hand cases, encode/decode round trip and clipping, clip_boxes."""
+
 import math
 
 import numpy as np
@@ -15,7 +16,7 @@ def test_iou_hand_cases():
     expected_diag = [1.0, 50.0 / 150.0, 0.0, 0.0, 4.0 / 100.0]  # identical, half, disjoint, zero area, contained
     np.testing.assert_allclose(np.diag(iou), expected_diag, atol=1e-6)
     assert np.all(np.isfinite(iou))
-    np.testing.assert_allclose(iou[3], 0.0)      # zero-area box: IoU 0 with everything, no NaN
+    np.testing.assert_allclose(iou[3], 0.0)  # zero-area box: IoU 0 with everything, no NaN
     np.testing.assert_allclose(iou, B.pairwise_iou(b, a).numpy().T, atol=1e-7)
 
 
@@ -32,7 +33,7 @@ def test_iou_batched_matches_unbatched():
 
 
 def test_box_area_inverted_is_zero():
-    np.testing.assert_allclose(B.box_area(tf.constant([[0, 0, 4, 5], [5, 5, 1, 9.]])).numpy(), [20, 0])
+    np.testing.assert_allclose(B.box_area(tf.constant([[0, 0, 4, 5], [5, 5, 1, 9.0]])).numpy(), [20, 0])
 
 
 def test_encode_decode_round_trip_both_weights():
@@ -52,12 +53,12 @@ def test_encode_decode_round_trip_both_weights():
 def test_decode_clips_log_size():
     anchors = tf.constant([[0, 0, 16, 16]], tf.float32)
     out = B.decode_boxes(tf.constant([[0, 0, 100.0, 100.0]]), anchors, (1, 1, 1, 1)).numpy()
-    np.testing.assert_allclose(out[0, 2] - out[0, 0], 1000.0, rtol=1e-4)   # 16 * exp(log(1000/16))
+    np.testing.assert_allclose(out[0, 2] - out[0, 0], 1000.0, rtol=1e-4)  # 16 * exp(log(1000/16))
     assert np.all(np.isfinite(out))
 
 
 def test_encode_zero_size_box_is_finite():
-    d = B.encode_boxes(tf.zeros([1, 4]), tf.constant([[0, 0, 8, 8.]])).numpy()
+    d = B.encode_boxes(tf.zeros([1, 4]), tf.constant([[0, 0, 8, 8.0]])).numpy()
     assert np.all(np.isfinite(d))
 
 

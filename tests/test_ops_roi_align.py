@@ -1,4 +1,5 @@
 """ops.roi_align: parity with a direct numpy loop reference, gradients, XLA, level assignment, backends."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -30,8 +31,12 @@ def reference_roi_align(feat, box, out_hw, sr, aligned=True):
                     y0, x0 = int(np.floor(y)), int(np.floor(x))
                     y1_, x1_ = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
                     ly, lx = y - y0, x - x0
-                    acc += ((1 - ly) * (1 - lx) * feat[y0, x0] + (1 - ly) * lx * feat[y0, x1_]
-                            + ly * (1 - lx) * feat[y1_, x0] + ly * lx * feat[y1_, x1_])
+                    acc += (
+                        (1 - ly) * (1 - lx) * feat[y0, x0]
+                        + (1 - ly) * lx * feat[y0, x1_]
+                        + ly * (1 - lx) * feat[y1_, x0]
+                        + ly * lx * feat[y1_, x1_]
+                    )
             out[i, j] = acc / (sr * sr)
     return out
 
@@ -39,9 +44,13 @@ def reference_roi_align(feat, box, out_hw, sr, aligned=True):
 RNG = np.random.default_rng(0)
 FEATURES = [RNG.normal(size=(2, 16, 20, 3)).astype(np.float32), RNG.normal(size=(2, 8, 10, 3)).astype(np.float32)]
 STRIDES = [4, 8]
-BOXES = np.array([[[0, 0, 64, 64], [10, 5, 30, 70], [-10, -10, 5, 5], [70, 60, 80, 64], [6, 7, 9.5, 8]],
-                  [[3, 3, 3, 3], [0, 0, 80, 64], [50, 20, 79.5, 63], [-30, -30, -10, -10], [79, 0, 95, 70]]],
-                 np.float32)   # borders, outside, zero-size, beyond the image
+BOXES = np.array(
+    [
+        [[0, 0, 64, 64], [10, 5, 30, 70], [-10, -10, 5, 5], [70, 60, 80, 64], [6, 7, 9.5, 8]],
+        [[3, 3, 3, 3], [0, 0, 80, 64], [50, 20, 79.5, 63], [-30, -30, -10, -10], [79, 0, 95, 70]],
+    ],
+    np.float32,
+)  # borders, outside, zero-size, beyond the image
 LEVELS = np.array([[0, 1, 0, 1, 0], [0, 1, 1, 0, 1]], np.int32)
 
 
@@ -60,15 +69,16 @@ def test_matches_numpy_reference(out_hw, sr, aligned):
     got = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, size, sr, aligned, backend="tf").numpy()
     assert got.shape == (2, 5) + tuple(out_hw) + (3,)
     np.testing.assert_allclose(got, _reference(out_hw, sr, aligned), atol=1e-5)
-    assert np.all(got[1, 3] == 0)    # box entirely outside (< -1): all samples are 0
+    assert np.all(got[1, 3] == 0)  # box entirely outside (< -1): all samples are 0
 
 
 def test_single_level_matches_reference():
     got = RA.roi_align(FEATURES[0], BOXES, 4, stride=4, sampling_ratio=2).numpy()
     for b in range(2):
         for r in range(5):
-            np.testing.assert_allclose(got[b, r], reference_roi_align(FEATURES[0][b], BOXES[b, r] / 4, (4, 4), 2),
-                                       atol=1e-5)
+            np.testing.assert_allclose(
+                got[b, r], reference_roi_align(FEATURES[0][b], BOXES[b, r] / 4, (4, 4), 2), atol=1e-5
+            )
 
 
 def test_gradient_matches_numerical():
@@ -106,15 +116,18 @@ def test_boxes_get_no_gradient():
 
 
 def test_xla_gives_same_result():
-    fn = tf.function(lambda f0, f1, bx, lv: RA.multilevel_roi_align([f0, f1], bx, lv, STRIDES, 3, 2, backend="tf"),
-                     jit_compile=True)
+    fn = tf.function(
+        lambda f0, f1, bx, lv: RA.multilevel_roi_align([f0, f1], bx, lv, STRIDES, 3, 2, backend="tf"), jit_compile=True
+    )
     eager = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="tf").numpy()
     np.testing.assert_allclose(fn(*FEATURES, BOXES, LEVELS).numpy(), eager, atol=1e-5)
 
 
 def test_assign_levels():
-    boxes = tf.constant([[[0, 0, 224, 224], [0, 0, 112, 112], [10, 10, 458, 458]],
-                         [[0, 0, 2000, 2000], [0, 0, 0, 0], [0, 0, 10, 10]]], tf.float32)
+    boxes = tf.constant(
+        [[[0, 0, 224, 224], [0, 0, 112, 112], [10, 10, 458, 458]], [[0, 0, 2000, 2000], [0, 0, 0, 0], [0, 0, 10, 10]]],
+        tf.float32,
+    )
     levels = RA.assign_levels(boxes, 2, 5, k0=4, canonical_size=224).numpy()
     # 224 -> k0=4 (index 2), 112 -> 3, 448 -> 5, huge clipped to 5, zero/tiny clipped to 2
     np.testing.assert_array_equal(levels, [[2, 1, 3], [3, 0, 0]])
@@ -124,6 +137,7 @@ def test_assign_levels():
 def test_backend_selection(monkeypatch):
     """One owner decides: explicit argument > use_backend block > env MASKRCNN_BODY_OPS > auto."""
     from maskrcnn_body.ops import backend
+
     monkeypatch.setenv(backend.ENV_VAR, "tf")
     assert backend.requested() == "tf" and backend.resolve() is None
     with pytest.raises(ValueError, match="cuda"):
@@ -134,7 +148,7 @@ def test_backend_selection(monkeypatch):
         with pytest.raises(RuntimeError, match="compiled ops requested"):
             backend.resolve("custom")
     monkeypatch.setenv(backend.ENV_VAR, "auto")
-    with backend.use_backend("tf"):                 # what export traces under
+    with backend.use_backend("tf"):  # what export traces under
         assert backend.requested() == "tf" and backend.requested("auto") == "auto"
         with backend.use_backend("auto"):
             assert backend.requested() == "auto"
@@ -147,6 +161,7 @@ def test_backend_selection(monkeypatch):
 
 def test_custom_backend_matches_tf_when_built():
     from maskrcnn_body.ops import backend
+
     if backend.name_of("auto") != "custom":
         pytest.skip("compiled ops not built")
     tf_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="tf").numpy()

@@ -1,4 +1,5 @@
 """ops.targets: matching rules, RPN anchor sampling, RoI sampling, mask and keypoint targets."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,7 +34,7 @@ def test_match_low_quality_ties_and_reassignment():
 
 
 def test_match_padding_by_flag_or_minus_one_and_no_gt():
-    iou = tf.constant([[[0.8, 0.2, 0.5], [0.9, 0.9, 0.9]]])          # row 1 is padding
+    iou = tf.constant([[[0.8, 0.2, 0.5], [0.9, 0.9, 0.9]]])  # row 1 is padding
     valid = tf.constant([[True, False]])
     m1, l1 = T.match(iou, 0.7, 0.3, True, gt_valid=valid)
     m2, l2 = T.match(tf.where(valid[..., None], iou, -1.0), 0.7, 0.3, True)
@@ -42,7 +43,7 @@ def test_match_padding_by_flag_or_minus_one_and_no_gt():
     np.testing.assert_array_equal(m1.numpy(), m2.numpy())
     _, l3 = T.match(iou, 0.7, 0.3, True, gt_valid=tf.constant([[False, False]]))
     np.testing.assert_array_equal(l3.numpy(), [[0, 0, 0]])
-    m4, l4 = T.match(tf.zeros([1, 0, 3]), 0.7, 0.3)
+    _, l4 = T.match(tf.zeros([1, 0, 3]), 0.7, 0.3)
     np.testing.assert_array_equal(l4.numpy(), [[0, 0, 0]])
 
 
@@ -51,7 +52,7 @@ def test_gt_on_anchor_is_positive_and_crowd_gets_positives(cfg):
     a = anchors.numpy()
     exact = a[1234]
     rng = np.random.default_rng(0)
-    crowd = []                                        # 7 heavily overlapping people side by side
+    crowd = []  # 7 heavily overlapping people side by side
     for i in range(7):
         x = 20 + 9 * i + rng.uniform(0, 2)
         crowd.append([x, 30, x + 16 + rng.uniform(0, 4), 30 + 48 + rng.uniform(0, 8)])
@@ -77,7 +78,7 @@ def test_rpn_targets_sampling_and_deltas(cfg):
     n_pos, n_neg = (labels == 1).sum(1), (labels == 0).sum(1)
     assert np.all(n_pos + n_neg == cfg.rpn.batch_per_image)
     assert n_pos[0] >= 2 and n_pos[0] <= cfg.rpn.batch_per_image * cfg.rpn.positive_fraction
-    assert n_pos[1] == 0                                        # no GT: all sampled anchors negative
+    assert n_pos[1] == 0  # no GT: all sampled anchors negative
     # deltas of positives decode back onto a GT box; other rows are zero
     pos = np.nonzero(labels[0] == 1)[0]
     decoded = B.decode_boxes(t.box_targets[0], anchors, B.RPN_BOX_WEIGHTS).numpy()[pos]
@@ -85,7 +86,7 @@ def test_rpn_targets_sampling_and_deltas(cfg):
     assert np.all(dist < 1e-3)
     assert np.all(t.box_targets.numpy()[labels != 1] == 0)
     again = T.rpn_targets(anchors, gt, num_gt, cfg.rpn, seed=7)
-    np.testing.assert_array_equal(again.labels.numpy(), labels)          # deterministic with a seed
+    np.testing.assert_array_equal(again.labels.numpy(), labels)  # deterministic with a seed
 
 
 def _random_boxes(rng, n, lo=0, hi=100, size=(5, 50)):
@@ -106,9 +107,9 @@ def test_sample_rois_counts_fractions_and_order(cfg):
     np.testing.assert_array_equal(s.num_fg.numpy(), [max_fg, 0])
     np.testing.assert_array_equal(s.weights.numpy().sum(1), [k, k])
     labels = s.labels.numpy()
-    np.testing.assert_array_equal(labels[0], np.arange(k) < max_fg)     # foreground rows first
-    assert labels[1].sum() == 0                                          # no GT: all background
-    iou = B.pairwise_iou(s.rois, gt).numpy()[0]                          # (K, P)
+    np.testing.assert_array_equal(labels[0], np.arange(k) < max_fg)  # foreground rows first
+    assert labels[1].sum() == 0  # no GT: all background
+    iou = B.pairwise_iou(s.rois, gt).numpy()[0]  # (K, P)
     matched = s.matched_gt.numpy()[0]
     assert np.all(iou[np.arange(k), matched][:max_fg] >= cfg.roi.fg_iou)
     assert np.all(iou[max_fg:, :3].max(-1) < cfg.roi.bg_iou_high)
@@ -120,8 +121,8 @@ def test_sample_rois_appends_gt_and_pads(cfg):
     gt = np.array([[[10, 10, 50, 90], [0, 0, 0, 0]]], np.float32)
     props = np.array([[[12, 10, 50, 90], [200, 200, 220, 220], [0, 0, 0, 0]]], np.float32)  # fg, bg, invalid
     s = T.sample_rois(props, gt, tf.constant([1]), cfg.roi, cfg.box_head.box_weights, seed=0)
-    assert s.num_fg.numpy()[0] == 2                        # the proposal and the appended GT box
-    assert s.weights.numpy()[0].sum() == 3                 # + one background, the rest is padding
+    assert s.num_fg.numpy()[0] == 2  # the proposal and the appended GT box
+    assert s.weights.numpy()[0].sum() == 3  # + one background, the rest is padding
     assert np.all(s.rois.numpy()[0, 3:] == 0) and np.all(s.labels.numpy()[0, 2:] == 0)
     fg_rois = s.rois.numpy()[0, :2]
     assert any(np.allclose(r, gt[0, 0]) for r in fg_rois)
@@ -132,10 +133,12 @@ def test_sample_rois_compiles_with_xla(cfg, monkeypatch):
     rng = np.random.default_rng(2)
     props = np.stack([_random_boxes(rng, 50), _random_boxes(rng, 50)])
     gt = np.stack([_random_boxes(rng, 3), _random_boxes(rng, 3)])
-    fn = tf.function(lambda p, g, n: T.sample_rois(p, g, n, cfg.roi, cfg.box_head.box_weights, seed=5), jit_compile=True)
+    fn = tf.function(
+        lambda p, g, n: T.sample_rois(p, g, n, cfg.roi, cfg.box_head.box_weights, seed=5), jit_compile=True
+    )
     xla = fn(props, gt, tf.constant([3, 1]))
     eager = T.sample_rois(props, gt, tf.constant([3, 1]), cfg.roi, cfg.box_head.box_weights, seed=5)
-    for name, a, b in zip(xla._fields, xla, eager):          # same seed -> same sample (Philox both ways)
+    for name, a, b in zip(xla._fields, xla, eager):  # same seed -> same sample (Philox both ways)
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=name)
 
 
@@ -144,10 +147,17 @@ def test_mask_targets_box_aligned_reproduces_gt_and_outside_is_zero():
     ms = 8
     masks = (rng.random((1, 2, ms, ms, 7)) > 0.5).astype(np.float32)
     gt = np.array([[[10, 20, 42, 60], [0, 0, 16, 16]]], np.float32)
-    rois = np.array([[[10, 20, 42, 60],              # the GT box itself
-                      [10, 20, 26, 40],              # its top-left quadrant
-                      [-6, 0, 58, 80],               # twice the GT box, same centre
-                      [0, 0, 16, 16]]], np.float32)
+    rois = np.array(
+        [
+            [
+                [10, 20, 42, 60],  # the GT box itself
+                [10, 20, 26, 40],  # its top-left quadrant
+                [-6, 0, 58, 80],  # twice the GT box, same centre
+                [0, 0, 16, 16],
+            ]
+        ],
+        np.float32,
+    )
     matched = np.array([[0, 0, 0, 1]], np.int32)
     out = T.mask_targets(rois, gt, masks, matched, ms).numpy()
     assert out.shape == (1, 4, ms, ms, 7)
@@ -156,19 +166,19 @@ def test_mask_targets_box_aligned_reproduces_gt_and_outside_is_zero():
     quadrant = T.mask_targets(rois[:, 1:2], gt, masks, matched[:, 1:2], ms // 2).numpy()
     np.testing.assert_array_equal(quadrant[0, 0], masks[0, 0, :4, :4])
     doubled = T.mask_targets(rois[:, 2:3], gt, masks, matched[:, 2:3], 2 * ms).numpy()[0, 0]
-    np.testing.assert_array_equal(doubled[4:12, 4:12], masks[0, 0])    # the GT box in the middle
+    np.testing.assert_array_equal(doubled[4:12, 4:12], masks[0, 0])  # the GT box in the middle
     doubled[4:12, 4:12] = 0
-    np.testing.assert_array_equal(doubled, 0)                           # outside the GT box -> 0
+    np.testing.assert_array_equal(doubled, 0)  # outside the GT box -> 0
 
 
 def test_keypoint_targets():
-    rois = tf.constant([[[0, 0, 56, 28]]], tf.float32)        # heatmap 4: cells of 14 x 7 pixels
+    rois = tf.constant([[[0, 0, 56, 28]]], tf.float32)  # heatmap 4: cells of 14 x 7 pixels
     kp = np.zeros((1, 1, 15, 3), np.float32)
-    kp[0, 0, 0] = [15, 8, 2]      # cell (y=1, x=1)
-    kp[0, 0, 1] = [56, 28, 1]     # exactly on x2/y2 -> last cell
-    kp[0, 0, 2] = [60, 10, 2]     # outside the RoI
-    kp[0, 0, 3] = [10, 10, 0]     # unlabelled
-    kp[0, 0, 4] = [0, 0, 2]       # top-left corner
+    kp[0, 0, 0] = [15, 8, 2]  # cell (y=1, x=1)
+    kp[0, 0, 1] = [56, 28, 1]  # exactly on x2/y2 -> last cell
+    kp[0, 0, 2] = [60, 10, 2]  # outside the RoI
+    kp[0, 0, 3] = [10, 10, 0]  # unlabelled
+    kp[0, 0, 4] = [0, 0, 2]  # top-left corner
     index, weight = T.keypoint_targets(rois, kp, 4)
     index, weight = index.numpy()[0, 0], weight.numpy()[0, 0]
     np.testing.assert_array_equal(weight[:5], [1, 1, 0, 0, 1])
@@ -178,13 +188,14 @@ def test_keypoint_targets():
 
 def test_match_parity_with_compiled_op_when_built():
     from maskrcnn_body.ops import backend
+
     ops = backend.resolve("auto")
     if ops is None:
         pytest.skip("compiled ops not built")
     rng = np.random.default_rng(4)
-    iou = np.round(rng.random((3, 5, 40)), 1).astype(np.float32)      # coarse values: many ties
-    iou[:, 3:] = -1.0                                                  # padding rows
-    iou[2] = -1.0                                                      # an image without GT
+    iou = np.round(rng.random((3, 5, 40)), 1).astype(np.float32)  # coarse values: many ties
+    iou[:, 3:] = -1.0  # padding rows
+    iou[2] = -1.0  # an image without GT
     for low_quality in (True, False):
         for got, want in zip(ops.match(iou, 0.7, 0.3, low_quality), T.match(iou, 0.7, 0.3, low_quality)):
             np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -22,6 +22,7 @@ priority (head, left arm, right arm, left leg, right leg, torso), body pixels wi
 0.5, parts clipped to the body; the boxes here are M pixels wide on pixel edges, so pasting is a
 copy), mIoU maps from detections with score >= 0.5 and the ground truth's first person first.
 """
+
 import numpy as np
 import pytest
 
@@ -33,7 +34,7 @@ from maskrcnn_body.evaluation import evaluate, paste
 H, W, M = 48, 64, 16
 PRIORITY = ("head", "left_arm", "right_arm", "left_leg", "right_leg", "torso")
 THRESHOLDS = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-K = constants.NUM_CHANNELS          # classes of a label map: background + 6 parts
+K = constants.NUM_CHANNELS  # classes of a label map: background + 6 parts
 REFERENCE_KEYS = ("mIoU", "APp50", "APp_vol", "PCP50")
 
 
@@ -75,13 +76,13 @@ def pasted(dump):
         m = dump["masks"][r].astype(np.float32) >= 0.5
         m[..., 1:] &= m[..., :1]
         ya, yb, xa, xb = max(y1, 0), min(y2, H), max(x1, 0), min(x2, W)
-        out[r, ya:yb, xa:xb] = m[ya - y1:yb - y1, xa - x1:xb - x1]
+        out[r, ya:yb, xa:xb] = m[ya - y1 : yb - y1, xa - x1 : xb - x1]
     return out
 
 
 def reference_figures(dumps, semseg_thresh=0.5):
     total = np.zeros((K, K))
-    gts, dets = [], []    # gts[i]: person maps of image i; dets: (score, image, detection map)
+    gts, dets = [], []  # gts[i]: person maps of image i; dets: (score, image, detection map)
     for i, d in enumerate(dumps):
         gt_channels = [(d["gt_parts"][g][..., None] >> np.arange(K)) & 1 != 0 for g in range(len(d["gt_parts"]))]
         maps = [priority_labels(ch, 255) for ch in gt_channels]
@@ -89,15 +90,15 @@ def reference_figures(dumps, semseg_thresh=0.5):
         pmaps = [priority_labels(p, 0) for p in pasted(d)]
         dets += [(float(s), i, pm) for s, pm in zip(d["scores"], pmaps)]
         seg = np.zeros((H, W), np.int64)
-        for r in sorted(range(len(pmaps)), key=lambda r: (d["scores"][r], -r)):   # ascending; ties: earlier last
+        for r in sorted(range(len(pmaps)), key=lambda r: (d["scores"][r], -r)):  # ascending; ties: earlier last
             if d["scores"][r] >= semseg_thresh:
                 seg = np.where(pmaps[r] > 0, pmaps[r], seg)
         seg_gt = np.zeros((H, W), np.int64)
-        for m in reversed(maps):                                                  # the first person on top
+        for m in reversed(maps):  # the first person on top
             seg_gt = np.where(m != 0, m, seg_gt)
         total += hist(seg_gt.ravel(), seg.ravel())
     npos = sum(len(g) for g in gts)
-    order = sorted(range(len(dets)), key=lambda j: -dets[j][0])                   # stable on ties
+    order = sorted(range(len(dets)), key=lambda j: -dets[j][0])  # stable on ties
     aps, pcp50 = [], None
     for t in THRESHOLDS:
         taken = [[False] * len(g) for g in gts]
@@ -124,8 +125,7 @@ def reference_figures(dumps, semseg_thresh=0.5):
         if t == 0.5:
             pcp50 = float(np.mean(pcp + [0.0] * (npos - len(pcp))))
     iu = ious_of(total)
-    return {"mIoU": float(np.nanmean(iu)), "APp50": aps[4], "APp_vol": float(np.mean(aps)), "PCP50": pcp50,
-            "IoU": iu}
+    return {"mIoU": float(np.nanmean(iu)), "APp50": aps[4], "APp_vol": float(np.mean(aps)), "PCP50": pcp50, "IoU": iu}
 
 
 # --------------------------------------------------------------------------- hand-built dumps
@@ -138,15 +138,15 @@ def stick(y, x, s=16, rim=True):
     and a one-pixel body rim on the left of the head row that belongs to no part."""
     ch = np.zeros((H, W, K), bool)
     q = s // 4
-    rect(ch, 1, y, y + q, x + q + 1, x + 3 * q - 1)              # head
-    rect(ch, 2, y + q, y + 3 * q, x + q, x + 3 * q)              # torso
-    rect(ch, 4, y + q, y + 3 * q, x, x + q)                      # right arm (image left)
-    rect(ch, 3, y + q, y + 3 * q, x + 3 * q, x + s)              # left arm
-    rect(ch, 6, y + 3 * q, y + s, x + q, x + 2 * q)              # right leg
-    rect(ch, 5, y + 3 * q, y + s, x + 2 * q, x + 3 * q)          # left leg
+    rect(ch, 1, y, y + q, x + q + 1, x + 3 * q - 1)  # head
+    rect(ch, 2, y + q, y + 3 * q, x + q, x + 3 * q)  # torso
+    rect(ch, 4, y + q, y + 3 * q, x, x + q)  # right arm (image left)
+    rect(ch, 3, y + q, y + 3 * q, x + 3 * q, x + s)  # left arm
+    rect(ch, 6, y + 3 * q, y + s, x + q, x + 2 * q)  # right leg
+    rect(ch, 5, y + 3 * q, y + s, x + 2 * q, x + 3 * q)  # left leg
     ch[..., 0] = ch[..., 1:].any(-1)
     if rim:
-        ch[y:y + q, x + q, 0] = True
+        ch[y : y + q, x + q, 0] = True
     return ch
 
 
@@ -164,11 +164,14 @@ def scene(people, source_id="hand", occlude=True):
     for ch in chans:
         ys, xs = np.nonzero(ch[..., 0])
         boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if ys.size else [0, 0, 0, 0])
-    return {"image": np.zeros((H, W, 3), np.uint8), "source_id": source_id,
-            "gt_boxes": np.asarray(boxes, np.float32).reshape(g, 4),
-            "gt_parts": np.asarray([pack_channels(c) for c in chans], np.uint8).reshape(g, H, W),
-            "gt_valid": np.ones((g, K), np.uint8),
-            "gt_keypoints": np.zeros((g, constants.NUM_KEYPOINTS, 3), np.float32)}
+    return {
+        "image": np.zeros((H, W, 3), np.uint8),
+        "source_id": source_id,
+        "gt_boxes": np.asarray(boxes, np.float32).reshape(g, 4),
+        "gt_parts": np.asarray([pack_channels(c) for c in chans], np.uint8).reshape(g, H, W),
+        "gt_valid": np.ones((g, K), np.uint8),
+        "gt_keypoints": np.zeros((g, constants.NUM_KEYPOINTS, 3), np.float32),
+    }
 
 
 def with_detections(sc, dets):
@@ -177,11 +180,15 @@ def with_detections(sc, dets):
     masks = np.zeros((r, M, M, K), np.float16)
     for i, (_, x, y, ch) in enumerate(dets):
         pad = np.zeros((H + 2 * M, W + 2 * M, K), bool)
-        pad[M:M + H, M:M + W] = ch
-        masks[i] = pad[y + M:y + 2 * M, x + M:x + 2 * M]
-    return dict(sc, boxes=np.asarray([[x, y, x + M, y + M] for _, x, y, _ in dets], np.float32).reshape(r, 4),
-                scores=np.asarray([s for s, _, _, _ in dets], np.float32),
-                masks=masks, keypoints=np.zeros((r, constants.NUM_KEYPOINTS, 3), np.float32))
+        pad[M : M + H, M : M + W] = ch
+        masks[i] = pad[y + M : y + 2 * M, x + M : x + 2 * M]
+    return dict(
+        sc,
+        boxes=np.asarray([[x, y, x + M, y + M] for _, x, y, _ in dets], np.float32).reshape(r, 4),
+        scores=np.asarray([s for s, _, _, _ in dets], np.float32),
+        masks=masks,
+        keypoints=np.zeros((r, constants.NUM_KEYPOINTS, 3), np.float32),
+    )
 
 
 def perfect(sc):
@@ -200,32 +207,34 @@ def shifted(ch, dy, dx):
 
 
 def hand_dumps():
-    a, b, c = stick(2, 2), stick(6, 12), stick(28, 44)        # a in front of b; c far away
-    b[12:14, 14:24, 4] = True                                   # b's right arm across its torso: both labels
+    a, b, c = stick(2, 2), stick(6, 12), stick(28, 44)  # a in front of b; c far away
+    b[12:14, 14:24, 4] = True  # b's right arm across its torso: both labels
     d = stick(26, 4)
-    d[..., 3] = False                                           # d: left arm annotated but empty
+    d[..., 3] = False  # d: left arm annotated but empty
     d[..., 0] = d[..., 1:].any(-1)
     s1 = scene([a, b, c, d], "one")
     # detections: a slightly off; b with head and torso overlapping (priority decides) and a
     # part outside the body (clipped); a duplicate of a; a false positive; c missed; d fair
     pa = shifted(a, 1, 0)
     pb = b.copy()
-    pb[6:12, 17:26, 2] = True                                   # torso over the head rows
+    pb[6:12, 17:26, 2] = True  # torso over the head rows
     pb[6:22, 12:28, 0] |= pb[6:22, 12:28, 1:].any(-1)
-    pb[20:22, 12:28, 5] = True                                  # leg pixels outside the body: clipped
+    pb[20:22, 12:28, 5] = True  # leg pixels outside the body: clipped
     pb[20:22, 12:28, 0] = False
     pd = shifted(d, 0, 1)
-    pd[30:38, 16:20, 3] = True                                  # predicts the empty arm
+    pd[30:38, 16:20, 3] = True  # predicts the empty arm
     pd[..., 0] |= pd[..., 3]
     fp = stick(30, 26, rim=False)
-    d1 = with_detections(s1, [(0.95, 2, 3, pa), (0.9, 12, 6, pb), (0.6, 2, 2, shifted(a, 0, 1)),
-                              (0.7, 26, 30, fp), (0.55, 4, 26, pd)])
+    d1 = with_detections(
+        s1, [(0.95, 2, 3, pa), (0.9, 12, 6, pb), (0.6, 2, 2, shifted(a, 0, 1)), (0.7, 26, 30, fp), (0.55, 4, 26, pd)]
+    )
     # image 2: people sharing pixels; one detection swapped left/right, one empty, g missed
     e, f, g = stick(4, 10), stick(20, 40), stick(8, 16)
-    s2 = scene([e, f, g], "two", occlude=False)               # g shares pixels with e
+    s2 = scene([e, f, g], "two", occlude=False)  # g shares pixels with e
     flip = e[..., list(constants.CHANNEL_FLIP_PERM)]
-    d2 = with_detections(s2, [(0.8, 10, 4, flip), (0.4, 40, 20, np.zeros((H, W, K), bool)),
-                              (0.35, 40, 21, shifted(f, 1, 0))])
+    d2 = with_detections(
+        s2, [(0.8, 10, 4, flip), (0.4, 40, 20, np.zeros((H, W, K), bool)), (0.35, 40, 21, shifted(f, 1, 0))]
+    )
     # image 3: nobody, one false positive
     s3 = scene([], "three")
     d3 = with_detections(s3, [(0.5, 20, 20, stick(20, 20))])
@@ -241,7 +250,7 @@ def random_dumps(seed, n=4):
             y, x = int(rng.integers(0, H - M)), int(rng.integers(0, W - M))
             ch = stick(y, x, rim=bool(rng.integers(2)))
             for k in rng.choice(np.arange(1, K), rng.integers(0, 2), replace=False):
-                ch[..., 0] &= ~ch[..., k]                        # an empty (occluded) part
+                ch[..., 0] &= ~ch[..., k]  # an empty (occluded) part
                 ch[..., k] = False
             people.append(ch)
         sc = scene(people, f"rand{i}")
@@ -250,19 +259,25 @@ def random_dumps(seed, n=4):
         dets = []
         for g in range(len(keep)):
             if rng.random() < 0.2:
-                continue                                         # missed
+                continue  # missed
             ch = (sc["gt_parts"][g][..., None] >> np.arange(K)) & 1 != 0
             if rng.random() < 0.5:
                 ch = shifted(ch, int(rng.integers(-1, 2)), int(rng.integers(-1, 2)))
             noise = rng.random((H, W, K)) < rng.uniform(0.0, 0.06)
-            ch = ch ^ (noise & ch[..., :1].repeat(K, -1))            # flip some pixels inside the body
+            ch = ch ^ (noise & ch[..., :1].repeat(K, -1))  # flip some pixels inside the body
             ys, xs = np.nonzero(ch.any(-1))
             y, x = int(ys.max()) + 1 - M + int(rng.integers(0, 2)), int(xs.max()) + 1 - M + int(rng.integers(0, 2))
             for _ in range(int(rng.integers(1, 3))):
                 dets.append((float(rng.uniform(0.05, 1.0)), x, y, ch))
-        for _ in range(int(rng.integers(0, 3))):                  # false positives
-            dets.append((float(rng.uniform(0.05, 1.0)), int(rng.integers(0, W - M)), int(rng.integers(0, H - M)),
-                         stick(int(rng.integers(0, H - M)), int(rng.integers(0, W - M)))))
+        for _ in range(int(rng.integers(0, 3))):  # false positives
+            dets.append(
+                (
+                    float(rng.uniform(0.05, 1.0)),
+                    int(rng.integers(0, W - M)),
+                    int(rng.integers(0, H - M)),
+                    stick(int(rng.integers(0, H - M)), int(rng.integers(0, W - M))),
+                )
+            )
         out.append(with_detections(sc, dets))
     return out
 
@@ -287,7 +302,7 @@ def test_priority_is_the_documented_one():
 
 def test_hand_built_dumps_match_the_reference():
     want = assert_parity(hand_dumps())
-    for key in REFERENCE_KEYS:                    # the case is neither trivially perfect nor empty
+    for key in REFERENCE_KEYS:  # the case is neither trivially perfect nor empty
         assert 0.1 < want[key] < 0.95, (key, want[key])
 
 
@@ -342,21 +357,21 @@ def test_empty_predictions_score_background_only():
 
 
 def test_unannotated_parts_and_body_only_people():
-    pred = perfect(scene([stick(2, 2), stick(20, 30)]))     # predicts every part of both people
+    pred = perfect(scene([stick(2, 2), stick(20, 30)]))  # predicts every part of both people
     valid, parts = pred["gt_valid"].copy(), pred["gt_parts"].copy()
-    valid[0, [3, 4]] = 0                                       # a: arms not annotated (stored as zeros)
+    valid[0, [3, 4]] = 0  # a: arms not annotated (stored as zeros)
     parts[0] &= np.uint8(~((1 << 3) | (1 << 4)) & 0xFF)
-    valid[1, 1:] = 0                                           # b: body only (e.g. a COCO person)
+    valid[1, 1:] = 0  # b: body only (e.g. a COCO person)
     parts[1] &= np.uint8(1)
     got = ours([dict(pred, gt_valid=valid, gt_parts=parts)])
     for key in REFERENCE_KEYS:
-        assert got[key] == pytest.approx(1.0), key             # neither a miss nor a false positive
+        assert got[key] == pytest.approx(1.0), key  # neither a miss nor a false positive
     # b's detection first: at 0.5 it matches nobody and is left out, not a false positive (at
     # t <= 0.2 it takes a, whose IoU with it is the background's share: the reference's way)
     got = ours([dict(pred, gt_valid=valid, gt_parts=parts, scores=pred["scores"][::-1].copy())])
     assert got["APp50"] == pytest.approx(1.0) and got["PCP50"] == pytest.approx(1.0)
     assert got["IoU_per_part"]["left_arm"] is None and got["IoU_per_part"]["head"] == pytest.approx(1.0)
     valid[0, 1:] = 0
-    got = ours([dict(pred, gt_valid=valid, gt_parts=parts & np.uint8(1))])   # no part annotated anywhere
+    got = ours([dict(pred, gt_valid=valid, gt_parts=parts & np.uint8(1))])  # no part annotated anywhere
     assert got["APp50"] is None and got["PCP50"] is None and got["IoU_per_part"]["head"] is None
     assert got["mIoU"] == pytest.approx(got["IoU_background"])

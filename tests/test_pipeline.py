@@ -5,6 +5,7 @@ facing the camera, with the subject's LEFT arm red on the image's RIGHT and the 
 green on the image's left, and the wrist keypoints on those arms; other persons are small
 blue rectangles. Colours make image/mask/keypoint alignment checkable after resize + flip.
 """
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,14 +36,14 @@ def _scene(n_small=1, sid="scene", parts_valid=(1,) * 7):
     persons = [schema.make_person(parts, parts_valid, kp)]
     for k in range(n_small):  # areas 144, 120, 96: strictly smaller than person 0 (700)
         p = np.zeros((H, W), np.uint8)
-        p[20:44 - 4 * k, 34 + 8 * k:40 + 8 * k] = 1
-        img[20:44 - 4 * k, 34 + 8 * k:40 + 8 * k] = (0, 0, 255)
+        p[20 : 44 - 4 * k, 34 + 8 * k : 40 + 8 * k] = 1
+        img[20 : 44 - 4 * k, 34 + 8 * k : 40 + 8 * k] = (0, 0, 255)
         persons.append(schema.make_person(p, [1] + [0] * 6))
     return schema.ImageRecord(schema.encode_png(img), b"png", H, W, sid, "synthetic", persons)
 
 
 def _write(tmp_path, name, records):
-    path, = writer.write_records(str(tmp_path / name), [schema.encode_example(r) for r in records])
+    (path,) = writer.write_records(str(tmp_path / name), [schema.encode_example(r) for r in records])
     return path
 
 
@@ -76,12 +77,25 @@ def test_parse_matches_numpy_decoder():
     assert ex["source_id"].numpy() == b"scene" and ex["dataset"].numpy() == b"synthetic"
 
 
-@pytest.mark.parametrize("key,values,kind,msg", [
-    ("schema/version", [2], "int64_list", "schema/version: is 2, this package reads 1"),
-    ("person/parts_valid", [1] * 13, "int64_list", "person/parts_valid: has 13 values, expected 7 * person/count = 14"),
-    ("image/width", [65], "int64_list", "image/encoded: decodes to 48x64 (h x w), image/height x image/width is 48x65"),
-    ("person/parts_png", [b"nope", b"nope"], "bytes_list", "person/parts_png[0]: is not a PNG file"),
-])
+@pytest.mark.parametrize(
+    "key,values,kind,msg",
+    [
+        ("schema/version", [2], "int64_list", "schema/version: is 2, this package reads 1"),
+        (
+            "person/parts_valid",
+            [1] * 13,
+            "int64_list",
+            "person/parts_valid: has 13 values, expected 7 * person/count = 14",
+        ),
+        (
+            "image/width",
+            [65],
+            "int64_list",
+            "image/encoded: decodes to 48x64 (h x w), image/height x image/width is 48x65",
+        ),
+        ("person/parts_png", [b"nope", b"nope"], "bytes_list", "person/parts_png[0]: is not a PNG file"),
+    ],
+)
 def test_parse_errors_name_the_field(key, values, kind, msg):
     bad = _tamper(schema.encode_example(_scene(1, "rec9")), key, values, kind)
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
@@ -101,7 +115,7 @@ def test_flip_mirrors_and_swaps_sides():
     fl = {k: v.numpy() for k, v in augment.flip_example(ex).items()}
     ex = {k: v.numpy() for k, v in ex.items()}
     np.testing.assert_array_equal(fl["image"], ex["image"][:, ::-1])
-    ch = schema.unpack_channels(ex["parts"])          # (N, H, W, 7) original
+    ch = schema.unpack_channels(ex["parts"])  # (N, H, W, 7) original
     fch = schema.unpack_channels(fl["parts"])
     np.testing.assert_array_equal(fch[..., LA], ch[:, :, ::-1, RA])
     np.testing.assert_array_equal(fch[..., RA], ch[:, :, ::-1, LA])
@@ -112,8 +126,9 @@ def test_flip_mirrors_and_swaps_sides():
     assert (fl["image"][fch[0, ..., LA]] == (0, 255, 0)).all()
     np.testing.assert_array_equal(fl["parts_valid"][0], [1, 1, 1, 0, 1, 1, 0])
     np.testing.assert_array_equal(fl["boxes"][0], [W - 30, 5, W - 10, 40])
-    np.testing.assert_array_equal(fl["boxes"], np.stack([W - ex["boxes"][:, 2], ex["boxes"][:, 1],
-                                                         W - ex["boxes"][:, 0], ex["boxes"][:, 3]], 1))
+    np.testing.assert_array_equal(
+        fl["boxes"], np.stack([W - ex["boxes"][:, 2], ex["boxes"][:, 1], W - ex["boxes"][:, 0], ex["boxes"][:, 3]], 1)
+    )
     assert fl["keypoints"][0, LW, 0] == W - ex["keypoints"][0, RW, 0]
     np.testing.assert_array_equal(fl["keypoints"][0, LW, 1:], ex["keypoints"][0, RW, 1:])
     np.testing.assert_array_equal(fl["keypoints"][0, RW], [W - 28.0, 24.0, 2])
@@ -124,9 +139,10 @@ def test_flip_mirrors_and_swaps_sides():
 def test_resize_scale_rules():
     def s(h, w, mn, mx, pad, j=1.0):
         return float(augment.resize_scale(h, w, mn, mx, pad, j))
-    assert s(48, 64, 64, 96, 96) == pytest.approx(64 / 48)        # shorter side -> min_size
-    assert s(48, 64, 64, 70, 96) == pytest.approx(70 / 64)        # longer side capped at max_size
-    assert s(48, 64, 64, 96, 96, 1.2) == pytest.approx(96 / 64)   # jitter capped to fit pad_size
+
+    assert s(48, 64, 64, 96, 96) == pytest.approx(64 / 48)  # shorter side -> min_size
+    assert s(48, 64, 64, 70, 96) == pytest.approx(70 / 64)  # longer side capped at max_size
+    assert s(48, 64, 64, 96, 96, 1.2) == pytest.approx(96 / 64)  # jitter capped to fit pad_size
     assert s(48, 64, 64, 96, 96, 0.8) == pytest.approx(64 / 48 * 0.8)
     np.testing.assert_array_equal(augment.resized_size(48, 64, 64 / 48), [64, 85])
 
@@ -153,25 +169,34 @@ def test_crop_box_masks_equals_resize_of_box_crop():
 
 def test_mask_filling_its_box_stays_one_and_nothing_leaks_in():
     parts = np.zeros((1, 20, 30), np.uint8)
-    parts[0, 4:11, 7:19] = 1            # body fills the box exactly
-    parts[0, :, 19:] = 1 << 2           # torso pixels just outside the box must not leak in
+    parts[0, 4:11, 7:19] = 1  # body fills the box exactly
+    parts[0, :, 19:] = 1 << 2  # torso pixels just outside the box must not leak in
     got = augment.crop_box_masks(tf.constant(parts), tf.constant([[7, 4, 19, 11]], tf.float32), 32).numpy()
     assert (got[0, ..., 0] == 1.0).all() and (got[0, ..., 1:] == 0.0).all()
 
 
 # --------------------------------------------------------------------------- batches
 def test_batch_format_padding_zero_persons(tmp_path):
-    empty = schema.ImageRecord(schema.encode_png(np.zeros((H, W, 3), np.uint8)), b"png", H, W, "none",
-                               "synthetic", [])  # a zero-person image
+    empty = schema.ImageRecord(
+        schema.encode_png(np.zeros((H, W, 3), np.uint8)), b"png", H, W, "none", "synthetic", []
+    )  # a zero-person image
     path = _write(tmp_path, "b", [_scene(0, "one"), empty, _scene(2, "three")])
     cfg = InputConfig(**CFG)
     b1, b2 = _batches(pipeline.build_dataset(path, cfg, 2, training=False))
     P, MS = cfg.max_persons, cfg.gt_mask_size
     # 48x64 -> 64x85 valid, padded to the batch's largest valid size rounded up to 32: 64x96 (not 96x96)
-    expect = {"images": (np.float32, (2, 64, 96, 3)), "image_shape": (np.int32, (2, 2)), "scale": (np.float32, (2,)),
-              "original_shape": (np.int32, (2, 2)), "source_id": (object, (2,)), "num_gt": (np.int32, (2,)),
-              "gt_boxes": (np.float32, (2, P, 4)), "gt_masks": (np.float32, (2, P, MS, MS, 7)),
-              "gt_parts_valid": (np.float32, (2, P, 7)), "gt_keypoints": (np.float32, (2, P, 15, 3))}
+    expect = {
+        "images": (np.float32, (2, 64, 96, 3)),
+        "image_shape": (np.int32, (2, 2)),
+        "scale": (np.float32, (2,)),
+        "original_shape": (np.int32, (2, 2)),
+        "source_id": (object, (2,)),
+        "num_gt": (np.int32, (2,)),
+        "gt_boxes": (np.float32, (2, P, 4)),
+        "gt_masks": (np.float32, (2, P, MS, MS, 7)),
+        "gt_parts_valid": (np.float32, (2, P, 7)),
+        "gt_keypoints": (np.float32, (2, P, 15, 3)),
+    }
     assert set(b1) == set(expect)
     for k, (dtype, shape) in expect.items():
         assert b1[k].dtype == dtype and b1[k].shape == shape, k
@@ -192,24 +217,22 @@ def test_batch_format_padding_zero_persons(tmp_path):
 def test_batches_are_padded_to_their_largest_image_not_a_square(tmp_path):
     """A portrait and a landscape image in one batch: the canvas is the larger of each side,
     rounded up to 32; each image is padded bottom/right with zeros."""
-    tall = schema.ImageRecord(schema.encode_png(np.full((W, H, 3), 7, np.uint8)), b"png", W, H, "tall",
-                              "synthetic", [])
-    wide = schema.ImageRecord(schema.encode_png(np.full((H, W, 3), 9, np.uint8)), b"png", H, W, "wide",
-                              "synthetic", [])
+    tall = schema.ImageRecord(schema.encode_png(np.full((W, H, 3), 7, np.uint8)), b"png", W, H, "tall", "synthetic", [])
+    wide = schema.ImageRecord(schema.encode_png(np.full((H, W, 3), 9, np.uint8)), b"png", H, W, "wide", "synthetic", [])
     path = _write(tmp_path, "pw", [tall, wide])
-    b, = _batches(pipeline.build_dataset(path, InputConfig(**CFG), 2, training=False))
+    (b,) = _batches(pipeline.build_dataset(path, InputConfig(**CFG), 2, training=False))
     np.testing.assert_array_equal(b["image_shape"], [[85, 64], [64, 85]])
-    assert b["images"].shape == (2, 96, 96, 3)          # ceil32(max(85, 64)) on both sides
+    assert b["images"].shape == (2, 96, 96, 3)  # ceil32(max(85, 64)) on both sides
     assert (b["images"][0, :85, :64] == 7).all() and not b["images"][0, 85:].any() and not b["images"][0, :, 64:].any()
-    one, = _batches(pipeline.build_dataset(str(tmp_path / "pw*"), InputConfig(**CFG), 1, training=False).take(1))
-    assert one["images"].shape == (1, 96, 64, 3)        # alone: its own size rounded up to 32
+    (one,) = _batches(pipeline.build_dataset(str(tmp_path / "pw*"), InputConfig(**CFG), 1, training=False).take(1))
+    assert one["images"].shape == (1, 96, 64, 3)  # alone: its own size rounded up to 32
 
 
 def test_max_persons_keeps_largest_and_counts(tmp_path):
     path = _write(tmp_path, "m", [_scene(3, "four")])
     counter = pipeline.CorruptCounter()
     cfg = InputConfig(**dict(CFG, max_persons=2))
-    b, = _batches(pipeline.build_dataset(path, cfg, 1, training=False, counter=counter))
+    (b,) = _batches(pipeline.build_dataset(path, cfg, 1, training=False, counter=counter))
     assert b["num_gt"][0] == 2 and counter.dropped_persons == 2
     np.testing.assert_allclose(b["gt_boxes"][0] / b["scale"][0], [BOX0, [34, 20, 40, 44]], rtol=1e-6)
 
@@ -240,7 +263,7 @@ def test_training_batches_stay_consistent_after_resize_and_flip(tmp_path):
             arm = pix[masks[..., ch] == 1.0]
             assert len(arm) and arm[:, c].mean() > 200 and arm[:, 1 - c].mean() < 50, (flipped, ch)
         kp = b["gt_keypoints"][0, 0]
-        for j, ch in ((LW, LA), (RW, RA)):   # wrists lie on their own arm
+        for j, ch in ((LW, LA), (RW, RA)):  # wrists lie on their own arm
             x, y, v = kp[j]
             assert v > 0 and box[0] <= x <= box[2] and box[1] <= y <= box[3]
             assert img[int(y), int(x)].argmax() == colour[ch] and img[int(y), int(x)].max() > 200
@@ -255,9 +278,11 @@ def test_synthetic_scenes_sided_joints_on_own_channel(tmp_path):
     ex = pipeline.parse_example(tf.constant(next(iter(writer.iterate_records(path)))[2]))
     twice = augment.flip_example(augment.flip_example(ex))
     np.testing.assert_array_equal(twice["parts"].numpy(), ex["parts"].numpy())
-    sided = {constants.KEYPOINT_INDEX[f"{s}_{j}"]: constants.CHANNEL_INDEX[f"{s}_{limb}"]
-             for s in ("left", "right") for j, limb in (("elbow", "arm"), ("wrist", "arm"),
-                                                          ("knee", "leg"), ("ankle", "leg"))}
+    sided = {
+        constants.KEYPOINT_INDEX[f"{s}_{j}"]: constants.CHANNEL_INDEX[f"{s}_{limb}"]
+        for s in ("left", "right")
+        for j, limb in (("elbow", "arm"), ("wrist", "arm"), ("knee", "leg"), ("ankle", "leg"))
+    }
     own, other, total = 0, 0, 0
     for b in _batches(pipeline.build_dataset(path, cfg, 2, training=True, seed=3, repeat=2)):
         for i in range(len(b["num_gt"])):
@@ -287,16 +312,20 @@ def _truncated_pair(tmp_path):
 def test_truncated_shard_strict_names_file(tmp_path):
     a, b = _truncated_pair(tmp_path)
     ds = pipeline.build_dataset([a, b], InputConfig(**CFG), 1, training=False)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"TFRecord shard .*a-00000-of-00001\.tfrecord "
-                                                           r"is truncated or corrupt"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"TFRecord shard .*a-00000-of-00001\.tfrecord "
+        r"is truncated or corrupt",
+    ):
         _batches(ds)
 
 
 def test_truncated_shard_skipped_and_counted(tmp_path):
     a, b = _truncated_pair(tmp_path)
     counter = pipeline.CorruptCounter()
-    ds = pipeline.build_dataset(f"{a},{b}", InputConfig(**dict(CFG, skip_corrupt=True)), 1, training=False,
-                                counter=counter)
+    ds = pipeline.build_dataset(
+        f"{a},{b}", InputConfig(**dict(CFG, skip_corrupt=True)), 1, training=False, counter=counter
+    )
     ids = [x for batch in _batches(ds) for x in batch["source_id"]]
     assert ids == [b"a0", b"a1", b"b0", b"b1"]
     assert counter.truncated_shards == 1 and counter.skipped_records == 0
@@ -304,17 +333,21 @@ def test_truncated_shard_skipped_and_counted(tmp_path):
 
 def _bad_field_shard(tmp_path):
     good = [schema.encode_example(_scene(1, f"g{i}")) for i in range(2)]
-    bad = [_tamper(schema.encode_example(_scene(1, f"bad{i}")), "person/bbox", [1.0, 2.0, 3.0], "float_list")
-           for i in range(2)]
-    path, = writer.write_records(str(tmp_path / "f"), [good[0], bad[0], good[1], bad[1]])
+    bad = [
+        _tamper(schema.encode_example(_scene(1, f"bad{i}")), "person/bbox", [1.0, 2.0, 3.0], "float_list")
+        for i in range(2)
+    ]
+    (path,) = writer.write_records(str(tmp_path / "f"), [good[0], bad[0], good[1], bad[1]])
     return path
 
 
 def test_bad_field_strict_names_field_record_and_file(tmp_path):
     path = _bad_field_shard(tmp_path)
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"person/bbox: has 3 values, expected 4 \* person/count = 8 \(record bad0 in "
-                             r".*f-00000-of-00001\.tfrecord\)"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"person/bbox: has 3 values, expected 4 \* person/count = 8 \(record bad0 in "
+        r".*f-00000-of-00001\.tfrecord\)",
+    ):
         _batches(pipeline.build_dataset(path, InputConfig(**CFG), 1, training=False))
 
 
@@ -322,8 +355,9 @@ def test_bad_field_strict_names_field_record_and_file(tmp_path):
 def test_bad_field_skipped_and_counted(tmp_path, training):
     path = _bad_field_shard(tmp_path)
     counter = pipeline.CorruptCounter()
-    ds = pipeline.build_dataset(path, InputConfig(**dict(CFG, skip_corrupt=True)), 1, training=training,
-                                seed=1, repeat=1, counter=counter)
+    ds = pipeline.build_dataset(
+        path, InputConfig(**dict(CFG, skip_corrupt=True)), 1, training=training, seed=1, repeat=1, counter=counter
+    )
     ids = sorted(x for batch in _batches(ds) for x in batch["source_id"])
     assert ids == [b"g0", b"g1"]
     stats = counter.as_dict()

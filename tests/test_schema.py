@@ -1,4 +1,5 @@
 """Schema v1 round trip, validation errors, and the atomic sharded writer."""
+
 import os
 
 import numpy as np
@@ -14,9 +15,9 @@ def _record(n_persons=2, h=20, w=30, fmt="png"):
     persons = []
     for i in range(n_persons):
         parts = np.zeros((h, w), np.uint8)
-        parts[2 + i:10 + i, 5 + 3 * i:12 + 3 * i] = 1
-        parts[3 + i:5 + i, 6 + 3 * i:8 + 3 * i] |= 1 << constants.CHANNEL_INDEX["head"]
-        parts[6 + i:9 + i, 10 + 3 * i:12 + 3 * i] |= 1 << constants.CHANNEL_INDEX["left_arm"]
+        parts[2 + i : 10 + i, 5 + 3 * i : 12 + 3 * i] = 1
+        parts[3 + i : 5 + i, 6 + 3 * i : 8 + 3 * i] |= 1 << constants.CHANNEL_INDEX["head"]
+        parts[6 + i : 9 + i, 10 + 3 * i : 12 + 3 * i] |= 1 << constants.CHANNEL_INDEX["left_arm"]
         kp = np.zeros((15, 3), np.float32)
         kp[:, 0] = np.arange(15) + 0.5
         kp[:, 1] = 4.5
@@ -68,6 +69,7 @@ def test_part_pixels_are_body_pixels():
 
 def _tamper(serialized, key, values, kind):
     import tensorflow as tf
+
     ex = tf.train.Example.FromString(serialized)
     feat = ex.features.feature[key]
     getattr(feat, kind).ClearField("value")
@@ -75,13 +77,16 @@ def _tamper(serialized, key, values, kind):
     return ex.SerializeToString()
 
 
-@pytest.mark.parametrize("key,values,kind,msg", [
-    ("person/bbox", [1.0, 2.0, 3.0], "float_list", "person/bbox"),
-    ("person/count", [3], "int64_list", "person/bbox"),
-    ("person/parts_png", [b"not a png", b"x"], "bytes_list", "person/parts_png[0]"),
-    ("image/format", [b"gif"], "bytes_list", "image/format"),
-    ("image/width", [31], "int64_list", "person/parts_png[0]"),
-])
+@pytest.mark.parametrize(
+    "key,values,kind,msg",
+    [
+        ("person/bbox", [1.0, 2.0, 3.0], "float_list", "person/bbox"),
+        ("person/count", [3], "int64_list", "person/bbox"),
+        ("person/parts_png", [b"not a png", b"x"], "bytes_list", "person/parts_png[0]"),
+        ("image/format", [b"gif"], "bytes_list", "image/format"),
+        ("image/width", [31], "int64_list", "person/parts_png[0]"),
+    ],
+)
 def test_bad_fields_name_record_and_field(key, values, kind, msg):
     rec, _ = _record()
     bad = _tamper(schema.encode_example(rec), key, values, kind)
@@ -109,7 +114,7 @@ def test_writer_is_atomic_and_sharded(tmp_path):
 def test_truncated_shard_raises_or_counts(tmp_path):
     rec, _ = _record()
     prefix = str(tmp_path / "t")
-    path, = writer.write_records(prefix, [schema.encode_example(rec)] * 3)
+    (path,) = writer.write_records(prefix, [schema.encode_example(rec)] * 3)
     data = open(path, "rb").read()
     open(path, "wb").write(data[: len(data) - 10])
     with pytest.raises(schema.RecordError, match="t-00000-of-00001.tfrecord"):

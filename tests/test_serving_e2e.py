@@ -5,6 +5,7 @@
 * ``train/infer.py`` on a folder of two images (+ a tiny .avi when OpenCV is installed): PNG + JSON per image;
 * ``train/client.py --mode both`` against the server, whose answers equal infer.py's for the same files.
 """
+
 import json
 import os
 import queue
@@ -25,7 +26,7 @@ from helpers.models import write_random_train_dir
 from maskrcnn_body import constants as C
 from maskrcnn_body.inference.results import json_to_masks
 
-pytestmark = pytest.mark.slow   # serving end to end: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # serving end to end: `make test-fast` leaves these out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = {"input.min_size": 128, "input.max_size": 128, "model.postprocess.max_detections": 5}
@@ -42,6 +43,7 @@ def _run(args, timeout=300):
 def _have_cv2():
     try:
         import cv2  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -59,6 +61,7 @@ def data(tmp_path_factory):
     video = None
     if _have_cv2():
         import cv2
+
         video = str(d / "clip.avi")
         out = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 5, (96, 64))
         for i in range(3):
@@ -71,9 +74,29 @@ def data(tmp_path_factory):
 def server(data):
     """``train/test.py`` on port 0 (the OS picks a free one); yields an object with ``url``/``server_address``."""
     proc = subprocess.Popen(
-        [sys.executable, "train/test.py", "--train_dir", data.train_dir, "--port", "0", "--score_threshold", "0",
-         "--max_body_mb", str(MAX_BODY_MB), "--read_timeout", "1", "--workers", "2", "--max_queue", "4"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "train/test.py",
+            "--train_dir",
+            data.train_dir,
+            "--port",
+            "0",
+            "--score_threshold",
+            "0",
+            "--max_body_mb",
+            str(MAX_BODY_MB),
+            "--read_timeout",
+            "1",
+            "--workers",
+            "2",
+            "--max_queue",
+            "4",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
     url, log, deadline = None, [], time.monotonic() + 180
@@ -158,8 +181,7 @@ def infer_out(data):
     """``train/infer.py`` on the folder (and the video): its output directory."""
     out = data.root / "infer"
     inputs = ["--input", data.folder] + (["--input", data.video] if data.video else [])
-    _run(["train/infer.py", "--train_dir", data.train_dir, "--out_dir", str(out), "--score_threshold", "0"]
-         + inputs)
+    _run(["train/infer.py", "--train_dir", data.train_dir, "--out_dir", str(out), "--score_threshold", "0"] + inputs)
     return out
 
 
@@ -183,11 +205,12 @@ def test_infer_cli_writes_png_and_json_per_image_and_a_video_per_video(data, inf
         _check_result(r, 64, 96)
         assert all(isinstance(p["track_id"], int) for p in r["persons"])
     import cv2
+
     cap = cv2.VideoCapture(str(out / next(f for f in video_out if not f.endswith(".jsonl"))))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     ok, frame = cap.read()
     cap.release()
-    assert ok and frame.shape[1] == 96         # the drawing of each frame (legend below)
+    assert ok and frame.shape[1] == 96  # the drawing of each frame (legend below)
 
 
 def test_client_cli_answers_equal_infer_results(server, data, infer_out):

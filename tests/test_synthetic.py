@@ -1,4 +1,5 @@
 """The built-in synthetic dataset: determinism, schema validity, label invariants, sides, CLI."""
+
 import json
 import os
 import pathlib
@@ -23,7 +24,8 @@ def scenes():
 def _parts_equal(a, b):
     return len(a.persons) == len(b.persons) and all(
         np.array_equal(p.parts, q.parts) and np.array_equal(p.keypoints, q.keypoints)
-        for p, q in zip(a.persons, b.persons))
+        for p, q in zip(a.persons, b.persons)
+    )
 
 
 def test_same_seed_same_bytes_and_splits_differ():
@@ -96,8 +98,14 @@ def test_keypoint_visibility_and_occlusion(scenes):
 
 def test_keypoints_on_their_own_parts(scenes):
     """A visible wrist lies on the same-side arm channel, a visible face on the head, etc."""
-    expect = {"face": "head", "left_wrist": "left_arm", "right_wrist": "right_arm",
-              "left_elbow": "left_arm", "right_knee": "right_leg", "left_ankle": "left_leg"}
+    expect = {
+        "face": "head",
+        "left_wrist": "left_arm",
+        "right_wrist": "right_arm",
+        "left_elbow": "left_arm",
+        "right_knee": "right_leg",
+        "left_ankle": "left_leg",
+    }
     checked = 0
     for r in scenes:
         for p in r.persons:
@@ -118,10 +126,10 @@ def test_sides_follow_facing(front):
         for a, b in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")):
             assert sign * (kps[KP[a], 0] - kps[KP[b], 0]) > 12, (seed, a)
         lab = np.asarray(canvas.label)
-        ys, xs = np.mgrid[0:lab.shape[0], 0:lab.shape[1]] + canvas.origin[::-1, None, None] + 0.5
+        ys, xs = np.mgrid[0 : lab.shape[0], 0 : lab.shape[1]] + canvas.origin[::-1, None, None] + 0.5
         for side, other in (("left", "right"), ("right", "left")):
             sx, sy = kps[KP[f"{side}_shoulder"], :2]
-            near = (xs - sx) ** 2 + (ys - sy) ** 2 < 5.0 ** 2
+            near = (xs - sx) ** 2 + (ys - sy) ** 2 < 5.0**2
             own = (near & (lab == constants.CHANNEL_INDEX[f"{side}_arm"])).sum()
             wrong = (near & (lab == constants.CHANNEL_INDEX[f"{other}_arm"])).sum()
             if front:  # arms are in front of the torso, so the shoulder shows its own arm
@@ -149,22 +157,46 @@ def test_both_facings_occur_and_sides_are_consistent(scenes):
 def test_write_dataset_and_cli_agree(tmp_path):
     """The package writer (in-process) and the CLI (2 workers) write identical, valid shards."""
     prefix = str(tmp_path / "a" / "syn")
-    summary = synthetic.write_dataset(prefix, 5, 3, seed=2, size=96, num_shards=2, num_workers=1,
-                                      progress=False)
-    assert [os.path.basename(p) for p in summary["splits"]["train"]["shards"]] == \
-        ["syn_train-00000-of-00002.tfrecord", "syn_train-00001-of-00002.tfrecord"]
+    summary = synthetic.write_dataset(prefix, 5, 3, seed=2, size=96, num_shards=2, num_workers=1, progress=False)
+    assert [os.path.basename(p) for p in summary["splits"]["train"]["shards"]] == [
+        "syn_train-00000-of-00002.tfrecord",
+        "syn_train-00001-of-00002.tfrecord",
+    ]
     assert summary["seed"] == 2 and summary["splits"]["val"]["images_written"] == 3
     assert json.loads(pathlib.Path(prefix + ".summary.json").read_text()) == summary
     assert os.path.exists(prefix + "_val.summary.json")
-    records = [schema.decode_example(s, f"{p}:{i}", decode_image=True)
-               for p, i, s in writer.iterate_records(prefix + "_train-*")]
+    records = [
+        schema.decode_example(s, f"{p}:{i}", decode_image=True)
+        for p, i, s in writer.iterate_records(prefix + "_train-*")
+    ]
     assert sorted(r.source_id for r in records) == [f"synthetic_train_{i:06d}" for i in range(5)]
     assert sum(len(r.persons) for r in records) == summary["splits"]["train"]["persons"]
 
     cli_prefix = str(tmp_path / "b" / "syn")
-    out = subprocess.run([sys.executable, "convert_data/make_synthetic.py", "--out", cli_prefix, "--num_train", "5",
-                          "--num_val", "3", "--seed", "2", "--size", "96", "--num_shards", "2",
-                          "--num_workers", "2"], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "convert_data/make_synthetic.py",
+            "--out",
+            cli_prefix,
+            "--num_train",
+            "5",
+            "--num_val",
+            "3",
+            "--seed",
+            "2",
+            "--size",
+            "96",
+            "--num_shards",
+            "2",
+            "--num_workers",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "synthetic [" in out.stderr  # progress bar
     for split in ("train", "val"):

@@ -1,5 +1,6 @@
 """People keep their identity across video frames: the IoU tracker on moving, crossing boxes, and
 ``maskrcnn-body predict`` on a synthetic clip (annotated video + JSON Lines with track ids)."""
+
 import json
 import types
 
@@ -36,7 +37,7 @@ def test_ids_stay_with_their_person_through_crossings_and_arrivals():
     for t in range(20):
         truth = _walkers(t)
         names = sorted(truth)
-        order = np.random.default_rng(t).permutation(len(names))   # detections come in any order
+        order = np.random.default_rng(t).permutation(len(names))  # detections come in any order
         persons = [_person(truth[names[i]]) for i in order]
         tracker.update(persons)
         for i, p in zip(order, persons):
@@ -69,8 +70,10 @@ def _colour_boxes(frame):
         out["scores"].append(0.9)
         out["masks"].append(np.ones((8, 8, 7), np.float32))
         out["keypoints"].append(_person(box).keypoints)
-    return {k: np.asarray(v, np.float32).reshape((len(out["boxes"]),) + s)
-            for (k, v), s in zip(out.items(), [(4,), (), (8, 8, 7), (15, 3)])}
+    return {
+        k: np.asarray(v, np.float32).reshape((len(out["boxes"]),) + s)
+        for (k, v), s in zip(out.items(), [(4,), (), (8, 8, 7), (15, 3)])
+    }
 
 
 def test_predict_on_a_video_writes_an_annotated_video_and_tracked_rows(tmp_path):
@@ -80,11 +83,12 @@ def test_predict_on_a_video_writes_an_annotated_video_and_tracked_rows(tmp_path)
     for t in range(12):
         frame = np.zeros((160, 224, 3), np.uint8)
         x = 10 + 12 * t
-        frame[30:130, x:x + 40, 2] = 255                  # red (BGR), walking right
-        frame[60:150, 170 - 12 * t:210 - 12 * t, 1] = 255  # green, walking left, crossing it
+        frame[30:130, x : x + 40, 2] = 255  # red (BGR), walking right
+        frame[60:150, 170 - 12 * t : 210 - 12 * t, 1] = 255  # green, walking left, crossing it
         writer.write(frame)
     writer.release()
     from maskrcnn_body.serving.infer import run
+
     model = Model(lambda images: [_colour_boxes(im) for im in images], name="colours", backend="stand-in")
     summary = run(model, [path], str(tmp_path / "out"), batch_size=4, progress=False)
     (video,) = summary["videos"]
@@ -95,7 +99,7 @@ def test_predict_on_a_video_writes_an_annotated_video_and_tracked_rows(tmp_path)
     for r in rows:
         assert len(r["persons"]) == 2
         for p in r["persons"]:
-            ids["red" if p["box"][1] < 45 else "green"].add(p["track_id"])   # red at y 30, green at y 60
+            ids["red" if p["box"][1] < 45 else "green"].add(p["track_id"])  # red at y 30, green at y 60
     assert len(ids["red"]) == 1 and len(ids["green"]) == 1 and ids["red"] != ids["green"], ids
     cap = cv2.VideoCapture(video["video"])
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 12

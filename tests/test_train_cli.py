@@ -2,6 +2,7 @@
 checkpoints, evaluates on the synthetic val split and prints the per-part table.
 
 Run in a temporary working directory so the default ``data/records/`` globs match nothing."""
+
 import glob
 import json
 import os
@@ -11,17 +12,37 @@ import sys
 import pytest
 import tensorflow as tf
 
-pytestmark = pytest.mark.slow   # end-to-end CLI: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # end-to-end CLI: `make test-fast` leaves these out
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_fresh_machine_run_generates_data_trains_and_evaluates(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=ROOT)
-    cmd = [sys.executable, os.path.join(ROOT, "train", "train.py"), "--num_train", "4", "--num_val", "2",
-           "--max_steps", "2", "--batch_size", "2", "--set", "input.min_size=64", "--set", "input.max_size=64",
-           "--set", "train.checkpoint_every=1", "--set", "train.log_every=1",
-           "--set", "model.postprocess.max_detections=5", "--train_dir", "run"]
+    cmd = [
+        sys.executable,
+        os.path.join(ROOT, "train", "train.py"),
+        "--num_train",
+        "4",
+        "--num_val",
+        "2",
+        "--max_steps",
+        "2",
+        "--batch_size",
+        "2",
+        "--set",
+        "input.min_size=64",
+        "--set",
+        "input.max_size=64",
+        "--set",
+        "train.checkpoint_every=1",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "model.postprocess.max_detections=5",
+        "--train_dir",
+        "run",
+    ]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     out = r.stdout

@@ -1,5 +1,6 @@
 """Trainer: schedules, NaN skipping, divergence stop, exact resume, checkpoint fallback, partial
 restore, precision policies and the mirrored strategy (stand-in model, a few steps each)."""
+
 import glob
 import os
 import signal
@@ -36,9 +37,9 @@ def test_warmup_cosine_and_step_schedules():
     assert float(s(0)) == pytest.approx(0.0)
     assert float(s(5)) == pytest.approx(0.5)
     assert float(s(10)) == pytest.approx(1.0)
-    assert float(s(60)) == pytest.approx(0.5, abs=1e-6)      # half-way through the cosine
+    assert float(s(60)) == pytest.approx(0.5, abs=1e-6)  # half-way through the cosine
     assert float(s(110)) == pytest.approx(0.0, abs=1e-6)
-    assert float(s(500)) == pytest.approx(0.0, abs=1e-6)     # clipped after the end
+    assert float(s(500)) == pytest.approx(0.0, abs=1e-6)  # clipped after the end
     st = schedules.WarmupDecay(2.0, 100, 0, "step", decay_steps=(30, 60))
     assert [round(float(st(i)), 6) for i in (0, 29, 30, 59, 60, 99)] == [2.0, 2.0, 0.2, 0.2, 0.02, 0.02]
     with pytest.raises(ValueError, match="schedule"):
@@ -52,6 +53,7 @@ def test_nan_batch_is_skipped_and_counted(tmp_path):
     tr.restore()
     it = tr.make_iterator(0)
     from maskrcnn_body.training.step import make_train_step
+
     step = make_train_step(tr.model, tr.optimizer, tr.strategy, tr.cfg.train.clip_norm)
     out1 = step(next(it))
     w1, it1 = _weights(tr.model), int(tr.optimizer.iterations.numpy())
@@ -61,8 +63,8 @@ def test_nan_batch_is_skipped_and_counted(tmp_path):
     # oneDNN on an Intel Xeon a NaN image can give a finite loss and NaN gradients)
     assert not (np.isfinite(float(out2["total"])) and np.isfinite(float(out2["grad_norm"])))
     for a, b in zip(w1, _weights(tr.model)):
-        np.testing.assert_array_equal(a, b)          # bad step changed no weight
-    assert int(tr.optimizer.iterations.numpy()) == it1   # nor the optimizer state
+        np.testing.assert_array_equal(a, b)  # bad step changed no weight
+    assert int(tr.optimizer.iterations.numpy()) == it1  # nor the optimizer state
     out3 = step(next(it))
     assert float(out3["finite"]) == 1.0
     assert not all(np.array_equal(a, b) for a, b in zip(w1, _weights(tr.model)))
@@ -73,14 +75,13 @@ def test_nan_batch_is_skipped_and_counted(tmp_path):
 
 
 def test_consecutive_bad_steps_stop_and_keep_last_good_checkpoint(tmp_path):
-    data = standin.make_batches(8, 32, nan_at=(4, 5, 6, 7))       # steps 3 and 4 are bad
+    data = standin.make_batches(8, 32, nan_at=(4, 5, 6, 7))  # steps 3 and 4 are bad
     tr = _trainer(tmp_path, data, shuffle=False, max_steps=10, checkpoint_every=2, max_bad_steps=2)
     with pytest.raises(TrainingDivergedError, match="2 consecutive steps up to step 4"):
         tr.train()
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
     reader = tf.train.load_checkpoint(str(tmp_path))
-    assert all(np.isfinite(reader.get_tensor(checkpoints.model_variable_key(v))).all()
-               for v in tr.model.weights)
+    assert all(np.isfinite(reader.get_tensor(checkpoints.model_variable_key(v))).all() for v in tr.model.weights)
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
@@ -93,9 +94,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     assert result.step == 6 and int(resumed.checkpointer.step.numpy()) == 6
     assert int(resumed.optimizer.iterations.numpy()) == 6
     for a, b in zip(_weights(straight.model), _weights(resumed.model)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)   # same data order, same state
-    assert sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "b" / "ckpt-*.index"))) == \
-        ["ckpt-3.index", "ckpt-6.index"]
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)  # same data order, same state
+    assert sorted(os.path.basename(p) for p in glob.glob(str(tmp_path / "b" / "ckpt-*.index"))) == [
+        "ckpt-3.index",
+        "ckpt-6.index",
+    ]
 
 
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path):
@@ -133,19 +136,29 @@ def test_partial_restore_matches_name_and_shape(tmp_path):
     assert "  skipped standin/box/kernel: shape (4, 4) in checkpoint vs (4, 6)" in rep.summary()
     assert rep.summary().startswith(f"partial restore from {tmp_path / 'src' / 'ckpt-2'}: ")
     # partial restore through the trainer: a fresh dir + --restore_from
-    tr = Trainer(cfg, lambda c: standin.build_standin(c, extra_head=True),
-                 standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path / "dst"),
-                 restore_from=str(tmp_path / "src"), progress=False)
+    tr = Trainer(
+        cfg,
+        lambda c: standin.build_standin(c, extra_head=True),
+        standin.dataset_fn_from(standin.make_batches(8, 32)),
+        str(tmp_path / "dst"),
+        restore_from=str(tmp_path / "src"),
+        progress=False,
+    )
     assert tr.restore() is None and tr.step == 0
-    np.testing.assert_array_equal(tr.model.get_layer("conv").kernel.numpy(),
-                                  src.model.get_layer("conv").kernel.numpy())
+    np.testing.assert_array_equal(tr.model.get_layer("conv").kernel.numpy(), src.model.get_layer("conv").kernel.numpy())
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains(tmp_path, policy):
     cfg = standin.tiny_config(max_steps=3, checkpoint_every=0)
-    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
-                 precision=policy, progress=False)
+    tr = Trainer(
+        cfg,
+        standin.build_standin,
+        standin.dataset_fn_from(standin.make_batches(8, 32)),
+        str(tmp_path),
+        precision=policy,
+        progress=False,
+    )
     assert tr.model.conv.compute_dtype == policy.split("_")[1]
     result = tr.train()
     assert result.step == 3 and np.isfinite(result.logs["total"])
@@ -154,11 +167,18 @@ def test_mixed_precision_trains(tmp_path, policy):
 
 def test_mirrored_strategy_one_cpu_replica(tmp_path):
     from maskrcnn_body.training.distribute import make_strategy
+
     strategy = make_strategy("mirrored")
     assert strategy.num_replicas_in_sync == 1
     cfg = standin.tiny_config(max_steps=2, checkpoint_every=0)
-    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
-                 strategy=strategy, progress=False)
+    tr = Trainer(
+        cfg,
+        standin.build_standin,
+        standin.dataset_fn_from(standin.make_batches(8, 32)),
+        str(tmp_path),
+        strategy=strategy,
+        progress=False,
+    )
     assert isinstance(tr.model.weights[0].value, tf.distribute.DistributedValues)
     result = tr.train()
     assert result.step == 2 and result.skipped_steps == 0 and np.isfinite(result.logs["total"])
@@ -167,13 +187,19 @@ def test_mirrored_strategy_one_cpu_replica(tmp_path):
 def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
     cfg = standin.tiny_config(max_steps=50, checkpoint_every=0)
     kill = Hook(3, lambda step: os.kill(os.getpid(), signal.SIGTERM))
-    tr = Trainer(cfg, standin.build_standin, standin.dataset_fn_from(standin.make_batches(8, 32)), str(tmp_path),
-                 hooks=[kill], progress=False)
+    tr = Trainer(
+        cfg,
+        standin.build_standin,
+        standin.dataset_fn_from(standin.make_batches(8, 32)),
+        str(tmp_path),
+        hooks=[kill],
+        progress=False,
+    )
     before = signal.getsignal(signal.SIGTERM)
     result = tr.train()
     assert (result.stopped_by, result.step) == ("SIGTERM", 3)
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-3")
-    assert signal.getsignal(signal.SIGTERM) == before   # our handler is removed again
+    assert signal.getsignal(signal.SIGTERM) == before  # our handler is removed again
 
 
 class _FailingStandIn(standin.StandInModel):
@@ -193,14 +219,14 @@ def test_step_error_names_the_step_and_its_images(tmp_path):
         return model
 
     cfg = standin.tiny_config(max_steps=4, checkpoint_every=1)
-    data = standin.make_batches(8, cfg.input.pad_size, nan_at=(4,))     # step 3 = examples 4, 5
+    data = standin.make_batches(8, cfg.input.pad_size, nan_at=(4,))  # step 3 = examples 4, 5
     tr = Trainer(cfg, build, standin.dataset_fn_from(data, shuffle=False), str(tmp_path), progress=False)
     with pytest.raises(TrainingStepError) as err:
         tr.train()
     msg = str(err.value)
     assert "training step 3 failed" in msg and "standin-4, standin-5" in msg
     assert "What to do" in msg and "ckpt-2" in msg and "Traceback" not in msg
-    assert "pixels" in open(tmp_path / "step_error.log").read()     # TensorFlow's own error, in full
+    assert "pixels" in open(tmp_path / "step_error.log").read()  # TensorFlow's own error, in full
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
 
 
@@ -209,6 +235,7 @@ def test_learning_rate_and_schedule_follow_the_batch_size(preset):
     """The linear scaling rule: the rate is stated per 16 images and scaled to the global batch, the
     schedule is counted in images, so batch 1, 2 and 16 follow the same curve over the data."""
     from maskrcnn_body.config import get_config
+
     base = get_config(preset).train
     curves = {}
     for batch in (1, 2, 16):
@@ -217,8 +244,10 @@ def test_learning_rate_and_schedule_follow_the_batch_size(preset):
         assert abs(t.max_steps * batch - base.max_images) < batch
         sched = schedules.from_config(t)
         # the rate relative to its peak at the same points of the data (images seen)
-        curves[batch] = [float(sched(int(f * base.max_images) // batch)) / t.effective_learning_rate
-                         for f in (0.016, 0.02, 0.25, 0.5, 0.9)]
+        curves[batch] = [
+            float(sched(int(f * base.max_images) // batch)) / t.effective_learning_rate
+            for f in (0.016, 0.02, 0.25, 0.5, 0.9)
+        ]
     for batch in (2, 16):
         np.testing.assert_allclose(curves[batch], curves[1], atol=2e-3)
-    assert get_config("cpu_small").train.effective_learning_rate == pytest.approx(2e-3)   # the default run
+    assert get_config("cpu_small").train.effective_learning_rate == pytest.approx(2e-3)  # the default run

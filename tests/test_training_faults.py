@@ -1,6 +1,7 @@
 """Process-level fault: SIGKILL mid-run, then the restarted process resumes.
 
 The stand-in trainer runs in a subprocess (``python tests/helpers/standin.py``)."""
+
 import json
 import os
 import pathlib
@@ -15,16 +16,25 @@ import tensorflow as tf
 
 from maskrcnn_body.training import checkpoints
 
-pytestmark = pytest.mark.slow   # faults in subprocesses: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # faults in subprocesses: `make test-fast` leaves these out
 
 STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
 
 
 def _start(train_dir, max_steps, step_sleep=0.0, checkpoint_every=1):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    cmd = [sys.executable, str(STANDIN), "--train_dir", str(train_dir),
-           "--max_steps", str(max_steps), "--checkpoint_every", str(checkpoint_every),
-           "--step_sleep", str(step_sleep)]
+    cmd = [
+        sys.executable,
+        str(STANDIN),
+        "--train_dir",
+        str(train_dir),
+        "--max_steps",
+        str(max_steps),
+        "--checkpoint_every",
+        str(checkpoint_every),
+        "--step_sleep",
+        str(step_sleep),
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -46,7 +56,7 @@ def _wait_for_checkpoint(train_dir, min_step, proc, timeout=90):
 def test_sigkill_mid_run_then_resume(tmp_path):
     proc = _start(tmp_path, max_steps=10_000, step_sleep=0.02)
     _wait_for_checkpoint(tmp_path, 3, proc)
-    time.sleep(0.13)                       # land somewhere inside a later step / save
+    time.sleep(0.13)  # land somewhere inside a later step / save
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     latest = tf.train.latest_checkpoint(str(tmp_path))
@@ -54,10 +64,10 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     # every checkpoint the state file lists must load
     state = tf.train.get_checkpoint_state(str(tmp_path))
     for p in state.all_model_checkpoint_paths:
-        assert tf.train.load_checkpoint(p).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == \
-            int(p.rsplit("-", 1)[1])
+        assert tf.train.load_checkpoint(p).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == int(p.rsplit("-", 1)[1])
     saved_kernel = tf.train.load_checkpoint(latest).get_tensor(
-        checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX)
+        checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX
+    )
 
     again = _start(tmp_path, max_steps=killed_at + 2)
     out, err = again.communicate(timeout=120)
@@ -68,5 +78,6 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     assert ev[-1] == {"event": "done", "step": killed_at + 2, "stopped_by": "max_steps"}
     # the resumed run started from the saved weights: two small steps away from them
     final = tf.train.load_checkpoint(str(tmp_path)).get_tensor(
-        checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX)
+        checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX
+    )
     assert 0 < np.abs(final - saved_kernel).max() < 0.5

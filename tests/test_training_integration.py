@@ -1,5 +1,6 @@
 """The real pieces together at tiny sizes: synthetic records -> pipeline -> Mask R-CNN ->
 trainer (2 steps, checkpoint) -> resume -> detections written as evaluation dumps."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,12 +12,13 @@ from maskrcnn_body.evaluation import dumps
 from maskrcnn_body.inference.evaluate import write_dumps
 from maskrcnn_body.training.trainer import Trainer
 
-pytestmark = pytest.mark.slow   # the real model trained: `make test-fast` leaves these out
+pytestmark = pytest.mark.slow  # the real model trained: `make test-fast` leaves these out
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     from maskrcnn_body.data.synthetic import write_dataset
+
     prefix = str(tmp_path_factory.mktemp("records") / "syn")
     write_dataset(prefix, 4, 2, seed=0, size=64, num_shards=1, num_workers=1, progress=False)
     return prefix + "_train-*.tfrecord", prefix + "_val-*.tfrecord"
@@ -24,9 +26,18 @@ def records(tmp_path_factory):
 
 def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     from maskrcnn_body.model.maskrcnn import build_model
+
     train, val = records
-    cfg = get_config("cpu_small", **{"train.batch_size": 2, "train.max_images": 4, "train.checkpoint_every": 0,
-                                     "train.log_every": 1, "train.warmup_images": 2})
+    cfg = get_config(
+        "cpu_small",
+        **{
+            "train.batch_size": 2,
+            "train.max_images": 4,
+            "train.checkpoint_every": 0,
+            "train.log_every": 1,
+            "train.warmup_images": 2,
+        },
+    )
     cfg.input.min_size = cfg.input.max_size = 64
 
     def dataset_fn(b):
@@ -56,25 +67,34 @@ def test_batch_size_one_trains_through_images_without_people(tmp_path):
     still trains: finite losses and no step skipped."""
     from maskrcnn_body.data import schema, synthetic, writer
     from maskrcnn_body.model.maskrcnn import build_model
+
     size = 64
     recs = []
     for i in range(4):
         r = synthetic.render_image(0, "train", i, size, size)
-        if i % 2:       # every other image: the same picture with no person annotated
+        if i % 2:  # every other image: the same picture with no person annotated
             r = schema.ImageRecord(r.image_bytes, r.image_format, size, size, f"empty-{i}", "synthetic", [])
         recs.append(schema.encode_example(r))
     path = str(tmp_path / "mixed")
     writer.write_records(path, recs)
     assert sum(len(schema.decode_example(x).persons) == 0 for x in recs) >= 2
-    cfg = get_config("cpu_small", **{"train.batch_size": 1, "train.max_images": 4, "train.checkpoint_every": 0,
-                                     "train.log_every": 1, "train.warmup_images": 1})
+    cfg = get_config(
+        "cpu_small",
+        **{
+            "train.batch_size": 1,
+            "train.max_images": 4,
+            "train.checkpoint_every": 0,
+            "train.log_every": 1,
+            "train.warmup_images": 1,
+        },
+    )
     cfg.input.min_size = cfg.input.max_size = size
     cfg.input.flip = False
 
     def dataset_fn(b):
         return pipeline.build_dataset(path + "*", cfg.input, b, training=True, seed=0)
 
-    with convolutions_refuse_empty_batches():   # 4 steps at batch 1 = one epoch: both empty images
+    with convolutions_refuse_empty_batches():  # 4 steps at batch 1 = one epoch: both empty images
         tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
         result = tr.train()
     assert result.step == 4 and result.skipped_steps == 0

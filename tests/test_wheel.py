@@ -3,6 +3,7 @@ gives the `maskrcnn-body` command and the 3-line API (no compiler needed: the co
 
 The fresh venv sees the dependencies already installed for the tests through a path file (TensorFlow
 is not downloaded again), but not this checkout: the package it imports is the wheel's copy."""
+
 import os
 import pathlib
 import shutil
@@ -14,7 +15,7 @@ import zipfile
 
 import pytest
 
-pytestmark = pytest.mark.slow   # builds a wheel and a venv
+pytestmark = pytest.mark.slow  # builds a wheel and a venv
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,7 @@ def _run(cmd, **kw):
 
 def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     from maskrcnn_body.version import __version__
+
     # build from a copy of the tracked files (a build writes build/ and *.egg-info/ into its source)
     src = tmp_path / "src"
     files = _run(["git", "ls-files"], cwd=ROOT).stdout.split()

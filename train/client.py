@@ -1,4 +1,5 @@
 """Client of the inference server. Same as `maskrcnn-body client`."""
+
 import sys
 
 try:

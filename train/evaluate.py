@@ -1,4 +1,5 @@
 """Evaluate a trained model: one .npz dump per image, then the metrics. Same as `maskrcnn-body evaluate`."""
+
 import sys
 
 try:

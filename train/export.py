@@ -1,4 +1,5 @@
 """Export a trained model as a SavedModel (and TFLite). Same as `maskrcnn-body export`."""
+
 import sys
 
 try:

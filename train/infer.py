@@ -1,4 +1,5 @@
 """Run a trained model on images, folders or videos. Same as `maskrcnn-body predict`."""
+
 import sys
 
 try:

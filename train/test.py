@@ -1,4 +1,5 @@
 """The inference server (the original's `python train/test.py`). Same as `maskrcnn-body serve`."""
+
 import sys
 
 try:

@@ -1,6 +1,7 @@
 """Trains maskrcnn_body; with no arguments: synthetic data -> CPU model -> evaluation table.
 
 The same as `maskrcnn-body train` (flags: python train/train.py --help)."""
+
 import sys
 
 try:

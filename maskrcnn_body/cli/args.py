@@ -4,6 +4,7 @@ The original scripts used absl flags, so the spellings users know keep working: 
 and ``--flag value``, ``--flag`` / ``--noflag`` for booleans, repeatable list flags that also take
 comma-separated values, and ``--helpfull`` (same as ``--help``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,30 @@ def add_bool(p: argparse.ArgumentParser, name: str, default: bool, help: str) ->
             return False
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
-    p.add_argument(f"--{name}", dest=dest, nargs="?", const=True, default=default, type=parse,
-                   help=f"{help} (default: {default}; --no{name} to disable)")
+    p.add_argument(
+        f"--{name}",
+        dest=dest,
+        nargs="?",
+        const=True,
+        default=default,
+        type=parse,
+        help=f"{help} (default: {default}; --no{name} to disable)",
+    )
     p.add_argument(f"--no{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 
-def add_list(p: argparse.ArgumentParser, name: str, default: Optional[Sequence[str]], help: str,
-             metavar: str = "VALUE") -> None:
+def add_list(
+    p: argparse.ArgumentParser, name: str, default: Optional[Sequence[str]], help: str, metavar: str = "VALUE"
+) -> None:
     """A repeatable flag whose values may also be comma-separated; the result is a flat list."""
-    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action="append", default=None, metavar=metavar,
-                   help=f"{help} (repeatable or comma-separated; default: {list(default) if default else 'none'})")
+    p.add_argument(
+        f"--{name}",
+        dest=name.replace("-", "_"),
+        action="append",
+        default=None,
+        metavar=metavar,
+        help=f"{help} (repeatable or comma-separated; default: {list(default) if default else 'none'})",
+    )
     p.set_defaults(**{f"_{name.replace('-', '_')}_default": list(default or [])})
 
 

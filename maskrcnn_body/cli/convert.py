@@ -9,6 +9,7 @@ Every converter writes atomic shards PREFIX-0000i-of-0000K.tfrecord and PREFIX.s
 progress, skips bad input with its reason (--strict: the first one is an error) and exits 1 when
 nothing was converted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,14 @@ from maskrcnn_body.cli.args import Parser, add_bool, positive_int
 def _common(p, dataset_root: bool = True, default_split: str = "all") -> None:
     if dataset_root:
         p.add_argument("--root", required=True, help="Dataset root directory, laid out as the dataset ships.")
-        p.add_argument("--split", default=default_split,
-                       help="Split to convert (the dataset's own names); 'all' = everything annotated.")
-    p.add_argument("--out", required=True, help="Output prefix: writes PREFIX-0000i-of-0000K.tfrecord and "
-                   "PREFIX.summary.json.")
+        p.add_argument(
+            "--split",
+            default=default_split,
+            help="Split to convert (the dataset's own names); 'all' = everything annotated.",
+        )
+    p.add_argument(
+        "--out", required=True, help="Output prefix: writes PREFIX-0000i-of-0000K.tfrecord and PREFIX.summary.json."
+    )
     p.add_argument("--num_shards", type=positive_int, default=1, help="Number of output shards.")
     p.add_argument("--num_workers", type=positive_int, default=1, help="Worker processes (1 = this process).")
     add_bool(p, "strict", False, "Stop at the first bad input instead of skipping it")
@@ -36,7 +41,9 @@ def _pascal_part(p):
 
     def build(a):
         from maskrcnn_body.convert.pascal_part import PascalPartConverter
+
         return PascalPartConverter(a.root, split=a.split, keep_negatives=a.keep_negatives)
+
     return build
 
 
@@ -45,47 +52,72 @@ def _jhmdb(p):
 
     def build(a):
         from maskrcnn_body.convert.jhmdb import JhmdbConverter
+
         return JhmdbConverter(a.root, split=a.split)
+
     return build
 
 
 def _ade20k(p):
     _common(p)
-    p.add_argument("--index", default=None, help="2016 layout: index_ade20k.mat (objectnames) to resolve class "
-                   "ids by name; default: ROOT/index_ade20k.mat or ROOT/*/index_ade20k.mat when present, else "
-                   "the _atr.txt names are used.")
-    add_bool(p, "derive_torso", False, "Fill an unannotated torso with the largest blob of body minus the "
-             "other parts (else the torso channel is marked unknown)")
+    p.add_argument(
+        "--index",
+        default=None,
+        help="2016 layout: index_ade20k.mat (objectnames) to resolve class "
+        "ids by name; default: ROOT/index_ade20k.mat or ROOT/*/index_ade20k.mat when present, else "
+        "the _atr.txt names are used.",
+    )
+    add_bool(
+        p,
+        "derive_torso",
+        False,
+        "Fill an unannotated torso with the largest blob of body minus the "
+        "other parts (else the torso channel is marked unknown)",
+    )
     add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
 
     def build(a):
         from maskrcnn_body.convert.ade20k import Ade20kConverter
-        return Ade20kConverter(a.root, split=a.split, index=a.index, derive_torso=a.derive_torso,
-                               keep_negatives=a.keep_negatives)
+
+        return Ade20kConverter(
+            a.root, split=a.split, index=a.index, derive_torso=a.derive_torso, keep_negatives=a.keep_negatives
+        )
+
     return build
 
 
 def _chalearn(p):
     _common(p)
-    p.add_argument("--frame_step", type=positive_int, default=1,
-                   help="Keep frames 1, 1+step, 1+2*step, ... of each sequence.")
+    p.add_argument(
+        "--frame_step", type=positive_int, default=1, help="Keep frames 1, 1+step, 1+2*step, ... of each sequence."
+    )
 
     def build(a):
         from maskrcnn_body.convert.chalearn import ChalearnConverter
+
         return ChalearnConverter(a.root, split=a.split, frame_step=a.frame_step)
+
     return build
 
 
 def _coco(p):
     _common(p)
     add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
-    add_bool(p, "keep_crowd_images", False, "Write images that have iscrowd regions (the crowd is left out; "
-             "schema v1 has no ignore regions). Default: skip those images")
+    add_bool(
+        p,
+        "keep_crowd_images",
+        False,
+        "Write images that have iscrowd regions (the crowd is left out; "
+        "schema v1 has no ignore regions). Default: skip those images",
+    )
 
     def build(a):
         from maskrcnn_body.convert.coco import CocoConverter
-        return CocoConverter(a.root, split=a.split, keep_negatives=a.keep_negatives,
-                             keep_crowd_images=a.keep_crowd_images)
+
+        return CocoConverter(
+            a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images
+        )
+
     return build
 
 
@@ -94,20 +126,31 @@ def _legacy(p):
     p.add_argument("--input", required=True, help="Legacy TFRecord file glob(s), comma-separated.")
     p.add_argument("--dataset", required=True, help="Dataset the records came from (image/dataset of the output).")
     add_bool(p, "bgr", False, "Images were stored in BGR order (legacy JHMDB, ADE20K, ChaLearn: read with cv2)")
-    p.add_argument("--valid_channels", default="0,1,2,3,4,5,6",
-                   help="Channels the legacy records annotate, comma-separated; '0' for the body-only legacy "
-                        "VOC/JHMDB records (default: %(default)s).")
-    p.add_argument("--compression", default="ZLIB", choices=["ZLIB", "GZIP", "NONE"],
-                   help="Compression of the legacy files.")
-    p.add_argument("--keypoint_range", type=float, default=1.0,
-                   help="Half-range the legacy converter normalised keypoints to.")
+    p.add_argument(
+        "--valid_channels",
+        default="0,1,2,3,4,5,6",
+        help="Channels the legacy records annotate, comma-separated; '0' for the body-only legacy "
+        "VOC/JHMDB records (default: %(default)s).",
+    )
+    p.add_argument(
+        "--compression", default="ZLIB", choices=["ZLIB", "GZIP", "NONE"], help="Compression of the legacy files."
+    )
+    p.add_argument(
+        "--keypoint_range", type=float, default=1.0, help="Half-range the legacy converter normalised keypoints to."
+    )
 
     def build(a):
         from maskrcnn_body.convert.legacy import LegacyConverter
-        return LegacyConverter(a.input, a.dataset, bgr=a.bgr,
-                               valid_channels=[int(c) for c in a.valid_channels.split(",") if c.strip()],
-                               compression="" if a.compression == "NONE" else a.compression,
-                               keypoint_range=a.keypoint_range)
+
+        return LegacyConverter(
+            a.input,
+            a.dataset,
+            bgr=a.bgr,
+            valid_channels=[int(c) for c in a.valid_channels.split(",") if c.strip()],
+            compression="" if a.compression == "NONE" else a.compression,
+            keypoint_range=a.keypoint_range,
+        )
+
     return build
 
 
@@ -125,17 +168,25 @@ def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=Parser)
     sub.required = True
     for name, (define, summary) in DATASETS.items():
-        dp = sub.add_parser(name, help=summary, description=summary,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        dp = sub.add_parser(
+            name, help=summary, description=summary, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         dp.set_defaults(_build=define(dp))
 
 
 def run(args) -> int:
     from maskrcnn_body.data import conversion
+
     converter = args._build(args)
     try:
-        summary = conversion.run_conversion(converter, args.out, num_shards=args.num_shards,
-                                        num_workers=args.num_workers, strict=args.strict, progress=args.progress)
+        summary = conversion.run_conversion(
+            converter,
+            args.out,
+            num_shards=args.num_shards,
+            num_workers=args.num_workers,
+            strict=args.strict,
+            progress=args.progress,
+        )
     except conversion.ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ Dumps: one PNG per dump (parts in the six legend colours, body outlines, boxes w
 skeletons; --side_by_side puts the ground truth on the left), plus pr_curves.png and part_ap.png
 unless --noplots. Records: the ground truth of every record (any converter's output).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,9 @@ def add_arguments(p) -> None:
     add_bool(p, "side_by_side", False, "Dumps: draw ground truth | prediction")
     p.add_argument("--score_threshold", type=float, default=0.5, help="Dumps: draw detections with score >= this.")
     p.add_argument("--max", type=int, default=0, help="Draw at most this many images (0 = all).")
-    p.add_argument("--min_size", type=int, default=256, help="Magnify small images so the shorter side is at least this.")
+    p.add_argument(
+        "--min_size", type=int, default=256, help="Magnify small images so the shorter side is at least this."
+    )
     add_bool(p, "plots", True, "Dumps: also write pr_curves.png and part_ap.png (runs the metrics)")
 
 
@@ -32,6 +35,7 @@ def draw_records(records, out_dir: str, max_records: int = 0, min_size: int = 25
     from maskrcnn_body.data import schema, writer
     from maskrcnn_body.drawing import draw
     from maskrcnn_body.utils.files import safe_file_name
+
     os.makedirs(out_dir, exist_ok=True)
     out: List[str] = []
     for path, index, serialized in writer.iterate_records(records):
@@ -44,12 +48,19 @@ def draw_records(records, out_dir: str, max_records: int = 0, min_size: int = 25
     return out
 
 
-def draw_dumps(dump_dir: str, out_dir: str, side_by_side: bool = False, score_threshold: float = 0.5,
-               max_dumps: int = 0, min_size: int = 256) -> List[str]:
+def draw_dumps(
+    dump_dir: str,
+    out_dir: str,
+    side_by_side: bool = False,
+    score_threshold: float = 0.5,
+    max_dumps: int = 0,
+    min_size: int = 256,
+) -> List[str]:
     """One PNG per dump in ``dump_dir``; returns the paths."""
     from maskrcnn_body.drawing import draw
     from maskrcnn_body.evaluation import dumps
     from maskrcnn_body.utils.files import safe_file_name
+
     paths = dumps.list_dumps(dump_dir)
     if max_dumps:
         paths = paths[:max_dumps]
@@ -72,6 +83,7 @@ def run(args) -> int:
     if args.plots:
         from maskrcnn_body.drawing import plots
         from maskrcnn_body.evaluation import evaluate_dir
+
         for path in plots.save_plots(evaluate_dir(args.dumps), args.out_dir):
             print(f"wrote {path}")
     return 0

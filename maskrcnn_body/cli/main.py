@@ -18,6 +18,7 @@ original scripts (``python train/train.py`` ...) call :func:`script_main` with t
 Exit codes: 0 success; 1 the work failed (training diverged, nothing converted, ...); 2 a problem
 the user can fix (bad flag, missing file, invalid config value), printed as one ``error:`` line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,15 +43,22 @@ def _summary(module) -> str:
 
 def build_parser(commands: Sequence[str] = COMMANDS) -> Parser:
     from maskrcnn_body.version import __version__
-    parser = Parser(prog="maskrcnn-body", description="Multi-person body-part segmentation (7 channels) and "
-                    "15 keypoints with one Keras Mask R-CNN.")
+
+    parser = Parser(
+        prog="maskrcnn-body",
+        description="Multi-person body-part segmentation (7 channels) and 15 keypoints with one Keras Mask R-CNN.",
+    )
     parser.add_argument("--version", action="version", version=f"maskrcnn-body {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in commands:
         module = _module(name)
-        p = sub.add_parser(name, help=_summary(module), description=module.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=_summary(module),
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -59,6 +67,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> Parser:
 def _user_errors():
     """Exception types that mean "the user can fix this" (no traceback, exit 2)."""
     from maskrcnn_body.config import ConfigError
+
     return (UserError, ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError)
 
 
@@ -80,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in COMMANDS:
-        parser = build_parser([argv[0]])     # import only the command that runs
+        parser = build_parser([argv[0]])  # import only the command that runs
     else:
         parser = build_parser()
     args = parser.parse_args(argv)

@@ -6,6 +6,7 @@ Prints the tables (COCO box/mask AP per channel, parsing, keypoints, left/right 
 original's metric in its row order); --json writes the metrics JSON (README, "Evaluation");
 --plots_dir adds the PR curves and the per-part AP bar chart.
 """
+
 from __future__ import annotations
 
 
@@ -17,12 +18,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from maskrcnn_body.evaluation import evaluate_dir, report
+
     result = evaluate_dir(args.dumps)
     print(report.format_report(result.summary, result.num_images))
     if args.json:
         print(f"wrote {report.write_json(result.summary, args.json)}")
     if args.plots_dir:
         from maskrcnn_body.drawing import plots
+
         for path in plots.save_plots(result, args.plots_dir):
             print(f"wrote {path}")
     return 0

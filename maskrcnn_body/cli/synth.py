@@ -6,6 +6,7 @@ writes PREFIX_train-0000i-of-0000K.tfrecord, PREFIX_val-..., their PREFIX_{train
 and the combined PREFIX.summary.json. The output is deterministic given --seed and --size
 (independent of --num_shards/--num_workers); train and val use disjoint per-image seeds.
 """
+
 from __future__ import annotations
 
 from maskrcnn_body.cli.args import add_bool, positive_int
@@ -24,14 +25,25 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from maskrcnn_body.data import synthetic
+
     if args.size < 32 or args.num_train < 0 or args.num_val < 0:
         raise ValueError("--size must be >= 32 and --num_train/--num_val >= 0")
-    summary = synthetic.write_dataset(args.out, args.num_train, args.num_val, seed=args.seed, size=args.size,
-                                      num_shards=args.num_shards, num_workers=args.num_workers,
-                                      progress=args.progress)
+    summary = synthetic.write_dataset(
+        args.out,
+        args.num_train,
+        args.num_val,
+        seed=args.seed,
+        size=args.size,
+        num_shards=args.num_shards,
+        num_workers=args.num_workers,
+        progress=args.progress,
+    )
     for split, s in summary["splits"].items():
-        print(f"{split}: {s['images_written']} images, {s['persons']} persons, "
-              f"{s['negative_images']} without persons -> {s['out_prefix']}-*")
-    print(f"{summary['seconds']} s, {summary['images_per_second']} images/s; "
-          f"summary: {synthetic.summary_path(args.out)}")
+        print(
+            f"{split}: {s['images_written']} images, {s['persons']} persons, "
+            f"{s['negative_images']} without persons -> {s['out_prefix']}-*"
+        )
+    print(
+        f"{summary['seconds']} s, {summary['images_per_second']} images/s; summary: {synthetic.summary_path(args.out)}"
+    )
     return 0

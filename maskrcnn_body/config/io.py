@@ -10,6 +10,7 @@
   strings of ``Literal`` fields, ``None`` for optional fields).
 * :func:`describe_fields`: every key with its type, default and help (``--list-config``).
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,32 +27,58 @@ _MISSING = object()
 
 # version 1 (flat ModelConfig) key -> version 2 key(s) under "model"
 V1_MODEL_KEYS: Dict[str, Tuple[str, ...]] = {
-    "backbone": ("backbone.name",), "backbone_weights": ("backbone.weights",), "norm": ("backbone.norm",),
-    "group_norm_groups": ("backbone.group_norm_groups",), "tiny_widths": ("backbone.tiny_widths",),
-    "pixel_mean": (), "pixel_std": (), "input_bgr": (),   # -> backbone.preprocessing, see upgrade_v1
-    "fpn_channels": ("fpn.channels",), "rpn_max_level": ("anchors.max_level",),
-    "anchor_size": ("anchors.size",), "anchor_scales": ("anchors.scales",), "aspect_ratios": ("anchors.aspect_ratios",),
-    "rpn_pos_iou": ("rpn.pos_iou",), "rpn_neg_iou": ("rpn.neg_iou",), "rpn_batch_per_image": ("rpn.batch_per_image",),
-    "rpn_positive_fraction": ("rpn.positive_fraction",), "rpn_pre_nms_topk_train": ("rpn.pre_nms_topk_train",),
-    "rpn_post_nms_topk_train": ("rpn.post_nms_topk_train",), "rpn_pre_nms_topk_test": ("rpn.pre_nms_topk_test",),
-    "rpn_post_nms_topk_test": ("rpn.post_nms_topk_test",), "rpn_nms_iou": ("rpn.nms_iou",),
+    "backbone": ("backbone.name",),
+    "backbone_weights": ("backbone.weights",),
+    "norm": ("backbone.norm",),
+    "group_norm_groups": ("backbone.group_norm_groups",),
+    "tiny_widths": ("backbone.tiny_widths",),
+    "pixel_mean": (),
+    "pixel_std": (),
+    "input_bgr": (),  # -> backbone.preprocessing, see upgrade_v1
+    "fpn_channels": ("fpn.channels",),
+    "rpn_max_level": ("anchors.max_level",),
+    "anchor_size": ("anchors.size",),
+    "anchor_scales": ("anchors.scales",),
+    "aspect_ratios": ("anchors.aspect_ratios",),
+    "rpn_pos_iou": ("rpn.pos_iou",),
+    "rpn_neg_iou": ("rpn.neg_iou",),
+    "rpn_batch_per_image": ("rpn.batch_per_image",),
+    "rpn_positive_fraction": ("rpn.positive_fraction",),
+    "rpn_pre_nms_topk_train": ("rpn.pre_nms_topk_train",),
+    "rpn_post_nms_topk_train": ("rpn.post_nms_topk_train",),
+    "rpn_pre_nms_topk_test": ("rpn.pre_nms_topk_test",),
+    "rpn_post_nms_topk_test": ("rpn.post_nms_topk_test",),
+    "rpn_nms_iou": ("rpn.nms_iou",),
     "rpn_min_box_size": ("rpn.min_box_size",),
-    "roi_fg_iou": ("roi.fg_iou",), "roi_bg_iou_high": ("roi.bg_iou_high",), "roi_bg_iou_low": ("roi.bg_iou_low",),
-    "rois_per_image": ("roi.per_image",), "roi_positive_fraction": ("roi.positive_fraction",),
-    "level_k0": ("roi.level_k0",), "level_canonical_size": ("roi.canonical_size",),
-    "roi_sampling_ratio": ("roi.sampling_ratio",), "roi_aligned": ("roi.aligned",),
-    "box_weights": ("box_head.box_weights",), "box_roi_size": ("box_head.roi_size",),
+    "roi_fg_iou": ("roi.fg_iou",),
+    "roi_bg_iou_high": ("roi.bg_iou_high",),
+    "roi_bg_iou_low": ("roi.bg_iou_low",),
+    "rois_per_image": ("roi.per_image",),
+    "roi_positive_fraction": ("roi.positive_fraction",),
+    "level_k0": ("roi.level_k0",),
+    "level_canonical_size": ("roi.canonical_size",),
+    "roi_sampling_ratio": ("roi.sampling_ratio",),
+    "roi_aligned": ("roi.aligned",),
+    "box_weights": ("box_head.box_weights",),
+    "box_roi_size": ("box_head.roi_size",),
     "box_head_dim": ("box_head.fc_dim",),
-    "head_norm": (),    # bool -> the heads' own normalisation kind, see upgrade_v1
+    "head_norm": (),  # bool -> the heads' own normalisation kind, see upgrade_v1
     "head_global_dim": ("mask_head.global_dim", "keypoint_head.global_dim"),
-    "mask_roi_size": ("mask_head.roi_size",), "mask_head_convs": ("mask_head.convs",),
-    "mask_head_dim": ("mask_head.dim",), "mask_output_size": ("mask_head.output_size",),
-    "max_mask_rois_per_image": ("mask_head.max_rois_per_image",), "mask_dice_weight": ("mask_head.dice_weight",),
-    "keypoint_head": ("keypoint_head.kind",), "keypoint_roi_size": ("keypoint_head.roi_size",),
-    "keypoint_head_convs": ("keypoint_head.convs",), "keypoint_head_dim": ("keypoint_head.dim",),
+    "mask_roi_size": ("mask_head.roi_size",),
+    "mask_head_convs": ("mask_head.convs",),
+    "mask_head_dim": ("mask_head.dim",),
+    "mask_output_size": ("mask_head.output_size",),
+    "max_mask_rois_per_image": ("mask_head.max_rois_per_image",),
+    "mask_dice_weight": ("mask_head.dice_weight",),
+    "keypoint_head": ("keypoint_head.kind",),
+    "keypoint_roi_size": ("keypoint_head.roi_size",),
+    "keypoint_head_convs": ("keypoint_head.convs",),
+    "keypoint_head_dim": ("keypoint_head.dim",),
     "keypoint_heatmap_size": ("keypoint_head.heatmap_size",),
-    "score_threshold": ("postprocess.score_threshold",), "nms_iou": ("postprocess.nms_iou",),
-    "max_detections": ("postprocess.max_detections",), "loss_weights": ("loss_weights",),
+    "score_threshold": ("postprocess.score_threshold",),
+    "nms_iou": ("postprocess.nms_iou",),
+    "max_detections": ("postprocess.max_detections",),
+    "loss_weights": ("loss_weights",),
 }
 # version 1 keys that only ever had one working value: dropped when they hold it
 V1_FIXED = {("model", "min_level"): 2, ("model", "max_level"): 5, ("input", "size_divisor"): 32}
@@ -107,8 +134,11 @@ def coerce(value: Any, tp, key: str) -> Any:
         if isinstance(value, str):
             text = value.strip()
             try:
-                value = ast.literal_eval(text) if text.startswith(("(", "[")) else \
-                    tuple(ast.literal_eval(v.strip()) for v in text.split(",") if v.strip())
+                value = (
+                    ast.literal_eval(text)
+                    if text.startswith(("(", "["))
+                    else tuple(ast.literal_eval(v.strip()) for v in text.split(",") if v.strip())
+                )
             except (ValueError, SyntaxError):
                 raise bad(" (write e.g. 1,2,3 or (1, 2, 3))") from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -213,8 +243,10 @@ def _resolve(cfg: Config, key: str):
         tp = hints[name]
         if i == len(parts) - 1:
             if _is_section(tp):
-                raise ConfigError(f"config key {key!r} is a section; set one of its fields, e.g. "
-                                  f"{key}.{dataclasses.fields(tp)[0].name}")
+                raise ConfigError(
+                    f"config key {key!r} is a section; set one of its fields, e.g. "
+                    f"{key}.{dataclasses.fields(tp)[0].name}"
+                )
             return obj, name, tp
         if not _is_section(tp):
             raise ConfigError(f"unknown config key {key!r}{_suggest(key)}")
@@ -286,15 +318,17 @@ def _build(cls, values: dict, where: str):
 
 def upgrade_v1(d: dict) -> dict:
     """A version-1 config dict (flat ``model``) -> the version-2 layout; unknown keys are an error."""
-    d = json.loads(json.dumps(d))   # deep copy of plain data
+    d = json.loads(json.dumps(d))  # deep copy of plain data
     model = d.get("model", {}) or {}
     new_model: Dict[str, Any] = {}
     unknown = []
     for key, value in model.items():
         if ("model", key) in V1_FIXED:
             if value != V1_FIXED[("model", key)]:
-                raise ConfigError(f"model.{key}={value!r} in a version-1 config: only {V1_FIXED[('model', key)]} "
-                                  "ever worked; remove the key")
+                raise ConfigError(
+                    f"model.{key}={value!r} in a version-1 config: only {V1_FIXED[('model', key)]} "
+                    "ever worked; remove the key"
+                )
             continue
         if key not in V1_MODEL_KEYS:
             unknown.append(f"model.{key}")
@@ -314,8 +348,10 @@ def upgrade_v1(d: dict) -> dict:
         elif close(mean, [v / 255 for v in CAFFE_MEAN_BGR]) and close(std, [1 / 255] * 3) and bgr:
             new_model.setdefault("backbone", {})["preprocessing"] = "caffe"
         else:
-            raise ConfigError(f"model.pixel_mean/pixel_std/input_bgr = {mean}/{std}/{bgr} in a version-1 config match "
-                              "neither 'torch' nor 'caffe' preprocessing (model.backbone.preprocessing)")
+            raise ConfigError(
+                f"model.pixel_mean/pixel_std/input_bgr = {mean}/{std}/{bgr} in a version-1 config match "
+                "neither 'torch' nor 'caffe' preprocessing (model.backbone.preprocessing)"
+            )
     if "head_norm" in model:
         # version 1 normalised the heads with the backbone's kind (frozen_bn froze the heads too)
         kind = {"group": "group", "batch": "batch", "sync_batch": "batch"}.get(model.get("norm", "group"), "group")
@@ -325,8 +361,9 @@ def upgrade_v1(d: dict) -> dict:
     inp = dict(d.get("input", {}) or {})
     if "size_divisor" in inp:
         if inp["size_divisor"] != 32:
-            raise ConfigError(f"input.size_divisor={inp['size_divisor']!r} in a version-1 config: the model "
-                              "needs 32; remove the key")
+            raise ConfigError(
+                f"input.size_divisor={inp['size_divisor']!r} in a version-1 config: the model needs 32; remove the key"
+            )
         del inp["size_divisor"]
     if unknown:
         raise ConfigError(f"unknown config key(s) {unknown} in a version-1 config")
@@ -353,8 +390,10 @@ def from_dict(d: dict) -> Config:
     if version == 1:
         d = upgrade_v1(d)
     elif version != CONFIG_VERSION:
-        raise ConfigError(f"config_version {version!r} is not supported by this release (it reads 1 and "
-                          f"{CONFIG_VERSION}); upgrade maskrcnn_body")
+        raise ConfigError(
+            f"config_version {version!r} is not supported by this release (it reads 1 and "
+            f"{CONFIG_VERSION}); upgrade maskrcnn_body"
+        )
     d = {k: v for k, v in d.items() if k != "config_version"}
     return _build(Config, d, "").validate()
 
@@ -378,6 +417,5 @@ def get_config(name: str = "r50_fpn", **overrides) -> Config:
     """A fresh copy of preset ``name`` with dotted-key ``overrides`` applied (type-checked) and
     validated, e.g. ``get_config("cpu_small", **{"train.batch_size": 8, "model.mask_head.roi_size": 28})``."""
     from maskrcnn_body.config.presets import build_preset
+
     return apply_overrides(build_preset(name), overrides)
-
-

@@ -7,6 +7,7 @@
 
 Register another with ``@register("name")`` on a function returning a :class:`Config`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -35,12 +36,14 @@ _DESCRIPTIONS: Dict[str, str] = {}
 
 def register(name: str):
     """Decorator adding a preset (a function returning a fresh :class:`Config`) to the registry."""
+
     def wrap(fn: Callable[[], Config]) -> Callable[[], Config]:
         if name in _PRESETS:
             raise ValueError(f"preset {name!r} is registered twice")
         _PRESETS[name] = fn
         _DESCRIPTIONS[name] = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         return fn
+
     return wrap
 
 
@@ -66,11 +69,13 @@ def r50_fpn() -> Config:
     """ResNet-50 + FPN at 800 px, GroupNorm, keypoints from the mask tower (the standard model)."""
     # keypoints from the mask head's tower: one 4 x 256 tower for parts and joints instead of
     # Keypoint R-CNN's own 8 x 512 tower, which took 70% of a training step (docs/BENCHMARKS.md)
-    return Config(name="r50_fpn",
-                  input=InputConfig(min_size=800, max_size=1333),
-                  model=ModelConfig(keypoint_head=KeypointHeadConfig(kind="shared")),
-                  # Detectron's "1x" recipe: 0.02 per 16 images, 90k steps of 16 = 1.44M images
-                  train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000))
+    return Config(
+        name="r50_fpn",
+        input=InputConfig(min_size=800, max_size=1333),
+        model=ModelConfig(keypoint_head=KeypointHeadConfig(kind="shared")),
+        # Detectron's "1x" recipe: 0.02 per 16 images, 90k steps of 16 = 1.44M images
+        train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000),
+    )
 
 
 @register("r50_fpn_imagenet")
@@ -81,8 +86,9 @@ def r50_fpn_imagenet() -> Config:
     # Keras' ImageNet weights reproduced exactly: their BatchNorm statistics (frozen, as batch 1-2
     # per GPU cannot re-estimate them) and their caffe-style input; the stem and the first stage
     # stay frozen as in Detectron2 (FREEZE_AT=2). The heads keep their own GroupNorm.
-    cfg.model.backbone = BackboneConfig(name="resnet50", weights="imagenet", norm="frozen_bn",
-                                        preprocessing="caffe", freeze_at=2)
+    cfg.model.backbone = BackboneConfig(
+        name="resnet50", weights="imagenet", norm="frozen_bn", preprocessing="caffe", freeze_at=2
+    )
     return cfg
 
 
@@ -96,18 +102,32 @@ def cpu_small() -> Config:
             backbone=BackboneConfig(name="tiny"),
             fpn=FpnConfig(channels=64),
             anchors=AnchorConfig(size=4.0, scales=(1.0, 2.0)),
-            rpn=RpnConfig(pre_nms_topk_train=500, post_nms_topk_train=200, pre_nms_topk_test=300,
-                          post_nms_topk_test=100, batch_per_image=128),
+            rpn=RpnConfig(
+                pre_nms_topk_train=500,
+                post_nms_topk_train=200,
+                pre_nms_topk_test=300,
+                post_nms_topk_test=100,
+                batch_per_image=128,
+            ),
             roi=RoiConfig(per_image=64, sampling_ratio=1),
             box_head=BoxHeadConfig(fc_dim=256),
             mask_head=MaskHeadConfig(convs=4, dim=64, output_size=56, max_rois_per_image=16),
             keypoint_head=KeypointHeadConfig(kind="heatmap", convs=2, dim=64, heatmap_size=28),
             postprocess=PostprocessConfig(max_detections=20),
-            loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0,
-                          "keypoint": 1.0}),
+            loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0, "keypoint": 1.0},
+        ),
         # 3000 steps of 4 images at 2e-3 (= 8e-3 per 16 images), 100 warm-up steps
-        train=TrainConfig(batch_size=4, max_images=12_000, optimizer="adamw", learning_rate=8e-3,
-                          warmup_images=400, weight_decay=1e-4, checkpoint_every=200, log_every=10))
+        train=TrainConfig(
+            batch_size=4,
+            max_images=12_000,
+            optimizer="adamw",
+            learning_rate=8e-3,
+            warmup_images=400,
+            weight_decay=1e-4,
+            checkpoint_every=200,
+            log_every=10,
+        ),
+    )
 
 
 @register("legacy")
@@ -122,9 +142,18 @@ def legacy() -> Config:
             rpn=RpnConfig(pos_iou=0.7, neg_iou=0.3),
             roi=RoiConfig(per_image=80, positive_fraction=0.25),
             box_head=BoxHeadConfig(box_weights=(10.0, 10.0, 5.0, 5.0)),
-            mask_head=MaskHeadConfig(roi_size=56, output_size=112, max_rois_per_image=80, dice_weight=0.0,
-                                     global_dim=0, norm="batch"),
-            keypoint_head=KeypointHeadConfig(kind="regression", global_dim=0, norm="batch")),
+            mask_head=MaskHeadConfig(
+                roi_size=56, output_size=112, max_rois_per_image=80, dice_weight=0.0, global_dim=0, norm="batch"
+            ),
+            keypoint_head=KeypointHeadConfig(kind="regression", global_dim=0, norm="batch"),
+        ),
         # the original: SGD 0.002 at 1 image per step (= 0.032 per 16 images), constant
-        train=TrainConfig(batch_size=1, optimizer="sgd", learning_rate=0.032, max_images=90_000,
-                          warmup_images=1000, schedule="constant"))
+        train=TrainConfig(
+            batch_size=1,
+            optimizer="sgd",
+            learning_rate=0.032,
+            max_images=90_000,
+            warmup_images=1000,
+            schedule="constant",
+        ),
+    )

@@ -22,6 +22,7 @@ Layout (``SECTION.FIELD`` keys of ``--set``)::
     model.loss_weights          weight of each loss term
     train.*                     optimiser, schedule, batch, checkpoints, logging
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -69,6 +70,7 @@ def _fraction(obj, prefix: str, *names: str) -> None:
 @dataclasses.dataclass
 class InputConfig:
     """Input pipeline (``data.pipeline``): resize, augment, pad, batch."""
+
     min_size: int = field(256, "Shorter image side after resizing (unless that puts the longer side over max_size).")
     max_size: int = field(256, "Longer image side cap; images are padded to a square of this side rounded up to 32.")
     max_persons: int = field(20, "GT people kept per image (the largest boxes); the rest are dropped and counted.")
@@ -76,7 +78,9 @@ class InputConfig:
     flip: bool = field(True, "Training only: random horizontal flip (mirrors pixels and swaps left/right labels).")
     scale_jitter: Tuple[float, float] = field((0.8, 1.2), "Training only: random resize factor range; (1, 1) disables.")
     shuffle_buffer: int = field(256, "Training only: records in the shuffle buffer.")
-    skip_corrupt: bool = field(False, "True: skip and count corrupt records; False: stop with an error naming the record.")
+    skip_corrupt: bool = field(
+        False, "True: skip and count corrupt records; False: stop with an error naming the record."
+    )
 
     @property
     def pad_size(self) -> int:
@@ -85,51 +89,78 @@ class InputConfig:
 
     def validate(self, p: str = "input") -> None:
         _positive(self, p, "min_size", "max_size", "max_persons", "gt_mask_size", "shuffle_buffer")
-        _require(self.min_size <= self.max_size, f"{p}.min_size", f"{self.min_size} is larger than max_size "
-                 f"{self.max_size}")
+        _require(
+            self.min_size <= self.max_size, f"{p}.min_size", f"{self.min_size} is larger than max_size {self.max_size}"
+        )
         lo, hi = self.scale_jitter
-        _require(0 < lo <= hi, f"{p}.scale_jitter", f"must be (low, high) with 0 < low <= high, got {self.scale_jitter}")
+        _require(
+            0 < lo <= hi, f"{p}.scale_jitter", f"must be (low, high) with 0 < low <= high, got {self.scale_jitter}"
+        )
 
 
 # --------------------------------------------------------------------------- model sections
 @dataclasses.dataclass
 class BackboneConfig:
     """The backbone giving C2..C5 (strides 4..32), and how the model normalises its input."""
+
     name: Literal["resnet50", "resnet18", "tiny"] = field("resnet50", "Architecture.")
-    weights: Optional[str] = field(None, "Pretrained weights: None, a local Keras ResNet50 weights file (.h5 or "
-                                         ".weights.h5), or 'imagenet' (Keras downloads them).")
+    weights: Optional[str] = field(
+        None,
+        "Pretrained weights: None, a local Keras ResNet50 weights file (.h5 or "
+        ".weights.h5), or 'imagenet' (Keras downloads them).",
+    )
     norm: Literal["group", "frozen_bn", "batch", "sync_batch"] = field(
-        "group", "Normalisation in the backbone: GroupNorm (batch-independent, for training from scratch), "
-                 "frozen BatchNorm (fine-tuning pretrained weights), BatchNorm, or BatchNorm synced across replicas.")
+        "group",
+        "Normalisation in the backbone: GroupNorm (batch-independent, for training from scratch), "
+        "frozen BatchNorm (fine-tuning pretrained weights), BatchNorm, or BatchNorm synced across replicas.",
+    )
     group_norm_groups: int = field(32, "GroupNorm groups (fewer when a layer's width is not divisible).")
     tiny_widths: Tuple[int, ...] = field((32, 64, 128, 256), "C2..C5 widths of the 'tiny' backbone.")
     preprocessing: Literal["torch", "caffe"] = field(
-        "torch", "How the model normalises RGB [0, 255] pixels for the backbone, as keras.applications' "
-                 "preprocess_input modes: torch = (x / 255 - ImageNet mean) / std, RGB (training from scratch); "
-                 "caffe = BGR, minus the ImageNet mean in [0, 255], no scaling (Keras' ResNet50 ImageNet weights).")
-    freeze_at: int = field(0, "Frozen layers (Detectron2's FREEZE_AT): 0 none, 1 the stem, 2 the stem and the first "
-                              "stage (C2), 3 up to C3, ...")
+        "torch",
+        "How the model normalises RGB [0, 255] pixels for the backbone, as keras.applications' "
+        "preprocess_input modes: torch = (x / 255 - ImageNet mean) / std, RGB (training from scratch); "
+        "caffe = BGR, minus the ImageNet mean in [0, 255], no scaling (Keras' ResNet50 ImageNet weights).",
+    )
+    freeze_at: int = field(
+        0,
+        "Frozen layers (Detectron2's FREEZE_AT): 0 none, 1 the stem, 2 the stem and the first "
+        "stage (C2), 3 up to C3, ...",
+    )
 
     def validate(self, p: str = "model.backbone") -> None:
         _positive(self, p, "group_norm_groups")
-        _require(len(self.tiny_widths) == 4 and all(w > 0 for w in self.tiny_widths), f"{p}.tiny_widths",
-                 f"needs 4 positive widths (C2..C5), got {self.tiny_widths}")
+        _require(
+            len(self.tiny_widths) == 4 and all(w > 0 for w in self.tiny_widths),
+            f"{p}.tiny_widths",
+            f"needs 4 positive widths (C2..C5), got {self.tiny_widths}",
+        )
         _require(0 <= self.freeze_at <= 5, f"{p}.freeze_at", f"must be in 0..5, got {self.freeze_at}")
         if self.weights is not None:
-            _require(self.name == "resnet50", f"{p}.weights", f"pretrained weights exist for 'resnet50' only, "
-                     f"not {self.name!r}")
+            _require(
+                self.name == "resnet50",
+                f"{p}.weights",
+                f"pretrained weights exist for 'resnet50' only, not {self.name!r}",
+            )
             # weights whose features the model cannot reproduce are an error, never a silent mismatch
-            _require(self.norm != "group", f"{p}.norm",
-                     "'group' drops the BatchNorm statistics of the pretrained weights in model.backbone.weights; "
-                     "set model.backbone.norm=frozen_bn (or use the r50_fpn_imagenet preset)")
-            _require(self.preprocessing == "caffe", f"{p}.preprocessing",
-                     "Keras' ImageNet ResNet50 weights expect caffe-style input (BGR, mean-subtracted, 0-255); "
-                     "set model.backbone.preprocessing=caffe (or use the r50_fpn_imagenet preset)")
+            _require(
+                self.norm != "group",
+                f"{p}.norm",
+                "'group' drops the BatchNorm statistics of the pretrained weights in model.backbone.weights; "
+                "set model.backbone.norm=frozen_bn (or use the r50_fpn_imagenet preset)",
+            )
+            _require(
+                self.preprocessing == "caffe",
+                f"{p}.preprocessing",
+                "Keras' ImageNet ResNet50 weights expect caffe-style input (BGR, mean-subtracted, 0-255); "
+                "set model.backbone.preprocessing=caffe (or use the r50_fpn_imagenet preset)",
+            )
 
 
 @dataclasses.dataclass
 class FpnConfig:
     """Feature pyramid P2..P5 (RoI levels) plus P6 for the RPN."""
+
     channels: int = field(256, "Width of every pyramid level (and of the RoI crops the heads see).")
 
     def validate(self, p: str = "model.fpn") -> None:
@@ -139,6 +170,7 @@ class FpnConfig:
 @dataclasses.dataclass
 class AnchorConfig:
     """RPN anchors: side ``size * stride * scale`` per level, for each scale and aspect ratio (h / w)."""
+
     size: float = field(8.0, "Anchor side in units of the level's stride (8 x stride 4 = 32 px on P2).")
     scales: Tuple[float, ...] = field((1.0,), "Extra scale factors per level.")
     aspect_ratios: Tuple[float, ...] = field((0.5, 1.0, 2.0), "Height / width ratios.")
@@ -151,15 +183,22 @@ class AnchorConfig:
 
     def validate(self, p: str = "model.anchors") -> None:
         _positive(self, p, "size")
-        _require(len(self.scales) > 0 and all(s > 0 for s in self.scales), f"{p}.scales",
-                 f"needs at least one positive scale, got {self.scales}")
-        _require(len(self.aspect_ratios) > 0 and all(r > 0 for r in self.aspect_ratios), f"{p}.aspect_ratios",
-                 f"needs at least one positive ratio, got {self.aspect_ratios}")
+        _require(
+            len(self.scales) > 0 and all(s > 0 for s in self.scales),
+            f"{p}.scales",
+            f"needs at least one positive scale, got {self.scales}",
+        )
+        _require(
+            len(self.aspect_ratios) > 0 and all(r > 0 for r in self.aspect_ratios),
+            f"{p}.aspect_ratios",
+            f"needs at least one positive ratio, got {self.aspect_ratios}",
+        )
 
 
 @dataclasses.dataclass
 class RpnConfig:
     """Region proposal network: anchor labelling and sampling (training), proposal selection."""
+
     pos_iou: float = field(0.7, "Anchors with IoU >= this with a GT box are positive (plus each GT's best anchor).")
     neg_iou: float = field(0.3, "Anchors whose best IoU is below this are negative; in between: ignored.")
     batch_per_image: int = field(256, "Anchors sampled per image for the RPN losses.")
@@ -174,14 +213,22 @@ class RpnConfig:
     def validate(self, p: str = "model.rpn") -> None:
         _fraction(self, p, "pos_iou", "neg_iou", "positive_fraction", "nms_iou")
         _require(self.neg_iou <= self.pos_iou, f"{p}.neg_iou", f"{self.neg_iou} is above pos_iou {self.pos_iou}")
-        _positive(self, p, "batch_per_image", "pre_nms_topk_train", "post_nms_topk_train", "pre_nms_topk_test",
-                  "post_nms_topk_test")
+        _positive(
+            self,
+            p,
+            "batch_per_image",
+            "pre_nms_topk_train",
+            "post_nms_topk_train",
+            "pre_nms_topk_test",
+            "post_nms_topk_test",
+        )
         _require(self.min_box_size >= 0, f"{p}.min_box_size", f"must be >= 0, got {self.min_box_size}")
 
 
 @dataclasses.dataclass
 class RoiConfig:
     """RoIs for the heads: sampling (training), FPN level assignment and RoIAlign."""
+
     fg_iou: float = field(0.5, "Sampled RoIs with IoU >= this with a GT box are foreground.")
     bg_iou_high: float = field(0.5, "Background RoIs have IoU below this ...")
     bg_iou_low: float = field(0.0, "... and at least this.")
@@ -202,6 +249,7 @@ class RoiConfig:
 @dataclasses.dataclass
 class BoxHeadConfig:
     """Box/class head: two fully connected layers over the RoI crop."""
+
     roi_size: int = field(7, "RoIAlign output side for the box head.")
     fc_dim: int = field(1024, "Width of the two fully connected layers.")
     box_weights: Tuple[float, float, float, float] = field((10.0, 10.0, 5.0, 5.0), "Box coder weights (x, y, w, h).")
@@ -214,36 +262,49 @@ class BoxHeadConfig:
 @dataclasses.dataclass
 class MaskHeadConfig:
     """7-channel part mask head (body, head, torso, arms, legs), run on positives only in training."""
+
     roi_size: int = field(14, "RoIAlign output side for the mask head.")
     convs: int = field(4, "3x3 convolutions in the tower.")
     dim: int = field(256, "Width of the tower.")
     norm: Literal["group", "batch", "none"] = field(
-        "group", "Normalisation after each tower convolution, independent of the backbone's: GroupNorm, "
-                 "BatchNorm, or none (the convolutions then have a bias).")
-    global_dim: int = field(256, "RoI-wide fully connected context added to every position (0: none); lets the "
-                                 "head tell left from right far from the face.")
+        "group",
+        "Normalisation after each tower convolution, independent of the backbone's: GroupNorm, "
+        "BatchNorm, or none (the convolutions then have a bias).",
+    )
+    global_dim: int = field(
+        256,
+        "RoI-wide fully connected context added to every position (0: none); lets the "
+        "head tell left from right far from the face.",
+    )
     output_size: int = field(112, "Mask logits are upsampled late (7 channels only) to this side.")
     max_rois_per_image: int = field(64, "Training: masks on at most this many positive RoIs per image.")
     dice_weight: float = field(1.0, "Weight of the soft Dice term added to the per-channel BCE (thin limbs).")
 
     def validate(self, p: str = "model.mask_head") -> None:
         _positive(self, p, "roi_size", "dim", "output_size", "max_rois_per_image")
-        _require(self.convs >= 0 and self.global_dim >= 0 and self.dice_weight >= 0, p,
-                 "convs, global_dim and dice_weight must be >= 0")
+        _require(
+            self.convs >= 0 and self.global_dim >= 0 and self.dice_weight >= 0,
+            p,
+            "convs, global_dim and dice_weight must be >= 0",
+        )
 
 
 @dataclasses.dataclass
 class KeypointHeadConfig:
     """15-joint keypoint head."""
+
     kind: Literal["heatmap", "shared", "regression", "none"] = field(
-        "heatmap", "heatmap: own tower, one softmax heatmap per joint (Keypoint R-CNN); shared: heatmaps from the "
-                   "mask head's tower (one pass for parts and joints); regression: the 2017 original's 30 outputs; "
-                   "none: no keypoints.")
+        "heatmap",
+        "heatmap: own tower, one softmax heatmap per joint (Keypoint R-CNN); shared: heatmaps from the "
+        "mask head's tower (one pass for parts and joints); regression: the 2017 original's 30 outputs; "
+        "none: no keypoints.",
+    )
     roi_size: int = field(14, "RoIAlign output side for the keypoint head (own tower only).")
     convs: int = field(8, "3x3 convolutions in the own tower.")
     dim: int = field(512, "Width of the own tower.")
     norm: Literal["group", "batch", "none"] = field(
-        "group", "Normalisation after each convolution of the own tower (as model.mask_head.norm).")
+        "group", "Normalisation after each convolution of the own tower (as model.mask_head.norm)."
+    )
     global_dim: int = field(256, "RoI-wide fully connected context in the own tower (0: none).")
     heatmap_size: int = field(56, "Heatmap side.")
 
@@ -255,6 +316,7 @@ class KeypointHeadConfig:
 @dataclasses.dataclass
 class PostprocessConfig:
     """Inference: from box-head scores to detections."""
+
     score_threshold: float = field(0.05, "Detections need a person score above this.")
     nms_iou: float = field(0.5, "Class-agnostic NMS IoU threshold.")
     max_detections: int = field(100, "Detection slots per image (D).")
@@ -271,6 +333,7 @@ def _default_loss_weights() -> Dict[str, float]:
 @dataclasses.dataclass
 class ModelConfig:
     """Mask R-CNN for one class (person) with 7 part masks and 15 keypoints."""
+
     backbone: BackboneConfig = section(BackboneConfig, "Backbone and input normalisation.")
     fpn: FpnConfig = section(FpnConfig, "Feature pyramid.")
     anchors: AnchorConfig = section(AnchorConfig, "RPN anchors.")
@@ -282,7 +345,8 @@ class ModelConfig:
     postprocess: PostprocessConfig = section(PostprocessConfig, "Inference post-processing.")
     loss_weights: Dict[str, float] = dataclasses.field(
         default_factory=_default_loss_weights,
-        metadata={"help": f"Weight of each loss term in the total ({', '.join(LOSS_KEYS)})."})
+        metadata={"help": f"Weight of each loss term in the total ({', '.join(LOSS_KEYS)})."},
+    )
 
     def validate(self, p: str = "model") -> None:
         for f in dataclasses.fields(self):
@@ -290,8 +354,9 @@ class ModelConfig:
             if hasattr(value, "validate"):
                 value.validate(f"{p}.{f.name}")
         keys = set(self.loss_weights)
-        _require(keys == set(LOSS_KEYS), f"{p}.loss_weights", f"needs exactly the keys {list(LOSS_KEYS)}, got "
-                 f"{sorted(keys)}")
+        _require(
+            keys == set(LOSS_KEYS), f"{p}.loss_weights", f"needs exactly the keys {list(LOSS_KEYS)}, got {sorted(keys)}"
+        )
         _require(all(w >= 0 for w in self.loss_weights.values()), f"{p}.loss_weights", "weights must be >= 0")
 
 
@@ -314,14 +379,20 @@ class TrainConfig:
     curve over the data (:attr:`effective_learning_rate`, :attr:`max_steps`, ... give the per-step
     values the trainer uses).
     """
+
     batch_size: int = field(2, "Global batch (all replicas together).")
-    learning_rate: float = field(0.02, "Peak learning rate for a global batch of 16 images; the trainer uses "
-                                       "learning_rate * batch_size / 16 (linear scaling).")
+    learning_rate: float = field(
+        0.02,
+        "Peak learning rate for a global batch of 16 images; the trainer uses "
+        "learning_rate * batch_size / 16 (linear scaling).",
+    )
     max_images: int = field(1_440_000, "Training length in images seen (steps = max_images / batch_size).")
     warmup_images: int = field(16_000, "Linear warm-up, in images seen.")
     optimizer: Literal["sgd", "adamw"] = field("sgd", "sgd: momentum 0.9; adamw: decoupled weight decay.")
     schedule: Literal["cosine", "step", "constant"] = field("cosine", "Decay after warm-up.")
-    decay_images: Tuple[int, ...] = field((), "For schedule 'step': images seen at which the rate is multiplied by 0.1.")
+    decay_images: Tuple[int, ...] = field(
+        (), "For schedule 'step': images seen at which the rate is multiplied by 0.1."
+    )
     weight_decay: float = field(1e-4, "Decoupled weight decay (not on biases and normalisation parameters).")
     clip_norm: float = field(10.0, "Clip the global gradient norm to this (0: no clipping).")
     max_bad_steps: int = field(20, "Stop after this many consecutive non-finite steps (0: never).")
@@ -350,11 +421,13 @@ class TrainConfig:
 
     def describe(self) -> str:
         """One line with the effective per-step values (printed when training starts)."""
-        return (f"global batch {self.batch_size}: learning rate {self.effective_learning_rate:.4g} "
-                f"({self.learning_rate:g} per {LR_REFERENCE_BATCH} images x {self.batch_size}/{LR_REFERENCE_BATCH}, "
-                f"{self.optimizer}), {self.max_steps} steps ({self.max_images} images), warm-up "
-                f"{self.warmup_steps} steps, {self.schedule} decay"
-                + (f" at steps {list(self.decay_steps)}" if self.schedule == "step" else ""))
+        return (
+            f"global batch {self.batch_size}: learning rate {self.effective_learning_rate:.4g} "
+            f"({self.learning_rate:g} per {LR_REFERENCE_BATCH} images x {self.batch_size}/{LR_REFERENCE_BATCH}, "
+            f"{self.optimizer}), {self.max_steps} steps ({self.max_images} images), warm-up "
+            f"{self.warmup_steps} steps, {self.schedule} decay"
+            + (f" at steps {list(self.decay_steps)}" if self.schedule == "step" else "")
+        )
 
     def validate(self, p: str = "train") -> None:
         _positive(self, p, "batch_size", "max_images", "learning_rate", "keep_checkpoints", "log_every")
@@ -368,6 +441,7 @@ class TrainConfig:
 @dataclasses.dataclass
 class Config:
     """Everything a run needs: ``input``, ``model`` and ``train`` sections plus the preset's name."""
+
     name: str = field("r50_fpn", "Name of the preset this config came from.")
     input: InputConfig = section(InputConfig, "Input pipeline.")
     model: ModelConfig = section(ModelConfig, "The model.")
@@ -383,20 +457,26 @@ class Config:
         self.train.validate()
         m = self.model
         if m.keypoint_head.kind == "shared":
-            _require(m.mask_head.convs > 0, "model.keypoint_head.kind",
-                     "'shared' predicts keypoints from the mask head's tower, which needs model.mask_head.convs > 0")
+            _require(
+                m.mask_head.convs > 0,
+                "model.keypoint_head.kind",
+                "'shared' predicts keypoints from the mask head's tower, which needs model.mask_head.convs > 0",
+            )
         return self
 
     # serialisation lives in config.io (to_dict/from_dict with upgrade of older layouts)
     def to_dict(self) -> dict:
         from maskrcnn_body.config import io
+
         return io.to_dict(self)
 
     def to_json(self) -> str:
         from maskrcnn_body.config import io
+
         return io.to_json(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
         from maskrcnn_body.config import io
+
         return io.from_dict(d)

@@ -35,6 +35,7 @@ channels 1-6 valid, except the torso, which ADE20K often leaves unannotated: it 
 only when a torso/back/neck part exists, or with ``derive_torso`` (torso = largest
 connected blob of the body minus all other parts, as the legacy code did). Keypoints: none.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,7 +64,10 @@ for _channel, _names in {
 """ADE20K person part names (2016 index) -> channel (datasets.md section 3)."""
 
 UNSIDED_PARTS: Dict[str, Tuple[int, int]] = {
-    "arm": (3, 4), "hand": (3, 4), "leg": (5, 6), "foot": (5, 6),
+    "arm": (3, 4),
+    "hand": (3, 4),
+    "leg": (5, 6),
+    "foot": (5, 6),
 }
 """Unsided part names -> the channel pair they make unknown."""
 
@@ -72,6 +76,7 @@ UNSIDED_PARTS: Dict[str, Tuple[int, int]] = {
 def read_png(path: str, mode: str) -> np.ndarray:
     """A PNG as uint8 (H, W, 3) (``mode='RGB'``) or (H, W) (``'L'``); SkipItem when unreadable."""
     from PIL import Image
+
     if not os.path.isfile(path):
         raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     try:
@@ -92,6 +97,7 @@ def decode_label_png(rgb: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
 @dataclasses.dataclass(frozen=True)
 class AtrLine:
     """One ``_atr.txt`` line: instance number (restarts per level), part level, names."""
+
     instance: int
     level: int
     occluded: bool
@@ -112,13 +118,16 @@ def read_atr(path: str) -> List[AtrLine]:
             fields = [x.strip() for x in line.split("#")]
             attr = fields[-1] if fields else ""
             if len(fields) != 6 or not (len(attr) >= 2 and attr[0] == attr[-1] == '"'):
-                raise conversion.SkipItem(f"corrupt annotation: {path} line {n} has {len(fields)} '#' fields "
-                                      f"(expected 6, the last in double quotes): {line.strip()!r}")
+                raise conversion.SkipItem(
+                    f"corrupt annotation: {path} line {n} has {len(fields)} '#' fields "
+                    f"(expected 6, the last in double quotes): {line.strip()!r}"
+                )
             try:
                 inst, level, occ = int(fields[0]), int(fields[1]), bool(int(fields[2]))
             except ValueError:
-                raise conversion.SkipItem(f"corrupt annotation: {path} line {n}: instance/level/occluded "
-                                      f"are not integers: {line.strip()!r}") from None
+                raise conversion.SkipItem(
+                    f"corrupt annotation: {path} line {n}: instance/level/occluded are not integers: {line.strip()!r}"
+                ) from None
             attrs = tuple(a.strip() for a in attr[1:-1].split(",") if a.strip())
             out.append(AtrLine(inst, level, occ, fields[3], fields[4], attrs))
     return out
@@ -141,10 +150,16 @@ def read_json_objects(path: str) -> List[dict]:
         out = []
         for o in objects:
             parts = o.get("parts") or {}
-            out.append({"id": int(o["id"]), "name": str(o["name"]), "name_ndx": int(o["name_ndx"]),
-                        "level": _as_int(parts.get("part_level")) or 0,
-                        "ispartof": _as_int(parts.get("ispartof")),
-                        "instance_mask": str(o.get("instance_mask") or "")})
+            out.append(
+                {
+                    "id": int(o["id"]),
+                    "name": str(o["name"]),
+                    "name_ndx": int(o["name_ndx"]),
+                    "level": _as_int(parts.get("part_level")) or 0,
+                    "ispartof": _as_int(parts.get("ispartof")),
+                    "instance_mask": str(o.get("instance_mask") or ""),
+                }
+            )
     except Exception as e:
         raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     return out
@@ -153,6 +168,7 @@ def read_json_objects(path: str) -> List[dict]:
 def read_index_names(path: str) -> List[str]:
     """``objectnames`` of a 2016 ``index_ade20k.mat`` (class id k = names[k - 1])."""
     import scipy.io
+
     index = scipy.io.loadmat(path)["index"][0, 0]
     return [str(np.asarray(n).ravel()[0]) if np.asarray(n).size else "" for n in index["objectnames"].ravel()]
 
@@ -161,6 +177,7 @@ def read_index_names(path: str) -> List[str]:
 @dataclasses.dataclass
 class AdePerson:
     """A person found in an image: body (H, W) bool and its level-1 parts (name, (H, W) bool)."""
+
     body: np.ndarray
     parts: List[Tuple[str, np.ndarray]] = dataclasses.field(default_factory=list)
 
@@ -170,8 +187,7 @@ def _name_candidates(name: str) -> List[str]:
     return [name, name.split(",")[0].strip()]
 
 
-def person_channels(person: AdePerson, derive_torso: bool, key: str
-                    ) -> Tuple[Dict[int, np.ndarray], Tuple[int, ...]]:
+def person_channels(person: AdePerson, derive_torso: bool, key: str) -> Tuple[Dict[int, np.ndarray], Tuple[int, ...]]:
     """Maps a person's named parts to ({channel: mask}, valid channels); see the module doc."""
     parts: Dict[int, np.ndarray] = {}
     unknown_channels = set()
@@ -183,8 +199,10 @@ def person_channels(person: AdePerson, derive_torso: bool, key: str
             continue
         pair = next((UNSIDED_PARTS[c] for c in cands if c in UNSIDED_PARTS), None)
         if pair is None:
-            raise conversion.SkipItem(f"unknown part name: {key} has a part named {name!r}, not in "
-                                  f"ade20k.PART_CHANNELS / UNSIDED_PARTS; add it to a table")
+            raise conversion.SkipItem(
+                f"unknown part name: {key} has a part named {name!r}, not in "
+                f"ade20k.PART_CHANNELS / UNSIDED_PARTS; add it to a table"
+            )
         unknown_channels.update(pair)
     if not person.parts:
         return {}, conversion.BODY_ONLY
@@ -199,6 +217,7 @@ def person_channels(person: AdePerson, derive_torso: bool, key: str
 
 def _derive_torso(body: np.ndarray, parts: Dict[int, np.ndarray]) -> np.ndarray:
     import scipy.ndimage
+
     rest = body.copy()
     for m in parts.values():
         rest &= ~m
@@ -209,8 +228,9 @@ def _derive_torso(body: np.ndarray, parts: Dict[int, np.ndarray]) -> np.ndarray:
     return labels == (1 + int(np.argmax(sizes)))
 
 
-def assign_parts_by_pixel(bodies: Sequence[np.ndarray], part_cls: np.ndarray, part_inst: np.ndarray,
-                          name_of) -> List[List[Tuple[str, np.ndarray]]]:
+def assign_parts_by_pixel(
+    bodies: Sequence[np.ndarray], part_cls: np.ndarray, part_inst: np.ndarray, name_of
+) -> List[List[Tuple[str, np.ndarray]]]:
     """Gives each level-1 part pixel to the person whose body it lies on.
 
     ``name_of(class_id, instance_rank) -> str``; returns per person a list of (name, mask).
@@ -229,12 +249,19 @@ def assign_parts_by_pixel(bodies: Sequence[np.ndarray], part_cls: np.ndarray, pa
 class Ade20kConverter(conversion.Converter):
     dataset = "ade20k"
 
-    def __init__(self, root: str, split: str = "all", index: Optional[str] = None, derive_torso: bool = False,
-                 keep_negatives: bool = False):
+    def __init__(
+        self,
+        root: str,
+        split: str = "all",
+        index: Optional[str] = None,
+        derive_torso: bool = False,
+        keep_negatives: bool = False,
+    ):
         self.root, self.split, self.derive_torso, self.keep_negatives = root, split, derive_torso, keep_negatives
         if index is None:
-            auto = glob.glob(os.path.join(root, "index_ade20k.mat")) + \
-                glob.glob(os.path.join(root, "*", "index_ade20k.mat"))
+            auto = glob.glob(os.path.join(root, "index_ade20k.mat")) + glob.glob(
+                os.path.join(root, "*", "index_ade20k.mat")
+            )
             index = auto[0] if auto else None
         self.index = index
         self._names: Optional[List[str]] = None
@@ -267,17 +294,22 @@ class Ade20kConverter(conversion.Converter):
         folder = os.path.dirname(base)
 
         def mask_of(o) -> np.ndarray:
-            path = os.path.join(folder, o["instance_mask"]) if o["instance_mask"] else \
-                os.path.join(base, f"instance_{o['id']:03d}_{os.path.basename(base)}.png")
+            path = (
+                os.path.join(folder, o["instance_mask"])
+                if o["instance_mask"]
+                else os.path.join(base, f"instance_{o['id']:03d}_{os.path.basename(base)}.png")
+            )
             m = read_png(path, "L")
             conversion.check_mask_shape(m, image, f"instance mask {path}")
             return m == 255
+
         persons = []
         for o in objects:
             if o["name"] == PERSON_NAME and o["level"] == 0:
                 body = mask_of(o)
-                parts = [(p["name"], mask_of(p) & body) for p in objects
-                         if p["ispartof"] == o["id"] and p["level"] == 1]
+                parts = [
+                    (p["name"], mask_of(p) & body) for p in objects if p["ispartof"] == o["id"] and p["level"] == 1
+                ]
                 persons.append(AdePerson(body, parts))
         return persons
 
@@ -304,9 +336,11 @@ class Ade20kConverter(conversion.Converter):
 
             def name_of(c, rank):
                 if rank not in part_names:
-                    raise conversion.SkipItem(f"corrupt annotation: {parts_path} part instance {rank} has no "
-                                          f"level-1 line in {base}_atr.txt")
+                    raise conversion.SkipItem(
+                        f"corrupt annotation: {parts_path} part instance {rank} has no level-1 line in {base}_atr.txt"
+                    )
                 return part_names[rank]
+
         if not os.path.isfile(parts_path) or not bodies:
             return [AdePerson(b) for b in bodies]
         prgb = read_png(parts_path, "RGB")

@@ -16,6 +16,7 @@ dataset; assumed, not verified on real files). All 7 channels are valid; no keyp
 A sequence without GT folder is unlabelled and skipped (reason "no ground truth").
 ``frame_step`` keeps frames 1, 1 + step, ... of each sequence.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,15 +28,38 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
-LIMB_NAMES = ("head", "torso", "lhand", "rhand", "lforearm", "rforearm", "larm", "rarm",
-              "lfoot", "rfoot", "lleg", "rleg", "lthigh", "rthigh")
+LIMB_NAMES = (
+    "head",
+    "torso",
+    "lhand",
+    "rhand",
+    "lforearm",
+    "rforearm",
+    "larm",
+    "rarm",
+    "lfoot",
+    "rfoot",
+    "lleg",
+    "rleg",
+    "lthigh",
+    "rthigh",
+)
 """The 14 limbs, limb id = index + 1 (``getLimbsName`` of the starting kit)."""
 LIMB_CHANNELS: Dict[int, int] = {
-    1: constants.CHANNEL_INDEX["head"], 2: constants.CHANNEL_INDEX["torso"],
-    3: constants.CHANNEL_INDEX["left_arm"], 5: constants.CHANNEL_INDEX["left_arm"], 7: constants.CHANNEL_INDEX["left_arm"],
-    4: constants.CHANNEL_INDEX["right_arm"], 6: constants.CHANNEL_INDEX["right_arm"], 8: constants.CHANNEL_INDEX["right_arm"],
-    9: constants.CHANNEL_INDEX["left_leg"], 11: constants.CHANNEL_INDEX["left_leg"], 13: constants.CHANNEL_INDEX["left_leg"],
-    10: constants.CHANNEL_INDEX["right_leg"], 12: constants.CHANNEL_INDEX["right_leg"], 14: constants.CHANNEL_INDEX["right_leg"],
+    1: constants.CHANNEL_INDEX["head"],
+    2: constants.CHANNEL_INDEX["torso"],
+    3: constants.CHANNEL_INDEX["left_arm"],
+    5: constants.CHANNEL_INDEX["left_arm"],
+    7: constants.CHANNEL_INDEX["left_arm"],
+    4: constants.CHANNEL_INDEX["right_arm"],
+    6: constants.CHANNEL_INDEX["right_arm"],
+    8: constants.CHANNEL_INDEX["right_arm"],
+    9: constants.CHANNEL_INDEX["left_leg"],
+    11: constants.CHANNEL_INDEX["left_leg"],
+    13: constants.CHANNEL_INDEX["left_leg"],
+    10: constants.CHANNEL_INDEX["right_leg"],
+    12: constants.CHANNEL_INDEX["right_leg"],
+    14: constants.CHANNEL_INDEX["right_leg"],
 }
 NUM_LIMBS = len(LIMB_NAMES)
 ACTORS = (1, 2)
@@ -47,6 +71,7 @@ FRAME_RE = re.compile(r"^(\d+)_(\d+)\.jpg$")
 def read_binary_png(path: str) -> np.ndarray:
     """A GT PNG (grey or colour) as bool (H, W): any channel > 127. SkipItem if unreadable."""
     from PIL import Image
+
     try:
         with Image.open(path) as im:
             a = np.asarray(im)
@@ -60,9 +85,11 @@ def read_binary_png(path: str) -> np.ndarray:
 def split_panorama(pano: np.ndarray, tile_width: int, path: str) -> List[np.ndarray]:
     """(H, 14 * W) bool -> 14 (H, W) limb masks (full tiles: columns [(k-1)W, kW))."""
     if pano.shape[1] != NUM_LIMBS * tile_width:
-        raise conversion.SkipItem(f"size mismatch: {path} is {pano.shape[1]} px wide, expected "
-                              f"{NUM_LIMBS} tiles x {tile_width} px = {NUM_LIMBS * tile_width}")
-    return [pano[:, k * tile_width:(k + 1) * tile_width] for k in range(NUM_LIMBS)]
+        raise conversion.SkipItem(
+            f"size mismatch: {path} is {pano.shape[1]} px wide, expected "
+            f"{NUM_LIMBS} tiles x {tile_width} px = {NUM_LIMBS * tile_width}"
+        )
+    return [pano[:, k * tile_width : (k + 1) * tile_width] for k in range(NUM_LIMBS)]
 
 
 def find_sequences(root: str) -> List[Tuple[str, str]]:
@@ -104,8 +131,9 @@ class ChalearnConverter(conversion.Converter):
         for seq, folder in seqs:
             layout = self._layout(folder)
             if layout is None:
-                yield conversion.Skipped(seq, f"no ground truth: {folder} has neither maskspng/ nor masks/ "
-                                          f"(unlabelled sequence)", bad=False)
+                yield conversion.Skipped(
+                    seq, f"no ground truth: {folder} has neither maskspng/ nor masks/ (unlabelled sequence)", bad=False
+                )
                 continue
             frames = []
             for f in os.listdir(os.path.join(folder, "imagesjpg")):
@@ -123,8 +151,9 @@ class ChalearnConverter(conversion.Converter):
                 return layout
         return None
 
-    def _actor_limbs(self, folder: str, layout: str, stem: str, actor: int,
-                     image: conversion.SourceImage) -> Optional[List[np.ndarray]]:
+    def _actor_limbs(
+        self, folder: str, layout: str, stem: str, actor: int, image: conversion.SourceImage
+    ) -> Optional[List[np.ndarray]]:
         """The actor's 14 limb masks, or None when the actor has no GT file in this frame."""
         if layout == "masks":
             path = os.path.join(folder, "masks", f"{stem}_{actor}.png")
@@ -132,16 +161,17 @@ class ChalearnConverter(conversion.Converter):
                 return None
             pano = read_binary_png(path)
             if pano.shape[0] != image.height:
-                raise conversion.SkipItem(f"size mismatch: {path} is {pano.shape[0]} px high, image "
-                                      f"{image.height}")
+                raise conversion.SkipItem(f"size mismatch: {path} is {pano.shape[0]} px high, image {image.height}")
             return split_panorama(pano, image.width, path)
         paths = [os.path.join(folder, "maskspng", f"{stem}_{actor}_{k}.png") for k in range(1, NUM_LIMBS + 1)]
         present = [os.path.isfile(p) for p in paths]
         if not any(present):
             return None
         if not all(present):
-            raise conversion.SkipItem(f"missing mask: actor {actor} of {stem} lacks limb files "
-                                  f"{[os.path.basename(p) for p, ok in zip(paths, present) if not ok]}")
+            raise conversion.SkipItem(
+                f"missing mask: actor {actor} of {stem} lacks limb files "
+                f"{[os.path.basename(p) for p, ok in zip(paths, present) if not ok]}"
+            )
         limbs = [read_binary_png(p) for p in paths]
         for p, m in zip(paths, limbs):
             conversion.check_mask_shape(m, image, p)

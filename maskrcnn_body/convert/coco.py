@@ -17,6 +17,7 @@ Layout under ``root``: ``annotations/person_keypoints_<split>.json`` and
   are written as (0, 0, 0).
 * Images without persons are skipped ("no persons") unless ``keep_negatives``.
 """
+
 from __future__ import annotations
 
 import glob
@@ -30,18 +31,40 @@ from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 PERSON_CATEGORY = 1
-COCO_KEYPOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-                  "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
-                  "left_knee", "right_knee", "left_ankle", "right_ankle")
+COCO_KEYPOINTS = (
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 _K = {n: i for i, n in enumerate(COCO_KEYPOINTS)}
 COCO_TO_JHMDB: Dict[str, Tuple[str, ...]] = {
     "face": ("nose",),
-    "right_shoulder": ("right_shoulder",), "left_shoulder": ("left_shoulder",),
-    "right_hip": ("right_hip",), "left_hip": ("left_hip",),
-    "right_elbow": ("right_elbow",), "left_elbow": ("left_elbow",),
-    "right_knee": ("right_knee",), "left_knee": ("left_knee",),
-    "right_wrist": ("right_wrist",), "left_wrist": ("left_wrist",),
-    "right_ankle": ("right_ankle",), "left_ankle": ("left_ankle",),
+    "right_shoulder": ("right_shoulder",),
+    "left_shoulder": ("left_shoulder",),
+    "right_hip": ("right_hip",),
+    "left_hip": ("left_hip",),
+    "right_elbow": ("right_elbow",),
+    "left_elbow": ("left_elbow",),
+    "right_knee": ("right_knee",),
+    "left_knee": ("left_knee",),
+    "right_wrist": ("right_wrist",),
+    "left_wrist": ("left_wrist",),
+    "right_ankle": ("right_ankle",),
+    "left_ankle": ("left_ankle",),
 }
 """Directly copied joints (ours -> COCO source names); neck and belly are derived."""
 COCO_TO_SCHEMA = 0.5  # x_schema = x_coco + 0.5
@@ -70,6 +93,7 @@ def coco_to_keypoints(kps: List[float]) -> np.ndarray:
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """Decoded segmentation (polygons, RLE or uncompressed RLE) as bool (H, W)."""
     from pycocotools import mask as mask_utils
+
     seg = ann["segmentation"]
     if isinstance(seg, list):
         if not seg:
@@ -81,16 +105,16 @@ def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
         rle = seg
     m = mask_utils.decode(rle)
     if m.shape[:2] != (height, width):
-        raise conversion.SkipItem(f"size mismatch: annotation {ann.get('id')} mask is {m.shape[:2]}, image "
-                              f"{height}x{width}")
+        raise conversion.SkipItem(
+            f"size mismatch: annotation {ann.get('id')} mask is {m.shape[:2]}, image {height}x{width}"
+        )
     return m.astype(bool)
 
 
 class CocoConverter(conversion.Converter):
     dataset = "coco"
 
-    def __init__(self, root: str, split: str = "all", keep_negatives: bool = False,
-                 keep_crowd_images: bool = False):
+    def __init__(self, root: str, split: str = "all", keep_negatives: bool = False, keep_crowd_images: bool = False):
         self.root, self.split = root, split
         self.keep_negatives, self.keep_crowd_images = keep_negatives, keep_crowd_images
 
@@ -102,9 +126,11 @@ class CocoConverter(conversion.Converter):
             files = [os.path.join(adir, f"person_keypoints_{self.split}.json")]
         files = [f for f in files if os.path.isfile(f)]
         if not files:
-            raise FileNotFoundError(f"no {adir}/person_keypoints_{self.split if self.split != 'all' else '*'}.json "
-                                    f"(COCO annotations_trainval2017.zip)")
-        split_of = lambda f: os.path.basename(f)[len("person_keypoints_"):-len(".json")]  # noqa: E731
+            raise FileNotFoundError(
+                f"no {adir}/person_keypoints_{self.split if self.split != 'all' else '*'}.json "
+                f"(COCO annotations_trainval2017.zip)"
+            )
+        split_of = lambda f: os.path.basename(f)[len("person_keypoints_") : -len(".json")]  # noqa: E731
         return [(split_of(f), f) for f in files]
 
     def items(self):
@@ -121,8 +147,10 @@ class CocoConverter(conversion.Converter):
                 raise ValueError(f"{path}: not a COCO keypoints file ({type(e).__name__}: {e})") from None
             for image_id in sorted(anns):
                 if image_id not in images:
-                    yield conversion.Skipped(f"{split}/{image_id}", f"missing image: annotations refer to image "
-                                                                f"id {image_id}, absent from {path} 'images'")
+                    yield conversion.Skipped(
+                        f"{split}/{image_id}",
+                        f"missing image: annotations refer to image id {image_id}, absent from {path} 'images'",
+                    )
                     continue
                 info = images[image_id]
                 yield conversion.Item(f"{split}/{info['file_name']}", (split, info, anns[image_id]))
@@ -131,11 +159,17 @@ class CocoConverter(conversion.Converter):
         split, info, anns = item.data
         image = conversion.load_image(os.path.join(self.root, split, info["file_name"]))
         if (image.height, image.width) != (info["height"], info["width"]):
-            raise conversion.SkipItem(f"size mismatch: {info['file_name']} is {image.height}x{image.width}, "
-                                  f"annotation says {info['height']}x{info['width']}")
+            raise conversion.SkipItem(
+                f"size mismatch: {info['file_name']} is {image.height}x{image.width}, "
+                f"annotation says {info['height']}x{info['width']}"
+            )
         if any(a.get("iscrowd", 0) for a in anns) and not self.keep_crowd_images:
-            yield conversion.Skipped(item.key, "crowd region: image has an iscrowd annotation (no ignore "
-                                           "regions in schema v1; --keep_crowd_images to write it)", bad=False)
+            yield conversion.Skipped(
+                item.key,
+                "crowd region: image has an iscrowd annotation (no ignore "
+                "regions in schema v1; --keep_crowd_images to write it)",
+                bad=False,
+            )
             return
         persons = []
         for a in anns:

@@ -31,6 +31,7 @@ Channels: 0 = puppet mask. With ``puppet_flow.mat`` (searched in ``puppet_flow_c
 channels are valid; without it only channel 0 is valid. Frames with an empty mask are
 skipped (reason "empty person mask").
 """
+
 from __future__ import annotations
 
 import os
@@ -43,11 +44,16 @@ from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
 
 FLOW_LABEL_CHANNELS: Dict[int, int] = {
-    2: constants.CHANNEL_INDEX["head"], 1: constants.CHANNEL_INDEX["torso"],
-    4: constants.CHANNEL_INDEX["left_arm"], 8: constants.CHANNEL_INDEX["left_arm"],
-    3: constants.CHANNEL_INDEX["right_arm"], 7: constants.CHANNEL_INDEX["right_arm"],
-    6: constants.CHANNEL_INDEX["left_leg"], 10: constants.CHANNEL_INDEX["left_leg"],
-    5: constants.CHANNEL_INDEX["right_leg"], 9: constants.CHANNEL_INDEX["right_leg"],
+    2: constants.CHANNEL_INDEX["head"],
+    1: constants.CHANNEL_INDEX["torso"],
+    4: constants.CHANNEL_INDEX["left_arm"],
+    8: constants.CHANNEL_INDEX["left_arm"],
+    3: constants.CHANNEL_INDEX["right_arm"],
+    7: constants.CHANNEL_INDEX["right_arm"],
+    6: constants.CHANNEL_INDEX["left_leg"],
+    10: constants.CHANNEL_INDEX["left_leg"],
+    5: constants.CHANNEL_INDEX["right_leg"],
+    9: constants.CHANNEL_INDEX["right_leg"],
 }
 """puppet_flow label -> channel (1 torso, 2 head, 3/7 right upper/lower arm, 4/8 left arm,
 5/9 right upper/lower leg, 6/10 left leg; datasets.md section 2)."""
@@ -75,6 +81,7 @@ def matlab_to_keypoints(pos: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def _loadmat_var(path: str, var: str, ndim: int) -> np.ndarray:
     import scipy.io
+
     if not os.path.isfile(path):
         raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     try:
@@ -82,8 +89,9 @@ def _loadmat_var(path: str, var: str, ndim: int) -> np.ndarray:
     except Exception as e:
         raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     if value.ndim != ndim:
-        raise conversion.SkipItem(f"corrupt annotation: {path} variable {var!r} has shape {value.shape}, "
-                              f"expected {ndim} dimensions")
+        raise conversion.SkipItem(
+            f"corrupt annotation: {path} variable {var!r} has shape {value.shape}, expected {ndim} dimensions"
+        )
     return value
 
 
@@ -98,13 +106,15 @@ class JhmdbConverter(conversion.Converter):
     def items(self):
         jdir = os.path.join(self.root, "joint_positions")
         if not os.path.isdir(jdir):
-            raise FileNotFoundError(f"{jdir} not found: --root must contain Rename_Images/, joint_positions/ "
-                                    f"and puppet_mask/ (JHMDB)")
+            raise FileNotFoundError(
+                f"{jdir} not found: --root must contain Rename_Images/, joint_positions/ and puppet_mask/ (JHMDB)"
+            )
         for action in sorted(os.listdir(jdir)):
             if not os.path.isdir(os.path.join(jdir, action)):
                 continue
-            videos = sorted(v for v in os.listdir(os.path.join(jdir, action))
-                            if os.path.isdir(os.path.join(jdir, action, v)))
+            videos = sorted(
+                v for v in os.listdir(os.path.join(jdir, action)) if os.path.isdir(os.path.join(jdir, action, v))
+            )
             membership = self._split_membership(action)
             if isinstance(membership, conversion.Skipped):
                 yield membership
@@ -131,8 +141,9 @@ class JhmdbConverter(conversion.Converter):
                 if not fields:
                     continue
                 if len(fields) != 2 or fields[1] not in ("1", "2"):
-                    return conversion.Skipped(action, f"corrupt split file: {path} line {line.strip()!r} "
-                                                  f"is not '<video>.avi 1|2'")
+                    return conversion.Skipped(
+                        action, f"corrupt split file: {path} line {line.strip()!r} is not '<video>.avi 1|2'"
+                    )
                 out[os.path.splitext(fields[0])[0]] = int(fields[1])
         return out
 
@@ -145,18 +156,20 @@ class JhmdbConverter(conversion.Converter):
 
     def convert(self, item: conversion.Item) -> Iterator:
         action, video = item.data
-        pos = _loadmat_var(os.path.join(self.root, "joint_positions", action, video, "joint_positions.mat"),
-                           "pos_img", 3)
-        body = _loadmat_var(os.path.join(self.root, "puppet_mask", action, video, "puppet_mask.mat"),
-                            "part_mask", 3)
+        pos = _loadmat_var(
+            os.path.join(self.root, "joint_positions", action, video, "joint_positions.mat"), "pos_img", 3
+        )
+        body = _loadmat_var(os.path.join(self.root, "puppet_mask", action, video, "puppet_mask.mat"), "part_mask", 3)
         flow_path = self._flow_path(action, video)
         flow = _loadmat_var(flow_path, "part_mask", 3) if flow_path else None
         if pos.shape[:2] != (2, constants.NUM_KEYPOINTS):
             raise conversion.SkipItem(f"corrupt annotation: {video} pos_img has shape {pos.shape}, expected (2, 15, T)")
         t_frames = body.shape[2]
         if pos.shape[2] != t_frames or (flow is not None and flow.shape != body.shape):
-            raise conversion.SkipItem(f"frame count mismatch: {video} puppet_mask {body.shape}, pos_img {pos.shape}"
-                                  + (f", puppet_flow {flow.shape}" if flow is not None else ""))
+            raise conversion.SkipItem(
+                f"frame count mismatch: {video} puppet_mask {body.shape}, pos_img {pos.shape}"
+                + (f", puppet_flow {flow.shape}" if flow is not None else "")
+            )
         if flow is not None and (flow.min() < 0 or flow.max() > max(FLOW_LABEL_CHANNELS)):
             raise conversion.SkipItem(f"corrupt annotation: {flow_path} has labels outside 0..10")
         valid = conversion.ALL_VALID if flow is not None else conversion.BODY_ONLY

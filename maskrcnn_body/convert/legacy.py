@@ -34,6 +34,7 @@ frame (see ``convert.jhmdb``)::
 ``keypoint_range`` is the half-range used when writing (1.0). The (2, 15) joints belong to
 person 0; joints outside the image get v = 0, the others v = 2.
 """
+
 from __future__ import annotations
 
 import glob
@@ -45,6 +46,7 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
 from maskrcnn_body.data import conversion
+
 
 def _scalar(f, key, name):
     if key not in f or not f[key].int64_list.value:
@@ -58,13 +60,16 @@ def _raw(f, key, name, dtype, shape):
     buf = f[key].bytes_list.value[0]
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if len(buf) != n:
-        raise conversion.SkipItem(f"corrupt record: {name} field {key!r} has {len(buf)} bytes, expected {n} "
-                              f"for {np.dtype(dtype).name} {tuple(shape)}")
+        raise conversion.SkipItem(
+            f"corrupt record: {name} field {key!r} has {len(buf)} bytes, expected {n} "
+            f"for {np.dtype(dtype).name} {tuple(shape)}"
+        )
     return np.frombuffer(buf, dtype).reshape(shape)
 
 
-def legacy_keypoints(kp: np.ndarray, box: np.ndarray, height: int, width: int,
-                     keypoint_range: float = 1.0) -> np.ndarray:
+def legacy_keypoints(
+    kp: np.ndarray, box: np.ndarray, height: int, width: int, keypoint_range: float = 1.0
+) -> np.ndarray:
     """(2, 15) box-normalised legacy joints + legacy box (x1, y1, x2, y2) -> (15, 3) schema."""
     x1, y1, x2, y2 = (float(b) for b in box[:4])
     u = np.asarray(kp, np.float64) / keypoint_range
@@ -76,11 +81,18 @@ def legacy_keypoints(kp: np.ndarray, box: np.ndarray, height: int, width: int,
     return out
 
 
-def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, bgr: bool = False,
-                    valid_channels: Sequence[int] = conversion.ALL_VALID,
-                    keypoint_range: float = 1.0):
+def upgrade_example(
+    serialized: bytes,
+    name: str,
+    source_id: str,
+    dataset: str,
+    bgr: bool = False,
+    valid_channels: Sequence[int] = conversion.ALL_VALID,
+    keypoint_range: float = 1.0,
+):
     """One legacy serialised example -> (ImageRecord, [Skipped for dropped persons])."""
     import tensorflow as tf
+
     try:
         f = tf.train.Example.FromString(serialized).features.feature
     except Exception as e:
@@ -102,8 +114,7 @@ def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, 
         kp = legacy_keypoints(kps, boxes[0], h, w, keypoint_range) if (kps is not None and i == 0) else None
         ch = masks[i] != 0
         parts = {k: ch[..., k] for k in range(1, constants.NUM_CHANNELS) if k in valid_channels}
-        body = ch[..., 0] | np.logical_or.reduce([ch[..., k] for k in parts], initial=False) \
-            if parts else ch[..., 0]
+        body = ch[..., 0] | np.logical_or.reduce([ch[..., k] for k in parts], initial=False) if parts else ch[..., 0]
         try:
             persons.append(conversion.build_person(body, parts, valid_channels, kp))
         except conversion.SkipItem as e:
@@ -115,9 +126,15 @@ def upgrade_example(serialized: bytes, name: str, source_id: str, dataset: str, 
 class LegacyConverter(conversion.Converter):
     """Items are legacy shard files (``pattern`` = glob(s), comma-separated)."""
 
-    def __init__(self, pattern: str, dataset: str, bgr: bool = False,
-                 valid_channels: Sequence[int] = conversion.ALL_VALID, compression: str = "ZLIB",
-                 keypoint_range: float = 1.0):
+    def __init__(
+        self,
+        pattern: str,
+        dataset: str,
+        bgr: bool = False,
+        valid_channels: Sequence[int] = conversion.ALL_VALID,
+        compression: str = "ZLIB",
+        keypoint_range: float = 1.0,
+    ):
         if dataset not in constants.DATASETS:
             raise ValueError(f"--dataset {dataset!r} is not one of {constants.DATASETS}")
         if 0 not in valid_channels:
@@ -135,20 +152,29 @@ class LegacyConverter(conversion.Converter):
 
     def convert(self, item: conversion.Item) -> Iterator:
         import tensorflow as tf
+
         stem = os.path.splitext(item.key)[0]
         i = 0
         try:
-            for serialized in tf.data.TFRecordDataset(item.data, compression_type=self.compression) \
-                    .as_numpy_iterator():
+            for serialized in tf.data.TFRecordDataset(item.data, compression_type=self.compression).as_numpy_iterator():
                 source_id = f"{stem}/{i:06d}"
                 try:
-                    rec, skipped = upgrade_example(serialized, f"{item.data}:{i}", source_id, self.dataset,
-                                                   self.bgr, self.valid_channels, self.keypoint_range)
+                    rec, skipped = upgrade_example(
+                        serialized,
+                        f"{item.data}:{i}",
+                        source_id,
+                        self.dataset,
+                        self.bgr,
+                        self.valid_channels,
+                        self.keypoint_range,
+                    )
                     yield from skipped
                     yield rec
                 except conversion.SkipItem as e:
                     yield conversion.Skipped(source_id, str(e))
                 i += 1
         except tf.errors.DataLossError as e:
-            yield conversion.Skipped(f"{stem}/{i:06d}", f"corrupt shard: {item.data} after record {i} "
-                                                    f"({e.message.splitlines()[0]}; wrong --compression?)")
+            yield conversion.Skipped(
+                f"{stem}/{i:06d}",
+                f"corrupt shard: {item.data} after record {i} ({e.message.splitlines()[0]}; wrong --compression?)",
+            )

@@ -21,6 +21,7 @@ Unknown part names on a person raise (skip with reason, error in strict mode), s
 name would otherwise silently become background. Images without persons are skipped
 ("no persons", not a bad input) unless ``keep_negatives``.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,16 +56,19 @@ def read_annotation(path: str) -> List[dict]:
     :class:`~maskrcnn_body.convert.conversion.SkipItem` ("corrupt annotation") on unreadable files.
     """
     import scipy.io
+
     try:
         anno = scipy.io.loadmat(path)["anno"][0, 0]
         objects = []
-        for o in (anno["objects"][0] if anno["objects"].size else []):
+        for o in anno["objects"][0] if anno["objects"].size else []:
             parts = o["parts"][0] if o["parts"].size else []
-            objects.append({
-                "class": str(o["class"][0]) if o["class"].size else "",
-                "mask": np.asarray(o["mask"]),
-                "parts": [(str(p["part_name"][0]), np.asarray(p["mask"])) for p in parts],
-            })
+            objects.append(
+                {
+                    "class": str(o["class"][0]) if o["class"].size else "",
+                    "mask": np.asarray(o["mask"]),
+                    "parts": [(str(p["part_name"][0]), np.asarray(p["mask"])) for p in parts],
+                }
+            )
     except Exception as e:
         raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     return objects
@@ -79,8 +83,10 @@ class PascalPartConverter(conversion.Converter):
     def items(self) -> Iterator[conversion.Item]:
         anno_dir = os.path.join(self.root, "Annotations_Part")
         if not os.path.isdir(anno_dir):
-            raise FileNotFoundError(f"{anno_dir} not found: --root must contain Annotations_Part/ "
-                                    f"(Pascal-Part trainval.tar.gz) and JPEGImages/ (VOC 2010)")
+            raise FileNotFoundError(
+                f"{anno_dir} not found: --root must contain Annotations_Part/ "
+                f"(Pascal-Part trainval.tar.gz) and JPEGImages/ (VOC 2010)"
+            )
         names = sorted(f[:-4] for f in os.listdir(anno_dir) if f.endswith(".mat"))
         wanted = self._split_names()
         for name in names:
@@ -92,8 +98,10 @@ class PascalPartConverter(conversion.Converter):
             return None
         path = os.path.join(self.root, "ImageSets", "Main", f"{self.split}.txt")
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"split file {path} not found: VOC 2010 splits are train, val, trainval "
-                                    f"(from VOCtrainval_03-May-2010.tar); use --split all otherwise")
+            raise FileNotFoundError(
+                f"split file {path} not found: VOC 2010 splits are train, val, trainval "
+                f"(from VOCtrainval_03-May-2010.tar); use --split all otherwise"
+            )
         with open(path) as f:
             return {line.split()[0] for line in f if line.strip()}
 
@@ -108,8 +116,10 @@ class PascalPartConverter(conversion.Converter):
             channels: Dict[int, np.ndarray] = {}
             for part_name, mask in obj["parts"]:
                 if part_name not in PART_CHANNELS:
-                    raise conversion.SkipItem(f"unknown part name: {key} has part {part_name!r}, not in "
-                                          f"pascal_part.PART_CHANNELS; add it to the table")
+                    raise conversion.SkipItem(
+                        f"unknown part name: {key} has part {part_name!r}, not in "
+                        f"pascal_part.PART_CHANNELS; add it to the table"
+                    )
                 conversion.check_mask_shape(mask, image, f"{key} part {part_name!r}")
                 ch = PART_CHANNELS[part_name]
                 channels[ch] = channels.get(ch, False) | (mask != 0)

@@ -24,6 +24,7 @@ mask, unknown part name); with ``strict=True`` the first one aborts the conversi
 skips are filters and never abort. Reasons read ``"<kind>: <details>"``; the summary counts
 them by kind.
 """
+
 from __future__ import annotations
 
 import abc
@@ -57,6 +58,7 @@ class ConversionError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Item:
     """One unit of work: ``key`` is unique and human readable, ``data`` is picklable."""
+
     key: str
     data: Any = None
 
@@ -64,6 +66,7 @@ class Item:
 @dataclasses.dataclass(frozen=True)
 class Skipped:
     """Something not converted. ``bad``: an input problem (fatal in strict mode) vs a filter."""
+
     key: str
     reason: str
     bad: bool = True
@@ -91,14 +94,14 @@ class Converter(abc.ABC):
 @dataclasses.dataclass(frozen=True)
 class SourceImage:
     """Image bytes as they ship (PNG or JPEG) plus their decoded size."""
+
     data: bytes
     format: bytes
     height: int
     width: int
 
     def record(self, source_id: str, dataset: str, persons: Sequence[schema.Person]) -> schema.ImageRecord:
-        return schema.ImageRecord(self.data, self.format, self.height, self.width, source_id, dataset,
-                                  list(persons))
+        return schema.ImageRecord(self.data, self.format, self.height, self.width, source_id, dataset, list(persons))
 
 
 def load_image(path: str) -> SourceImage:
@@ -117,6 +120,7 @@ def load_image(path: str) -> SourceImage:
 def image_from_bytes(data: bytes, name: str) -> SourceImage:
     """:class:`SourceImage` from encoded bytes (see :func:`load_image`); ``name`` is used in errors."""
     from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
@@ -137,8 +141,7 @@ def image_from_array(rgb: np.ndarray) -> SourceImage:
 def check_mask_shape(mask: np.ndarray, image: SourceImage, what: str) -> None:
     """Raises :class:`SkipItem` ("size mismatch") when a (H, W) mask is not the image size."""
     if mask.ndim != 2 or mask.shape != (image.height, image.width):
-        raise SkipItem(f"size mismatch: {what} has shape {mask.shape}, image is "
-                       f"{image.height}x{image.width} (HxW)")
+        raise SkipItem(f"size mismatch: {what} has shape {mask.shape}, image is {image.height}x{image.width} (HxW)")
 
 
 def channels_valid(channels: Iterable[int]) -> np.ndarray:
@@ -152,8 +155,12 @@ ALL_VALID = tuple(range(constants.NUM_CHANNELS))
 BODY_ONLY = (constants.BODY,)
 
 
-def build_person(body: np.ndarray, parts: Optional[Mapping[int, np.ndarray]] = None,
-                 valid: Iterable[int] = BODY_ONLY, keypoints: Optional[np.ndarray] = None) -> schema.Person:
+def build_person(
+    body: np.ndarray,
+    parts: Optional[Mapping[int, np.ndarray]] = None,
+    valid: Iterable[int] = BODY_ONLY,
+    keypoints: Optional[np.ndarray] = None,
+) -> schema.Person:
     """One :class:`~maskrcnn_body.data.schema.Person` from a body mask and per-channel part masks.
 
     Args:
@@ -172,12 +179,18 @@ def build_person(body: np.ndarray, parts: Optional[Mapping[int, np.ndarray]] = N
     for ch, mask in (parts or {}).items():
         if not 1 <= ch < constants.NUM_CHANNELS:
             raise ValueError(f"part channel must be in 1..{constants.NUM_CHANNELS - 1}, got {ch}")
-        packed |= ((np.asarray(mask).astype(bool) & body).astype(np.uint8) << ch)
+        packed |= (np.asarray(mask).astype(bool) & body).astype(np.uint8) << ch
     return schema.make_person(packed, channels_valid(valid), keypoints)
 
 
-def record_or_negative(image: SourceImage, key: str, source_id: str, dataset: str,
-                       persons: Sequence[schema.Person], keep_negatives: bool = False):
+def record_or_negative(
+    image: SourceImage,
+    key: str,
+    source_id: str,
+    dataset: str,
+    persons: Sequence[schema.Person],
+    keep_negatives: bool = False,
+):
     """The image's record, or ``Skipped(key, "no persons", bad=False)`` when it has no person
     and negatives are not kept."""
     if not persons and not keep_negatives:
@@ -189,6 +202,7 @@ def record_or_negative(image: SourceImage, key: str, source_id: str, dataset: st
 @dataclasses.dataclass
 class Summary:
     """What a conversion did; ``as_dict()`` is the ``PREFIX.summary.json`` content."""
+
     dataset: str
     out_prefix: str
     items: int = 0
@@ -204,10 +218,15 @@ class Summary:
         for s in self.skipped:
             by_kind[s.kind] = by_kind.get(s.kind, 0) + 1
         return {
-            "dataset": self.dataset, "out_prefix": self.out_prefix, "shards": self.shards,
-            "items": self.items, "images_written": self.images_written, "persons": self.persons,
+            "dataset": self.dataset,
+            "out_prefix": self.out_prefix,
+            "shards": self.shards,
+            "items": self.items,
+            "images_written": self.images_written,
+            "persons": self.persons,
             "negative_images": self.negative_images,
-            "skipped": len(self.skipped), "bad_inputs": sum(s.bad for s in self.skipped),
+            "skipped": len(self.skipped),
+            "bad_inputs": sum(s.bad for s in self.skipped),
             "skipped_by_reason": dict(sorted(by_kind.items())),
             "skipped_items": [dataclasses.asdict(s) for s in self.skipped],
             "seconds": round(self.seconds, 2),
@@ -215,9 +234,11 @@ class Summary:
 
     def text(self, max_lines: int = 10) -> str:
         d = self.as_dict()
-        lines = [f"{self.dataset}: {d['images_written']} images written ({d['negative_images']} without persons), "
-                 f"{d['persons']} persons, {d['skipped']} skipped ({d['bad_inputs']} bad inputs) "
-                 f"from {d['items']} items in {d['seconds']} s"]
+        lines = [
+            f"{self.dataset}: {d['images_written']} images written ({d['negative_images']} without persons), "
+            f"{d['persons']} persons, {d['skipped']} skipped ({d['bad_inputs']} bad inputs) "
+            f"from {d['items']} items in {d['seconds']} s"
+        ]
         lines += [f"  skipped [{k}]: {n}" for k, n in d["skipped_by_reason"].items()]
         for s in self.skipped[:max_lines]:
             lines.append(f"  - {s.key}: {s.reason}")
@@ -280,8 +301,7 @@ class _Progress:
         self._last = now
         frac = done / self.total if self.total else 1.0
         bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} items, {images} images, "
-                         f"{skipped} skipped")
+        sys.stderr.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} items, {images} images, {skipped} skipped")
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -290,8 +310,14 @@ class _Progress:
             sys.stderr.flush()
 
 
-def run_conversion(converter: Converter, out_prefix: str, num_shards: int = 1, num_workers: int = 1,
-                   strict: bool = False, progress: bool = True) -> Summary:
+def run_conversion(
+    converter: Converter,
+    out_prefix: str,
+    num_shards: int = 1,
+    num_workers: int = 1,
+    strict: bool = False,
+    progress: bool = True,
+) -> Summary:
     """Converts every item of ``converter`` into ``out_prefix-0000i-of-0000K.tfrecord``.
 
     Shards are renamed into place only when the whole conversion succeeded and at least one
@@ -355,8 +381,10 @@ def run_conversion(converter: Converter, out_prefix: str, num_shards: int = 1, n
 def _record_skip(summary: Summary, skipped: Skipped, strict: bool) -> None:
     summary.skipped.append(skipped)
     if strict and skipped.bad:
-        raise ConversionError(f"{summary.dataset}: {skipped.key}: {skipped.reason} "
-                              f"(strict mode: fix the input or run without --strict to skip it)")
+        raise ConversionError(
+            f"{summary.dataset}: {skipped.key}: {skipped.reason} "
+            f"(strict mode: fix the input or run without --strict to skip it)"
+        )
 
 
 def write_summary(summary: Summary) -> str:
@@ -373,6 +401,7 @@ def write_summary(summary: Summary) -> str:
 def load_records(out_prefix: str) -> List[schema.ImageRecord]:
     """Decodes every record a conversion wrote under ``out_prefix`` (for checks and tests)."""
     from maskrcnn_body.data.writer import existing_shards, iterate_records
+
     shards = existing_shards(out_prefix)
     if not shards:
         return []

@@ -17,10 +17,11 @@ Corrupt input (schema v1 records written by :mod:`maskrcnn_body.data.writer`, un
 * With ``input_cfg.skip_corrupt=True`` both are skipped instead, counted in a
   :class:`CorruptCounter` and reported on stderr. Nothing is ever silently replaced.
 """
+
 from __future__ import annotations
 
-import sys
 import random
+import sys
 from typing import Dict, Optional
 
 import tensorflow as tf
@@ -98,16 +99,17 @@ def _require(ok, field: str, detail: str, *args, record=None, where=None) -> tf.
 
 def _side_effects_if(pred, fn) -> tf.Tensor:
     """Runs the ops returned (as a list) by ``fn()`` only when ``pred``; returns a dummy tensor to depend on."""
+
     def yes():
         with tf.control_dependencies(fn()):
             return tf.constant(0)
+
     return tf.cond(pred, yes, lambda: tf.constant(0))
 
 
 def _has_image_magic(data: tf.Tensor) -> tf.Tensor:
     head = tf.strings.substr(data, 0, 8)
-    return tf.logical_or(tf.equal(head, schema.PNG_MAGIC),
-                         tf.equal(tf.strings.substr(head, 0, 2), schema.JPEG_MAGIC))
+    return tf.logical_or(tf.equal(head, schema.PNG_MAGIC), tf.equal(tf.strings.substr(head, 0, 2), schema.JPEG_MAGIC))
 
 
 def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tensor]:
@@ -139,47 +141,102 @@ def parse_example(serialized: tf.Tensor, where="<record>") -> Dict[str, tf.Tenso
     kps = f["person/keypoints"].values
     nk = constants.NUM_KEYPOINTS * 3
     checks = [
-        _require(tf.equal(f["schema/version"], schema.SCHEMA_VERSION), "schema/version",
-                 "is {}, this package reads {}; upgrade the records or the package", f["schema/version"],
-                 schema.SCHEMA_VERSION, **ctx),
+        _require(
+            tf.equal(f["schema/version"], schema.SCHEMA_VERSION),
+            "schema/version",
+            "is {}, this package reads {}; upgrade the records or the package",
+            f["schema/version"],
+            schema.SCHEMA_VERSION,
+            **ctx,
+        ),
         _require(n >= 0, "person/count", "is {}, must be >= 0", n, **ctx),
-        _require(tf.logical_and(height > 0, width > 0), "image/height,image/width", "{}x{} must be positive",
-                 height, width, **ctx),
-        _require(tf.equal(tf.size(bbox), 4 * n), "person/bbox", "has {} values, expected 4 * person/count = {}",
-                 tf.size(bbox), 4 * n, **ctx),
-        _require(tf.equal(tf.size(pngs), n), "person/parts_png", "has {} PNGs, expected person/count = {}",
-                 tf.size(pngs), n, **ctx),
-        _require(tf.equal(tf.size(valid), constants.NUM_CHANNELS * n), "person/parts_valid",
-                 "has {} values, expected 7 * person/count = {}", tf.size(valid), constants.NUM_CHANNELS * n, **ctx),
-        _require(tf.equal(tf.size(kps), nk * n), "person/keypoints",
-                 "has {} values, expected 45 * person/count = {}", tf.size(kps), nk * n, **ctx),
+        _require(
+            tf.logical_and(height > 0, width > 0),
+            "image/height,image/width",
+            "{}x{} must be positive",
+            height,
+            width,
+            **ctx,
+        ),
+        _require(
+            tf.equal(tf.size(bbox), 4 * n),
+            "person/bbox",
+            "has {} values, expected 4 * person/count = {}",
+            tf.size(bbox),
+            4 * n,
+            **ctx,
+        ),
+        _require(
+            tf.equal(tf.size(pngs), n),
+            "person/parts_png",
+            "has {} PNGs, expected person/count = {}",
+            tf.size(pngs),
+            n,
+            **ctx,
+        ),
+        _require(
+            tf.equal(tf.size(valid), constants.NUM_CHANNELS * n),
+            "person/parts_valid",
+            "has {} values, expected 7 * person/count = {}",
+            tf.size(valid),
+            constants.NUM_CHANNELS * n,
+            **ctx,
+        ),
+        _require(
+            tf.equal(tf.size(kps), nk * n),
+            "person/keypoints",
+            "has {} values, expected 45 * person/count = {}",
+            tf.size(kps),
+            nk * n,
+            **ctx,
+        ),
         _require(_has_image_magic(f["image/encoded"]), "image/encoded", "is not a PNG or JPEG file", **ctx),
     ]
     with tf.control_dependencies(checks):
         image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
-        image_ok = _require(tf.reduce_all(tf.equal(tf.shape(image)[:2], [height, width])), "image/encoded",
-                            "decodes to {} (h x w), image/height x image/width is {}x{}", tf.shape(image)[:2],
-                            height, width, **ctx)
+        image_ok = _require(
+            tf.reduce_all(tf.equal(tf.shape(image)[:2], [height, width])),
+            "image/encoded",
+            "decodes to {} (h x w), image/height x image/width is {}x{}",
+            tf.shape(image)[:2],
+            height,
+            width,
+            **ctx,
+        )
         boxes = tf.reshape(bbox, [n, 4])
         parts_valid = tf.reshape(tf.cast(valid, tf.int32), [n, constants.NUM_CHANNELS])
         keypoints = tf.reshape(kps, [n, constants.NUM_KEYPOINTS, 3])
 
     def decode_parts(i):
         data = pngs[i]
-        magic = _require(tf.equal(tf.strings.substr(data, 0, 8), schema.PNG_MAGIC), "person/parts_png[{}]",
-                         "is not a PNG file", i, **ctx)
+        magic = _require(
+            tf.equal(tf.strings.substr(data, 0, 8), schema.PNG_MAGIC),
+            "person/parts_png[{}]",
+            "is not a PNG file",
+            i,
+            **ctx,
+        )
         with tf.control_dependencies([magic]):
             png = tf.io.decode_png(data, channels=0)
-        ok = _require(tf.reduce_all(tf.equal(tf.shape(png), [height, width, 1])), "person/parts_png[{}]",
-                      "decodes to {} (h x w x channels), expected {}x{}x1", i, tf.shape(png),
-                      height, width, **ctx)
+        ok = _require(
+            tf.reduce_all(tf.equal(tf.shape(png), [height, width, 1])),
+            "person/parts_png[{}]",
+            "decodes to {} (h x w x channels), expected {}x{}x1",
+            i,
+            tf.shape(png),
+            height,
+            width,
+            **ctx,
+        )
         with tf.control_dependencies([ok]):
             return tf.reshape(png, [height, width])
 
     with tf.control_dependencies(checks):
-        parts = tf.cond(n > 0, lambda: tf.map_fn(decode_parts, tf.range(n),
-                                                 fn_output_signature=tf.TensorSpec([None, None], tf.uint8)),
-                        lambda: tf.zeros([0, height, width], tf.uint8))  # map_fn cannot stack 0 unknown shapes
+        parts = tf.cond(
+            n > 0,
+            lambda: tf.map_fn(decode_parts, tf.range(n), fn_output_signature=tf.TensorSpec([None, None], tf.uint8)),
+            lambda: tf.zeros([0, height, width], tf.uint8),
+        )  # map_fn cannot stack 0 unknown shapes
     with tf.control_dependencies([image_ok]):
         image = tf.identity(image)
     return {
@@ -215,8 +272,14 @@ def _pad_rows(x: tf.Tensor, rows: int) -> tf.Tensor:
     return tf.pad(x, pad)
 
 
-def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, seed: tf.Tensor,
-                     counter: Optional[CorruptCounter] = None, warn_dropped: bool = True) -> Dict[str, tf.Tensor]:
+def to_batch_element(
+    example: Dict[str, tf.Tensor],
+    input_cfg,
+    training: bool,
+    seed: tf.Tensor,
+    counter: Optional[CorruptCounter] = None,
+    warn_dropped: bool = True,
+) -> Dict[str, tf.Tensor]:
     """Full-resolution parsed example -> one (unbatched) element of the documented batch dict.
 
     Training: random flip (p=0.5, if ``input_cfg.flip``) and scale jitter ``U(scale_jitter)``,
@@ -231,9 +294,22 @@ def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, s
     if counter is not None:
         effects.append(counter.add("dropped_persons", dropped))
     if warn_dropped:
-        effects.append(_side_effects_if(dropped > 0, lambda: [tf.print(
-            "maskrcnn_body pipeline: dropped", dropped, "persons beyond max_persons =", P, "in record",
-            example["source_id"], output_stream=sys.stderr)]))
+        effects.append(
+            _side_effects_if(
+                dropped > 0,
+                lambda: [
+                    tf.print(
+                        "maskrcnn_body pipeline: dropped",
+                        dropped,
+                        "persons beyond max_persons =",
+                        P,
+                        "in record",
+                        example["source_id"],
+                        output_stream=sys.stderr,
+                    )
+                ],
+            )
+        )
     if training and input_cfg.flip:
         example = augment.random_flip(example, flip_seed)
     lo, hi = input_cfg.scale_jitter
@@ -256,8 +332,9 @@ def to_batch_element(example: Dict[str, tf.Tensor], input_cfg, training: bool, s
         "num_gt": num_gt,
         "gt_boxes": tf.ensure_shape(_pad_rows(boxes, P), [P, 4]),
         "gt_masks": tf.ensure_shape(_pad_rows(masks, P), [P, MS, MS, constants.NUM_CHANNELS]),
-        "gt_parts_valid": tf.ensure_shape(_pad_rows(tf.cast(example["parts_valid"], tf.float32), P),
-                                          [P, constants.NUM_CHANNELS]),
+        "gt_parts_valid": tf.ensure_shape(
+            _pad_rows(tf.cast(example["parts_valid"], tf.float32), P), [P, constants.NUM_CHANNELS]
+        ),
         "gt_keypoints": tf.ensure_shape(_pad_rows(keypoints, P), [P, constants.NUM_KEYPOINTS, 3]),
     }
 
@@ -284,27 +361,40 @@ def _read_shard(path: tf.Tensor, size: tf.Tensor, strict: bool, counter: Corrupt
         if strict:
             check = tf.debugging.Assert(complete, [msg + "; re-create the shard, or set input.skip_corrupt=True"])
         else:
-            check = _side_effects_if(tf.logical_not(complete), lambda: [
-                counter.add("truncated_shards", 1),
-                tf.print("maskrcnn_body pipeline: skipping the rest of", msg, output_stream=sys.stderr)])
+            check = _side_effects_if(
+                tf.logical_not(complete),
+                lambda: [
+                    counter.add("truncated_shards", 1),
+                    tf.print("maskrcnn_body pipeline: skipping the rest of", msg, output_stream=sys.stderr),
+                ],
+            )
         with tf.control_dependencies([check]):
             return tf.logical_not(is_end)
 
-    return (marked.scan(tf.constant(0, tf.int64), consume).filter(keep)
-            .map(lambda rec, is_end, total: (path, rec)))
+    return marked.scan(tf.constant(0, tf.int64), consume).filter(keep).map(lambda rec, is_end, total: (path, rec))
 
 
 def _after_end(ds: tf.data.Dataset, fn) -> tf.data.Dataset:
     """``ds`` followed by a call of ``fn()`` (side effects only) once ``ds`` is exhausted."""
+
     def run(_):
         with tf.control_dependencies([fn()]):
             return tf.nest.map_structure(
-                lambda s: tf.zeros([d if d is not None else 0 for d in s.shape], s.dtype), ds.element_spec)
+                lambda s: tf.zeros([d if d is not None else 0 for d in s.shape], s.dtype), ds.element_spec
+            )
+
     return ds.concatenate(tf.data.Dataset.from_tensors(0).map(run).filter(lambda *_: False))
 
 
-def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Optional[int] = None,
-                  repeat: Optional[int] = None, counter: Optional[CorruptCounter] = None) -> tf.data.Dataset:
+def build_dataset(
+    patterns,
+    input_cfg,
+    batch_size: int,
+    training: bool,
+    seed: Optional[int] = None,
+    repeat: Optional[int] = None,
+    counter: Optional[CorruptCounter] = None,
+) -> tf.data.Dataset:
     """The batched input pipeline (batch dict in docs/DESIGN.md, "Pipeline batch").
 
     Args:
@@ -322,7 +412,7 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
     strict = not input_cfg.skip_corrupt
     warn_dropped = counter is None
     counter = counter if counter is not None else CorruptCounter()
-    base_seed = seed if seed is not None else random.SystemRandom().randrange(2 ** 31)
+    base_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     if repeat is None:
         repeat = -1 if training else 1
 
@@ -332,8 +422,9 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
     files = files.repeat(repeat)
     read = lambda p, s: _read_shard(p, s, strict, counter)  # noqa: E731
     if training:
-        records = files.interleave(read, cycle_length=min(len(paths), 8), num_parallel_calls=tf.data.AUTOTUNE,
-                                   deterministic=True)
+        records = files.interleave(
+            read, cycle_length=min(len(paths), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
     else:
         records = files.flat_map(read)  # shards in sorted order, records in file order
     if training:
@@ -346,8 +437,9 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
     def parse(index, elem):
         where, serialized = elem
         example = parse_example(serialized, where)
-        out = to_batch_element(example, input_cfg, training, tf.stack([tf.constant(base_seed, tf.int64), index]),
-                               counter, warn_dropped)
+        out = to_batch_element(
+            example, input_cfg, training, tf.stack([tf.constant(base_seed, tf.int64), index]), counter, warn_dropped
+        )
         out["_index"] = index
         return out
 
@@ -360,18 +452,29 @@ def build_dataset(patterns, input_cfg, batch_size: int, training: bool, seed: Op
         """Counts gaps in the record index (records that failed and were dropped)."""
         index = elem.pop("_index")
         gap = index - last - 1
-        report = _side_effects_if(gap > 0, lambda: [
-            counter.add("skipped_records", gap),
-            tf.print("maskrcnn_body pipeline: skipped", gap, "corrupt record(s) before", elem["source_id"],
-                     output_stream=sys.stderr)])
+        report = _side_effects_if(
+            gap > 0,
+            lambda: [
+                counter.add("skipped_records", gap),
+                tf.print(
+                    "maskrcnn_body pipeline: skipped",
+                    gap,
+                    "corrupt record(s) before",
+                    elem["source_id"],
+                    output_stream=sys.stderr,
+                ),
+            ],
+        )
         with tf.control_dependencies([report, counter.add("records_delivered", 1)]):
             return tf.identity(index), elem
 
     ds = ds.scan(tf.constant(-1, tf.int64), deliver)
     if not strict:
         # records that failed after the last delivered one: everything read is resolved now
-        ds = _after_end(ds, lambda: counter.assign(
-            "skipped_records", counter.read("records_read") - counter.read("records_delivered")))
+        ds = _after_end(
+            ds,
+            lambda: counter.assign("skipped_records", counter.read("records_read") - counter.read("records_delivered")),
+        )
     # images are padded to the largest of the batch (each already a multiple of SIZE_DIVISOR):
     # no square canvas, so a 4:3 photo costs its own pixels, not a square's
     ds = ds.padded_batch(batch_size, drop_remainder=training)

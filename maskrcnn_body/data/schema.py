@@ -24,6 +24,7 @@ corner). The numpy-side :class:`ImageRecord` / :class:`Person` are what converte
 what :func:`decode_example` returns; the tf.data pipeline parses the same keys with
 :data:`TF_FEATURES`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -105,8 +106,7 @@ def unpack_channels(parts: np.ndarray) -> np.ndarray:
     return ((parts[..., None] >> np.arange(constants.NUM_CHANNELS, dtype=np.uint8)) & 1).astype(bool)
 
 
-def make_person(parts: np.ndarray, parts_valid: Sequence[int],
-                keypoints: Optional[np.ndarray] = None) -> Person:
+def make_person(parts: np.ndarray, parts_valid: Sequence[int], keypoints: Optional[np.ndarray] = None) -> Person:
     """Builds a :class:`Person` from a parts bit field, computing the box from channel 0.
 
     Part pixels outside the body are added to the body bit, so that "every part pixel is
@@ -115,15 +115,23 @@ def make_person(parts: np.ndarray, parts_valid: Sequence[int],
     parts = np.asarray(parts, np.uint8).copy()
     any_part = (parts & 0xFE) != 0
     parts[any_part] |= 1
-    kp = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32) if keypoints is None else \
-        np.asarray(keypoints, np.float32).reshape(constants.NUM_KEYPOINTS, 3)
-    return Person(bbox=bbox_from_mask((parts & 1) != 0), parts=parts,
-                  parts_valid=np.asarray(parts_valid, np.int64).reshape(constants.NUM_CHANNELS), keypoints=kp)
+    kp = (
+        np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
+        if keypoints is None
+        else np.asarray(keypoints, np.float32).reshape(constants.NUM_KEYPOINTS, 3)
+    )
+    return Person(
+        bbox=bbox_from_mask((parts & 1) != 0),
+        parts=parts,
+        parts_valid=np.asarray(parts_valid, np.int64).reshape(constants.NUM_CHANNELS),
+        keypoints=kp,
+    )
 
 
 def encode_png(array: np.ndarray, compress_level: int = 1) -> bytes:
     """PNG bytes of a uint8 (H, W) or (H, W, 3) array."""
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(array)).save(buf, format="PNG", compress_level=compress_level)
     return buf.getvalue()
@@ -141,12 +149,14 @@ def sniff_format(data: bytes) -> Optional[bytes]:
 def decode_image_bytes(data: bytes) -> np.ndarray:
     """PNG/JPEG bytes -> RGB uint8 (H, W, 3) (grey and RGBA are converted)."""
     from PIL import Image
+
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
 
 
 def _decode_png_gray(data: bytes) -> np.ndarray:
     from PIL import Image
+
     with Image.open(io.BytesIO(data)) as im:
         if im.mode not in ("L", "P", "1"):
             raise ValueError(f"parts PNG has mode {im.mode}, expected single-channel 8-bit (L)")
@@ -156,16 +166,19 @@ def _decode_png_gray(data: bytes) -> np.ndarray:
 # --------------------------------------------------------------------------- tf.train.Example
 def _bytes(values):
     import tensorflow as tf
+
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
 
 
 def _ints(values):
     import tensorflow as tf
+
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v) for v in values]))
 
 
 def _floats(values):
     import tensorflow as tf
+
     return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
 
 
@@ -177,6 +190,7 @@ def encode_example(record: ImageRecord, parts_png: Optional[Sequence[bytes]] = N
       parts_png: optional already-encoded parts PNGs (one per person) to avoid re-encoding.
     """
     import tensorflow as tf
+
     validate_record(record)
     n = len(record.persons)
     if parts_png is None:
@@ -212,12 +226,18 @@ def validate_record(record: ImageRecord) -> None:
         raise RecordError(f"{where}: image size {record.height}x{record.width} must be positive")
     for i, p in enumerate(record.persons):
         if p.parts.shape != (record.height, record.width):
-            raise RecordError(f"{where}: person/parts_png[{i}] is {p.parts.shape}, image is "
-                              f"{(record.height, record.width)}")
-        if p.bbox.shape != (4,) or p.parts_valid.shape != (constants.NUM_CHANNELS,) or \
-                p.keypoints.shape != (constants.NUM_KEYPOINTS, 3):
-            raise RecordError(f"{where}: person {i} has bbox {p.bbox.shape}, parts_valid "
-                              f"{p.parts_valid.shape}, keypoints {p.keypoints.shape}; expected (4,), (7,), (15, 3)")
+            raise RecordError(
+                f"{where}: person/parts_png[{i}] is {p.parts.shape}, image is {(record.height, record.width)}"
+            )
+        if (
+            p.bbox.shape != (4,)
+            or p.parts_valid.shape != (constants.NUM_CHANNELS,)
+            or p.keypoints.shape != (constants.NUM_KEYPOINTS, 3)
+        ):
+            raise RecordError(
+                f"{where}: person {i} has bbox {p.bbox.shape}, parts_valid "
+                f"{p.parts_valid.shape}, keypoints {p.keypoints.shape}; expected (4,), (7,), (15, 3)"
+            )
 
 
 def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool = False) -> ImageRecord:
@@ -227,6 +247,7 @@ def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool
     missing, has the wrong length, or a PNG does not decode / has the wrong size.
     """
     import tensorflow as tf
+
     try:
         ex = tf.train.Example.FromString(serialized)
     except Exception as e:  # protobuf DecodeError
@@ -243,21 +264,25 @@ def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool
 
     version = int(f["schema/version"].int64_list.value[0]) if "schema/version" in f else SCHEMA_VERSION
     if version != SCHEMA_VERSION:
-        raise RecordError(f"{name}: schema/version {version} is not supported (this package reads "
-                          f"{SCHEMA_VERSION}); upgrade the records or the package")
-    height, = get("image/height", "int64_list", 1)
-    width, = get("image/width", "int64_list", 1)
-    n, = get("person/count", "int64_list", 1)
+        raise RecordError(
+            f"{name}: schema/version {version} is not supported (this package reads "
+            f"{SCHEMA_VERSION}); upgrade the records or the package"
+        )
+    (height,) = get("image/height", "int64_list", 1)
+    (width,) = get("image/width", "int64_list", 1)
+    (n,) = get("person/count", "int64_list", 1)
     if n < 0:
         raise RecordError(f"{name}: person/count is {n}")
-    image_bytes, = get("image/encoded", "bytes_list", 1)
-    fmt, = get("image/format", "bytes_list", 1)
+    (image_bytes,) = get("image/encoded", "bytes_list", 1)
+    (fmt,) = get("image/format", "bytes_list", 1)
     source_id = get("image/source_id", "bytes_list", 1)[0].decode("utf-8", "replace")
     dataset = get("image/dataset", "bytes_list", 1)[0].decode("utf-8", "replace")
     name = f"{name} (source_id {source_id!r})"
     bbox = np.asarray(get("person/bbox", "float_list", 4 * n), np.float32).reshape(n, 4)
     pngs = get("person/parts_png", "bytes_list", n)
-    valid = np.asarray(get("person/parts_valid", "int64_list", constants.NUM_CHANNELS * n), np.int64).reshape(n, constants.NUM_CHANNELS)
+    valid = np.asarray(get("person/parts_valid", "int64_list", constants.NUM_CHANNELS * n), np.int64).reshape(
+        n, constants.NUM_CHANNELS
+    )
     kps = np.asarray(get("person/keypoints", "float_list", 3 * constants.NUM_KEYPOINTS * n), np.float32)
     kps = kps.reshape(n, constants.NUM_KEYPOINTS, 3)
     persons = []
@@ -267,11 +292,20 @@ def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool
         except Exception as e:
             raise RecordError(f"{name}: person/parts_png[{i}] does not decode ({e})") from None
         if parts.shape != (height, width):
-            raise RecordError(f"{name}: person/parts_png[{i}] is {parts.shape[1]}x{parts.shape[0]}, "
-                              f"image/width x image/height is {width}x{height}")
+            raise RecordError(
+                f"{name}: person/parts_png[{i}] is {parts.shape[1]}x{parts.shape[0]}, "
+                f"image/width x image/height is {width}x{height}"
+            )
         persons.append(Person(bbox=bbox[i], parts=parts, parts_valid=valid[i], keypoints=kps[i]))
-    rec = ImageRecord(image_bytes=image_bytes, image_format=fmt, height=int(height), width=int(width),
-                      source_id=source_id, dataset=dataset, persons=persons)
+    rec = ImageRecord(
+        image_bytes=image_bytes,
+        image_format=fmt,
+        height=int(height),
+        width=int(width),
+        source_id=source_id,
+        dataset=dataset,
+        persons=persons,
+    )
     try:
         validate_record(rec)
     except RecordError as e:
@@ -282,14 +316,17 @@ def decode_example(serialized: bytes, name: str = "<record>", decode_image: bool
         except Exception as e:
             raise RecordError(f"{name}: image/encoded does not decode ({e})") from None
         if img.shape[:2] != (height, width):
-            raise RecordError(f"{name}: image/encoded is {img.shape[1]}x{img.shape[0]}, "
-                              f"image/width x image/height is {width}x{height}")
+            raise RecordError(
+                f"{name}: image/encoded is {img.shape[1]}x{img.shape[0]}, "
+                f"image/width x image/height is {width}x{height}"
+            )
     return rec
 
 
 def tf_features():
     """Feature spec for ``tf.io.parse_single_example`` (variable-length person fields)."""
     import tensorflow as tf
+
     return {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/format": tf.io.FixedLenFeature([], tf.string),

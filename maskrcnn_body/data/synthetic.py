@@ -42,6 +42,7 @@ and ``PREFIX_val-0000i-of-0000K.tfrecord`` (schema v1, PNG images, ``image/datas
 Only numpy and PIL are used for rendering; TensorFlow is imported (by the writer, in the
 writing process) only to serialise and write records.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from maskrcnn_body import constants
-from maskrcnn_body.data import conversion
-from maskrcnn_body.data import schema
+from maskrcnn_body.data import conversion, schema
 
 DATASET = "synthetic"
 SPLIT_KEYS = {"train": 0, "val": 1}
@@ -71,7 +71,9 @@ _LEG = {"left": constants.CHANNEL_INDEX["left_leg"], "right": constants.CHANNEL_
 
 # the part channels in which each keypoint counts as visible (v = 2)
 _KEYPOINT_CHANNELS = {
-    "neck": (_TORSO, _HEAD), "belly": (_TORSO,), "face": (_HEAD,),
+    "neck": (_TORSO, _HEAD),
+    "belly": (_TORSO,),
+    "face": (_HEAD,),
     **{f"{s}_{j}": (_ARM[s],) for s in ("left", "right") for j in ("elbow", "wrist")},
     **{f"{s}_shoulder": (_ARM[s], _TORSO) for s in ("left", "right")},
     **{f"{s}_hip": (_LEG[s], _TORSO) for s in ("left", "right")},
@@ -83,10 +85,14 @@ for _name, _chs in _KEYPOINT_CHANNELS.items():
     _KP_CHANNEL_LUT[constants.KEYPOINT_INDEX[_name], list(_chs)] = True
 
 # colour palettes (RGB)
-_SKIN = np.array([(255, 224, 196), (241, 194, 160), (224, 172, 125), (198, 134, 90),
-                  (161, 102, 62), (120, 74, 45), (85, 52, 33)], np.float64)
-_HAIR = np.array([(20, 17, 15), (60, 40, 28), (110, 75, 40), (180, 140, 80),
-                  (225, 200, 140), (150, 150, 150), (150, 60, 30)], np.float64)
+_SKIN = np.array(
+    [(255, 224, 196), (241, 194, 160), (224, 172, 125), (198, 134, 90), (161, 102, 62), (120, 74, 45), (85, 52, 33)],
+    np.float64,
+)
+_HAIR = np.array(
+    [(20, 17, 15), (60, 40, 28), (110, 75, 40), (180, 140, 80), (225, 200, 140), (150, 150, 150), (150, 60, 30)],
+    np.float64,
+)
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -126,8 +132,9 @@ def _capsule_pts(p, q, r1, r2) -> np.ndarray:
     n = int(np.clip(max(r1, r2), 5, 16))
     a_q = theta + np.linspace(-np.pi / 2, np.pi / 2, n)
     a_p = theta + np.linspace(np.pi / 2, 3 * np.pi / 2, n)
-    return np.concatenate([q + r2 * np.stack([np.cos(a_q), np.sin(a_q)], 1),
-                           p + r1 * np.stack([np.cos(a_p), np.sin(a_p)], 1)])
+    return np.concatenate(
+        [q + r2 * np.stack([np.cos(a_q), np.sin(a_q)], 1), p + r1 * np.stack([np.cos(a_p), np.sin(a_p)], 1)]
+    )
 
 
 def _rot(v: np.ndarray, angle: float) -> np.ndarray:
@@ -181,8 +188,7 @@ def _pose(rng: np.random.Generator, h: float, pelvis: np.ndarray, front: bool) -
     left = u if front else -u
     torso = 0.30 * h
     neck = pelvis - d * torso
-    j = {"d": d, "u": u, "left_dir": left, "neck": neck, "pelvis": pelvis,
-         "belly": neck + d * 0.75 * torso}
+    j = {"d": d, "u": u, "left_dir": left, "neck": neck, "pelvis": pelvis, "belly": neck + d * 0.75 * torso}
     head_dir = _rot(-d, rng.uniform(-0.2, 0.2))
     j["face"] = neck + head_dir * (0.04 * h + 0.075 * h)
     j["head_dir"] = head_dir
@@ -202,21 +208,41 @@ def _pose(rng: np.random.Generator, h: float, pelvis: np.ndarray, front: bool) -
         knee = hip + thigh * 0.24 * h * (rng.uniform(0.7, 1.0) if rng.random() < 0.3 else 1.0)
         shin = _rot(thigh, rng.choice([-1, 1]) * rng.uniform(0, 0.9))
         ankle = knee + shin * 0.23 * h
-        j.update({f"{side}_shoulder": shoulder, f"{side}_elbow": elbow, f"{side}_wrist": wrist,
-                  f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle,
-                  f"{side}_hand_dir": lo, f"{side}_shin_dir": shin})
+        j.update(
+            {
+                f"{side}_shoulder": shoulder,
+                f"{side}_elbow": elbow,
+                f"{side}_wrist": wrist,
+                f"{side}_hip": hip,
+                f"{side}_knee": knee,
+                f"{side}_ankle": ankle,
+                f"{side}_hand_dir": lo,
+                f"{side}_shin_dir": shin,
+            }
+        )
     return j
 
 
-def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray,
-                 front: bool) -> Tuple[_Canvas, np.ndarray]:
+def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray, front: bool) -> Tuple[_Canvas, np.ndarray]:
     """Draws one person on its own canvas pair; returns it and the (15, 3) keypoints (v = 2)."""
     j = _pose(rng, h, pelvis, front)
     d, u, left = j["d"], j["u"], j["left_dir"]
     rmin = 1.5
-    r = {k: max(rmin, f * h) for k, f in dict(
-        arm_u=0.036, arm_l=0.030, hand=0.033, leg_u=0.052, leg_l=0.042, neck=0.032,
-        head_x=0.062, head_y=0.078, foot_x=0.045, foot_y=0.026).items()}
+    r = {
+        k: max(rmin, f * h)
+        for k, f in dict(
+            arm_u=0.036,
+            arm_l=0.030,
+            hand=0.033,
+            leg_u=0.052,
+            leg_l=0.042,
+            neck=0.032,
+            head_x=0.062,
+            head_y=0.078,
+            foot_x=0.045,
+            foot_y=0.026,
+        ).items()
+    }
     kps = np.zeros((constants.NUM_KEYPOINTS, 3), np.float32)
     for k, name in enumerate(constants.KEYPOINTS):
         kps[k] = (*j[name], constants.KP_VISIBLE)
@@ -229,27 +255,42 @@ def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray,
 
     skin = _skin_colour(rng)
     shirt = _rand_colour(rng, (0.15, 0.95), (0.2, 0.95))
-    trousers = _rand_colour(rng, (0.1, 0.8), (0.1, 0.8)) if rng.random() < 0.7 else \
-        np.array([40, 55, 110.0]) * rng.uniform(0.6, 1.4)
+    trousers = (
+        _rand_colour(rng, (0.1, 0.8), (0.1, 0.8))
+        if rng.random() < 0.7
+        else np.array([40, 55, 110.0]) * rng.uniform(0.6, 1.4)
+    )
     shoes = _rand_colour(rng, (0.0, 0.5), (0.05, 0.45))
     hair = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.85, 1.15)
 
     def arm(side):
-        canvas.part(_capsule_pts(j[f"{side}_shoulder"], j[f"{side}_elbow"], r["arm_u"], r["arm_u"] * 0.9),
-                    _ARM[side], shirt)
-        canvas.part(_capsule_pts(j[f"{side}_elbow"], j[f"{side}_wrist"], r["arm_l"], r["arm_l"] * 0.85),
-                    _ARM[side], shirt if rng.random() < 0.6 else skin)
+        canvas.part(
+            _capsule_pts(j[f"{side}_shoulder"], j[f"{side}_elbow"], r["arm_u"], r["arm_u"] * 0.9), _ARM[side], shirt
+        )
+        canvas.part(
+            _capsule_pts(j[f"{side}_elbow"], j[f"{side}_wrist"], r["arm_l"], r["arm_l"] * 0.85),
+            _ARM[side],
+            shirt if rng.random() < 0.6 else skin,
+        )
         hand_c = j[f"{side}_wrist"] + j[f"{side}_hand_dir"] * r["hand"] * 0.9
-        canvas.part(_ellipse_pts(hand_c, r["hand"], r["hand"] * 0.8, j[f"{side}_hand_dir"],
-                                 _rot(j[f"{side}_hand_dir"], np.pi / 2)), _ARM[side], skin)
+        canvas.part(
+            _ellipse_pts(
+                hand_c, r["hand"], r["hand"] * 0.8, j[f"{side}_hand_dir"], _rot(j[f"{side}_hand_dir"], np.pi / 2)
+            ),
+            _ARM[side],
+            skin,
+        )
 
     def leg(side):
-        canvas.part(_capsule_pts(j[f"{side}_knee"], j[f"{side}_ankle"], r["leg_l"], r["leg_l"] * 0.8),
-                    _LEG[side], trousers)
-        canvas.part(_capsule_pts(j[f"{side}_hip"], j[f"{side}_knee"], r["leg_u"], r["leg_l"]),
-                    _LEG[side], trousers)
-        foot_c = j[f"{side}_ankle"] + d * r["foot_y"] * 1.2 + u * 0.3 * r["foot_x"] * np.sign(
-            np.dot(j[f"{side}_shin_dir"], u) + 1e-6)
+        canvas.part(
+            _capsule_pts(j[f"{side}_knee"], j[f"{side}_ankle"], r["leg_l"], r["leg_l"] * 0.8), _LEG[side], trousers
+        )
+        canvas.part(_capsule_pts(j[f"{side}_hip"], j[f"{side}_knee"], r["leg_u"], r["leg_l"]), _LEG[side], trousers)
+        foot_c = (
+            j[f"{side}_ankle"]
+            + d * r["foot_y"] * 1.2
+            + u * 0.3 * r["foot_x"] * np.sign(np.dot(j[f"{side}_shin_dir"], u) + 1e-6)
+        )
         canvas.part(_ellipse_pts(foot_c, r["foot_x"], r["foot_y"], u, d), _LEG[side], shoes)
 
     sides = ["left", "right"] if rng.random() < 0.5 else ["right", "left"]
@@ -261,8 +302,12 @@ def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray,
     # torso (+ neck): shoulders to hips, a bit wider than the joints
     sh_l, sh_r = j["left_shoulder"], j["right_shoulder"]
     hp_l, hp_r = j["left_hip"], j["right_hip"]
-    torso = [sh_l + left * 0.5 * r["arm_u"] - d * r["arm_u"], sh_r - left * 0.5 * r["arm_u"] - d * r["arm_u"],
-             hp_r - left * r["leg_u"] + d * 0.05 * h, hp_l + left * r["leg_u"] + d * 0.05 * h]
+    torso = [
+        sh_l + left * 0.5 * r["arm_u"] - d * r["arm_u"],
+        sh_r - left * 0.5 * r["arm_u"] - d * r["arm_u"],
+        hp_r - left * r["leg_u"] + d * 0.05 * h,
+        hp_l + left * r["leg_u"] + d * 0.05 * h,
+    ]
     canvas.part(np.array(torso), _TORSO, shirt)
     canvas.part(_capsule_pts(j["neck"] + d * 0.02 * h, j["face"], r["neck"], r["neck"]), _TORSO, skin)
     # head, with a face (front) or hair (back)
@@ -276,16 +321,27 @@ def _draw_person(rng: np.random.Generator, h: float, pelvis: np.ndarray,
         canvas.mark(np.concatenate([cap, [face + hd * 0.45 * r["head_y"]]]), hair)
         eye_r = max(0.6, 0.16 * r["head_x"])
         for sx in (-1, 1):
-            canvas.mark(_ellipse_pts(face + hx * sx * 0.4 * r["head_x"] + hd * 0.1 * r["head_y"], eye_r, eye_r,
-                                     hx, hd, 8), (25, 20, 20))
+            canvas.mark(
+                _ellipse_pts(face + hx * sx * 0.4 * r["head_x"] + hd * 0.1 * r["head_y"], eye_r, eye_r, hx, hd, 8),
+                (25, 20, 20),
+            )
         m0 = face - hd * 0.5 * r["head_y"]
-        canvas.mark([m0 - hx * 0.35 * r["head_x"], m0 + hx * 0.35 * r["head_x"],
-                     m0 + hx * 0.3 * r["head_x"] - hd * 0.12 * r["head_y"],
-                     m0 - hx * 0.3 * r["head_x"] - hd * 0.12 * r["head_y"]], (140, 40, 45))
+        canvas.mark(
+            [
+                m0 - hx * 0.35 * r["head_x"],
+                m0 + hx * 0.35 * r["head_x"],
+                m0 + hx * 0.3 * r["head_x"] - hd * 0.12 * r["head_y"],
+                m0 - hx * 0.3 * r["head_x"] - hd * 0.12 * r["head_y"],
+            ],
+            (140, 40, 45),
+        )
     else:
         for sx in (-1, 1):  # ears
-            canvas.part(_ellipse_pts(face + hx * sx * r["head_x"], 0.25 * r["head_x"], 0.35 * r["head_y"],
-                                     hx, hd, 8), _HEAD, skin)
+            canvas.part(
+                _ellipse_pts(face + hx * sx * r["head_x"], 0.25 * r["head_x"], 0.35 * r["head_y"], hx, hd, 8),
+                _HEAD,
+                skin,
+            )
         canvas.part(_ellipse_pts(face, r["head_x"], r["head_y"], hx, hd), _HEAD, hair)
     if front:
         for s in sides:
@@ -324,7 +380,8 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
         base = _rand_colour(rng)
         tex = base + rng.uniform(-60, 60, (cells, cells, 3))
         patch = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8)).resize(
-            (pw, ph), Image.NEAREST if rng.random() < 0.5 else Image.BILINEAR)
+            (pw, ph), Image.NEAREST if rng.random() < 0.5 else Image.BILINEAR
+        )
         im.paste(patch, (int(rng.integers(-pw // 2, w)), int(rng.integers(-ph // 2, h))))
     draw = ImageDraw.Draw(im)
     s = min(h, w)
@@ -350,17 +407,24 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
             pts = c + rng.uniform(-1, 1, (rng.integers(3, 7), 2)) * ext
             draw.polygon([tuple(p) for p in pts], fill=col)
         else:
-            draw.line([tuple(c - ext), tuple(c + ext * rng.choice([-1, 1], 2))], fill=col,
-                      width=int(rng.integers(1, max(2, s // 40))))
+            draw.line(
+                [tuple(c - ext), tuple(c + ext * rng.choice([-1, 1], 2))],
+                fill=col,
+                width=int(rng.integers(1, max(2, s // 40))),
+            )
     for _ in range(rng.integers(0, 6)):
         _distractor(rng, draw, h, w)
     return im
 
 
 # --------------------------------------------------------------------------- scenes
-def render_scene(rng: np.random.Generator, height: int, width: int,
-                 source_id: str = "synthetic_000000", min_person_height: Optional[float] = None
-                 ) -> schema.ImageRecord:
+def render_scene(
+    rng: np.random.Generator,
+    height: int,
+    width: int,
+    source_id: str = "synthetic_000000",
+    min_person_height: Optional[float] = None,
+) -> schema.ImageRecord:
     """Renders one random scene.
 
     Args:
@@ -380,16 +444,15 @@ def render_scene(rng: np.random.Generator, height: int, width: int,
     hmax = max(hmin, 1.1 * s)
     im = _background(rng, height, width)
     img = np.array(im)
-    owner = np.full((height, width), -1, np.int16)    # index of the visible person, -1 = background
-    label = np.zeros((height, width), np.uint8)       # channel index of the visible part
-    placed: List[Tuple[np.ndarray, int]] = []         # (keypoints, in-image area) per person
+    owner = np.full((height, width), -1, np.int16)  # index of the visible person, -1 = background
+    label = np.zeros((height, width), np.uint8)  # channel index of the visible part
+    placed: List[Tuple[np.ndarray, int]] = []  # (keypoints, in-image area) per person
     n_target = rng.choice(len(PERSON_COUNT_PROBS), p=PERSON_COUNT_PROBS)
     min_pixels = max(60.0, 0.08 * hmin * hmin)
     for _ in range(n_target):
         for _try in range(8):
             h = math.exp(rng.uniform(math.log(hmin), math.log(hmax)))
-            pelvis = rng.uniform([-0.1 * width, -0.1 * height + 0.2 * h],
-                                 [1.1 * width, 1.1 * height - 0.2 * h])
+            pelvis = rng.uniform([-0.1 * width, -0.1 * height + 0.2 * h], [1.1 * width, 1.1 * height - 0.2 * h])
             canvas, kps = _draw_person(rng, h, pelvis, front=bool(rng.random() < 0.5))
             lab = np.asarray(canvas.label)
             ox, oy = int(canvas.origin[0]), int(canvas.origin[1])
@@ -397,7 +460,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int,
             x1, y1 = min(ox + lab.shape[1], width), min(oy + lab.shape[0], height)
             if x1 <= x0 or y1 <= y0:
                 continue
-            crop = lab[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+            crop = lab[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
             mask = crop > 0
             area = int(mask.sum())
             if area < max(min_pixels, 0.4 * np.count_nonzero(lab)):
@@ -408,7 +471,7 @@ def render_scene(rng: np.random.Generator, height: int, width: int,
             if any(visible[i] - hidden[i] < max(min_pixels, 0.45 * placed[i][1]) for i in range(len(placed))):
                 continue  # would hide too much of a person behind
             reg = (slice(y0, y1), slice(x0, x1))
-            img[reg][mask] = np.asarray(canvas.colour)[y0 - oy:y1 - oy, x0 - ox:x1 - ox][mask]
+            img[reg][mask] = np.asarray(canvas.colour)[y0 - oy : y1 - oy, x0 - ox : x1 - ox][mask]
             owner[reg][mask] = len(placed)
             label[reg][mask] = crop[mask]
             placed.append((kps, area))
@@ -416,11 +479,21 @@ def render_scene(rng: np.random.Generator, height: int, width: int,
     if rng.random() < 0.5:  # sensor noise on half of the images
         noise = rng.standard_normal(img.shape, dtype=np.float32) * np.float32(rng.uniform(1, 5))
         img = np.clip(img + noise, 0, 255).astype(np.uint8)
-    persons = [schema.make_person(_person_parts(owner, label, i), [1] * constants.NUM_CHANNELS,
-                                  _visibility(kps, owner, label, i))
-               for i, (kps, _) in enumerate(placed)]
-    return schema.ImageRecord(image_bytes=schema.encode_png(img), image_format=b"png", height=height,
-                              width=width, source_id=source_id, dataset=DATASET, persons=persons)
+    persons = [
+        schema.make_person(
+            _person_parts(owner, label, i), [1] * constants.NUM_CHANNELS, _visibility(kps, owner, label, i)
+        )
+        for i, (kps, _) in enumerate(placed)
+    ]
+    return schema.ImageRecord(
+        image_bytes=schema.encode_png(img),
+        image_format=b"png",
+        height=height,
+        width=width,
+        source_id=source_id,
+        dataset=DATASET,
+        persons=persons,
+    )
 
 
 def _person_parts(owner: np.ndarray, label: np.ndarray, i: int) -> np.ndarray:
@@ -462,8 +535,9 @@ def render_image(seed: int, split: str, index: int, height: int, width: int) -> 
     return render_scene(image_rng(seed, split, index), height, width, source_id(split, index))
 
 
-def generate(num: int, seed: int = 0, height: int = 256, width: int = 256, split: str = "train",
-             start: int = 0) -> Iterator[schema.ImageRecord]:
+def generate(
+    num: int, seed: int = 0, height: int = 256, width: int = 256, split: str = "train", start: int = 0
+) -> Iterator[schema.ImageRecord]:
     """Yields images ``start .. start + num - 1`` of ``split`` (deterministic, in-process)."""
     for i in range(start, start + num):
         yield render_image(seed, split, i, height, width)
@@ -492,8 +566,16 @@ def summary_path(out_prefix: str) -> str:
     return conversion.summary_path(out_prefix)
 
 
-def write_dataset(out_prefix: str, num_train: int, num_val: int, seed: int = 0, size: int = 256,
-                  num_shards: int = 4, num_workers: Optional[int] = None, progress: bool = True) -> dict:
+def write_dataset(
+    out_prefix: str,
+    num_train: int,
+    num_val: int,
+    seed: int = 0,
+    size: int = 256,
+    num_shards: int = 4,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> dict:
     """Renders and writes the train and val splits with :func:`convert.conversion.run_conversion`.
 
     Writes ``{out_prefix}_train-0000i-of-0000K.tfrecord`` and ``{out_prefix}_val-...`` with
@@ -513,17 +595,23 @@ def write_dataset(out_prefix: str, num_train: int, num_val: int, seed: int = 0, 
       ``splits[name]`` = that split's ``convert.conversion.Summary.as_dict()``.
     """
     if num_train < 0 or num_val < 0 or size < 32 or num_shards < 1:
-        raise ValueError(f"need num_train >= 0, num_val >= 0, size >= 32, num_shards >= 1; got "
-                         f"{num_train}, {num_val}, {size}, {num_shards}")
+        raise ValueError(
+            f"need num_train >= 0, num_val >= 0, size >= 32, num_shards >= 1; got "
+            f"{num_train}, {num_val}, {size}, {num_shards}"
+        )
     num_workers = (os.cpu_count() or 1) if num_workers is None else max(1, int(num_workers))
     start = time.monotonic()
-    summary = {"dataset": DATASET, "seed": int(seed), "size": int(size), "num_workers": num_workers,
-               "splits": {}}
+    summary = {"dataset": DATASET, "seed": int(seed), "size": int(size), "num_workers": num_workers, "splits": {}}
     for split, num in (("train", num_train), ("val", num_val)):
         if num > 0:
-            result = conversion.run_conversion(SyntheticConverter(split, num, seed, size, size),
-                                           f"{out_prefix}_{split}", num_shards=min(num_shards, num),
-                                           num_workers=num_workers, strict=True, progress=progress)
+            result = conversion.run_conversion(
+                SyntheticConverter(split, num, seed, size, size),
+                f"{out_prefix}_{split}",
+                num_shards=min(num_shards, num),
+                num_workers=num_workers,
+                strict=True,
+                progress=progress,
+            )
             summary["splits"][split] = result.as_dict()
     secs = time.monotonic() - start
     summary["seconds"] = round(secs, 2)

@@ -6,8 +6,10 @@ whole set is complete (:meth:`ShardedWriter.close`), so a killed conversion neve
 truncated shard under a final name. Writing the same prefix again replaces the old set
 (stale shards of the same prefix with another shard count are removed on close).
 """
+
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -40,6 +42,7 @@ class ShardedWriter:
         if num_shards < 1:
             raise ValueError(f"num_shards must be >= 1, got {num_shards}")
         import tensorflow as tf
+
         self.prefix = prefix
         self.num_shards = num_shards
         self.final = shard_paths(prefix, num_shards)
@@ -72,10 +75,8 @@ class ShardedWriter:
     def abort(self) -> None:
         """Drops everything written so far; final names are left untouched."""
         for w in self._writers:
-            try:
+            with contextlib.suppress(Exception):
                 w.close()
-            except Exception:
-                pass
         for p in self.tmp:
             if os.path.exists(p):
                 os.remove(p)
@@ -108,7 +109,9 @@ def iterate_records(pattern_or_paths, skip_corrupt: bool = False, stats: dict | 
     ``stats["corrupt_shards"]`` (a list of (path, message)).
     """
     import tensorflow as tf
+
     from maskrcnn_body.data.schema import RecordError
+
     paths = expand_patterns(pattern_or_paths)
     for path in paths:
         i = 0

@@ -6,6 +6,7 @@ etc.; face-neck-belly in white), so a skeleton or a mask drawn on the wrong side
 colour mismatch. Coordinates follow ``constants`` (pixel-edge frame; a joint at ``(x, y)`` is
 drawn at ``(x, y) * scale`` of the upscaled picture).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence
@@ -18,11 +19,11 @@ from maskrcnn_body.data.schema import unpack_channels
 from maskrcnn_body.evaluation import paste
 
 PART_ALPHA = 0.6
-BODY_TINT = (255, 255, 255)       # body pixels outside every part: light tint
+BODY_TINT = (255, 255, 255)  # body pixels outside every part: light tint
 BODY_ALPHA = 0.2
 OUTLINE = (255, 255, 255)
 BOX = (255, 255, 0)
-CENTRE = (255, 255, 255)          # skeleton segments on the body's mid-line
+CENTRE = (255, 255, 255)  # skeleton segments on the body's mid-line
 LEGEND_BG = (32, 32, 32)
 ARM_JOINTS = ("shoulder", "elbow", "wrist")
 
@@ -75,10 +76,16 @@ def overlay_parts(image: np.ndarray, pasted: np.ndarray, scores: Optional[Sequen
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def draw_people(image: np.ndarray, pasted: np.ndarray, boxes: Optional[np.ndarray] = None,
-                scores: Optional[Sequence[float]] = None, keypoints: Optional[np.ndarray] = None,
-                keypoint_visible: Optional[np.ndarray] = None, title: Optional[str] = None,
-                scale: int = 1) -> Image.Image:
+def draw_people(
+    image: np.ndarray,
+    pasted: np.ndarray,
+    boxes: Optional[np.ndarray] = None,
+    scores: Optional[Sequence[float]] = None,
+    keypoints: Optional[np.ndarray] = None,
+    keypoint_visible: Optional[np.ndarray] = None,
+    title: Optional[str] = None,
+    scale: int = 1,
+) -> Image.Image:
     """One panel: parts + outlines (:func:`overlay_parts`), boxes (with scores when given),
     skeleton lines and joints, optional title; upscaled by the integer ``scale`` (nearest).
 
@@ -127,7 +134,7 @@ def add_legend(pic: Image.Image, font_size: int = 12) -> Image.Image:
     """``pic`` with a strip below naming the six part colours (wrapped to the picture width)."""
     f = font(font_size)
     probe = ImageDraw.Draw(pic)
-    sw = font_size                                   # swatch size
+    sw = font_size  # swatch size
     items = []
     for k, colour in constants.PART_COLOURS.items():
         name = constants.CHANNELS[k].replace("_", " ")
@@ -159,29 +166,46 @@ def auto_scale(height: int, width: int, min_size: int = 256) -> int:
     return max(1, int(np.ceil(min_size / max(1, min(height, width)))))
 
 
-def ground_truth_panel(image: np.ndarray, gt_parts: np.ndarray, gt_valid: np.ndarray, gt_boxes: np.ndarray,
-                       gt_keypoints: np.ndarray, scale: int, title: Optional[str] = "ground truth") -> Image.Image:
+def ground_truth_panel(
+    image: np.ndarray,
+    gt_parts: np.ndarray,
+    gt_valid: np.ndarray,
+    gt_boxes: np.ndarray,
+    gt_keypoints: np.ndarray,
+    scale: int,
+    title: Optional[str] = "ground truth",
+) -> Image.Image:
     """Ground-truth panel: ``gt_parts`` uint8 (G, H, W) bit fields, ``gt_valid`` (G, 7) (unannotated
     channels are not drawn), ``gt_boxes`` (G, 4), ``gt_keypoints`` (G, 15, 3) (drawn where v > 0)."""
     pasted = unpack_channels(gt_parts) & (np.asarray(gt_valid) != 0)[:, None, None, :]
     kp = np.asarray(gt_keypoints)
-    return draw_people(image, pasted, boxes=gt_boxes, keypoints=kp, keypoint_visible=kp[..., 2] > 0,
-                       title=title, scale=scale)
+    return draw_people(
+        image, pasted, boxes=gt_boxes, keypoints=kp, keypoint_visible=kp[..., 2] > 0, title=title, scale=scale
+    )
 
 
-def prediction_panel(dump: Dict, score_threshold: float, scale: int,
-                     title: Optional[str] = "prediction") -> Image.Image:
+def prediction_panel(
+    dump: Dict, score_threshold: float, scale: int, title: Optional[str] = "prediction"
+) -> Image.Image:
     """Prediction panel of a dump: detections with score >= ``score_threshold``, pasted with the
     ``paste`` rules, with their scores and all their joints."""
     h, w = dump["image"].shape[:2]
     keep = np.flatnonzero(np.asarray(dump["scores"]) >= score_threshold)
     pasted = paste.paste_masks(dump["masks"][keep], dump["boxes"][keep], h, w)
-    return draw_people(dump["image"], pasted, boxes=dump["boxes"][keep], scores=dump["scores"][keep],
-                       keypoints=dump["keypoints"][keep], title=title, scale=scale)
+    return draw_people(
+        dump["image"],
+        pasted,
+        boxes=dump["boxes"][keep],
+        scores=dump["scores"][keep],
+        keypoints=dump["keypoints"][keep],
+        title=title,
+        scale=scale,
+    )
 
 
-def render_dump(dump: Dict, side_by_side: bool = False, score_threshold: float = 0.5,
-                min_size: int = 256) -> Image.Image:
+def render_dump(
+    dump: Dict, side_by_side: bool = False, score_threshold: float = 0.5, min_size: int = 256
+) -> Image.Image:
     """The picture of one dump (``evaluation.dumps`` format): the prediction, or ground truth |
     prediction when ``side_by_side``, with the part legend below."""
     h, w = dump["image"].shape[:2]
@@ -189,8 +213,9 @@ def render_dump(dump: Dict, side_by_side: bool = False, score_threshold: float =
     pred = prediction_panel(dump, score_threshold, s, title="prediction" if side_by_side else None)
     if not side_by_side:
         return add_legend(pred)
-    gt = ground_truth_panel(dump["image"], dump["gt_parts"], dump["gt_valid"], dump["gt_boxes"],
-                            dump["gt_keypoints"], s)
+    gt = ground_truth_panel(
+        dump["image"], dump["gt_parts"], dump["gt_valid"], dump["gt_boxes"], dump["gt_keypoints"], s
+    )
     gap = 4
     both = Image.new("RGB", (gt.width + gap + pred.width, gt.height), LEGEND_BG)
     both.paste(gt, (0, 0))
@@ -206,8 +231,13 @@ def render_record(record, min_size: int = 256) -> Image.Image:
     def stack(attr, shape):
         return np.asarray([getattr(p, attr) for p in record.persons]).reshape((len(record.persons),) + shape)
 
-    panel = ground_truth_panel(image, stack("parts", (h, w)).astype(np.uint8),
-                               stack("parts_valid", (constants.NUM_CHANNELS,)), stack("bbox", (4,)),
-                               stack("keypoints", (constants.NUM_KEYPOINTS, 3)), auto_scale(h, w, min_size),
-                               title=f"{record.dataset}: {record.source_id}")
+    panel = ground_truth_panel(
+        image,
+        stack("parts", (h, w)).astype(np.uint8),
+        stack("parts_valid", (constants.NUM_CHANNELS,)),
+        stack("bbox", (4,)),
+        stack("keypoints", (constants.NUM_KEYPOINTS, 3)),
+        auto_scale(h, w, min_size),
+        title=f"{record.dataset}: {record.source_id}",
+    )
     return add_legend(panel)

@@ -3,6 +3,7 @@
 Uses ``matplotlib.figure.Figure`` with the Agg canvas directly (no pyplot, no global backend
 switch, no display needed). No TensorFlow.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,14 @@ def plot_pr_curves(pr_curves: Dict, path: str, summary: Optional[Dict] = None) -
             if (precision < 0).all():
                 ax.text(0.5, 0.5, "no ground truth", ha="center", va="center", transform=ax.transAxes)
                 break
-            ax.plot(recall, np.clip(precision, 0, None), style, color=channel_colour(name), linewidth=1.8,
-                    label=f"IoU {iou:.2f}")
+            ax.plot(
+                recall,
+                np.clip(precision, 0, None),
+                style,
+                color=channel_colour(name),
+                linewidth=1.8,
+                label=f"IoU {iou:.2f}",
+            )
         ax.set(xlim=(0, 1), ylim=(0, 1.03))
         ax.grid(True, alpha=0.3)
         if i % 4 == 0:
@@ -90,5 +97,7 @@ def plot_part_ap(summary: Dict, path: str) -> str:
 
 def save_plots(result, out_dir: str) -> List[str]:
     """Writes ``pr_curves.png`` and ``part_ap.png`` of an ``evaluation.EvaluationResult``."""
-    return [plot_pr_curves(result.pr_curves, os.path.join(out_dir, "pr_curves.png"), result.summary),
-            plot_part_ap(result.summary, os.path.join(out_dir, "part_ap.png"))]
+    return [
+        plot_pr_curves(result.pr_curves, os.path.join(out_dir, "pr_curves.png"), result.summary),
+        plot_part_ap(result.summary, os.path.join(out_dir, "part_ap.png")),
+    ]

@@ -4,6 +4,7 @@
 (mIoU, APp, PCP), ``keypoints`` (OKS AP, PCK), ``confusion`` (left/right), ``legacy`` (the
 original's metric), ``report`` (table / JSON), ``runner`` (one pass computing all of them).
 """
+
 from maskrcnn_body.evaluation.runner import EvaluationResult, evaluate, evaluate_dir, run_metrics
 
 __all__ = ["EvaluationResult", "evaluate", "evaluate_dir", "run_metrics"]

@@ -11,6 +11,7 @@ COCO conventions kept as they are, so the numbers mean what COCO numbers mean:
   ``iscrowd``, so ``iscrowd`` is the only way to ignore ground truth.
 * For keypoints, ground truth with ``num_keypoints == 0`` is ignored and OKS uses ``area``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,6 +31,7 @@ class CocoResult:
       precision: float64 (T, 101, K); -1 where a category has no (non-ignored) ground truth.
       iou_thresholds: (T,); recall_thresholds: (101,); category_ids: K ids in ``precision`` order.
     """
+
     precision: np.ndarray
     iou_thresholds: np.ndarray
     recall_thresholds: np.ndarray
@@ -82,9 +84,13 @@ class CocoSet:
 
     def _coco(self, anns):
         from pycocotools.coco import COCO
+
         c = COCO()
-        c.dataset = {"images": list(self.images), "annotations": copy.deepcopy(anns),
-                     "categories": [{"id": i, "name": str(i)} for i in self.category_ids]}
+        c.dataset = {
+            "images": list(self.images),
+            "annotations": copy.deepcopy(anns),
+            "categories": [{"id": i, "name": str(i)} for i in self.category_ids],
+        }
         with contextlib.redirect_stdout(io.StringIO()):
             c.createIndex()
         return c
@@ -92,6 +98,7 @@ class CocoSet:
     def evaluate(self, iou_type: str, kpt_oks_sigmas: Optional[Sequence[float]] = None) -> CocoResult:
         """Runs ``COCOeval(iouType=iou_type)``: ``"bbox"``, ``"segm"`` or ``"keypoints"``."""
         from pycocotools.cocoeval import COCOeval
+
         if not self.images:
             raise ValueError("CocoSet.evaluate: no images were added")
         ev = COCOeval(self._coco(self.gts), self._coco(self.dts), iouType=iou_type)
@@ -102,7 +109,9 @@ class CocoSet:
             ev.evaluate()
             ev.accumulate()
         a = ev.params.areaRngLbl.index("all")
-        return CocoResult(precision=ev.eval["precision"][:, :, :, a, -1],
-                          iou_thresholds=np.asarray(ev.params.iouThrs),
-                          recall_thresholds=np.asarray(ev.params.recThrs),
-                          category_ids=list(ev.params.catIds))
+        return CocoResult(
+            precision=ev.eval["precision"][:, :, :, a, -1],
+            iou_thresholds=np.asarray(ev.params.iouThrs),
+            recall_thresholds=np.asarray(ev.params.recThrs),
+            category_ids=list(ev.params.catIds),
+        )

@@ -8,6 +8,7 @@ than the same side. The figure is confused / cases (None without cases): about 0
 knows its sides, about 1 for one that has them swapped. Both the predicted left and the predicted
 right limb are cases (the figure is symmetric under a mirror of the whole data set).
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -18,8 +19,10 @@ from maskrcnn_body import constants
 from maskrcnn_body.evaluation import matching
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
-LIMBS = {"arm": (constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]),
-         "leg": (constants.CHANNEL_INDEX["left_leg"], constants.CHANNEL_INDEX["right_leg"])}
+LIMBS = {
+    "arm": (constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"]),
+    "leg": (constants.CHANNEL_INDEX["left_leg"], constants.CHANNEL_INDEX["right_leg"]),
+}
 MATCH_IOU = 0.5
 
 

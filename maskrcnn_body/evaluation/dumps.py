@@ -18,6 +18,7 @@ key                dtype      shape            meaning
 ``gt_keypoints``   float32    (G, 15, 3)       x, y, v (v as in the schema: 0/1/2)
 =================  =========  ===============  ==================================================
 """
+
 from __future__ import annotations
 
 import glob
@@ -29,8 +30,14 @@ import numpy as np
 from maskrcnn_body import constants
 
 DTYPES = {
-    "image": np.uint8, "boxes": np.float32, "scores": np.float32, "masks": np.float16,
-    "keypoints": np.float32, "gt_boxes": np.float32, "gt_parts": np.uint8, "gt_valid": np.uint8,
+    "image": np.uint8,
+    "boxes": np.float32,
+    "scores": np.float32,
+    "masks": np.float16,
+    "keypoints": np.float32,
+    "gt_boxes": np.float32,
+    "gt_parts": np.uint8,
+    "gt_valid": np.uint8,
     "gt_keypoints": np.float32,
 }
 KEYS = ("image", "source_id") + tuple(k for k in DTYPES if k != "image")
@@ -55,14 +62,21 @@ def validate_dump(d: Dict[str, np.ndarray], name: str = "<dump>") -> None:
     r, g = d["boxes"].shape[0], d["gt_boxes"].shape[0]
     m = d["masks"].shape[1] if d["masks"].ndim == 4 else -1
     expected = {
-        "boxes": (r, 4), "scores": (r,), "masks": (r, m, m, constants.NUM_CHANNELS),
-        "keypoints": (r, constants.NUM_KEYPOINTS, 3), "gt_boxes": (g, 4), "gt_parts": (g, h, w),
-        "gt_valid": (g, constants.NUM_CHANNELS), "gt_keypoints": (g, constants.NUM_KEYPOINTS, 3),
+        "boxes": (r, 4),
+        "scores": (r,),
+        "masks": (r, m, m, constants.NUM_CHANNELS),
+        "keypoints": (r, constants.NUM_KEYPOINTS, 3),
+        "gt_boxes": (g, 4),
+        "gt_parts": (g, h, w),
+        "gt_valid": (g, constants.NUM_CHANNELS),
+        "gt_keypoints": (g, constants.NUM_KEYPOINTS, 3),
     }
     for k, shape in expected.items():
         if d[k].shape != shape:
-            raise DumpError(f"{name}: {k!r} has shape {d[k].shape}, expected {shape} "
-                            f"(R={r} detections, G={g} people, image {h}x{w}, M={m})")
+            raise DumpError(
+                f"{name}: {k!r} has shape {d[k].shape}, expected {shape} "
+                f"(R={r} detections, G={g} people, image {h}x{w}, M={m})"
+            )
 
 
 def _coerce(name: str, arrays: Dict) -> Dict[str, np.ndarray]:
@@ -116,12 +130,15 @@ def read_dump(path: str) -> Dict[str, object]:
 def list_dumps(dump_dir: str) -> List[str]:
     """Sorted ``*.npz`` paths in ``dump_dir``; raises FileNotFoundError when there are none."""
     if not os.path.isdir(dump_dir):
-        raise FileNotFoundError(f"dump directory {dump_dir!r} does not exist; write dumps with "
-                                f"train/evaluate.py (evaluation.dumps.write_dump) first")
+        raise FileNotFoundError(
+            f"dump directory {dump_dir!r} does not exist; write dumps with "
+            f"train/evaluate.py (evaluation.dumps.write_dump) first"
+        )
     paths = sorted(glob.glob(os.path.join(glob.escape(dump_dir), "*.npz")))
     if not paths:
-        raise FileNotFoundError(f"no .npz dumps in {dump_dir!r}; write them with train/evaluate.py "
-                                f"(evaluation.dumps.write_dump) first")
+        raise FileNotFoundError(
+            f"no .npz dumps in {dump_dir!r}; write them with train/evaluate.py (evaluation.dumps.write_dump) first"
+        )
     return paths
 
 

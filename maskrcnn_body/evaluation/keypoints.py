@@ -11,6 +11,7 @@
   person's ground-truth box. Detections match people greedily by decreasing score on box IoU
   >= 0.5; the joints of an unmatched person are all wrong. PCK = correct / labelled joints.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -51,15 +52,26 @@ class KeypointMetrics:
             kp = img.gt_keypoints[j]
             bb = xywh(img.gt_boxes[j])
             area = float(img.gt_area[j, constants.BODY]) or max(bb[2], 0) * max(bb[3], 0)
-            self.coco.add_gt(image_id=iid, category_id=PERSON_CATEGORY, bbox=bb, area=area,
-                             keypoints=kp.reshape(-1).tolist(), num_keypoints=int((kp[:, 2] > 0).sum()))
+            self.coco.add_gt(
+                image_id=iid,
+                category_id=PERSON_CATEGORY,
+                bbox=bb,
+                area=area,
+                keypoints=kp.reshape(-1).tolist(),
+                num_keypoints=int((kp[:, 2] > 0).sum()),
+            )
         for r in range(img.num_pred):
             bb = xywh(img.boxes[r])
             kp = img.keypoints[r].copy()
             kp[:, 2] = 1
-            self.coco.add_dt(image_id=iid, category_id=PERSON_CATEGORY, bbox=bb,
-                             area=max(bb[2], 0) * max(bb[3], 0), keypoints=kp.reshape(-1).tolist(),
-                             score=float(img.scores[r]))
+            self.coco.add_dt(
+                image_id=iid,
+                category_id=PERSON_CATEGORY,
+                bbox=bb,
+                area=max(bb[2], 0) * max(bb[3], 0),
+                keypoints=kp.reshape(-1).tolist(),
+                score=float(img.scores[r]),
+            )
         match = matching.greedy_match(img.box_iou, img.scores, MATCH_IOU)
         for j in range(img.num_gt):
             d = np.flatnonzero(match == j)

@@ -31,6 +31,7 @@ Deliberate differences (bugs fixed):
   a row averages over the images that have a counted detection or a person annotated in that
   channel (with no detection such an image scores 0, as in the original).
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -47,9 +48,16 @@ BOX_IOU = 0.5
 MASK_THRESHOLD = 0.6
 MASK_IOU = 0.5
 ROWS = ("complete",) + constants.CHANNELS
-ROW_LABELS = {"complete": "Complete", "body": "Full Body", "head": "Head", "torso": "Torso",
-              "left_arm": "Left Arm", "right_arm": "Right Arm", "left_leg": "Left Leg",
-              "right_leg": "Right Leg"}
+ROW_LABELS = {
+    "complete": "Complete",
+    "body": "Full Body",
+    "head": "Head",
+    "torso": "Torso",
+    "left_arm": "Left Arm",
+    "right_arm": "Right Arm",
+    "left_leg": "Left Leg",
+    "right_leg": "Right Leg",
+}
 """Rows in the original report's order, with its labels."""
 
 

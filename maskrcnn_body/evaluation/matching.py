@@ -1,4 +1,5 @@
 """Box overlap and one-to-one matching of detections to ground-truth people (numpy only)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,9 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
-def greedy_match(overlap: np.ndarray, scores: np.ndarray, threshold: float,
-                 gt_ignore: np.ndarray | None = None) -> np.ndarray:
+def greedy_match(
+    overlap: np.ndarray, scores: np.ndarray, threshold: float, gt_ignore: np.ndarray | None = None
+) -> np.ndarray:
     """COCO/VOC-style greedy matching.
 
     Detections are visited by decreasing score; each takes the still-unmatched ground truth

@@ -15,6 +15,7 @@
   An empty predicted channel mask is no detection. ``complete`` = mean over the 7 channels of the
   defined values. Values are None when a category has no ground truth at all.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional
@@ -43,12 +44,14 @@ def xywh(box) -> list:
 def _rle(masks_hwn: np.ndarray) -> list:
     """bool (H, W, N) -> N COCO RLEs."""
     from pycocotools import mask as mask_utils
+
     return mask_utils.encode(np.asfortranarray(masks_hwn, dtype=np.uint8))
 
 
 def _bbox(rle) -> list:
     """[x, y, w, h] of an RLE."""
     from pycocotools import mask as mask_utils
+
     return [float(v) for v in mask_utils.toBbox(rle)]
 
 
@@ -82,8 +85,9 @@ class BoxMaskAP:
                 self.boxes.add_gt(image_id=bid, category_id=PERSON_CATEGORY, bbox=bb, area=bb[2] * bb[3])
         for box, s in zip(img.boxes, img.scores):
             bb = xywh(box)
-            self.boxes.add_dt(image_id=bid, category_id=PERSON_CATEGORY, bbox=bb,
-                              area=max(bb[2], 0) * max(bb[3], 0), score=float(s))
+            self.boxes.add_dt(
+                image_id=bid, category_id=PERSON_CATEGORY, bbox=bb, area=max(bb[2], 0) * max(bb[3], 0), score=float(s)
+            )
         self._add_masks(img, self.masks.add_image(h, w))
 
     def _add_masks(self, img: PreparedImage, mid: int) -> None:
@@ -92,30 +96,49 @@ class BoxMaskAP:
         if g:
             rles = _rle(img.gt.transpose(1, 2, 0, 3).reshape(h, w, g * nc))
             for j in range(g):
-                body = img.gt[j, ..., constants.BODY] if img.gt_valid[j, constants.BODY] and img.gt_area[j, constants.BODY] else \
-                    _box_mask(img.gt_boxes[j], h, w)
+                body = (
+                    img.gt[j, ..., constants.BODY]
+                    if img.gt_valid[j, constants.BODY] and img.gt_area[j, constants.BODY]
+                    else _box_mask(img.gt_boxes[j], h, w)
+                )
                 ignore_rle = None
                 for k in range(nc):
                     cat = channel_category(k)
                     if img.gt_valid[j, k]:
                         if img.gt_area[j, k] > 0:
-                            self.masks.add_gt(image_id=mid, category_id=cat, segmentation=rles[j * nc + k],
-                                              area=float(img.gt_area[j, k]), bbox=_bbox(rles[j * nc + k]))
+                            self.masks.add_gt(
+                                image_id=mid,
+                                category_id=cat,
+                                segmentation=rles[j * nc + k],
+                                area=float(img.gt_area[j, k]),
+                                bbox=_bbox(rles[j * nc + k]),
+                            )
                     elif body.any():
                         ignore_rle = ignore_rle or _rle(body[:, :, None])[0]
-                        self.masks.add_gt(image_id=mid, category_id=cat, segmentation=ignore_rle,
-                                          area=float(body.sum()), bbox=_bbox(ignore_rle), iscrowd=1)
+                        self.masks.add_gt(
+                            image_id=mid,
+                            category_id=cat,
+                            segmentation=ignore_rle,
+                            area=float(body.sum()),
+                            bbox=_bbox(ignore_rle),
+                            iscrowd=1,
+                        )
         for r, crop in enumerate(img.pred):
             if not img.pred_area[r].any():
                 continue
             full = np.zeros((h, w, nc), np.uint8, order="F")
             ch, cw = crop.values.shape[:2]
-            full[crop.y0:crop.y0 + ch, crop.x0:crop.x0 + cw] = crop.values
+            full[crop.y0 : crop.y0 + ch, crop.x0 : crop.x0 + cw] = crop.values
             rles = _rle(full)
             for k in np.flatnonzero(img.pred_area[r]).tolist():
-                self.masks.add_dt(image_id=mid, category_id=channel_category(int(k)), segmentation=rles[k],
-                                  area=float(img.pred_area[r, k]), bbox=_bbox(rles[k]),
-                                  score=float(img.scores[r]))
+                self.masks.add_dt(
+                    image_id=mid,
+                    category_id=channel_category(int(k)),
+                    segmentation=rles[k],
+                    area=float(img.pred_area[r, k]),
+                    bbox=_bbox(rles[k]),
+                    score=float(img.scores[r]),
+                )
 
     def result(self):
         """(summary, pr_curves): ``{"box": {AP, AP50, AP75}, "mask": {CH: {...}, "complete": {...}}}``
@@ -127,7 +150,7 @@ class BoxMaskAP:
         for k, name in enumerate(constants.CHANNELS):
             summary["mask"][name] = mask.ap(channel_category(k))
             curves[name] = {t: mask.pr_curve(channel_category(k), t) for t in CURVE_IOUS}
-        summary["mask"]["complete"] = {key: mean_of(summary["mask"][n][key] for n in constants.CHANNELS)
-                                       for key in AP_KEYS}
+        summary["mask"]["complete"] = {
+            key: mean_of(summary["mask"][n][key] for n in constants.CHANNELS) for key in AP_KEYS
+        }
         return summary, curves
-

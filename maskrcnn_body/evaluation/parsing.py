@@ -63,6 +63,7 @@ stricter, per channel mask, no background class.
 * **PCP50_parts**: per evaluated person, the fraction of its annotated non-empty parts whose IoU
   with its APp@0.5_parts match is >= 0.5 (0 when unmatched), averaged over those people.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -146,7 +147,7 @@ def gt_person_labels(channels: np.ndarray, valid: np.ndarray, box) -> np.ndarray
         out[channels[..., constants.BODY]] = IGNORE
     elif not valid[PARTS].all():
         out[_box_pixels(box, h, w)] = IGNORE
-    for k in reversed(paste.PART_PRIORITY):                    # last write = highest priority
+    for k in reversed(paste.PART_PRIORITY):  # last write = highest priority
         if valid[k]:
             out[channels[..., k]] = k
     return out
@@ -188,9 +189,9 @@ class ReferenceParsing:
         self.annotated = np.zeros(NUM_CLASSES, bool)
         self.annotated[0] = True
         self.scores: List[np.ndarray] = []
-        self.status: List[np.ndarray] = []   # (N, len(APP_THRESHOLDS)) int8: 1 TP, 0 FP, -1 left out
+        self.status: List[np.ndarray] = []  # (N, len(APP_THRESHOLDS)) int8: 1 TP, 0 FP, -1 left out
         self.num_positives = 0
-        self.pcp: List[float] = []           # one value per true positive at PCP_THRESHOLD
+        self.pcp: List[float] = []  # one value per true positive at PCP_THRESHOLD
 
     def person_ious(self, img: PreparedImage, gt_maps: np.ndarray, preds: List[paste.PastedCrop]) -> np.ndarray:
         """float64 (R, G, 7) class IoUs of every (detection, person) pair; NaN for classes absent
@@ -204,23 +205,29 @@ class ReferenceParsing:
         return ious
 
     def add(self, img: PreparedImage) -> None:
-        gt_maps = np.stack([gt_person_labels(img.gt[g], img.gt_valid[g], img.gt_boxes[g])
-                            for g in range(img.num_gt)]) if img.num_gt else np.zeros((0, img.height, img.width), np.uint8)
+        gt_maps = (
+            np.stack([gt_person_labels(img.gt[g], img.gt_valid[g], img.gt_boxes[g]) for g in range(img.num_gt)])
+            if img.num_gt
+            else np.zeros((0, img.height, img.width), np.uint8)
+        )
         preds = [prediction_labels(p) for p in img.pred]
         self._add_image_maps(img, gt_maps, preds)
 
         present = np.stack([np.isin(PARTS, m) for m in gt_maps]) if img.num_gt else np.zeros((0, len(PARTS)), bool)
-        evaluated = np.asarray(present.any(-1), bool)                           # (G,)
+        evaluated = np.asarray(present.any(-1), bool)  # (G,)
         self.num_positives += int(evaluated.sum())
-        ious = self.person_ious(img, gt_maps, preds)                            # (R, G, 7)
+        ious = self.person_ious(img, gt_maps, preds)  # (R, G, 7)
         with np.errstate(invalid="ignore"):
             counted: np.ndarray = ~np.isnan(ious)
             piou = np.where(counted.any(-1), np.nansum(ious, -1) / np.maximum(counted.sum(-1), 1), np.nan)
-        cand = np.where(evaluated[None] & ~np.isnan(piou), piou, -np.inf)      # (R, G)
+        cand = np.where(evaluated[None] & ~np.isnan(piou), piou, -np.inf)  # (R, G)
         best = cand.argmax(-1) if img.num_gt else np.zeros(img.num_pred, np.int64)
         best_iou = cand.max(-1) if img.num_gt else np.full(img.num_pred, -np.inf)
-        near_ignored = np.asarray((img.box_iou[:, ~evaluated] >= IGNORED_PERSON_BOX_IOU).any(-1), bool) \
-            if img.num_gt else np.zeros(img.num_pred, bool)
+        near_ignored = (
+            np.asarray((img.box_iou[:, ~evaluated] >= IGNORED_PERSON_BOX_IOU).any(-1), bool)
+            if img.num_gt
+            else np.zeros(img.num_pred, bool)
+        )
         status = np.zeros((img.num_pred, len(APP_THRESHOLDS)), np.int8)
         for t_i, t in enumerate(APP_THRESHOLDS):
             taken = np.zeros(img.num_gt, bool)
@@ -244,7 +251,7 @@ class ReferenceParsing:
                 continue
             p = preds[r]
             ph, pw = p.values.shape[:2]
-            region = pred_map[p.y0:p.y0 + ph, p.x0:p.x0 + pw]                   # a view: painted in place
+            region = pred_map[p.y0 : p.y0 + ph, p.x0 : p.x0 + pw]  # a view: painted in place
             free = (region == 0) & (p.values > 0)
             region[free] = p.values[free]
         gt_map = np.zeros((img.height, img.width), np.uint8)
@@ -259,11 +266,14 @@ class ReferenceParsing:
         use = self.annotated & ~np.isnan(iou)
         scores = np.concatenate(self.scores) if self.scores else np.zeros(0)
         status = np.concatenate(self.status) if self.status else np.zeros((0, len(APP_THRESHOLDS)), np.int8)
-        aps = [average_precision(scores[status[:, i] >= 0], status[status[:, i] >= 0, i] == 1, self.num_positives)
-               for i in range(len(APP_THRESHOLDS))]
+        aps = [
+            average_precision(scores[status[:, i] >= 0], status[status[:, i] >= 0, i] == 1, self.num_positives)
+            for i in range(len(APP_THRESHOLDS))
+        ]
 
         def val(k):
             return float(iou[k]) if use[k] else None
+
         return {
             "mIoU": float(np.mean(iou[use])) if use.any() else None,
             "IoU_background": val(0),
@@ -276,8 +286,8 @@ class ReferenceParsing:
 
 def part_iou(img: PreparedImage) -> tuple:
     """(pIoU_parts float64 (R, G), per-part IoU (R, G, 6), evaluated-part mask bool (G, 6))."""
-    iou = img.mask_iou()[..., PARTS]                                        # (R, G, 6)
-    gt_parts = img.gt_valid[:, PARTS] & (img.gt_area[:, PARTS] > 0)         # (G, 6)
+    iou = img.mask_iou()[..., PARTS]  # (R, G, 6)
+    gt_parts = img.gt_valid[:, PARTS] & (img.gt_area[:, PARTS] > 0)  # (G, 6)
     used = img.gt_valid[None, :, PARTS] & ((img.pred_area[:, None, PARTS] > 0) | gt_parts[None])
     n = used.sum(-1)
     piou = np.where(n > 0, (iou * used).sum(-1) / np.maximum(n, 1), 0.0)
@@ -291,7 +301,7 @@ class PartsParsing:
         self.score_threshold = score_threshold
         self.confusion = np.zeros((NUM_CLASSES,) * 2, np.int64)
         self.scores: List[np.ndarray] = []
-        self.tp: List[np.ndarray] = []       # (N, len(APP_THRESHOLDS)) per image
+        self.tp: List[np.ndarray] = []  # (N, len(APP_THRESHOLDS)) per image
         self.num_positives = 0
         self.pcp: List[float] = []
 
@@ -313,8 +323,9 @@ class PartsParsing:
         self.num_positives += int(regular.sum())
         tp = np.zeros((img.num_pred, len(APP_THRESHOLDS)), bool)
         keep = np.ones(img.num_pred, bool)
-        overlaps_ignored = (img.box_iou[:, ~regular] >= IGNORED_PERSON_BOX_IOU).any(-1) if img.num_gt \
-            else np.zeros(img.num_pred, bool)
+        overlaps_ignored = (
+            (img.box_iou[:, ~regular] >= IGNORED_PERSON_BOX_IOU).any(-1) if img.num_gt else np.zeros(img.num_pred, bool)
+        )
         masked = np.where(regular[None], piou, -1.0)
         for t_i, t in enumerate(APP_THRESHOLDS):
             match = matching.greedy_match(masked, img.scores, t)

@@ -17,6 +17,7 @@ interval ``[j, j + 1)`` in units of ``(x2 - x1) / M`` pixels, centre ``j + 0.5``
 3. The result is thresholded (``prob >= threshold``, 0.5 by default) and parts 1-6 are clipped to
    the pasted body (channel 0).
 """
+
 from __future__ import annotations
 
 from typing import List, NamedTuple, Optional, Sequence
@@ -30,8 +31,10 @@ BODY_ONLY = constants.NUM_CHANNELS
 
 PART_PRIORITY = (
     constants.CHANNEL_INDEX["head"],
-    constants.CHANNEL_INDEX["left_arm"], constants.CHANNEL_INDEX["right_arm"],
-    constants.CHANNEL_INDEX["left_leg"], constants.CHANNEL_INDEX["right_leg"],
+    constants.CHANNEL_INDEX["left_arm"],
+    constants.CHANNEL_INDEX["right_arm"],
+    constants.CHANNEL_INDEX["left_leg"],
+    constants.CHANNEL_INDEX["right_leg"],
     constants.CHANNEL_INDEX["torso"],
 )
 """Which part wins where one person's part masks overlap: first in this tuple wins (limbs are
@@ -44,6 +47,7 @@ class PastedCrop(NamedTuple):
     ``values[y, x, c]`` is the value of image pixel ``(y0 + y, x0 + x)``; pixels outside
     ``[y0, y0 + h) x [x0, x0 + w)`` are 0.
     """
+
     y0: int
     x0: int
     values: np.ndarray  # (h, w, C): float32 probabilities or bool masks
@@ -55,7 +59,9 @@ class PastedCrop(NamedTuple):
         ya, yb = max(y0, self.y0), min(y1, self.y0 + h)
         xa, xb = max(x0, self.x0), min(x1, self.x0 + w)
         if ya < yb and xa < xb:
-            out[ya - y0:yb - y0, xa - x0:xb - x0] = self.values[ya - self.y0:yb - self.y0, xa - self.x0:xb - self.x0]
+            out[ya - y0 : yb - y0, xa - x0 : xb - x0] = self.values[
+                ya - self.y0 : yb - self.y0, xa - self.x0 : xb - self.x0
+            ]
         return out
 
     def full(self, height: int, width: int) -> np.ndarray:
@@ -124,13 +130,13 @@ def paste_probabilities(masks: np.ndarray, boxes: np.ndarray, height: int, width
             out.append(PastedCrop(ys, xs, np.zeros((0, 0, c), np.float32)))
             continue
         h, w = ye - ys, xe - xs
-        wy = _interp_matrix(ys, ye, y1, y2, m)                                  # (h, M)
-        wx = _interp_matrix(xs, xe, x1, x2, m)                                  # (w, M)
+        wy = _interp_matrix(ys, ye, y1, y2, m)  # (h, M)
+        wx = _interp_matrix(xs, xe, x1, x2, m)  # (w, M)
         # two plain 2-D GEMMs (channels first), then back to channels last
         chw = np.ascontiguousarray(mask.astype(np.float32).transpose(2, 0, 1))  # (C, M, M)
-        cols = (chw.reshape(c * m, m) @ wx.T).reshape(c, m, w)                  # x resized
+        cols = (chw.reshape(c * m, m) @ wx.T).reshape(c, m, w)  # x resized
         cols = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(m, c * w)
-        vals = (wy @ cols).reshape(h, c, w).transpose(0, 2, 1)                  # (h, w, C)
+        vals = (wy @ cols).reshape(h, c, w).transpose(0, 2, 1)  # (h, w, C)
         out.append(PastedCrop(ys, xs, np.ascontiguousarray(vals)))
     return out
 
@@ -142,15 +148,16 @@ def binarize(values: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return out
 
 
-def paste_crops(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
-                threshold: float = 0.5) -> List[PastedCrop]:
+def paste_crops(
+    masks: np.ndarray, boxes: np.ndarray, height: int, width: int, threshold: float = 0.5
+) -> List[PastedCrop]:
     """Like :func:`paste_masks` but each detection is kept as a bool crop over its box (memory-light)."""
-    return [PastedCrop(p.y0, p.x0, binarize(p.values, threshold))
-            for p in paste_probabilities(masks, boxes, height, width)]
+    return [
+        PastedCrop(p.y0, p.x0, binarize(p.values, threshold)) for p in paste_probabilities(masks, boxes, height, width)
+    ]
 
 
-def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
-                threshold: float = 0.5) -> np.ndarray:
+def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int, threshold: float = 0.5) -> np.ndarray:
     """The pasting rule of the dumps: bool (R, H, W, 7) full-image masks.
 
     Args:
@@ -161,7 +168,7 @@ def paste_masks(masks: np.ndarray, boxes: np.ndarray, height: int, width: int,
     out = np.zeros((masks.shape[0], height, width, masks.shape[-1]), bool)
     for r, p in enumerate(paste_crops(masks, boxes, height, width, threshold)):
         h, w = p.values.shape[:2]
-        out[r, p.y0:p.y0 + h, p.x0:p.x0 + w] = p.values
+        out[r, p.y0 : p.y0 + h, p.x0 : p.x0 + w] = p.values
     return out
 
 
@@ -170,20 +177,21 @@ def person_part_labels(channels: np.ndarray) -> np.ndarray:
     the :data:`PART_PRIORITY` winner among set part channels, else :data:`BODY_ONLY`."""
     channels = np.asarray(channels, bool)
     labels = np.where(channels[..., constants.BODY], BODY_ONLY, 0).astype(np.int32)
-    for k in reversed(PART_PRIORITY):                              # last write = highest priority
+    for k in reversed(PART_PRIORITY):  # last write = highest priority
         labels[channels[..., k] & channels[..., constants.BODY]] = k
     return labels
 
 
-def crops_label_map(crops: Sequence[PastedCrop], scores: Optional[Sequence[float]], height: int,
-                    width: int) -> np.ndarray:
+def crops_label_map(
+    crops: Sequence[PastedCrop], scores: Optional[Sequence[float]], height: int, width: int
+) -> np.ndarray:
     """:func:`part_label_map` of people given as bool :class:`PastedCrop` s (memory-light)."""
     labels = np.zeros((height, width), np.int32)
     order = range(len(crops)) if scores is None else np.argsort(-np.asarray(scores, np.float64), kind="stable")
     for r in order:
         p = crops[r]
         h, w = p.values.shape[:2]
-        region = labels[p.y0:p.y0 + h, p.x0:p.x0 + w]               # a view: painted in place
+        region = labels[p.y0 : p.y0 + h, p.x0 : p.x0 + w]  # a view: painted in place
         mine = person_part_labels(p.values)
         free = (region == 0) & (mine > 0)
         region[free] = mine[free]
@@ -233,8 +241,8 @@ def crop_masks(channels: np.ndarray, boxes: np.ndarray, mask_size: int) -> np.nd
     cells = (np.arange(m) + 0.5) / m
     out = np.zeros((n, m, m, c), np.float32)
     for i, (x1, y1, x2, y2) in enumerate(boxes):
-        wy = _bilinear_weights(y1 + cells * (y2 - y1) - 0.5, h)              # (M, H)
-        wx = _bilinear_weights(x1 + cells * (x2 - x1) - 0.5, w)              # (M, W)
+        wy = _bilinear_weights(y1 + cells * (y2 - y1) - 0.5, h)  # (M, H)
+        wx = _bilinear_weights(x1 + cells * (x2 - x1) - 0.5, w)  # (M, W)
         rows = (wy @ channels[i].astype(np.float32).reshape(h, w * c)).reshape(m, w, c)
         out[i] = np.matmul(rows.transpose(0, 2, 1), wx.T).transpose(0, 2, 1)
     return out

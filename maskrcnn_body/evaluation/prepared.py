@@ -1,4 +1,5 @@
 """Per-image quantities every metric needs, computed once from a dump (numpy only)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +28,7 @@ class PreparedImage:
       inter_flip: int64 (R, G, 7) ``|pred_k & gt_flip(k)|`` with ``flip = CHANNEL_FLIP_PERM``.
       box_iou: float64 (R, G).
     """
+
     source_id: str
     height: int
     width: int
@@ -82,7 +84,7 @@ def channel_overlaps(gt_codes: np.ndarray, pred_codes: np.ndarray):
     joint = (gt_codes.astype(np.int64) & (_NCODES - 1)) * _NCODES + pred_codes
     joint += np.arange(g, dtype=np.int64)[:, None, None] * _NCODES * _NCODES
     hist = np.bincount(joint.ravel(), minlength=g * _NCODES * _NCODES).reshape(g, _NCODES, _NCODES)
-    per_gt_code = hist @ _BITS                                               # (G, 128 gt codes, 7 pred bits)
+    per_gt_code = hist @ _BITS  # (G, 128 gt codes, 7 pred bits)
     inter = np.einsum("gak,ak->gk", per_gt_code, _BITS)
     inter_flip = np.einsum("gak,ak->gk", per_gt_code, _BITS[:, list(constants.CHANNEL_FLIP_PERM)])
     return inter, inter_flip
@@ -100,17 +102,26 @@ def prepare(dump: Dict[str, Any]) -> PreparedImage:
     pred_area = np.zeros((r, constants.NUM_CHANNELS), np.int64)
     for i, p in enumerate(pred):
         ph, pw = p.values.shape[:2]
-        codes = pack_channels(p.values)                                       # (h, w) uint8
+        codes = pack_channels(p.values)  # (h, w) uint8
         pred_area[i] = channel_areas(codes[None])[0]
         if g:
-            inter[i], inter_flip[i] = channel_overlaps(gt_parts[:, p.y0:p.y0 + ph, p.x0:p.x0 + pw], codes)
+            inter[i], inter_flip[i] = channel_overlaps(gt_parts[:, p.y0 : p.y0 + ph, p.x0 : p.x0 + pw], codes)
     return PreparedImage(
-        source_id=str(dump["source_id"]), height=h, width=w,
-        scores=np.asarray(dump["scores"], np.float64), boxes=np.asarray(dump["boxes"], np.float64),
-        keypoints=np.asarray(dump["keypoints"], np.float64), probs=probs, pred=pred,
+        source_id=str(dump["source_id"]),
+        height=h,
+        width=w,
+        scores=np.asarray(dump["scores"], np.float64),
+        boxes=np.asarray(dump["boxes"], np.float64),
+        keypoints=np.asarray(dump["keypoints"], np.float64),
+        probs=probs,
+        pred=pred,
         gt_boxes=np.asarray(dump["gt_boxes"], np.float64),
         gt_keypoints=np.asarray(dump["gt_keypoints"], np.float64),
-        gt=unpack_channels(gt_parts), gt_valid=np.asarray(dump["gt_valid"]) != 0,
-        pred_area=pred_area, gt_area=channel_areas(gt_parts) if g else np.zeros((0, constants.NUM_CHANNELS), np.int64),
-        inter=inter, inter_flip=inter_flip,
-        box_iou=matching.box_iou(dump["boxes"], dump["gt_boxes"]))
+        gt=unpack_channels(gt_parts),
+        gt_valid=np.asarray(dump["gt_valid"]) != 0,
+        pred_area=pred_area,
+        gt_area=channel_areas(gt_parts) if g else np.zeros((0, constants.NUM_CHANNELS), np.int64),
+        inter=inter,
+        inter_flip=inter_flip,
+        box_iou=matching.box_iou(dump["boxes"], dump["gt_boxes"]),
+    )

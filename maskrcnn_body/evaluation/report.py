@@ -18,6 +18,7 @@ CIHP / MHP-v2 reference evaluation code, ``IoU_*`` are the class IoUs behind tha
 ``*_parts`` keys are this project's stricter parts-only variants (``evaluation/parsing.py``,
 ``docs/METRICS.md``).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,16 +47,19 @@ def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
     for ch in MASK_ROWS:
         lines.append(f"{'mask ' + ch:<16}" + "".join(f"  {_fmt(summary['mask'][ch][k])}" for k in AP_KEYS))
     p, k, lr = summary["parsing"], summary["keypoints"], summary["left_right_confusion"]
-    lines.append("parsing (CIHP/MHP-v2 reference definitions)  " +
-                 "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in ("APp50", "APp_vol", "PCP50")))
+    lines.append(
+        "parsing (CIHP/MHP-v2 reference definitions)  "
+        + "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in ("APp50", "APp_vol", "PCP50"))
+    )
     per_class = [("background", p["IoU_background"])] + list(p["IoU_per_part"].items())
-    lines.append(f"  mIoU {_fmt(p['mIoU']).strip()}  = mean of IoU  " +
-                 "  ".join(f"{n} {_fmt(v).strip()}" for n, v in per_class))
-    lines.append("parsing, parts only (stricter)  " +
-                 "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in PARTS_KEYS))
+    lines.append(
+        f"  mIoU {_fmt(p['mIoU']).strip()}  = mean of IoU  " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in per_class)
+    )
+    lines.append("parsing, parts only (stricter)  " + "  ".join(f"{n} {_fmt(p[n]).strip()}" for n in PARTS_KEYS))
     lines.append("keypoints    " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in k.items()))
-    lines.append("left/right confusion (lower is better)  " +
-                 "  ".join(f"{n} {_fmt(v).strip()}" for n, v in lr.items()))
+    lines.append(
+        "left/right confusion (lower is better)  " + "  ".join(f"{n} {_fmt(v).strip()}" for n, v in lr.items())
+    )
     lines.append("original's metric (legacy/metric.py, bugs fixed)")
     for row in ROWS:
         lines.append(f"  {ROW_LABELS[row]:<10} {_fmt(summary['legacy'][row])}")

@@ -1,4 +1,5 @@
 """One pass over the dumps computing every metric (numpy + pycocotools; no TensorFlow)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +21,7 @@ class EvaluationResult:
     """``summary``: the metrics JSON (see ``report``); ``pr_curves``: ``{"box" | channel: {iou:
     (recall (101,), precision (101,))}}`` at IoU 0.5 and 0.75 (precision -1 = undefined);
     ``num_images``: how many dumps were read."""
+
     summary: Dict
     pr_curves: Dict[str, Dict[float, Tuple[np.ndarray, np.ndarray]]]
     num_images: int
@@ -27,8 +29,13 @@ class EvaluationResult:
 
 def evaluate(dumps: Iterable[Dict]) -> EvaluationResult:
     """Evaluates dump dicts (``dumps.read_dump`` format); raises ValueError when there are none."""
-    box_mask, parsing, kps, lr, legacy = BoxMaskAP(), ParsingMetrics(), KeypointMetrics(), \
-        LeftRightConfusion(), LegacyMetric()
+    box_mask, parsing, kps, lr, legacy = (
+        BoxMaskAP(),
+        ParsingMetrics(),
+        KeypointMetrics(),
+        LeftRightConfusion(),
+        LegacyMetric(),
+    )
     n = 0
     for d in dumps:
         img = prepare(d)
@@ -38,8 +45,14 @@ def evaluate(dumps: Iterable[Dict]) -> EvaluationResult:
     if n == 0:
         raise ValueError("evaluate: no dumps to evaluate")
     summary, curves = box_mask.result()
-    summary.update({"parsing": parsing.result(), "keypoints": kps.result(),
-                    "left_right_confusion": lr.result(), "legacy": legacy.result()})
+    summary.update(
+        {
+            "parsing": parsing.result(),
+            "keypoints": kps.result(),
+            "left_right_confusion": lr.result(),
+            "legacy": legacy.result(),
+        }
+    )
     return EvaluationResult(summary=summary, pr_curves=curves, num_images=n)
 
 

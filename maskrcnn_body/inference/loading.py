@@ -3,6 +3,7 @@
 Training directories are written by the trainer (``maskrcnn_body.training``) or by
 :func:`write_train_dir` (a model built or converted in Python, e.g. with imported weights).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,19 @@ def load_config(train_dir: str) -> Config:
     """The validated config of a training directory (``train_dir/config.json``)."""
     path = os.path.join(train_dir, "config.json")
     if not os.path.exists(path):
-        raise ModelLoadError(f"{path} not found: expected a training directory written by "
-                             f"`maskrcnn-body train` / train/train.py (config.json + ckpt-N files)")
+        raise ModelLoadError(
+            f"{path} not found: expected a training directory written by "
+            f"`maskrcnn-body train` / train/train.py (config.json + ckpt-N files)"
+        )
     try:
         return load_file(path)
     except ConfigError as e:
         raise ModelLoadError(str(e)) from None
 
 
-def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None,
-                       **overrides) -> Tuple[object, Config, str]:
+def load_trained_model(
+    train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None, **overrides
+) -> Tuple[object, Config, str]:
     """Returns ``(model, cfg, checkpoint_path)``; the model's weights come from the checkpoint.
 
     Args:
@@ -42,6 +46,7 @@ def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Op
     """
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.model.weights import latest_checkpoint, restore_model_weights
+
     cfg = cfg or load_config(train_dir)
     try:
         for key, value in overrides.items():
@@ -52,14 +57,15 @@ def load_trained_model(train_dir: str, checkpoint: Optional[str] = None, cfg: Op
         raise ModelLoadError(str(e)) from None
     path = checkpoint or latest_checkpoint(train_dir)
     if path is None:
-        raise ModelLoadError(f"no checkpoint in {train_dir}: train first (maskrcnn-body train --train_dir "
-                             f"{train_dir})")
+        raise ModelLoadError(f"no checkpoint in {train_dir}: train first (maskrcnn-body train --train_dir {train_dir})")
     model = build_model(cfg)
     try:
         restore_model_weights(model, path)
     except Exception as e:
-        raise ModelLoadError(f"checkpoint {path} does not fit the model of {train_dir}/config.json: "
-                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise ModelLoadError(
+            f"checkpoint {path} does not fit the model of {train_dir}/config.json: "
+            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     return model, cfg, path
 
 
@@ -68,5 +74,6 @@ def write_train_dir(model, cfg: Config, train_dir: str, step: int = 0) -> str:
     :func:`load_trained_model`, the command line and the server can read a model that was not
     trained by the trainer. Returns the checkpoint path."""
     from maskrcnn_body.model.weights import save_model_weights
+
     write_text_atomic(os.path.join(train_dir, "config.json"), cfg.to_json() + "\n")
     return save_model_weights(model, train_dir, step)

@@ -5,6 +5,7 @@ RGB uint8 (H, W, 3) in -> numpy detections in *original* image pixels: ``boxes``
 x, y, score — only the R kept detections. The resize/pad rule is
 :mod:`maskrcnn_body.inference.transforms`, the same as the export's and the server's.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
@@ -35,9 +36,14 @@ class Predictor:
             padded, shape, scale = preprocess(image, i.min_size, i.max_size, i.pad_size)
             return padded[0], shape[0], scale
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32),
-                                      tf.TensorSpec([None, 2], tf.int32), tf.TensorSpec([None], tf.float32),
-                                      tf.TensorSpec([None, 2], tf.int32)])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.float32),
+                tf.TensorSpec([None, 2], tf.int32),
+                tf.TensorSpec([None], tf.float32),
+                tf.TensorSpec([None, 2], tf.int32),
+            ]
+        )
         def run_batch(images, image_shape, scales, original_shapes):
             return postprocess_batch(model.detect(images, image_shape, training=False), scales, original_shapes)
 
@@ -74,11 +80,14 @@ class Predictor:
         for b, (im, _, _) in enumerate(resized):
             groups.setdefault(tuple(im.shape[:2]), []).append(b)
         results: List[Optional[Dict[str, np.ndarray]]] = [None] * len(images)
-        for (h, w), index in groups.items():
+        for index in groups.values():
             batch = np.stack([resized[b][0].numpy() for b in index])
-            out = self._run_batch(tf.constant(batch), tf.stack([resized[b][1] for b in index]),
-                                  tf.stack([resized[b][2] for b in index]),
-                                  tf.constant([images[b].shape[:2] for b in index], tf.int32))
+            out = self._run_batch(
+                tf.constant(batch),
+                tf.stack([resized[b][1] for b in index]),
+                tf.stack([resized[b][2] for b in index]),
+                tf.constant([images[b].shape[:2] for b in index], tf.int32),
+            )
             out = {k: v.numpy() for k, v in out.items()}
             for j, b in enumerate(index):
                 n = int(out["num_detections"][j])

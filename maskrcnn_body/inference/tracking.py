@@ -8,6 +8,7 @@ bonus for keypoints that stayed close), a pair needs IoU >= ``iou_threshold``; u
 new tracks (new ids), and tracks not seen for ``max_age`` frames end. Ids are small integers, never
 reused. numpy only.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +34,7 @@ def keypoint_similarity(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.n
     """(N, M) in [0, 1]: mean over joints of exp(-d^2 / (2 (0.1 s)^2)), d the distance between a's
     (N, 15, 3) and b's (M, 15, 3) joints, s the diagonal of a's box (N, 4)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d2 = np.sum((a[:, None, :, :2] - b[None, :, :, :2]) ** 2, axis=-1)          # (N, M, 15)
+    d2 = np.sum((a[:, None, :, :2] - b[None, :, :, :2]) ** 2, axis=-1)  # (N, M, 15)
     s = np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None, None]
     return np.mean(np.exp(-d2 / (2 * (0.1 * np.maximum(s, 1.0)) ** 2)), axis=-1)
 
@@ -97,8 +98,9 @@ class IouTracker:
             if not ids[i]:
                 ids[i] = self.next_id
                 self.next_id += 1
-                self.tracks.append(Track(ids[i], np.asarray(p.box, np.float64), np.asarray(p.keypoints, np.float64),
-                                         self.frame))
+                self.tracks.append(
+                    Track(ids[i], np.asarray(p.box, np.float64), np.asarray(p.keypoints, np.float64), self.frame)
+                )
             else:
                 t = next(t for t in self.tracks if t.id == ids[i])
                 t.observe(np.asarray(p.box, np.float64), np.asarray(p.keypoints, np.float64), self.frame)

@@ -13,6 +13,7 @@ Normalisation (``cfg.norm``, :mod:`maskrcnn_body.model.norm`): ``group`` (defaul
 
 Input: float32 images already normalised by :func:`normalize_images` (the model does that).
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -42,8 +43,7 @@ def normalize_images(images: tf.Tensor, cfg: BackboneConfig) -> tf.Tensor:
 
 # --------------------------------------------------------------------------- blocks
 def _conv_norm(x, cfg, filters, kernel, stride, name, relu=True, use_bias=True):
-    x = Conv2D(filters, kernel, strides=stride, padding="same", use_bias=use_bias,
-                            name=f"{name}_conv")(x)
+    x = Conv2D(filters, kernel, strides=stride, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
     x = _norm(cfg, filters, f"{name}_bn")(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
@@ -156,20 +156,25 @@ def load_backbone_weights(backbone: keras.Model, cfg: BackboneConfig) -> int:
     weights expect (BatchNorm kept, caffe-style input).
     """
     import os
+
     if cfg.name != "resnet50":
         raise ValueError(f"model.backbone.weights is only supported for name='resnet50', not {cfg.name!r}")
     src = cfg.weights
     if src != "imagenet" and not os.path.isfile(src):
-        raise FileNotFoundError(f"model.backbone.weights={src!r} is not a file; give a local Keras "
-                                f"ResNet50 weights file (.h5 or .weights.h5) or 'imagenet' (needs internet)")
+        raise FileNotFoundError(
+            f"model.backbone.weights={src!r} is not a file; give a local Keras "
+            f"ResNet50 weights file (.h5 or .weights.h5) or 'imagenet' (needs internet)"
+        )
     try:
         ref = keras.applications.ResNet50(include_top=False, weights=src, input_shape=(64, 64, 3))
-    except Exception as e:  # noqa: BLE001 - a failed download or an unreadable file: say what to do
+    except Exception as e:
         what = "download the ImageNet weights (no internet?)" if src == "imagenet" else f"read {src}"
-        raise ValueError(f"model.backbone.weights: could not {what}: {str(e).splitlines()[0] if str(e) else e!r}; "
-                         "give a local Keras ResNet50 weights file instead (--set model.backbone.weights=PATH: the "
-                         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 that keras.applications downloads, "
-                         "or a .weights.h5)") from None
+        raise ValueError(
+            f"model.backbone.weights: could not {what}: {str(e).splitlines()[0] if str(e) else e!r}; "
+            "give a local Keras ResNet50 weights file instead (--set model.backbone.weights=PATH: the "
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 that keras.applications downloads, "
+            "or a .weights.h5)"
+        ) from None
     copied = 0
     for layer in backbone.layers:
         if not layer.weights:

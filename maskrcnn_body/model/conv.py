@@ -15,21 +15,27 @@ Everything else (other kernels, strides, dilations, groups), inference and expor
 parent's code: a ``tf.custom_gradient`` in an exported graph makes the TFLite converter drop the
 signature, and nothing needs gradients there.
 """
+
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
 
-def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str, bias=None,
-                     relu: bool = False) -> tf.Tensor:
+def conv2d_fast_grad(
+    x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str, bias=None, relu: bool = False
+) -> tf.Tensor:
     """``[relu](tf.nn.conv2d(x, kernel, stride, padding) [+ bias])`` (NHWC) with the gradient of
     the module docstring; bias and ReLU are inside, so TF still fuses them with the convolution.
     ``kernel`` is (1, 1, Cin, Cout) (any stride) or (3, 3, Cin, Cout) (stride 1, ``"SAME"``)."""
     k, cin, cout = kernel.shape[0], kernel.shape[2], kernel.shape[3]
-    if not ((k == 1 and kernel.shape[1] == 1) or (k == 3 and kernel.shape[1] == 3 and stride == 1 and padding == "SAME")):
-        raise ValueError(f"conv2d_fast_grad: no fast gradient for a {kernel.shape} kernel at stride {stride}, "
-                         f"padding {padding}; use tf.nn.conv2d")
+    if not (
+        (k == 1 and kernel.shape[1] == 1) or (k == 3 and kernel.shape[1] == 3 and stride == 1 and padding == "SAME")
+    ):
+        raise ValueError(
+            f"conv2d_fast_grad: no fast gradient for a {kernel.shape} kernel at stride {stride}, "
+            f"padding {padding}; use tf.nn.conv2d"
+        )
 
     def backward(x, kernel, dy):
         if k == 1:
@@ -39,13 +45,19 @@ def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str,
             if stride == 1:
                 dx = tf.reshape(tf.matmul(dy2, tf.reshape(kernel, [cin, cout]), transpose_b=True), tf.shape(x))
             else:
-                dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=kernel, out_backprop=dy,
-                                                    strides=[1, stride, stride, 1], padding=padding)
+                dx = tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x),
+                    filter=kernel,
+                    out_backprop=dy,
+                    strides=[1, stride, stride, 1],
+                    padding=padding,
+                )
             return dx, dk
-        rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])          # (3, 3, Cout, Cin)
+        rotated = tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])  # (3, 3, Cout, Cin)
         dx = tf.nn.conv2d(dy, rotated, 1, "SAME")
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(kernel), out_backprop=dy,
-                                             strides=[1, 1, 1, 1], padding="SAME")
+        dk = tf.raw_ops.Conv2DBackpropFilter(
+            input=x, filter_sizes=tf.shape(kernel), out_backprop=dy, strides=[1, 1, 1, 1], padding="SAME"
+        )
         return dx, dk
 
     def forward(x, kernel, b):
@@ -62,6 +74,7 @@ def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str,
     scope = "gradient_tape/" + tf.get_current_name_scope() + "/"
 
     if bias is None:
+
         @tf.custom_gradient
         def fn(x, kernel):
             y = forward(x, kernel, None)
@@ -71,6 +84,7 @@ def conv2d_fast_grad(x: tf.Tensor, kernel: tf.Tensor, stride: int, padding: str,
                     return backward(x, kernel, pre_activation_grad(y, dy))
 
             return y, grad
+
         return fn(x, kernel)
 
     @tf.custom_gradient
@@ -93,16 +107,22 @@ class Conv2D(keras.layers.Conv2D):
 
     def _fast_gradient_applies(self) -> bool:
         k, s = tuple(self.kernel_size), tuple(self.strides)
-        return (self.data_format == "channels_last" and tuple(self.dilation_rate) == (1, 1) and self.groups == 1
-                and s[0] == s[1] and (k == (1, 1) or (k == (3, 3) and s == (1, 1) and self.padding == "same")))
+        return (
+            self.data_format == "channels_last"
+            and tuple(self.dilation_rate) == (1, 1)
+            and self.groups == 1
+            and s[0] == s[1]
+            and (k == (1, 1) or (k == (3, 3) and s == (1, 1) and self.padding == "same"))
+        )
 
     def call(self, inputs, training=None):
         if not training or not self._fast_gradient_applies():
             return super().call(inputs)
         relu = self.activation is keras.activations.relu
         bias = tf.cast(self.bias, inputs.dtype) if self.use_bias else None
-        y = conv2d_fast_grad(inputs, tf.cast(self.kernel, inputs.dtype), int(self.strides[0]), self.padding.upper(),
-                             bias, relu)
+        y = conv2d_fast_grad(
+            inputs, tf.cast(self.kernel, inputs.dtype), int(self.strides[0]), self.padding.upper(), bias, relu
+        )
         if relu or self.activation in (None, keras.activations.linear):
             return y
         return self.activation(y)

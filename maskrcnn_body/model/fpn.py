@@ -3,6 +3,7 @@
 P_l = 3x3 conv(lateral_l(C_l) + upsample2x(top-down_{l+1})), all ``channels`` wide;
 P6 = 1x1 max-pool with stride 2 of P5 (as in Detectron). Strides: P2 4, P3 8, P4 16, P5 32, P6 64.
 """
+
 from __future__ import annotations
 
 from typing import List

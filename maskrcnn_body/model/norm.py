@@ -6,6 +6,7 @@ are noise (the 2017 original never even updated its moving averages); GroupNorm 
 batch-independent, so training from scratch at batch 1-4 is stable and train and test behave
 alike. Frozen BatchNorm is the right choice behind pretrained ImageNet weights.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -31,16 +32,16 @@ def _group_stats(x: tf.Tensor, groups: int):
     over the spatial axes combined exactly, ``var_g = mean_c(var_c) + mean_c((mean_c - mean_g)^2)``."""
     c = x.shape[-1]
     n = tf.shape(x)[0]
-    mean_c, var_c = tf.nn.moments(x, list(range(1, x.shape.rank - 1)))            # (N, C) each
+    mean_c, var_c = tf.nn.moments(x, list(range(1, x.shape.rank - 1)))  # (N, C) each
     mean_c = tf.reshape(mean_c, [n, groups, c // groups])
     mean_g = tf.reduce_mean(mean_c, -1, keepdims=True)
-    var_g = tf.reduce_mean(tf.reshape(var_c, [n, groups, c // groups]) + tf.square(mean_c - mean_g), -1,
-                           keepdims=True)
+    var_g = tf.reduce_mean(tf.reshape(var_c, [n, groups, c // groups]) + tf.square(mean_c - mean_g), -1, keepdims=True)
     return mean_g, var_g
 
 
-def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps: float,
-               fast_gradient: bool = True) -> tf.Tensor:
+def group_norm(
+    x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps: float, fast_gradient: bool = True
+) -> tf.Tensor:
     """Group normalisation of float32 ``x`` (N, ..., C) with per-channel ``gamma``, ``beta`` (C,).
 
     Forward: group statistics from per-channel moments (:func:`_group_stats`), then
@@ -62,16 +63,16 @@ def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps
     def forward(x, gamma, beta):
         n = tf.shape(x)[0]
         mean_g, var_g = _group_stats(x, groups)
-        r = tf.math.rsqrt(var_g + eps)                                              # (N, G, 1)
-        scale = r * tf.reshape(gamma, [1, groups, cg])                              # (N, G, Cg)
+        r = tf.math.rsqrt(var_g + eps)  # (N, G, 1)
+        scale = r * tf.reshape(gamma, [1, groups, cg])  # (N, G, Cg)
         shift = tf.reshape(beta, [1, groups, cg]) - mean_g * scale
-        bshape = tf.concat([[n], tf.ones([x.shape.rank - 2], tf.int32), [c]], 0)    # (N, 1, .., 1, C)
+        bshape = tf.concat([[n], tf.ones([x.shape.rank - 2], tf.int32), [c]], 0)  # (N, 1, .., 1, C)
         y = x * tf.reshape(scale, bshape) + tf.reshape(shift, bshape)
         return y, (n, mean_g, r, scale, bshape)
 
     if not fast_gradient:
         return forward(x, gamma, beta)[0]
-    scope = "gradient_tape/" + tf.get_current_name_scope() + "/"   # as autodiff names its ops
+    scope = "gradient_tape/" + tf.get_current_name_scope() + "/"  # as autodiff names its ops
 
     @tf.custom_gradient
     def fn(x, gamma, beta):
@@ -89,7 +90,7 @@ def group_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, groups: int, eps
             s1 = tf.reshape(tf.reduce_sum(dy, axes), [n, groups, cg])
             s2 = tf.reshape(tf.reduce_sum(dy * xc, axes), [n, groups, cg])
             m = tf.cast(tf.reduce_prod(tf.shape(x)[1:-1]) * cg, tf.float32)
-            dgam = r * s2                                                           # sum_s dy * xhat
+            dgam = r * s2  # sum_s dy * xhat
             a = tf.reduce_sum(gam * s1, -1, keepdims=True) / m
             b = tf.reduce_sum(gam * dgam, -1, keepdims=True) / m
             q = tf.broadcast_to(-r * r * b, [n, groups, cg])
@@ -129,8 +130,14 @@ class GroupNorm(keras.layers.Layer):
     def call(self, x, training=None):
         # the hand-written gradient only where gradients are taken (training); inference and
         # export trace plain ops (see group_norm)
-        y = group_norm(tf.cast(x, tf.float32), tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32),
-                       self.groups, self.epsilon, fast_gradient=bool(training))
+        y = group_norm(
+            tf.cast(x, tf.float32),
+            tf.cast(self.gamma, tf.float32),
+            tf.cast(self.beta, tf.float32),
+            self.groups,
+            self.epsilon,
+            fast_gradient=bool(training),
+        )
         return tf.cast(y, x.dtype)
 
     def compute_output_shape(self, input_shape):

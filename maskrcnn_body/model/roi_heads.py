@@ -12,6 +12,7 @@ everything between the RPN's proposals and the model's outputs:
 
 Coordinates: boxes in the (resized, padded) image's pixel-edge frame, as the RPN gives them.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Tuple
@@ -51,11 +52,12 @@ def keypoint_regression_targets(boxes: tf.Tensor, keypoints: tf.Tensor) -> Tuple
 class RoIHeads:
     """Box, mask and keypoint heads over the RoIs of P2..P5 (see the module docstring)."""
 
-    def __init__(self, box_head: keras.Model, mask_head: keras.Model, keypoint_head: Optional[keras.Model],
-                 cfg: ModelConfig):
+    def __init__(
+        self, box_head: keras.Model, mask_head: keras.Model, keypoint_head: Optional[keras.Model], cfg: ModelConfig
+    ):
         self.box_head, self.mask_head, self.keypoint_head = box_head, mask_head, keypoint_head
         self.cfg = cfg
-        self.strides = [2 ** lvl for lvl in ROI_LEVELS]
+        self.strides = [2**lvl for lvl in ROI_LEVELS]
 
     # ------------------------------------------------------------------ pieces
     def crop(self, feats, boxes: tf.Tensor, size: int) -> tf.Tensor:
@@ -63,8 +65,15 @@ class RoIHeads:
         ``feats``, level by box size: ``model.roi.level_k0`` / ``canonical_size``)."""
         r = self.cfg.roi
         levels = roi_align.assign_levels(boxes, ROI_LEVELS[0], ROI_LEVELS[-1], r.level_k0, r.canonical_size)
-        return roi_align.multilevel_roi_align(list(feats[:len(ROI_LEVELS)]), boxes, levels, self.strides, size,
-                                              sampling_ratio=r.sampling_ratio, aligned=r.aligned)
+        return roi_align.multilevel_roi_align(
+            list(feats[: len(ROI_LEVELS)]),
+            boxes,
+            levels,
+            self.strides,
+            size,
+            sampling_ratio=r.sampling_ratio,
+            aligned=r.aligned,
+        )
 
     def box_outputs(self, feats, boxes: tf.Tensor, training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
         """Class logits (B, R, 2) and box deltas (B, R, 4) of RoIs ``boxes`` (B, R, 4)."""
@@ -86,7 +95,7 @@ class RoIHeads:
             # stand-in row (image 0, RoI 0) whose outputs are sliced away below, so the caller
             # sees (1, 0, ...) outputs, zero losses and zero gradients (one trace either way).
             n = tf.shape(rows)[0]
-            rows = tf.concat([rows, tf.zeros([1, 2], rows.dtype)], 0)[:tf.maximum(n, 1)]
+            rows = tf.concat([rows, tf.zeros([1, 2], rows.dtype)], 0)[: tf.maximum(n, 1)]
 
         def crops(size):
             c = self.crop(feats, boxes, size)
@@ -114,16 +123,26 @@ class RoIHeads:
         return postprocess.decode_keypoint_heatmaps(kp_out, boxes)
 
     # ------------------------------------------------------------------ inference
-    def detect(self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, image_shape: tf.Tensor,
-               training: bool = False) -> Dict[str, tf.Tensor]:
+    def detect(
+        self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, image_shape: tf.Tensor, training: bool = False
+    ) -> Dict[str, tf.Tensor]:
         """Detections from proposals (B, K, 4) + valid (B, K): ``boxes`` (B, D, 4), ``scores`` (B, D),
         ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid probabilities in the box
         frame, ``keypoints`` (B, D, 15, 3); rows past ``num_detections`` are zero."""
         m = self.cfg
         p = m.postprocess
         cls, box = self.box_outputs(feats, proposals, training)
-        det = postprocess.select_detections(cls, box, proposals, proposal_valid, image_shape,
-                                            m.box_head.box_weights, p.score_threshold, p.nms_iou, p.max_detections)
+        det = postprocess.select_detections(
+            cls,
+            box,
+            proposals,
+            proposal_valid,
+            image_shape,
+            m.box_head.box_weights,
+            p.score_threshold,
+            p.nms_iou,
+            p.max_detections,
+        )
         fvalid = tf.cast(det.pop("valid"), tf.float32)
         mask_logits, kp_out = self.part_outputs(feats, det["boxes"], training)
         det["masks"] = tf.sigmoid(mask_logits) * fvalid[:, :, None, None, None]
@@ -131,14 +150,16 @@ class RoIHeads:
         return det
 
     # ------------------------------------------------------------------ training
-    def losses(self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, gt: Dict[str, tf.Tensor],
-               training: bool = True) -> Dict[str, tf.Tensor]:
+    def losses(
+        self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, gt: Dict[str, tf.Tensor], training: bool = True
+    ) -> Dict[str, tf.Tensor]:
         """``class``, ``box``, ``mask`` and ``keypoint`` losses (float32 scalars) for proposals
         (B, K, 4) + valid (B, K) and the pipeline's GT (``gt_boxes`` (B, P, 4), ``num_gt`` (B,),
         ``gt_masks`` (B, P, MS, MS, 7), ``gt_parts_valid`` (B, P, 7), ``gt_keypoints`` (B, P, 15, 3))."""
         m = self.cfg
-        rois = targets.sample_rois(proposals, gt["gt_boxes"], gt["num_gt"], m.roi, m.box_head.box_weights,
-                                   proposal_valid=proposal_valid)
+        rois = targets.sample_rois(
+            proposals, gt["gt_boxes"], gt["num_gt"], m.roi, m.box_head.box_weights, proposal_valid=proposal_valid
+        )
         cls, box = self.box_outputs(feats, rois.rois, training)
         labels = tf.where(rois.weights > 0, rois.labels, -1)
         out = {}
@@ -161,11 +182,12 @@ class RoIHeads:
             return tf.reshape(t, [1, -1] + t.shape[2:].as_list())
 
         mask_logits, kp_out = self.part_outputs(feats, pos_boxes, training, rows)
-        boxes_n = take(pos_boxes)                                                       # (1, N, 4)
+        boxes_n = take(pos_boxes)  # (1, N, 4)
         gt_n = take(pos_gt + tf.range(tf.shape(pos_gt)[0])[:, None] * gt["gt_boxes"].shape[1])  # (1, N)
         # targets are binarised, so one sample per output bin is enough
-        mask_t = targets.mask_targets(boxes_n, as_one_image(gt["gt_boxes"]), as_one_image(gt["gt_masks"]), gt_n,
-                                      m.mask_head.output_size, 1)
+        mask_t = targets.mask_targets(
+            boxes_n, as_one_image(gt["gt_boxes"]), as_one_image(gt["gt_masks"]), gt_n, m.mask_head.output_size, 1
+        )
         mask_w = targets.gather_per_roi(as_one_image(gt["gt_parts_valid"]), gt_n)
         out["mask"] = losses.mask_loss(mask_logits, mask_t, mask_w, m.mask_head.dice_weight)
         pos_kp = targets.gather_per_roi(as_one_image(gt["gt_keypoints"]), gt_n)

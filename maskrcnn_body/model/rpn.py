@@ -6,6 +6,7 @@ objectness logits (B, Hl, Wl, A) and box deltas (B, Hl, Wl, 4A); :func:`flatten_
 turns them into (B, Hl*Wl*A) and (B, Hl*Wl*A, 4) in the (row, column, anchor) order that
 ``ops.anchors`` uses.
 """
+
 from __future__ import annotations
 
 from typing import List, NamedTuple, Tuple
@@ -34,16 +35,15 @@ def flatten_level_outputs(logits: tf.Tensor, deltas: tf.Tensor) -> Tuple[tf.Tens
     """One level's (B, Hl, Wl, A) logits and (B, Hl, Wl, 4A) deltas -> float32 (B, Hl*Wl*A) and
     (B, Hl*Wl*A, 4), in the (row, column, anchor) order of ``ops.anchors``."""
     b = tf.shape(logits)[0]
-    return (tf.reshape(tf.cast(logits, tf.float32), [b, -1]),
-            tf.reshape(tf.cast(deltas, tf.float32), [b, -1, 4]))
+    return (tf.reshape(tf.cast(logits, tf.float32), [b, -1]), tf.reshape(tf.cast(deltas, tf.float32), [b, -1, 4]))
 
 
 class RpnOutput(NamedTuple):
-    logits: List[tf.Tensor]     # per level (B, N_l) float32 objectness logits
-    deltas: List[tf.Tensor]     # per level (B, N_l, 4) float32 box deltas
-    anchors: List[tf.Tensor]    # per level (N_l, 4) image pixels
-    proposals: tf.Tensor        # (B, K, 4) image pixels (0 where padded), K = post-NMS top-k
-    valid: tf.Tensor            # (B, K) bool
+    logits: List[tf.Tensor]  # per level (B, N_l) float32 objectness logits
+    deltas: List[tf.Tensor]  # per level (B, N_l, 4) float32 box deltas
+    anchors: List[tf.Tensor]  # per level (N_l, 4) image pixels
+    proposals: tf.Tensor  # (B, K, 4) image pixels (0 where padded), K = post-NMS top-k
+    valid: tf.Tensor  # (B, K) bool
 
 
 class RegionProposalNetwork:
@@ -55,22 +55,26 @@ class RegionProposalNetwork:
     def __init__(self, head: keras.Model, anchors: AnchorConfig, cfg: RpnConfig):
         self.head, self.anchor_cfg, self.cfg = head, anchors, cfg
 
-    def __call__(self, feats: List[tf.Tensor], image_size: Tuple[int, int], image_shape: tf.Tensor,
-                 training: bool) -> RpnOutput:
+    def __call__(
+        self, feats: List[tf.Tensor], image_size: Tuple[int, int], image_shape: tf.Tensor, training: bool
+    ) -> RpnOutput:
         """Proposals for P2..P{max_level} ``feats`` of a padded (H, W) = ``image_size`` batch whose
         valid sizes are ``image_shape`` (B, 2) int32 (proposals are clipped to them)."""
         c = self.cfg
         flat = [flatten_level_outputs(*self.head(f, training=training)) for f in feats]
         logits, deltas = [f[0] for f in flat], [f[1] for f in flat]
         anchors, _ = anchor_ops.generate_anchors_for_config(self.anchor_cfg, image_size)
-        pre, post = (c.pre_nms_topk_train, c.post_nms_topk_train) if training else \
-            (c.pre_nms_topk_test, c.post_nms_topk_test)
-        proposals, valid = postprocess.generate_proposals(logits, deltas, anchors, image_shape, pre, post,
-                                                          c.nms_iou, c.min_box_size)
+        pre, post = (
+            (c.pre_nms_topk_train, c.post_nms_topk_train) if training else (c.pre_nms_topk_test, c.post_nms_topk_test)
+        )
+        proposals, valid = postprocess.generate_proposals(
+            logits, deltas, anchors, image_shape, pre, post, c.nms_iou, c.min_box_size
+        )
         return RpnOutput(logits, deltas, anchors, proposals, valid)
 
-    def losses(self, out: RpnOutput, gt_boxes: tf.Tensor, num_gt: tf.Tensor,
-               image_shape: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def losses(
+        self, out: RpnOutput, gt_boxes: tf.Tensor, num_gt: tf.Tensor, image_shape: tf.Tensor
+    ) -> Tuple[tf.Tensor, tf.Tensor]:
         """(objectness loss, box loss) float32 scalars: anchors matched to GT ``gt_boxes`` (B, P, 4)
         (first ``num_gt`` (B,) rows real) and sampled (``ops.targets.rpn_targets``); anchors centred
         in the padding outside ``image_shape`` (B, 2) are never sampled as negatives."""

@@ -5,6 +5,7 @@ Every model variable is stored under ``model/<keras variable path>`` (e.g.
 training checkpoints (:mod:`maskrcnn_body.training.checkpoints`) add the optimizer and the step
 beside them. Loading for inference needs only this module.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,7 @@ def named_model_variables(model) -> Dict[str, tf.Variable]:
 def restore_model_weights(model, path: str) -> None:
     """Loads every model variable from checkpoint prefix ``path`` (optimizer state is ignored);
     raises ``AssertionError``/``ValueError`` when a model variable is missing from it."""
-    tf.train.Checkpoint(**named_model_variables(model)).restore(path).expect_partial() \
-        .assert_existing_objects_matched()
+    tf.train.Checkpoint(**named_model_variables(model)).restore(path).expect_partial().assert_existing_objects_matched()
 
 
 def save_model_weights(model, directory: str, step: int = 0) -> str:

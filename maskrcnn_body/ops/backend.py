@@ -11,6 +11,7 @@ Every dispatching op (``roi_align.multilevel_roi_align``, ``boxes.pairwise_iou``
 ``"auto"`` uses the compiled ops when the library loads (``ops.custom.load``), else pure TF;
 ``"tf"`` always pure TF; ``"custom"`` the compiled ops or an error saying why they are missing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,10 +48,12 @@ def resolve(backend: Optional[str] = None):
     if name == "tf":
         return None
     from maskrcnn_body.ops import custom
+
     ops = custom.load()
     if ops is None and name == "custom":
-        raise RuntimeError(f"compiled ops requested ({ENV_VAR}=custom or backend='custom') but not "
-                           f"available: {custom.load_error()}")
+        raise RuntimeError(
+            f"compiled ops requested ({ENV_VAR}=custom or backend='custom') but not available: {custom.load_error()}"
+        )
     return ops
 
 

@@ -5,6 +5,7 @@ continuous pixel-edge frame, ``x2``/``y2`` exclusive, so ``width = x2 - x1`` and
 ``centre = (x1 + x2) / 2`` (no ``+1`` anywhere). Every function accepts any number of
 leading batch dimensions unless stated otherwise.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,10 +55,11 @@ def pairwise_iou(a: tf.Tensor, b: tf.Tensor, backend=None) -> tf.Tensor:
     a = tf.convert_to_tensor(a, tf.float32)
     b = tf.convert_to_tensor(b, tf.float32)
     if a.shape.rank != b.shape.rank or a.shape.rank is None or a.shape.rank < 2:
-        raise ValueError(f"pairwise_iou expects a (..., N, 4) and b (..., M, 4) of equal rank, got "
-                         f"{a.shape} and {b.shape}")
-    ea = a[..., :, None, :]   # (..., N, 1, 4)
-    eb = b[..., None, :, :]   # (..., 1, M, 4)
+        raise ValueError(
+            f"pairwise_iou expects a (..., N, 4) and b (..., M, 4) of equal rank, got {a.shape} and {b.shape}"
+        )
+    ea = a[..., :, None, :]  # (..., N, 1, 4)
+    eb = b[..., None, :, :]  # (..., 1, M, 4)
     iw = tf.maximum(tf.minimum(ea[..., 2], eb[..., 2]) - tf.maximum(ea[..., 0], eb[..., 0]), 0.0)
     ih = tf.maximum(tf.minimum(ea[..., 3], eb[..., 3]) - tf.maximum(ea[..., 1], eb[..., 1]), 0.0)
     inter = iw * ih
@@ -72,8 +74,7 @@ def _centre_size(boxes):
 
 
 @_no_autograph
-def encode_boxes(boxes: tf.Tensor, anchors: tf.Tensor,
-                 weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
+def encode_boxes(boxes: tf.Tensor, anchors: tf.Tensor, weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
     """Regression targets (dx, dy, dw, dh) of ``boxes`` relative to ``anchors``.
 
     ``boxes`` and ``anchors`` (..., 4), broadcastable; returns (..., 4) float32::
@@ -91,15 +92,19 @@ def encode_boxes(boxes: tf.Tensor, anchors: tf.Tensor,
     ax, ay, aw, ah = _centre_size(anchors)
     aw = tf.maximum(aw, _MIN_SIZE)
     ah = tf.maximum(ah, _MIN_SIZE)
-    return tf.stack([wx * (bx - ax) / aw,
-                     wy * (by - ay) / ah,
-                     ww * tf.math.log(tf.maximum(bw, _MIN_SIZE) / aw),
-                     wh * tf.math.log(tf.maximum(bh, _MIN_SIZE) / ah)], axis=-1)
+    return tf.stack(
+        [
+            wx * (bx - ax) / aw,
+            wy * (by - ay) / ah,
+            ww * tf.math.log(tf.maximum(bw, _MIN_SIZE) / aw),
+            wh * tf.math.log(tf.maximum(bh, _MIN_SIZE) / ah),
+        ],
+        axis=-1,
+    )
 
 
 @_no_autograph
-def decode_boxes(deltas: tf.Tensor, anchors: tf.Tensor,
-                 weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
+def decode_boxes(deltas: tf.Tensor, anchors: tf.Tensor, weights: Sequence[float] = (10.0, 10.0, 5.0, 5.0)) -> tf.Tensor:
     """Inverse of :func:`encode_boxes`: deltas (..., 4) + anchors (..., 4) -> boxes (..., 4).
 
     ``dw``/``dh`` (after dividing by their weights) are clipped at ``log(1000/16)``; the
@@ -132,8 +137,9 @@ def clip_boxes(boxes: tf.Tensor, image_shape) -> tf.Tensor:
     if shape.shape.rank == 2:
         extra = boxes.shape.rank - 2
         if extra < 0:
-            raise ValueError(f"clip_boxes: per-image image_shape {shape.shape} needs boxes (B, ..., 4), "
-                             f"got {boxes.shape}")
+            raise ValueError(
+                f"clip_boxes: per-image image_shape {shape.shape} needs boxes (B, ..., 4), got {boxes.shape}"
+            )
         shape = tf.reshape(shape, tf.concat([tf.shape(shape)[:1], tf.ones([extra], tf.int32), [2]], 0))
     elif shape.shape.rank != 1:
         raise ValueError(f"clip_boxes: image_shape must be (2,) or (B, 2), got {shape.shape}")

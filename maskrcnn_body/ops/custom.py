@@ -1,8 +1,8 @@
 """Loader of the compiled custom ops built from ``libs/`` (``make``).
 
 ``load()`` opens the fastest build of the library that the CPU supports (:func:`library_path`:
-AVX-512, AVX2 or the portable baseline) and returns a :class:`CustomOps` whose functions have the Python signatures and the
-semantics of the pure-TF ops (``ops.roi_align.multilevel_roi_align``,
+AVX-512, AVX2 or the portable baseline) and returns a :class:`CustomOps` whose functions have the
+Python signatures and the semantics of the pure-TF ops (``ops.roi_align.multilevel_roi_align``,
 ``ops.boxes.pairwise_iou``, ``ops.targets.match``), or ``None`` when the library is not
 built or fails to load (the reason is logged once and kept in :func:`load_error`). The
 package never requires the library.
@@ -12,6 +12,7 @@ Which backend an op uses (compiled or pure TF) is decided by :mod:`maskrcnn_body
 One deliberate difference: the compiled RoIAlign raises ``InvalidArgumentError`` for a
 level index outside ``[0, L)`` (CPU kernel), where the pure-TF op clips it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -70,6 +71,7 @@ def library_path() -> str:
             return path
     return LIBRARY_PATH
 
+
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _state: Dict[str, Any] = {"tried": False, "ops": None, "error": None, "path": None}
@@ -89,9 +91,16 @@ class CustomOps:
     def __init__(self, module):
         self.module = module
 
-    def multilevel_roi_align(self, features: Sequence[tf.Tensor], boxes, levels,
-                             strides: Sequence[int], output_size: Union[int, Tuple[int, int]],
-                             sampling_ratio: int = 2, aligned: bool = True) -> tf.Tensor:
+    def multilevel_roi_align(
+        self,
+        features: Sequence[tf.Tensor],
+        boxes,
+        levels,
+        strides: Sequence[int],
+        output_size: Union[int, Tuple[int, int]],
+        sampling_ratio: int = 2,
+        aligned: bool = True,
+    ) -> tf.Tensor:
         """RoIAlign over a feature pyramid.
 
         features: L <= 8 tensors (B, H_l, W_l, C); boxes (B, R, 4) x1,y1,x2,y2 in image
@@ -107,9 +116,14 @@ class CustomOps:
         compute = _compute_dtype(features[0])
         return self.module.multilevel_roi_align(
             features=[tf.cast(f, compute) for f in features],
-            boxes=tf.cast(boxes, compute), levels=tf.cast(levels, tf.int32),
-            strides=[int(s) for s in strides], output_height=out_h, output_width=out_w,
-            sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
+            boxes=tf.cast(boxes, compute),
+            levels=tf.cast(levels, tf.int32),
+            strides=[int(s) for s in strides],
+            output_height=out_h,
+            output_width=out_w,
+            sampling_ratio=int(sampling_ratio),
+            aligned=bool(aligned),
+        )
 
     def pairwise_iou(self, a, b) -> tf.Tensor:
         """IoU of a (..., N, 4) and b (..., M, 4) -> (..., N, M); leading dims broadcast."""
@@ -118,16 +132,16 @@ class CustomOps:
         a = tf.cast(a, compute)
         b = tf.cast(b, compute)
         if a.shape.rank != b.shape.rank or a.shape.rank is None or a.shape.rank < 2:
-            raise ValueError(f"pairwise_iou expects a (..., N, 4) and b (..., M, 4) of equal rank, "
-                             f"got {a.shape} and {b.shape}")
+            raise ValueError(
+                f"pairwise_iou expects a (..., N, 4) and b (..., M, 4) of equal rank, got {a.shape} and {b.shape}"
+            )
         if a.shape.rank > 2 and a.shape[:-2] != b.shape[:-2]:
             lead = tf.broadcast_dynamic_shape(tf.shape(a)[:-2], tf.shape(b)[:-2])
             a = tf.broadcast_to(a, tf.concat([lead, tf.shape(a)[-2:]], 0))
             b = tf.broadcast_to(b, tf.concat([lead, tf.shape(b)[-2:]], 0))
         return self.module.box_pairwise_iou(a, b)
 
-    def match(self, iou, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
-              gt_valid=None):
+    def match(self, iou, pos_iou: float, neg_iou: float, allow_low_quality: bool = True, gt_valid=None):
         """iou (..., G, M) (+ gt_valid (..., G) bool, default all True) -> (matched_gt
         (..., M) int32, labels (..., M) int32 in {1 pos, 0 neg, -1 ignore})."""
         iou = tf.convert_to_tensor(iou)
@@ -135,8 +149,12 @@ class CustomOps:
         if gt_valid is None:
             gt_valid = tf.ones(tf.shape(iou)[:-1], tf.bool)
         return self.module.box_match(
-            iou, tf.cast(gt_valid, tf.bool), pos_iou=float(pos_iou), neg_iou=float(neg_iou),
-            allow_low_quality=bool(allow_low_quality))
+            iou,
+            tf.cast(gt_valid, tf.bool),
+            pos_iou=float(pos_iou),
+            neg_iou=float(neg_iou),
+            allow_low_quality=bool(allow_low_quality),
+        )
 
 
 def _register_gradients(module) -> None:
@@ -146,9 +164,16 @@ def _register_gradients(module) -> None:
     def _roi_align_grad(op, grad):  # pylint: disable=unused-variable
         n = op.get_attr("N")
         grads = module.multilevel_roi_align_grad(
-            features=op.inputs[:n], boxes=op.inputs[n], levels=op.inputs[n + 1], grad=grad,
-            strides=op.get_attr("strides"), output_height=op.get_attr("output_height"),
-            output_width=op.get_attr("output_width"), sampling_ratio=op.get_attr("sampling_ratio"), aligned=op.get_attr("aligned"))
+            features=op.inputs[:n],
+            boxes=op.inputs[n],
+            levels=op.inputs[n + 1],
+            grad=grad,
+            strides=op.get_attr("strides"),
+            output_height=op.get_attr("output_height"),
+            output_width=op.get_attr("output_width"),
+            sampling_ratio=op.get_attr("sampling_ratio"),
+            aligned=op.get_attr("aligned"),
+        )
         return list(grads) + [None, None]
 
     for name in ("MultilevelRoiAlignGrad", "BoxPairwiseIou", "BoxMatch"):
@@ -163,8 +188,10 @@ def load() -> Optional[CustomOps]:
             path = library_path()
             _state["path"] = path
             if not os.path.exists(path):
-                _state["error"] = (f"{path} not found; run `make` at the repository root "
-                                   "to build the compiled ops (using the pure-TF ops)")
+                _state["error"] = (
+                    f"{path} not found; run `make` at the repository root "
+                    "to build the compiled ops (using the pure-TF ops)"
+                )
                 _log.info("custom ops not loaded: %s", _state["error"])
             else:
                 try:
@@ -172,8 +199,9 @@ def load() -> Optional[CustomOps]:
                     _register_gradients(module)
                     _state["ops"] = CustomOps(module)
                 except Exception as e:
-                    _state["error"] = (f"failed to load {path}: {e}; rebuild with `make` "
-                                       "for this TensorFlow (using the pure-TF ops)")
+                    _state["error"] = (
+                        f"failed to load {path}: {e}; rebuild with `make` for this TensorFlow (using the pure-TF ops)"
+                    )
                     _log.warning("custom ops not loaded: %s", _state["error"])
         return _state["ops"]
 
@@ -187,8 +215,10 @@ def availability_note() -> Optional[str]:
     """A one-line note for users when the compiled ops are not in use (None when they are)."""
     if load() is not None:
         return None
-    return (f"note: the compiled ops are not available ({load_error()}); the pure-TF ops run instead, about "
-            "1.5x slower per training step. Build them with `make` (a C++ compiler is needed; libs/README.md).")
+    return (
+        f"note: the compiled ops are not available ({load_error()}); the pure-TF ops run instead, about "
+        "1.5x slower per training step. Build them with `make` (a C++ compiler is needed; libs/README.md)."
+    )
 
 
 def load_error() -> Optional[str]:

@@ -8,6 +8,7 @@ XLA-friendly; pass ``seed`` (int or (2,) int tensor) for deterministic stateless
 (Philox, so eager, graph and XLA draw the same sample), ``seed=None`` uses the global TF
 random generator.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -34,8 +35,14 @@ def _first_argmax(values: tf.Tensor, maxima: tf.Tensor, mask: Optional[tf.Tensor
 
 
 @_no_autograph
-def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: bool = True,
-          gt_valid: Optional[tf.Tensor] = None, backend: Optional[str] = None):
+def match(
+    iou: tf.Tensor,
+    pos_iou: float,
+    neg_iou: float,
+    allow_low_quality: bool = True,
+    gt_valid: Optional[tf.Tensor] = None,
+    backend: Optional[str] = None,
+):
     """Match each of M boxes (anchors/proposals) to one of G GT boxes.
 
     Args:
@@ -71,9 +78,9 @@ def match(iou: tf.Tensor, pos_iou: float, neg_iou: float, allow_low_quality: boo
     matched = _first_argmax(iou, max_iou)
     labels = tf.where(max_iou >= pos_iou, 1, tf.where(max_iou < neg_iou, 0, -1))
     if allow_low_quality:
-        best = tf.reduce_max(iou, axis=-1, keepdims=True)                  # (..., G, 1)
-        is_best = tf.equal(iou, best) & (best > 0.0)                       # (..., G, M)
-        best_iou = tf.reduce_max(tf.where(is_best, iou, -1.0), axis=-2)    # (..., M)
+        best = tf.reduce_max(iou, axis=-1, keepdims=True)  # (..., G, 1)
+        is_best = tf.equal(iou, best) & (best > 0.0)  # (..., G, M)
+        best_iou = tf.reduce_max(tf.where(is_best, iou, -1.0), axis=-2)  # (..., M)
         has_best = best_iou > 0.0
         low_quality = _first_argmax(iou, best_iou, is_best)
         matched = tf.where(has_best, low_quality, matched)
@@ -148,13 +155,14 @@ def subsample_labels(labels: tf.Tensor, num_samples: int, positive_fraction: flo
 
 
 class RpnTargets(NamedTuple):
-    labels: tf.Tensor       # (B, N) int32: 1 sampled positive, 0 sampled negative, -1 not sampled
+    labels: tf.Tensor  # (B, N) int32: 1 sampled positive, 0 sampled negative, -1 not sampled
     box_targets: tf.Tensor  # (B, N, 4) float32 deltas (RPN_BOX_WEIGHTS), 0 unless label == 1
 
 
 @_no_autograph
-def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None,
-                image_shape: Optional[tf.Tensor] = None) -> RpnTargets:
+def rpn_targets(
+    anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None, image_shape: Optional[tf.Tensor] = None
+) -> RpnTargets:
     """RPN targets for anchors (N, 4) (``ops.anchors`` order) and GT (B, P, 4) + num_gt (B,).
 
     Matching: :func:`match` with ``cfg.pos_iou``/``cfg.neg_iou`` and low-quality matches. With
@@ -169,13 +177,13 @@ def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg,
     anchors = tf.convert_to_tensor(anchors, tf.float32)
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
     gt_valid = gt_valid_mask(num_gt, tf.shape(gt_boxes)[1])
-    iou = pairwise_iou(gt_boxes, anchors[None])                             # (B, P, N)
+    iou = pairwise_iou(gt_boxes, anchors[None])  # (B, P, N)
     matched, labels = match(iou, cfg.pos_iou, cfg.neg_iou, True, gt_valid)
     if image_shape is not None:
-        hw = tf.cast(image_shape, tf.float32)                                # (B, 2)
+        hw = tf.cast(image_shape, tf.float32)  # (B, 2)
         cx = 0.5 * (anchors[:, 0] + anchors[:, 2])
         cy = 0.5 * (anchors[:, 1] + anchors[:, 3])
-        inside = (cx[None] < hw[:, 1:2]) & (cy[None] < hw[:, 0:1])          # (B, N)
+        inside = (cx[None] < hw[:, 1:2]) & (cy[None] < hw[:, 0:1])  # (B, N)
         labels = tf.where(inside | tf.equal(labels, 1), labels, -1)
     labels = subsample_labels(labels, cfg.batch_per_image, cfg.positive_fraction, seed)
     positive = tf.cast(tf.equal(labels, 1), tf.float32)[..., None]
@@ -184,17 +192,24 @@ def rpn_targets(anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg,
 
 
 class SampledRois(NamedTuple):
-    rois: tf.Tensor         # (B, K, 4) float32 image pixels; padding rows are 0
-    matched_gt: tf.Tensor   # (B, K) int32 index into the P GT rows (0 for bg/padding)
-    labels: tf.Tensor       # (B, K) int32: 1 foreground, 0 background or padding
+    rois: tf.Tensor  # (B, K, 4) float32 image pixels; padding rows are 0
+    matched_gt: tf.Tensor  # (B, K) int32 index into the P GT rows (0 for bg/padding)
+    labels: tf.Tensor  # (B, K) int32: 1 foreground, 0 background or padding
     box_targets: tf.Tensor  # (B, K, 4) float32 deltas (box_weights), 0 unless foreground
-    weights: tf.Tensor      # (B, K) float32: 1 real sampled RoI, 0 padding
-    num_fg: tf.Tensor       # (B,) int32: foreground RoIs are rows [0, num_fg)
+    weights: tf.Tensor  # (B, K) float32: 1 real sampled RoI, 0 padding
+    num_fg: tf.Tensor  # (B,) int32: foreground RoIs are rows [0, num_fg)
 
 
 @_no_autograph
-def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, box_weights,
-                proposal_valid: Optional[tf.Tensor] = None, seed=None) -> SampledRois:
+def sample_rois(
+    proposals: tf.Tensor,
+    gt_boxes: tf.Tensor,
+    num_gt: tf.Tensor,
+    cfg,
+    box_weights,
+    proposal_valid: Optional[tf.Tensor] = None,
+    seed=None,
+) -> SampledRois:
     """Sample K = ``cfg.per_image`` RoIs per image for the box/mask/keypoint heads
     (``cfg``: :class:`~maskrcnn_body.config.RoiConfig`; box targets encoded with ``box_weights``).
 
@@ -216,7 +231,7 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
     gt_valid = gt_valid_mask(num_gt, tf.shape(gt_boxes)[1])
     if proposal_valid is None:
         proposal_valid = box_area(proposals) > 0.0
-    candidates = tf.concat([proposals, gt_boxes], axis=1)                     # (B, Nc, 4)
+    candidates = tf.concat([proposals, gt_boxes], axis=1)  # (B, Nc, 4)
     candidate_valid = tf.concat([tf.cast(proposal_valid, tf.bool), gt_valid], axis=1)
 
     iou = tf.where(gt_valid[..., None], pairwise_iou(gt_boxes, candidates), -1.0)  # (B, P, Nc)
@@ -252,8 +267,14 @@ def sample_rois(proposals: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cf
 
 # --------------------------------------------------------------------------- mask / keypoint targets
 @_no_autograph
-def mask_targets(rois: tf.Tensor, gt_boxes: tf.Tensor, gt_masks: tf.Tensor, matched_gt: tf.Tensor,
-                 output_size: int, sampling_ratio: int = 2) -> tf.Tensor:
+def mask_targets(
+    rois: tf.Tensor,
+    gt_boxes: tf.Tensor,
+    gt_masks: tf.Tensor,
+    matched_gt: tf.Tensor,
+    output_size: int,
+    sampling_ratio: int = 2,
+) -> tf.Tensor:
     """Binary mask targets of each RoI, cropped from its GT's box-frame mask.
 
     Args:
@@ -285,17 +306,25 @@ def mask_targets(rois: tf.Tensor, gt_boxes: tf.Tensor, gt_masks: tf.Tensor, matc
     flat_gt = tf.reshape(tf.range(b)[:, None] * num_p + matched_gt, [-1])
     base = flat_gt * (side * side)
 
-    gt = gather_per_roi(gt_boxes, matched_gt)                                    # (B, K, 4)
+    gt = gather_per_roi(gt_boxes, matched_gt)  # (B, K, 4)
     gw = tf.maximum(gt[..., 2] - gt[..., 0], 1e-6)
     gh = tf.maximum(gt[..., 3] - gt[..., 1], 1e-6)
     sx = ms / gw
     sy = ms / gh
-    rel = tf.stack([(rois[..., 0] - gt[..., 0]) * sx + 1.0, (rois[..., 1] - gt[..., 1]) * sy + 1.0,
-                    (rois[..., 2] - gt[..., 0]) * sx + 1.0, (rois[..., 3] - gt[..., 1]) * sy + 1.0], axis=-1)
+    rel = tf.stack(
+        [
+            (rois[..., 0] - gt[..., 0]) * sx + 1.0,
+            (rois[..., 1] - gt[..., 1]) * sy + 1.0,
+            (rois[..., 2] - gt[..., 0]) * sx + 1.0,
+            (rois[..., 3] - gt[..., 1]) * sy + 1.0,
+        ],
+        axis=-1,
+    )
     n = b * k
     sizes = tf.fill([n], side)
-    crops = roi_align_flat(table, base, sizes, sizes, tf.reshape(rel, [-1, 4]), output_size,
-                           sampling_ratio, aligned=True)
+    crops = roi_align_flat(
+        table, base, sizes, sizes, tf.reshape(rel, [-1, 4]), output_size, sampling_ratio, aligned=True
+    )
     crops = tf.reshape(crops, [b, k, output_size, output_size, c])
     return tf.stop_gradient(tf.cast(crops >= 0.5, tf.float32))
 

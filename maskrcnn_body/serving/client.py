@@ -4,6 +4,7 @@ Uses only the standard library for HTTP; OpenCV (``pip install -e ".[video]"``) 
 files and webcams. Frames from OpenCV are BGR and are converted to RGB before encoding, so the server
 always receives an RGB image (the original client/server swapped colour channels on both ends).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,11 +24,13 @@ class ServerError(RuntimeError):
         self.status = status
 
 
-def post_image(server: str, path: str, body: bytes, content_type: str = "image/jpeg",
-               timeout: float = 120.0) -> Tuple[bytes, str]:
+def post_image(
+    server: str, path: str, body: bytes, content_type: str = "image/jpeg", timeout: float = 120.0
+) -> Tuple[bytes, str]:
     """POSTs image bytes to ``server + path``; returns (body, content type) or raises :class:`ServerError`."""
-    req = urllib.request.Request(server.rstrip("/") + path, data=body, method="POST",
-                                 headers={"Content-Type": content_type})
+    req = urllib.request.Request(
+        server.rstrip("/") + path, data=body, method="POST", headers={"Content-Type": content_type}
+    )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.read(), r.headers.get("Content-Type", "")
@@ -52,13 +55,13 @@ def render(server: str, image_bytes: bytes, content_type: str = "image/jpeg") ->
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
     return buf.getvalue()
 
 
-def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int = 1
-                ) -> Iterator[Tuple[str, bytes, str]]:
+def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int = 1) -> Iterator[Tuple[str, bytes, str]]:
     """Yields (name, encoded image bytes, content type): image files are sent as they are, video and
     webcam frames (RGB, see :mod:`maskrcnn_body.serving.media`) as JPEG."""
     for name, payload in media.iter_sources(inputs, webcam, max_frames, frame_step):

@@ -35,6 +35,7 @@ How it behaves under load and abuse:
   (declared Content-Length; 503 beyond), at most ``max_inflight`` images are decoded at a time
   (<= 3 x ``max_pixels`` bytes each), and at most ``max_open_requests`` requests are open (503 beyond).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -72,17 +73,17 @@ FORM_TYPE = "multipart/form-data"
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 20 * 1024 * 1024   # 413 above this
-    max_pixels: int = 40_000_000             # 400 above this (decompression-bomb guard)
-    min_side: int = 16                       # 400 below this
-    read_timeout_s: float = 10.0             # 408 when the request head or body does not arrive in time
-    num_workers: int = 4                     # unused since the server is asynchronous; kept for old callers
-    max_queue: int = 16                      # requests waiting for the model; 503 beyond
-    max_inflight: int = 1                    # concurrent model calls (threads of the model worker)
+    max_body_bytes: int = 20 * 1024 * 1024  # 413 above this
+    max_pixels: int = 40_000_000  # 400 above this (decompression-bomb guard)
+    min_side: int = 16  # 400 below this
+    read_timeout_s: float = 10.0  # 408 when the request head or body does not arrive in time
+    num_workers: int = 4  # unused since the server is asynchronous; kept for old callers
+    max_queue: int = 16  # requests waiting for the model; 503 beyond
+    max_inflight: int = 1  # concurrent model calls (threads of the model worker)
     max_pending_bytes: int = 256 * 1024 * 1024  # bodies being received or waiting for the model; 503 beyond
-    max_open_requests: int = 512             # requests in progress (any stage); 503 beyond
+    max_open_requests: int = 512  # requests in progress (any stage); 503 beyond
     max_drain_bytes: int = 64 * 1024 * 1024  # how much of a refused body is read and discarded
-    shutdown_timeout_s: float = 5.0          # graceful shutdown: wait this long for open requests
+    shutdown_timeout_s: float = 5.0  # graceful shutdown: wait this long for open requests
 
 
 class HTTPError(Exception):
@@ -102,6 +103,7 @@ def decode_request_image(body: bytes, cfg: ServerConfig, load: bool = True) -> O
 
     With ``load=False`` only the header is read (type, size and pixel limits; cheap) and None returned."""
     from PIL import Image
+
     if not body:
         raise HTTPError(400, "empty body: send the image bytes (JPEG or PNG) as the request body")
     try:
@@ -112,8 +114,7 @@ def decode_request_image(body: bytes, cfg: ServerConfig, load: bool = True) -> O
         raise HTTPError(400, "body is not an image PIL can read (send JPEG or PNG bytes)") from None
     w, h = im.size
     if w * h > cfg.max_pixels:
-        raise HTTPError(400, f"image is {w}x{h} = {w * h} pixels, above the pixel limit of {cfg.max_pixels}; "
-                             "resize it")
+        raise HTTPError(400, f"image is {w}x{h} = {w * h} pixels, above the pixel limit of {cfg.max_pixels}; resize it")
     if min(w, h) < cfg.min_side:
         raise HTTPError(400, f"image is {w}x{h}; both sides must be at least {cfg.min_side} pixels")
     if not load:
@@ -158,13 +159,16 @@ class _Protocol(H11Protocol):
             self._head_timer = None
 
     def _waiting_for_head(self) -> bool:
-        return (self.conn.their_state is h11.IDLE and not self.transport.is_closing()
-                and (self.cycle is None or self.cycle.response_complete))
+        return (
+            self.conn.their_state is h11.IDLE
+            and not self.transport.is_closing()
+            and (self.cycle is None or self.cycle.response_complete)
+        )
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._waiting_for_head():
-            self._arm_head_timer()   # a head has begun (keep-alive: uvicorn's idle timer is now off)
+            self._arm_head_timer()  # a head has begun (keep-alive: uvicorn's idle timer is now off)
         else:
             self._cancel_head_timer()
 
@@ -175,8 +179,11 @@ class _Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         """A request h11 cannot parse: the same JSON error as every other (uvicorn answers text/plain)."""
         body = _error_body(400, f"{msg} (not an HTTP/1.1 request this server can read)")
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                   (b"connection", b"close")]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
         self.transport.write(self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request")))
         self.transport.write(self.conn.send(h11.Data(data=body)))
         self.transport.write(self.conn.send(h11.EndOfMessage()))
@@ -187,8 +194,10 @@ class _Protocol(H11Protocol):
         if not self._waiting_for_head():
             return
         body = _error_body(408, f"request not received within {self.head_timeout_s:g} s")
-        self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                             b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+        self.transport.write(
+            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
         self.transport.close()
 
 
@@ -225,14 +234,15 @@ class _DrainMiddleware:
             if message["type"] == "http.response.start" and not body_done:
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             elif message["type"] == "http.response.body" and not message.get("more_body", False) and not body_done:
-                await send({**message, "more_body": True})   # the whole answer leaves now
+                await send({**message, "more_body": True})  # the whole answer leaves now
                 await self._drain(tracked_receive, scope["deadline"])
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
         if self.server.open_requests >= cfg.max_open_requests:
-            response = error_response(503, f"server busy: {self.server.open_requests} requests open, retry later",
-                                      {"Retry-After": "1"})
+            response = error_response(
+                503, f"server busy: {self.server.open_requests} requests open, retry later", {"Retry-After": "1"}
+            )
             return await response(scope, tracked_receive, draining_send)
         self.server.open_requests += 1
         try:
@@ -278,14 +288,15 @@ class InferenceApp:
         self.render_fn = render_fn
         self.model_pool = concurrent.futures.ThreadPoolExecutor(cfg.max_inflight, thread_name_prefix="model")
         self._count_lock = threading.Lock()
-        self.admitted = 0        # requests waiting for or in a model call (event loop only)
-        self.in_flight = 0       # model calls running
-        self.receiving = 0       # requests whose body is arriving
-        self.pending_bytes = 0   # declared bodies being received or waiting
+        self.admitted = 0  # requests waiting for or in a model call (event loop only)
+        self.in_flight = 0  # model calls running
+        self.receiving = 0  # requests whose body is arriving
+        self.pending_bytes = 0  # declared bodies being received or waiting
         self.open_requests = 0
         self.page, self.page_headers = web.index_page(cfg.max_body_bytes, cfg.max_pixels)
-        self.openapi = json.dumps(web.openapi_schema(IMAGE_TYPES, cfg.max_body_bytes, cfg.max_pixels,
-                                                     cfg.min_side)).encode()
+        self.openapi = json.dumps(
+            web.openapi_schema(IMAGE_TYPES, cfg.max_body_bytes, cfg.max_pixels, cfg.min_side)
+        ).encode()
         routes = [
             Route("/", self.index, methods=["GET"]),
             Route("/healthz", self.healthz, methods=["GET"]),
@@ -308,8 +319,12 @@ class InferenceApp:
         return Response(self.page, headers=self.page_headers, media_type="text/html; charset=utf-8")
 
     async def healthz(self, request: Request) -> Response:
-        body = {"status": "ok", "queue": self.admitted - self.in_flight, "in_flight": self.in_flight,
-                "receiving": self.receiving}
+        body = {
+            "status": "ok",
+            "queue": self.admitted - self.in_flight,
+            "in_flight": self.in_flight,
+            "receiving": self.receiving,
+        }
         return Response(json.dumps(body).encode(), media_type="application/json")
 
     async def openapi_json(self, request: Request) -> Response:
@@ -320,8 +335,11 @@ class InferenceApp:
         if exc.status_code == 404:
             message = f"unknown path {request.url.path}; use GET /, POST /v1/predict, POST /v1/render or GET /healthz"
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}; use {exc.headers.get('Allow', '')}" \
-                if exc.headers else f"{request.method} is not allowed on {request.url.path}"
+            message = (
+                f"{request.method} is not allowed on {request.url.path}; use {exc.headers.get('Allow', '')}"
+                if exc.headers
+                else f"{request.method} is not allowed on {request.url.path}"
+            )
         else:
             message = str(exc.detail)
         return error_response(exc.status_code, message, exc.headers)
@@ -339,8 +357,9 @@ class InferenceApp:
         headers = Headers(scope=scope)
         ctype = (headers.get("content-type") or "").split(";")[0].strip().lower()
         if ctype not in IMAGE_TYPES and ctype != FORM_TYPE:
-            raise HTTPError(415, f"Content-Type {ctype or '(none)'!r} is not supported; use one of "
-                                 f"{(*IMAGE_TYPES, FORM_TYPE)}")
+            raise HTTPError(
+                415, f"Content-Type {ctype or '(none)'!r} is not supported; use one of {(*IMAGE_TYPES, FORM_TYPE)}"
+            )
         length = headers.get("content-length")
         if length is None:
             raise HTTPError(411, "Content-Length is required")
@@ -353,8 +372,11 @@ class InferenceApp:
         if n > cfg.max_body_bytes:
             raise HTTPError(413, f"body of {n} bytes is over the limit of {cfg.max_body_bytes} bytes")
         if self.pending_bytes + n > cfg.max_pending_bytes:
-            raise HTTPError(503, f"server busy: {self.pending_bytes} bytes of uploads in progress, retry later",
-                            {"Retry-After": "1"})
+            raise HTTPError(
+                503,
+                f"server busy: {self.pending_bytes} bytes of uploads in progress, retry later",
+                {"Retry-After": "1"},
+            )
         self.pending_bytes += n
         scope["reserved_bytes"] = n
         loop = asyncio.get_running_loop()
@@ -446,7 +468,7 @@ class _ImageEndpoint:
         try:
             try:
                 data = await server.read_image_bytes(scope, receive)
-                decode_request_image(data, server.cfg, load=False)   # cheap checks before queueing
+                decode_request_image(data, server.cfg, load=False)  # cheap checks before queueing
                 out, media, timing = await server.run_model(self.kind, data)
             finally:
                 server.release(scope)
@@ -476,10 +498,20 @@ class InferenceServer:
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         self.socket = socket.create_server((cfg.host, cfg.port), family=family, backlog=1024)
         self.server_address = self.socket.getsockname()[:2]
-        config = uvicorn.Config(self.app, http=_protocol_class(cfg.read_timeout_s), ws="none", lifespan="off",
-                                interface="asgi3", loop="asyncio", log_config=None, log_level="warning",
-                                access_log=False, server_header=False, timeout_keep_alive=5,
-                                timeout_graceful_shutdown=cfg.shutdown_timeout_s)
+        config = uvicorn.Config(
+            self.app,
+            http=_protocol_class(cfg.read_timeout_s),
+            ws="none",
+            lifespan="off",
+            interface="asgi3",
+            loop="asyncio",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=cfg.shutdown_timeout_s,
+        )
         self._uvicorn = uvicorn.Server(config)
         self._running = threading.Event()
         self._stopped = threading.Event()
@@ -510,8 +542,9 @@ class InferenceServer:
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve(cfg: ServerConfig, predict_fn: Callable, render_fn: Callable,
-          ready: Optional[Callable[[str], None]] = None) -> None:
+def serve(
+    cfg: ServerConfig, predict_fn: Callable, render_fn: Callable, ready: Optional[Callable[[str], None]] = None
+) -> None:
     """Runs the server until interrupted (SIGINT/SIGTERM: graceful shutdown)."""
     srv = InferenceServer(cfg, predict_fn, render_fn)
     if ready:

@@ -11,6 +11,7 @@
 Frames run through the model ``batch_size`` at a time. Video and webcam need OpenCV
 (``pip install "maskrcnn_body[video]"``).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,6 +36,7 @@ WINDOW = "maskrcnn-body"
 def render_png(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float = 0.5) -> bytes:
     """PNG bytes of the drawn prediction (parts, boxes with scores, skeleton, legend)."""
     from PIL import Image
+
     buf = io.BytesIO()
     Image.fromarray(make_result(image, det, score_threshold).plot()).save(buf, "PNG")
     return buf.getvalue()
@@ -68,6 +70,7 @@ class VideoOutput:
 
     def _open(self, frame: np.ndarray) -> None:
         import cv2
+
         h, w = frame.shape[:2]
         for ext, codec in ((".mp4", "mp4v"), (".avi", "MJPG")):
             path = os.path.join(self.out_dir, self.stem + ext)
@@ -79,6 +82,7 @@ class VideoOutput:
 
     def write(self, index: int, result: Result, drawing: np.ndarray) -> None:
         import cv2
+
         if self.writer is None:
             self._open(drawing)
         self.writer.write(cv2.cvtColor(drawing, cv2.COLOR_RGB2BGR))
@@ -94,12 +98,22 @@ class VideoOutput:
 def _show(drawing: np.ndarray) -> bool:
     """Shows a drawing in a window; False when the user pressed q or Esc."""
     import cv2
+
     cv2.imshow(WINDOW, cv2.cvtColor(drawing, cv2.COLOR_RGB2BGR))
     return (cv2.waitKey(1) & 0xFF) not in (ord("q"), 27)
 
 
-def run_video(model: Model, source, name: str, out_dir: str, max_frames: int = 0, frame_step: int = 1,
-              batch_size: int = 8, show: bool = False, progress: bool = True) -> dict:
+def run_video(
+    model: Model,
+    source,
+    name: str,
+    out_dir: str,
+    max_frames: int = 0,
+    frame_step: int = 1,
+    batch_size: int = 8,
+    show: bool = False,
+    progress: bool = True,
+) -> dict:
     """A video file (path) or a webcam (int): annotated video + JSON Lines with track ids."""
     fps, total = media.video_info(source)
     fps = fps / max(frame_step, 1) if fps else 0.0
@@ -135,8 +149,17 @@ def run_video(model: Model, source, name: str, out_dir: str, max_frames: int = 0
     return {"frames": n, "persons": persons, "tracks": len(tracks), "video": out.video_path, "jsonl": out.jsonl_path}
 
 
-def run(model: Model, inputs: Sequence[str], out_dir: str, webcam: int = -1, max_frames: int = 0,
-        frame_step: int = 1, batch_size: int = 8, show: bool = False, progress: bool = True) -> dict:
+def run(
+    model: Model,
+    inputs: Sequence[str],
+    out_dir: str,
+    webcam: int = -1,
+    max_frames: int = 0,
+    frame_step: int = 1,
+    batch_size: int = 8,
+    show: bool = False,
+    progress: bool = True,
+) -> dict:
     """Runs ``model`` on ``inputs`` (image files, folders, videos) or a webcam; writes into
     ``out_dir`` (module docstring); returns a summary."""
     os.makedirs(out_dir, exist_ok=True)
@@ -168,6 +191,7 @@ def run(model: Model, inputs: Sequence[str], out_dir: str, webcam: int = -1, max
             result.save(os.path.join(out_dir, stem + ".json"))
             drawing = result.plot()
             from PIL import Image
+
             Image.fromarray(drawing).save(os.path.join(out_dir, stem + ".png"))
             summary["images"] += 1
             summary["persons"] += len(result.persons)

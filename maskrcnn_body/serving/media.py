@@ -4,6 +4,7 @@
 file, read as it is) or an RGB uint8 (H, W, 3) frame (video/webcam, decoded with OpenCV and
 converted from OpenCV's BGR to RGB here, once). OpenCV is optional (``pip install -e ".[video]"``).
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,9 @@ VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 Payload = Union[str, np.ndarray]
 
 
-def iter_sources(inputs: Sequence[str], webcam: int = -1, max_frames: int = 0,
-                 frame_step: int = 1) -> Iterator[Tuple[str, Payload]]:
+def iter_sources(
+    inputs: Sequence[str], webcam: int = -1, max_frames: int = 0, frame_step: int = 1
+) -> Iterator[Tuple[str, Payload]]:
     if webcam >= 0:
         yield from iter_video(webcam, f"webcam{webcam}", max_frames, frame_step)
         return
@@ -44,6 +46,7 @@ def count_sources(inputs: Sequence[str]) -> int:
         elif inp.lower().endswith(VIDEO_EXTS):
             try:
                 import cv2
+
                 cap = cv2.VideoCapture(inp)
                 n += int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
                 cap.release()
@@ -98,6 +101,7 @@ def load_rgb(payload: Payload) -> np.ndarray:
     if isinstance(payload, np.ndarray):
         return payload
     from PIL import Image
+
     with Image.open(payload) as im:
         return np.asarray(im.convert("RGB"))
 

@@ -11,6 +11,7 @@ Colours, channel and keypoint names come from :mod:`maskrcnn_body.constants` and
 the page and the PNG drawing cannot drift apart. The page is sent with a Content-Security-Policy
 that allows only its own inline script and style (by hash) and requests to its own origin.
 """
+
 from __future__ import annotations
 
 import base64
@@ -57,13 +58,19 @@ def index_page(max_body_bytes: int, max_pixels: int) -> Tuple[bytes, Dict[str, s
     html = html.replace("{{CONFIG}}", config)
     scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
     styles = re.findall(r"<style>(.*?)</style>", html, re.S)
-    csp = ("default-src 'none'; "
-           f"script-src {' '.join(_sha256(s) for s in scripts)}; "
-           f"style-src {' '.join(_sha256(s) for s in styles)}; "
-           "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
-           "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-    headers = {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff",
-               "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+    csp = (
+        "default-src 'none'; "
+        f"script-src {' '.join(_sha256(s) for s in scripts)}; "
+        f"style-src {' '.join(_sha256(s) for s in styles)}; "
+        "img-src 'self' data: blob:; media-src 'self' blob: mediastream:; connect-src 'self'; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    )
+    headers = {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-cache",
+    }
     return html.encode("utf-8"), headers
 
 
@@ -75,15 +82,28 @@ def _error(description: str) -> dict:
 def openapi_schema(image_types, max_body_bytes: int, max_pixels: int, min_side: int) -> dict:
     """OpenAPI 3.1 description of the endpoints (served at ``/openapi.json``)."""
     raw = {t: {"schema": {"type": "string", "format": "binary"}} for t in image_types}
-    form = {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["image"],
-        "properties": {"image": {"type": "string", "format": "binary",
-                                 "description": "the picture (the first file field is used when none is "
-                                                "called 'image')"}}}}}
-    body = {"required": True, "content": {**raw, **form},
-            "description": f"An image (JPEG, PNG, BMP or WebP; at most {max_body_bytes} bytes, "
-                           f"{max_pixels} pixels, sides of at least {min_side}) as the raw body or as the "
-                           "file of a multipart form."}
+    form = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["image"],
+                "properties": {
+                    "image": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "the picture (the first file field is used when none is called 'image')",
+                    }
+                },
+            }
+        }
+    }
+    body = {
+        "required": True,
+        "content": {**raw, **form},
+        "description": f"An image (JPEG, PNG, BMP or WebP; at most {max_body_bytes} bytes, "
+        f"{max_pixels} pixels, sides of at least {min_side}) as the raw body or as the "
+        "file of a multipart form.",
+    }
     errors = {
         "400": _error("not an image, empty, truncated, too small, too many pixels, bad multipart form"),
         "408": _error("the client did not send its request in time"),
@@ -93,45 +113,108 @@ def openapi_schema(image_types, max_body_bytes: int, max_pixels: int, min_side: 
         "503": _error("queue full or too many uploads at once: retry later (Retry-After)"),
         "500": _error("the model failed; the server keeps serving"),
     }
-    person = {"type": "object", "properties": {
-        "box": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4,
-                "description": "x1, y1, x2, y2 in pixels (x2/y2 exclusive)"},
-        "score": {"type": "number"},
-        "keypoints": {"type": "array", "items": {"type": "array", "items": {"type": "number"}},
-                      "description": "15 x [x, y, score] in the order " + ", ".join(C.KEYPOINTS)},
-        "masks": {"type": "object", "description": "COCO compressed RLE per channel: " + ", ".join(C.CHANNELS),
-                  "additionalProperties": {"$ref": "#/components/schemas/RLE"}}}}
+    person = {
+        "type": "object",
+        "properties": {
+            "box": {
+                "type": "array",
+                "items": {"type": "number"},
+                "minItems": 4,
+                "maxItems": 4,
+                "description": "x1, y1, x2, y2 in pixels (x2/y2 exclusive)",
+            },
+            "score": {"type": "number"},
+            "keypoints": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}},
+                "description": "15 x [x, y, score] in the order " + ", ".join(C.KEYPOINTS),
+            },
+            "masks": {
+                "type": "object",
+                "description": "COCO compressed RLE per channel: " + ", ".join(C.CHANNELS),
+                "additionalProperties": {"$ref": "#/components/schemas/RLE"},
+            },
+        },
+    }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "maskrcnn_body inference server", "version": __version__,
-                 "description": "People with 7 body-part masks and 15 keypoints. Errors are JSON "
-                                "{\"error\": message, \"status\": code}."},
-        "paths": {
-            "/v1/predict": {"post": {"summary": "Find the people in an image (the JSON of train/infer.py)",
-                                     "requestBody": body,
-                                     "responses": {"200": {"description": "the people found", "content": {
-                                         "application/json": {"schema": {"$ref": "#/components/schemas/Result"}}}},
-                                         **errors}}},
-            "/v1/render": {"post": {"summary": "Draw the people found in an image",
-                                    "requestBody": body,
-                                    "responses": {"200": {"description": "the drawing", "content": {
-                                        "image/png": {"schema": {"type": "string", "format": "binary"}}}},
-                                        **errors}}},
-            "/healthz": {"get": {"summary": "Liveness and queue length", "responses": {"200": {
-                "description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/": {"get": {"summary": "The browser demo page", "responses": {"200": {
-                "description": "HTML", "content": {"text/html": {}}}}}},
-            "/openapi.json": {"get": {"summary": "This description", "responses": {"200": {
-                "description": "OpenAPI 3.1", "content": {"application/json": {}}}}}},
+        "info": {
+            "title": "maskrcnn_body inference server",
+            "version": __version__,
+            "description": "People with 7 body-part masks and 15 keypoints. Errors are JSON "
+            '{"error": message, "status": code}.',
         },
-        "components": {"schemas": {
-            "Error": {"type": "object", "required": ["error", "status"],
-                      "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}},
-            "RLE": {"type": "object", "properties": {"size": {"type": "array", "items": {"type": "integer"},
-                                                             "description": "[height, width]"},
-                                                    "counts": {"type": "string"}}},
-            "Result": {"type": "object", "properties": {
-                "width": {"type": "integer"}, "height": {"type": "integer"}, "source": {"type": "string"},
-                "persons": {"type": "array", "items": person}}},
-        }},
+        "paths": {
+            "/v1/predict": {
+                "post": {
+                    "summary": "Find the people in an image (the JSON of train/infer.py)",
+                    "requestBody": body,
+                    "responses": {
+                        "200": {
+                            "description": "the people found",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Result"}}},
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/v1/render": {
+                "post": {
+                    "summary": "Draw the people found in an image",
+                    "requestBody": body,
+                    "responses": {
+                        "200": {
+                            "description": "the drawing",
+                            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                        },
+                        **errors,
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Liveness and queue length",
+                    "responses": {
+                        "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object"}}}}
+                    },
+                }
+            },
+            "/": {
+                "get": {
+                    "summary": "The browser demo page",
+                    "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                }
+            },
+        },
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error", "status"],
+                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+                },
+                "RLE": {
+                    "type": "object",
+                    "properties": {
+                        "size": {"type": "array", "items": {"type": "integer"}, "description": "[height, width]"},
+                        "counts": {"type": "string"},
+                    },
+                },
+                "Result": {
+                    "type": "object",
+                    "properties": {
+                        "width": {"type": "integer"},
+                        "height": {"type": "integer"},
+                        "source": {"type": "string"},
+                        "persons": {"type": "array", "items": person},
+                    },
+                },
+            }
+        },
     }

@@ -14,6 +14,7 @@ atomically. A process killed at any moment therefore leaves the state file point
 complete checkpoint; :meth:`Checkpointer.restore_latest` additionally falls back to the
 previous checkpoints if the newest one cannot be read.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,6 +37,7 @@ from maskrcnn_body.model.weights import (
 
 log = logging.getLogger(__name__)
 
+
 class Checkpointer:
     """Saves and restores model + optimizer + step for one training directory.
 
@@ -44,17 +46,20 @@ class Checkpointer:
     scratch directory that is deleted right away. All workers restore from ``directory``.
     """
 
-    def __init__(self, directory: str, model, optimizer, max_to_keep: int = 3,
-                 is_chief: bool = True, worker_id: int = 0):
+    def __init__(
+        self, directory: str, model, optimizer, max_to_keep: int = 3, is_chief: bool = True, worker_id: int = 0
+    ):
         self.directory = directory
         self.is_chief = is_chief
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
-        self.checkpoint = tf.train.Checkpoint(optimizer=optimizer, step=self.step,
-                                              **named_model_variables(model))
+        self.checkpoint = tf.train.Checkpoint(optimizer=optimizer, step=self.step, **named_model_variables(model))
         self._write_dir = directory if is_chief else os.path.join(directory, f".worker{worker_id}_tmp")
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self._write_dir,
-                                                  max_to_keep=max_to_keep if is_chief else 1,
-                                                  checkpoint_name=CHECKPOINT_NAME)
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint,
+            self._write_dir,
+            max_to_keep=max_to_keep if is_chief else 1,
+            checkpoint_name=CHECKPOINT_NAME,
+        )
 
     def save(self, step: int) -> Optional[str]:
         """Writes checkpoint ``ckpt-<step>``; returns its path on the chief, else None."""
@@ -92,8 +97,11 @@ class Checkpointer:
                 continue
             return path, int(self.step.numpy())
         if failures:
-            raise RuntimeError("no checkpoint in {} could be loaded:\n  {}\nmove the directory away to "
-                               "start from scratch".format(self.directory, "\n  ".join(failures)))
+            raise RuntimeError(
+                "no checkpoint in {} could be loaded:\n  {}\nmove the directory away to start from scratch".format(
+                    self.directory, "\n  ".join(failures)
+                )
+            )
         return None
 
 
@@ -108,14 +116,17 @@ def _checkpoint_number(path: str) -> int:
 class PartialRestoreReport:
     """Outcome of :func:`restore_partial`: restored paths, skipped ``(path, reason)`` and
     checkpoint entries that no model variable used."""
+
     source: str
     restored: List[str]
     skipped: List[Tuple[str, str]]
     unused: List[str]
 
     def summary(self) -> str:
-        lines = [f"partial restore from {self.source}: {len(self.restored)} variables restored, "
-                 f"{len(self.skipped)} skipped, {len(self.unused)} checkpoint entries unused"]
+        lines = [
+            f"partial restore from {self.source}: {len(self.restored)} variables restored, "
+            f"{len(self.skipped)} skipped, {len(self.unused)} checkpoint entries unused"
+        ]
         lines += [f"  skipped {p}: {why}" for p, why in self.skipped]
         lines += [f"  unused  {k}" for k in self.unused]
         return "\n".join(lines)
@@ -155,9 +166,13 @@ def restore_partial(model, path: str) -> PartialRestoreReport:
         v.assign(reader.get_tensor(key))
         restored.append(v.path)
     prefix = escape_name(MODEL_PREFIX)
-    unused = sorted(unescape_name(k[:-len(VALUE_SUFFIX)]) for k in shapes
-                    if k.startswith(prefix) and k.endswith(VALUE_SUFFIX) and k not in used)
+    unused = sorted(
+        unescape_name(k[: -len(VALUE_SUFFIX)])
+        for k in shapes
+        if k.startswith(prefix) and k.endswith(VALUE_SUFFIX) and k not in used
+    )
     if not restored:
-        raise ValueError(f"--restore_from {source}: no variable matched by name and shape; is it a "
-                         "maskrcnn_body checkpoint?")
+        raise ValueError(
+            f"--restore_from {source}: no variable matched by name and shape; is it a maskrcnn_body checkpoint?"
+        )
     return PartialRestoreReport(source, restored, skipped, unused)

@@ -11,6 +11,7 @@
 
 The global batch is split evenly across ``strategy.num_replicas_in_sync`` replicas.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,10 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus] or ["/cpu:0"])
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy=multi_worker needs the TF_CONFIG environment variable "
-                             "(cluster + task); see docs/TRAINING.md")
+            raise ValueError(
+                "--strategy=multi_worker needs the TF_CONFIG environment variable "
+                "(cluster + task); see docs/TRAINING.md"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
@@ -56,6 +59,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def per_replica_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:
     n = strategy.num_replicas_in_sync
     if global_batch % n:
-        raise ValueError(f"global batch size {global_batch} is not divisible by the {n} replicas; "
-                         f"use a multiple of {n}")
+        raise ValueError(
+            f"global batch size {global_batch} is not divisible by the {n} replicas; use a multiple of {n}"
+        )
     return global_batch // n

@@ -1,4 +1,5 @@
 """Fault handling for the training loop: stop signals and non-finite-step accounting."""
+
 from __future__ import annotations
 
 import signal
@@ -22,24 +23,37 @@ class TrainingStepError(TrainingError):
     TensorFlow error is written to ``log_path``.
     """
 
-    def __init__(self, step: int, source_ids, error: Exception, checkpoint: Optional[str],
-                 log_path: Optional[str], reading: bool = False):
+    def __init__(
+        self,
+        step: int,
+        source_ids,
+        error: Exception,
+        checkpoint: Optional[str],
+        log_path: Optional[str],
+        reading: bool = False,
+    ):
         self.step, self.source_ids, self.error, self.log_path = step, list(source_ids), error, log_path
         first = (getattr(error, "message", None) or str(error)).strip().splitlines()
         first = first[0][:500] if first else type(error).__name__
         if reading:
             what = f"reading the training data for step {step} failed: {first}"
-            todo = ("fix or re-convert the record named above, or pass --skip_corrupt to skip and count "
-                    "corrupt records")
+            todo = "fix or re-convert the record named above, or pass --skip_corrupt to skip and count corrupt records"
         else:
             shown = ", ".join(self.source_ids[:16]) + (" ..." if len(self.source_ids) > 16 else "")
-            what = (f"training step {step} failed inside TensorFlow ({type(error).__name__}) on the batch of "
-                    f"images [{shown}]: {first}")
-            todo = ("look at these images (python convert_data/visualize_records.py --records GLOB --out_dir DIR); "
-                    "if they are unusual (no person, tiny or huge boxes, an odd size) leave them out or "
-                    "re-convert them, otherwise report this message as a bug")
-        resume = (f"the newest checkpoint is {checkpoint}; the same command resumes from it"
-                  if checkpoint else "no checkpoint was written yet")
+            what = (
+                f"training step {step} failed inside TensorFlow ({type(error).__name__}) on the batch of "
+                f"images [{shown}]: {first}"
+            )
+            todo = (
+                "look at these images (python convert_data/visualize_records.py --records GLOB --out_dir DIR); "
+                "if they are unusual (no person, tiny or huge boxes, an odd size) leave them out or "
+                "re-convert them, otherwise report this message as a bug"
+            )
+        resume = (
+            f"the newest checkpoint is {checkpoint}; the same command resumes from it"
+            if checkpoint
+            else "no checkpoint was written yet"
+        )
         log = f"; TensorFlow's full error is in {log_path}" if log_path else ""
         super().__init__(f"{what}\nWhat to do: {todo}.\nNothing is lost: {resume}{log}.")
 
@@ -102,4 +116,5 @@ class BadStepCounter:
                 f"{self.consecutive} consecutive steps up to step {step} had a non-finite loss or "
                 f"gradient ({self.total} skipped in total); stopping. The last good checkpoint is kept "
                 "in the training directory: lower train.learning_rate, raise train.warmup_images, or check the "
-                "input records, then restart")
+                "input records, then restart"
+            )

@@ -9,6 +9,7 @@ global norm is *not* configured here: the train step clips the all-reduced gradi
 replicas. With ``mixed_float16`` the optimizer is wrapped in
 ``keras.optimizers.LossScaleOptimizer`` (dynamic loss scaling).
 """
+
 from __future__ import annotations
 
 import keras
@@ -33,11 +34,9 @@ def build_optimizer(train_cfg, precision: str = "float32") -> keras.optimizers.O
     if name == "adamw":
         opt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=train_cfg.weight_decay)
     elif name == "sgd":
-        opt = keras.optimizers.SGD(learning_rate=lr, momentum=0.9,
-                                   weight_decay=train_cfg.weight_decay or None)
+        opt = keras.optimizers.SGD(learning_rate=lr, momentum=0.9, weight_decay=train_cfg.weight_decay or None)
     else:
-        raise ValueError(f"unknown optimizer {train_cfg.optimizer!r} in config train.optimizer; "
-                         "use 'adamw' or 'sgd'")
+        raise ValueError(f"unknown optimizer {train_cfg.optimizer!r} in config train.optimizer; use 'adamw' or 'sgd'")
     if train_cfg.weight_decay:
         opt.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
     if precision == "mixed_float16":

@@ -4,6 +4,7 @@ The schedule is a ``keras.optimizers.schedules.LearningRateSchedule`` evaluated 
 optimizer's own update counter (``optimizer.iterations``), so skipped (non-finite) steps do
 not advance it and a restored optimizer resumes the schedule exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,9 +28,16 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     * ``"constant"``: ``base_lr``.
     """
 
-    def __init__(self, base_lr: float, total_steps: int, warmup_steps: int = 0,
-                 schedule: str = "cosine", decay_steps: Sequence[int] = (),
-                 warmup_start: float = 0.001, final_fraction: float = 0.0):
+    def __init__(
+        self,
+        base_lr: float,
+        total_steps: int,
+        warmup_steps: int = 0,
+        schedule: str = "cosine",
+        decay_steps: Sequence[int] = (),
+        warmup_start: float = 0.001,
+        final_fraction: float = 0.0,
+    ):
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
         if base_lr <= 0:
@@ -65,14 +73,24 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         return decayed
 
     def get_config(self):
-        return {"base_lr": self.base_lr, "total_steps": self.total_steps,
-                "warmup_steps": self.warmup_steps, "schedule": self.schedule,
-                "decay_steps": list(self.decay_steps), "warmup_start": self.warmup_start,
-                "final_fraction": self.final_fraction}
+        return {
+            "base_lr": self.base_lr,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "schedule": self.schedule,
+            "decay_steps": list(self.decay_steps),
+            "warmup_start": self.warmup_start,
+            "final_fraction": self.final_fraction,
+        }
 
 
 def from_config(train_cfg) -> WarmupDecay:
     """The schedule described by a :class:`maskrcnn_body.config.TrainConfig`, in steps of its global
     batch: the learning rate scaled linearly to the batch, lengths converted from images to steps."""
-    return WarmupDecay(train_cfg.effective_learning_rate, train_cfg.max_steps, train_cfg.warmup_steps,
-                       train_cfg.schedule, train_cfg.decay_steps)
+    return WarmupDecay(
+        train_cfg.effective_learning_rate,
+        train_cfg.max_steps,
+        train_cfg.warmup_steps,
+        train_cfg.schedule,
+        train_cfg.decay_steps,
+    )

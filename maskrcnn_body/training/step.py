@@ -13,6 +13,7 @@ Keras 3 optimizers all-reduce (SUM) the gradients they are given once more insid
 A step whose loss or gradient is not finite changes no weights and no optimizer state; with
 ``LossScaleOptimizer`` (mixed_float16) the optimizer lowers its loss scale instead.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict
@@ -29,6 +30,7 @@ def _apply_if(optimizer, grads, variables, finite) -> None:
     """``optimizer.apply(grads, variables)`` when ``finite`` (a replica-identical bool), in a
     replica context. Follows Keras' LossScaleOptimizer: a ``cond`` around an ``apply`` that
     needs ``merge_call`` must be taken in the cross-replica context."""
+
     def apply():
         optimizer.apply(grads, variables)
         return tf.constant(True)
@@ -41,16 +43,17 @@ def _apply_if(optimizer, grads, variables, finite) -> None:
         first = distribution.experimental_local_results(finite)[0]
 
         def apply_all():
-            distribution.extended.call_for_each_replica(
-                lambda g: optimizer.apply(g, variables), args=(grads,))
+            distribution.extended.call_for_each_replica(lambda g: optimizer.apply(g, variables), args=(grads,))
             return tf.constant(True)
+
         tf.cond(first, apply_all, lambda: tf.constant(False))
 
     tf.distribute.get_replica_context().merge_call(cross_replica, args=(grads, finite))
 
 
-def make_train_step(model, optimizer, strategy: tf.distribute.Strategy,
-                    clip_norm: float) -> Callable[[object], Dict[str, tf.Tensor]]:
+def make_train_step(
+    model, optimizer, strategy: tf.distribute.Strategy, clip_norm: float
+) -> Callable[[object], Dict[str, tf.Tensor]]:
     """A ``tf.function`` ``step(batch) -> dict`` running one step on a global batch, as
     ``next(iterator)`` of ``strategy.experimental_distribute_dataset`` gives it (the caller holds
     the batch, so an error can name its ``source_id`` s).
@@ -87,7 +90,7 @@ def make_train_step(model, optimizer, strategy: tf.distribute.Strategy,
         # a bad step's gradients are made NaN outright so LossScaleOptimizer sees it too
         grads = [g * tf.where(finite, factor / n, float("nan")) for g in grads]
         if scaled:
-            optimizer.apply(grads, variables)   # skips non-finite and lowers the scale itself
+            optimizer.apply(grads, variables)  # skips non-finite and lowers the scale itself
         else:
             _apply_if(optimizer, grads, variables, finite)
         out = dict(losses)

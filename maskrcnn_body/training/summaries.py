@@ -4,6 +4,7 @@ Written with the core op ``tf.summary.write`` plus the TensorBoard plugin metada
 ("scalars" / "images"), so the ``tensorboard`` package is needed only to *view* the logs
 (``tensorboard --logdir TRAIN_DIR``), not to write them.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,16 +31,14 @@ class Summaries:
 
     def __init__(self, logdir: str, enabled: bool = True):
         self.enabled = enabled
-        self.writer = (tf.summary.create_file_writer(logdir) if enabled
-                       else tf.summary.create_noop_writer())
+        self.writer = tf.summary.create_file_writer(logdir) if enabled else tf.summary.create_noop_writer()
         if enabled:
             os.makedirs(logdir, exist_ok=True)
 
     def scalars(self, step: int, values: Dict[str, float], prefix: str = "") -> None:
         with self.writer.as_default(step=step):
             for k, v in values.items():
-                tf.summary.write(prefix + k, tf.constant(float(v), tf.float32),
-                                 metadata=SCALAR_METADATA)
+                tf.summary.write(prefix + k, tf.constant(float(v), tf.float32), metadata=SCALAR_METADATA)
 
     def images(self, step: int, name: str, images: np.ndarray, max_outputs: int = 4) -> None:
         """``images`` uint8 (K, H, W, 3) RGB."""
@@ -49,8 +48,7 @@ class Summaries:
         h, w = images.shape[1:3]
         encoded = [tf.io.encode_png(im).numpy() for im in images[:max_outputs]]
         with self.writer.as_default(step=step):
-            tf.summary.write(name, tf.constant([str(w).encode(), str(h).encode()] + encoded),
-                             metadata=IMAGE_METADATA)
+            tf.summary.write(name, tf.constant([str(w).encode(), str(h).encode()] + encoded), metadata=IMAGE_METADATA)
 
     def flush(self) -> None:
         self.writer.flush()

@@ -12,6 +12,7 @@ batches (``Dataset.skip``), i.e. it continues exactly where the checkpoint was t
 cost of reading (not training on) those batches once. The ``tf.data`` iterator itself is not
 checkpointed (its shuffle buffers would bloat every checkpoint).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 class Hook:
     """Calls ``fn(step)`` every ``every`` steps (0 = never) and once after the last step
     when ``at_end``; only on the chief when ``chief_only``."""
+
     every: int
     fn: Callable[[int], None]
     chief_only: bool = True
@@ -48,8 +50,8 @@ class Hook:
 class TrainResult:
     step: int
     skipped_steps: int
-    stopped_by: str                 # "max_steps" | "SIGINT" | "SIGTERM"
-    checkpoint: Optional[str]       # last checkpoint written or restored (chief), else None
+    stopped_by: str  # "max_steps" | "SIGINT" | "SIGTERM"
+    checkpoint: Optional[str]  # last checkpoint written or restored (chief), else None
     steps_per_sec: float
     logs: Dict[str, float]
 
@@ -70,11 +72,20 @@ class Trainer:
       corrupt_count: optional ``() -> int`` (records skipped as corrupt so far), logged.
     """
 
-    def __init__(self, cfg, model_fn, dataset_fn, train_dir: str,
-                 strategy: Optional[tf.distribute.Strategy] = None, seed: int = 0,
-                 precision: str = "float32", restore_from: Optional[str] = None,
-                 hooks: Sequence[Hook] = (), corrupt_count: Optional[Callable[[], int]] = None,
-                 progress: bool = True):
+    def __init__(
+        self,
+        cfg,
+        model_fn,
+        dataset_fn,
+        train_dir: str,
+        strategy: Optional[tf.distribute.Strategy] = None,
+        seed: int = 0,
+        precision: str = "float32",
+        restore_from: Optional[str] = None,
+        hooks: Sequence[Hook] = (),
+        corrupt_count: Optional[Callable[[], int]] = None,
+        progress: bool = True,
+    ):
         self.cfg = cfg
         self.dataset_fn = dataset_fn
         self.train_dir = train_dir
@@ -86,16 +97,16 @@ class Trainer:
         self.show_progress = progress
         self.is_chief = distribute.is_chief(self.strategy)
         self.global_batch = cfg.train.batch_size
-        distribute.per_replica_batch(self.global_batch, self.strategy)   # validates divisibility
+        distribute.per_replica_batch(self.global_batch, self.strategy)  # validates divisibility
         optimizers.set_precision_policy(precision)
         keras.utils.set_random_seed(seed)
         with self.strategy.scope():
             self.model = model_fn(cfg)
             self.optimizer = optimizers.build_optimizer(cfg.train, precision)
             self.optimizer.build(self.model.trainable_variables)
-        self.checkpointer = Checkpointer(train_dir, self.model, self.optimizer,
-                                         cfg.train.keep_checkpoints, self.is_chief,
-                                         distribute.task_info()[1])
+        self.checkpointer = Checkpointer(
+            train_dir, self.model, self.optimizer, cfg.train.keep_checkpoints, self.is_chief, distribute.task_info()[1]
+        )
         self.summaries = Summaries(os.path.join(train_dir, "train"), enabled=self.is_chief)
         self.step = 0
         self._restored: Optional[tuple] = None
@@ -199,8 +210,7 @@ class Trainer:
         rate = (self.step - start_step) / elapsed if elapsed > 0 else 0.0
         if stopped_by != "max_steps":
             self._say(f"stopped by {stopped_by} at step {self.step}; checkpoint {checkpoint}")
-        return TrainResult(self.step, bad.total, stopped_by, checkpoint if self.is_chief else None,
-                           rate, logs)
+        return TrainResult(self.step, bad.total, stopped_by, checkpoint if self.is_chief else None, rate, logs)
 
     def _run_step(self, step_fn, iterator, checkpoint: Optional[str]):
         """Reads the next batch and runs ``step_fn`` on it: ``(outputs, applied)``. A TensorFlow
@@ -220,8 +230,11 @@ class Trainer:
         ids = batch.get("source_id") if isinstance(batch, dict) else None
         if ids is None:
             return []
-        return [s.decode(errors="replace") for t in self.strategy.experimental_local_results(ids)
-                for s in t.numpy().reshape(-1)]
+        return [
+            s.decode(errors="replace")
+            for t in self.strategy.experimental_local_results(ids)
+            for s in t.numpy().reshape(-1)
+        ]
 
     def _write_error_log(self, error: Exception) -> Optional[str]:
         """Writes TensorFlow's whole error message to ``train_dir/step_error.log`` (chief)."""
@@ -239,8 +252,11 @@ class Trainer:
     def _log(self, out, bad: BadStepCounter, bar: Optional[ProgressBar]) -> Dict[str, float]:
         values = {k: float(v.numpy()) for k, v in out.items() if k not in ("finite",)}
         losses = {k: v for k, v in values.items() if k != "grad_norm"}
-        extra = {"learning_rate": optimizers.current_learning_rate(self.optimizer),
-                 "grad_norm": values["grad_norm"], "skipped_steps": float(bad.total)}
+        extra = {
+            "learning_rate": optimizers.current_learning_rate(self.optimizer),
+            "grad_norm": values["grad_norm"],
+            "skipped_steps": float(bad.total),
+        }
         if optimizers.is_loss_scaled(self.optimizer):
             extra["loss_scale"] = float(self.optimizer.dynamic_scale.numpy())
         if self.corrupt_count is not None:

@@ -1,4 +1,5 @@
 """File-name and atomic-write helpers (no TensorFlow)."""
+
 from __future__ import annotations
 
 import os

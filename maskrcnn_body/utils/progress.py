@@ -1,4 +1,5 @@
 """A one-line text progress bar: step, loss terms, steps/s and ETA."""
+
 from __future__ import annotations
 
 import sys
@@ -23,6 +24,7 @@ def peak_memory_mb() -> float:
     except OSError:
         pass
     import resource
+
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -7,6 +7,7 @@ Intel Xeon CPUs with AVX-512/AMX) returns the *input's* shape for a zero-size ba
 ``(0, 14, 14, 64)``), and the training step then dies in ``ReluGrad``. Inside this context every
 convolution layer the project builds fails outright on an empty batch, wherever the test runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,10 +22,12 @@ def _guarded(call):
     def guarded_call(self, inputs, *args, **kwargs):
         n = tf.shape(inputs)[0]
         check = tf.debugging.assert_positive(
-            n, message=f"{self.name}: convolution on an empty batch (oneDNN on Intel Xeon gets its shape wrong)")
+            n, message=f"{self.name}: convolution on an empty batch (oneDNN on Intel Xeon gets its shape wrong)"
+        )
         with tf.control_dependencies([check]):
             inputs = tf.identity(inputs)
         return call(self, inputs, *args, **kwargs)
+
     return guarded_call
 
 
@@ -33,7 +36,7 @@ def convolutions_refuse_empty_batches():
     """Within the block, ``Conv2D`` / ``Conv2DTranspose`` layers (Keras' and the project's) raise
     ``InvalidArgumentError`` when called on a batch of 0 rows (eager or traced)."""
     classes = (project_conv.Conv2D, keras.layers.Conv2D, keras.layers.Conv2DTranspose)
-    own = {cls: cls.__dict__.get("call") for cls in classes}   # None: inherited (Keras' BaseConv)
+    own = {cls: cls.__dict__.get("call") for cls in classes}  # None: inherited (Keras' BaseConv)
     try:
         for cls in classes:
             cls.call = _guarded(cls.call)

@@ -1,4 +1,5 @@
 """Small models for tests: a training directory holding an untrained, seeded model."""
+
 from __future__ import annotations
 
 import keras

@@ -16,6 +16,7 @@ left leg       0.60 - 1.00         0.50 - 0.70
 
 The body (channel 0) is the union of the parts, so the box is tight on it.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Sequence
@@ -35,13 +36,21 @@ PART_RECTS = {  # channel: (row0, row1, col0, col1) as fractions of the box
     constants.CHANNEL_INDEX["left_leg"]: (0.6, 1.0, 0.5, 0.7),
 }
 JOINTS = {  # (x, y) as fractions of the box
-    "neck": (0.5, 0.25), "belly": (0.5, 0.45), "face": (0.5, 0.12),
-    "right_shoulder": (0.3, 0.27), "left_shoulder": (0.7, 0.27),
-    "right_hip": (0.4, 0.6), "left_hip": (0.6, 0.6),
-    "right_elbow": (0.15, 0.4), "left_elbow": (0.85, 0.4),
-    "right_knee": (0.4, 0.8), "left_knee": (0.6, 0.8),
-    "right_wrist": (0.1, 0.55), "left_wrist": (0.9, 0.55),
-    "right_ankle": (0.4, 0.97), "left_ankle": (0.6, 0.97),
+    "neck": (0.5, 0.25),
+    "belly": (0.5, 0.45),
+    "face": (0.5, 0.12),
+    "right_shoulder": (0.3, 0.27),
+    "left_shoulder": (0.7, 0.27),
+    "right_hip": (0.4, 0.6),
+    "left_hip": (0.6, 0.6),
+    "right_elbow": (0.15, 0.4),
+    "left_elbow": (0.85, 0.4),
+    "right_knee": (0.4, 0.8),
+    "left_knee": (0.6, 0.8),
+    "right_wrist": (0.1, 0.55),
+    "left_wrist": (0.9, 0.55),
+    "right_ankle": (0.4, 0.97),
+    "left_ankle": (0.6, 0.97),
 }
 
 
@@ -51,10 +60,14 @@ def stick_person(height: int, width: int, box: Sequence[int]):
     bw, bh = x2 - x1, y2 - y1
     ch = np.zeros((height, width, constants.NUM_CHANNELS), bool)
     for k, (r0, r1, c0, c1) in PART_RECTS.items():
-        ch[y1 + int(round(r0 * bh)):y1 + int(round(r1 * bh)), x1 + int(round(c0 * bw)):x1 + int(round(c1 * bw)), k] = True
+        ch[
+            y1 + int(round(r0 * bh)) : y1 + int(round(r1 * bh)), x1 + int(round(c0 * bw)) : x1 + int(round(c1 * bw)), k
+        ] = True
     ch[..., constants.BODY] = ch[..., 1:].any(-1)
-    kp = np.array([[x1 + JOINTS[n][0] * bw, y1 + JOINTS[n][1] * bh, constants.KP_VISIBLE] for n in constants.KEYPOINTS],
-                  np.float32)
+    kp = np.array(
+        [[x1 + JOINTS[n][0] * bw, y1 + JOINTS[n][1] * bh, constants.KP_VISIBLE] for n in constants.KEYPOINTS],
+        np.float32,
+    )
     return pack_channels(ch), kp
 
 
@@ -71,7 +84,8 @@ def make_scene(height: int, width: int, boxes: Sequence[Sequence[int]], seed: in
         image[(p & 1) != 0] = (170, 170, 170)
     g = len(boxes)
     return {
-        "image": image, "source_id": f"synthetic_{seed}",
+        "image": image,
+        "source_id": f"synthetic_{seed}",
         "gt_boxes": np.asarray(boxes, np.float32).reshape(g, 4),
         "gt_parts": np.asarray(parts, np.uint8).reshape(g, height, width),
         "gt_valid": np.ones((g, constants.NUM_CHANNELS), np.uint8),
@@ -96,6 +110,9 @@ def perfect_predictions(scene: Dict[str, np.ndarray], mask_size: int) -> Dict[st
 
 def empty_predictions(mask_size: int) -> Dict[str, np.ndarray]:
     """Prediction half of a dump with no detection."""
-    return {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32),
-            "masks": np.zeros((0, mask_size, mask_size, constants.NUM_CHANNELS), np.float16),
-            "keypoints": np.zeros((0, constants.NUM_KEYPOINTS, 3), np.float32)}
+    return {
+        "boxes": np.zeros((0, 4), np.float32),
+        "scores": np.zeros(0, np.float32),
+        "masks": np.zeros((0, mask_size, mask_size, constants.NUM_CHANNELS), np.float16),
+        "keypoints": np.zeros((0, constants.NUM_KEYPOINTS, 3), np.float32),
+    }

@@ -7,6 +7,7 @@ the multi-worker test run in seconds without the real Mask R-CNN.
 ``python tests/helpers/standin.py --train_dir D --max_steps N`` trains the stand-in
 (used by the kill/resume and multi-worker tests, which need separate processes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ class StandInModel(keras.Model):
         self.extra = keras.layers.Dense(2, name="extra_head") if extra_head else None
 
     def build(self, input_shape):
-        pass    # sub-layers build on their first call
+        pass  # sub-layers build on their first call
 
     def call(self, images, training=False):
         x = self.pool(self.conv(images / 255.0))
@@ -66,8 +67,7 @@ def build_standin(cfg, extra_head: bool = False) -> StandInModel:
     return model
 
 
-def make_batches(num: int, size: int, max_persons: int = 2, seed: int = 0,
-                 nan_at: tuple = ()) -> dict:
+def make_batches(num: int, size: int, max_persons: int = 2, seed: int = 0, nan_at: tuple = ()) -> dict:
     """``num`` examples as numpy arrays in the pipeline batch format (images, num_gt, gt_boxes);
     examples whose index is in ``nan_at`` get NaN pixels (a poisoned input)."""
     rng = np.random.default_rng(seed)
@@ -79,18 +79,24 @@ def make_batches(num: int, size: int, max_persons: int = 2, seed: int = 0,
     images[..., 0] = np.clip(images[..., 0] * 0.2 + boxes[:, :1, None, 0] / size * 200, 0, 255)
     for i in nan_at:
         images[i] = np.nan
-    return {"images": images, "num_gt": np.full((num,), max_persons, np.int32), "gt_boxes": boxes,
-            "image_shape": np.full((num, 2), size, np.int32),
-            "source_id": np.array([f"standin-{i}" for i in range(num)])}
+    return {
+        "images": images,
+        "num_gt": np.full((num,), max_persons, np.int32),
+        "gt_boxes": boxes,
+        "image_shape": np.full((num, 2), size, np.int32),
+        "source_id": np.array([f"standin-{i}" for i in range(num)]),
+    }
 
 
 def dataset_fn_from(arrays: dict, shuffle: bool = True):
     """``dataset_fn(global_batch)`` over in-memory ``arrays`` (seeded shuffle, fixed shapes)."""
+
     def dataset_fn(global_batch: int) -> tf.data.Dataset:
         ds = tf.data.Dataset.from_tensor_slices(arrays)
         if shuffle:
             ds = ds.shuffle(len(arrays["images"]), reshuffle_each_iteration=True)
         return ds.repeat().batch(global_batch, drop_remainder=True)
+
     return dataset_fn
 
 
@@ -99,9 +105,19 @@ def tiny_config(max_steps: int = 10, batch_size: int = 2, **train_overrides):
     images), 2 warm-up steps, a step learning rate of 1e-2 at batch 2; ``train_overrides`` are
     ``cfg.train`` fields."""
     from maskrcnn_body.config import get_config
-    cfg = get_config("cpu_small", **{"input.min_size": 32, "input.max_size": 32, "train.batch_size": batch_size,
-                                     "train.max_images": max_steps * batch_size, "train.warmup_images": 2 * batch_size,
-                                     "train.learning_rate": 1e-2 * 16 / 2, "train.log_every": 1})
+
+    cfg = get_config(
+        "cpu_small",
+        **{
+            "input.min_size": 32,
+            "input.max_size": 32,
+            "train.batch_size": batch_size,
+            "train.max_images": max_steps * batch_size,
+            "train.warmup_images": 2 * batch_size,
+            "train.learning_rate": 1e-2 * 16 / 2,
+            "train.log_every": 1,
+        },
+    )
     for k, v in train_overrides.items():
         setattr(cfg.train, k, v)
     return cfg.validate()
@@ -119,13 +135,18 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     from maskrcnn_body.training import distribute
     from maskrcnn_body.training.trainer import Hook, Trainer
+
     strategy = distribute.make_strategy(a.strategy)
-    cfg = tiny_config(max_steps=a.max_steps, batch_size=a.global_batch or 2 * strategy.num_replicas_in_sync,
-                      checkpoint_every=a.checkpoint_every)
+    cfg = tiny_config(
+        max_steps=a.max_steps,
+        batch_size=a.global_batch or 2 * strategy.num_replicas_in_sync,
+        checkpoint_every=a.checkpoint_every,
+    )
     data = make_batches(16, cfg.input.pad_size)
     hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
-    trainer = Trainer(cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy,
-                      hooks=hooks, progress=False)
+    trainer = Trainer(
+        cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy, hooks=hooks, progress=False
+    )
     start = trainer.restore()
     print(json.dumps({"event": "start", "step": trainer.step, "restored": start}), flush=True)
     result = trainer.train()
