@@ -5,6 +5,9 @@ TensorFlow itself is an extra so CPU users never pull the CUDA stack:
   pip install -e ".[gpu]"   -> tensorflow[and-cuda] 2.21 (Linux + NVIDIA GPU)
   pip install -e .          -> bring your own TensorFlow 2.21 build
 The compiled ops (libs/) are optional: `make` builds them; without them the pure-TF ops run.
+Inference backends besides TensorFlow / TFLite are extras too (README, "Backends"):
+  pip install -e ".[onnx]"      -> ONNX export (tf2onnx) and the onnxruntime backend
+  pip install -e ".[openvino]"  -> the openvino backend (runs the ONNX export)
 """
 import os
 import re
@@ -16,6 +19,7 @@ with open(os.path.join(HERE, "maskrcnn_body", "version.py")) as f:
     VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 TF = "2.21.*"
+ONNX = ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"]
 setup(
     name="maskrcnn_body",
     version=VERSION,
@@ -35,7 +39,9 @@ setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
-        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8"],
+        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8", *ONNX],
+        "onnx": ONNX,
+        "openvino": ["openvino>=2024.0", *ONNX],
         "video": ["opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},

@@ -109,9 +109,9 @@ def test_every_backend_gives_the_same_result_object(model_dir, model):
     tfl = export_tflite(sm, str(model_dir / "model.tflite"))
     img = _image(seed=5)
     want = model(img)[0]
-    for path, backend, atol in ((sm, "savedmodel", 1e-3), (tfl, "tflite", 2e-2)):
+    for path, fmt, backend, atol in ((sm, "savedmodel", "tensorflow", 1e-3), (tfl, "tflite", "tflite", 2e-2)):
         other = mb.load(path, score_threshold=0.0)
-        assert isinstance(other, Model) and other.backend == backend
+        assert isinstance(other, Model) and (other.format, other.backend) == (fmt, backend)
         got = other(img)[0]
         assert type(got) is type(want) and len(got.persons) == len(want.persons)
         np.testing.assert_allclose(got.detections["boxes"], want.detections["boxes"], atol=atol)

@@ -3,9 +3,11 @@ video and a JSON Lines file with tracked people per video.
 
     maskrcnn-body predict --model output/mask_rcnn --input photo.jpg folder/ clip.mp4 --output output/predict
     maskrcnn-body predict --model output/export/model.tflite --input clip.mp4 --frame_step 2
+    maskrcnn-body predict --model output/mask_rcnn --backend onnxruntime --input photo.jpg
     maskrcnn-body predict --model output/mask_rcnn --webcam 0 --show
 
---model is a training directory, an exported SavedModel directory or a .tflite file. Per image:
+--model is a training directory, an exported SavedModel directory, a .onnx or a .tflite file;
+--backend picks the engine (auto, tensorflow, onnxruntime, openvino, tflite; README, "Backends"). Per image:
 NAME.png (the drawing) and NAME.json {"width", "height", "source", "persons": [{"box", "score",
 "keypoints", "masks": {channel: RLE}}]} (README, "Inference"); per video: NAME.mp4 and NAME.jsonl (one
 row per frame: "frame", "time_s" and the image JSON, each person with a "track_id"). Video and webcam
@@ -18,7 +20,11 @@ from maskrcnn_body.cli.args import add_bool
 
 def add_arguments(p) -> None:
     p.add_argument("--model", "--train_dir", dest="model", default="output/mask_rcnn",
-                   help="Training directory, SavedModel directory or .tflite file (default: %(default)s).")
+                   help="Training directory, SavedModel directory, .onnx or .tflite file (default: %(default)s).")
+    p.add_argument("--backend", default="auto", help="auto, tensorflow, onnxruntime, openvino or tflite (a training "
+                   "directory is exported once, cached, for the non-TensorFlow ones) (default: %(default)s).")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime, openvino and "
+                   "tflite backends (default: all cores).")
     p.add_argument("--checkpoint", default=None, help="Training directory only: a specific checkpoint prefix.")
     p.add_argument("--input", nargs="+", action="extend", default=[], metavar="PATH",
                    help="Image files, folders or video files (several, or repeat the flag).")
@@ -41,7 +47,8 @@ def run(args) -> int:
         raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.infer import run as run_inputs
-    model = load(args.model, score_threshold=args.score_threshold, checkpoint=args.checkpoint)
+    model = load(args.model, score_threshold=args.score_threshold, checkpoint=args.checkpoint, backend=args.backend,
+                 num_threads=args.threads)
     summary = run_inputs(model, args.input, args.output, args.webcam, args.max_frames, args.frame_step,
                          args.batch_size, args.show, args.progress)
     videos = "".join(f"; {v['frames']} frames, {v['tracks']} tracks -> {v['video']}, {v['jsonl']}"

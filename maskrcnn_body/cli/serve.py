@@ -1,6 +1,7 @@
 """Serve a trained model over HTTP (default 127.0.0.1:8080).
 
     maskrcnn-body serve --train_dir output/mask_rcnn --port 8080
+    maskrcnn-body serve --model output/export/model.onnx --backend onnxruntime
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/render > out.png
     curl -s http://127.0.0.1:8080/healthz
@@ -12,7 +13,13 @@ from __future__ import annotations
 
 def add_arguments(p) -> None:
     p.add_argument("--train_dir", "--model", dest="train_dir", default="output/mask_rcnn",
-                   help="Training directory (config.json + checkpoints) (default: %(default)s).")
+                   help="Training directory (config.json + checkpoints), SavedModel directory, .onnx or .tflite "
+                        "file (default: %(default)s).")
+    p.add_argument("--backend", default="auto", help="auto, tensorflow, onnxruntime, openvino or tflite "
+                   "(README, \"Backends\"; a training directory is exported once for the non-TensorFlow ones) "
+                   "(default: %(default)s).")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime, openvino and "
+                   "tflite backends (default: all cores).")
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 exposes the server to "
                    "your network) (default: %(default)s).")
@@ -30,12 +37,17 @@ def run(args) -> int:
 
     import numpy as np
     logging.basicConfig(level=logging.WARNING)
-    from maskrcnn_body.inference.predictor import Predictor
+    from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.http_server import ServerConfig, serve
     from maskrcnn_body.serving.infer import predict_json, render_png
-    predictor = Predictor.from_train_dir(args.train_dir, args.checkpoint)
-    thr = args.score_threshold
+    model = load(args.train_dir, checkpoint=args.checkpoint, backend=args.backend, num_threads=args.threads)
+    runner, thr = model.runner, args.score_threshold
+
+    def predictor(image):
+        return runner([image])[0]
+
     predictor(np.zeros((64, 64, 3), np.uint8))  # trace now (one trace serves every size), not on request 1
+    print(f"model {args.train_dir} ({model.format}) on backend {model.backend}", flush=True)
 
     def render(image):
         return render_png(image, predictor(image), thr)

@@ -1,7 +1,8 @@
 """The Python API: ``mb.load(path)`` -> :class:`Model`; ``model(inputs)`` -> a list of :class:`Result`.
 
     import maskrcnn_body as mb
-    model = mb.load("output/mask_rcnn")        # a train dir, an exported SavedModel dir, or a .tflite file
+    model = mb.load("output/mask_rcnn")        # a train dir, a SavedModel dir, a .onnx or a .tflite file
+    model = mb.load("output/mask_rcnn", backend="onnxruntime")   # or tensorflow, openvino, tflite, auto
     results = model("photo.jpg")               # a path, a PIL image, an RGB uint8 array, or a list of them
     r = results[0]
     r.persons[0].box, r.persons[0].score       # x1, y1, x2, y2 in the input image's pixels; float
@@ -214,14 +215,18 @@ class Model:
       score_threshold: persons below this score are left out of the results (the model itself keeps
         everything above ``model.postprocess.score_threshold``).
       name: what was loaded (shown in ``repr``).
-      backend: the backend's name (``tensorflow``, ``savedmodel``, ``tflite``, ...).
+      backend: the engine's name (``tensorflow``, ``onnxruntime``, ``openvino``, ``tflite``).
+      format: what was loaded (``train_dir``, ``savedmodel``, ``onnx``, ``tflite``).
     """
 
-    def __init__(self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = ""):
+    def __init__(self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = "",
+                 format: str = ""):  # noqa: A002 - the natural name
         self.runner, self.score_threshold, self.name, self.backend = runner, float(score_threshold), name, backend
+        self.format = format
 
     def __repr__(self) -> str:
-        return f"Model({self.name!r}, backend={self.backend!r}, score_threshold={self.score_threshold})"
+        return (f"Model({self.name!r}, format={self.format!r}, backend={self.backend!r}, "
+                f"score_threshold={self.score_threshold})")
 
     def __call__(self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None,
                  progress: Optional[bool] = None) -> List[Result]:
@@ -270,11 +275,18 @@ def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: 
 
 
 # --------------------------------------------------------------------------- loading
-def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None) -> Model:
-    """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``: TensorFlow with the
-    compiled ops when built), an exported SavedModel directory, or a ``.tflite`` file
-    (:mod:`maskrcnn_body.inference.backends`)."""
+def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None,
+         backend: str = "auto", num_threads: Optional[int] = None) -> Model:
+    """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``), an exported
+    SavedModel directory, a ``.onnx`` or a ``.tflite`` file, run by ``backend``: ``auto`` (default),
+    ``tensorflow``, ``onnxruntime``, ``openvino`` or ``tflite``
+    (:mod:`maskrcnn_body.inference.backends`: which backend runs which format, what ``auto`` picks,
+    and the cached on-the-fly export of a training directory for the non-TensorFlow backends).
+    The same :class:`Result` comes back whatever the backend. ``num_threads``: CPU threads of the
+    ONNX Runtime, OpenVINO and TFLite backends (default: all cores)."""
     from maskrcnn_body.inference import backends
     path = os.fspath(path)
-    runner, backend = backends.open_runner(path, checkpoint=checkpoint)
-    return Model(runner, score_threshold, path, backend)
+    fmt = backends.model_format(path)
+    runner, name = backends.open_runner(path, checkpoint=checkpoint, backend=backend, num_threads=num_threads,
+                                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+    return Model(runner, score_threshold, path, name, fmt)

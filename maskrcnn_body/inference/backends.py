@@ -1,18 +1,42 @@
-"""Inference backends: what runs an exported or trained model, behind one :data:`~maskrcnn_body.inference.api.Runner`.
+"""Inference backends: what runs a trained or exported model, behind one :data:`Runner`.
 
-* ``tensorflow``: a training directory (``config.json`` + ``ckpt-N``) through
-  :class:`~maskrcnn_body.inference.predictor.Predictor` (compiled ops when built; batches of same-size
-  images in one call);
-* ``savedmodel``: an exported SavedModel directory (``maskrcnn-body export``), its
-  ``serving_default(image)`` signature, one image per call;
-* ``tflite``: a ``.tflite`` file with the TFLite interpreter (XNNPACK on CPU), one image per call.
+A model comes in one of four *formats* and runs on one of four *backends* (engines):
+
+=================  ==========================================================================
+format             backends it runs on
+=================  ==========================================================================
+training dir       ``tensorflow`` (:class:`~maskrcnn_body.inference.predictor.Predictor`, the
+(config.json +     compiled ops when built, batches of same-size images in one call);
+ckpt-N)            ``onnxruntime``, ``openvino``, ``tflite``: exported on the fly (cached, below)
+SavedModel dir     ``tensorflow`` (its ``serving_batch`` signature: same-size images in one call);
+                   ``onnxruntime``, ``openvino``, ``tflite``: converted on the fly (cached)
+``.onnx`` file     ``onnxruntime``, ``openvino``
+``.tflite`` file   ``tflite`` (the TFLite interpreter with XNNPACK)
+=================  ==========================================================================
+
+``backend="auto"`` (the default) picks, among the backends installed, the first of
+:data:`AUTO_ORDER` for the format: the order is the speed ranking that ``make bench`` measured on
+CPUs (docs/BENCHMARKS.md, "Backends"): ONNX Runtime first, then TensorFlow. ``auto`` never
+converts: a training directory or a SavedModel runs on TensorFlow unless a converted file is
+already in the cache (then ONNX Runtime), so loading stays fast and predictable; pass
+``backend="onnxruntime"`` once to export (tens of seconds for ``cpu_small``, a few minutes for
+``r50_fpn``) and ``auto`` uses the cached file from then on. On a machine with a GPU ``auto``
+keeps TensorFlow for a training directory or a SavedModel.
+
+On-the-fly exports go to ``$MASKRCNN_BODY_CACHE`` (default ``~/.cache/maskrcnn_body``) under a
+key of the model's absolute path, checkpoint, file times and this package's version, so a new
+checkpoint or package version exports again.
 
 Every runner returns, per image, the detections the model kept in that image's pixels: ``boxes``
 (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7) box-frame probabilities, ``keypoints`` (R, 15, 3).
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import importlib.util
 import os
+import threading
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -20,7 +44,51 @@ import numpy as np
 from maskrcnn_body.errors import UserError
 
 SIGNATURE = "serving_default"
+BATCH_SIGNATURE = "serving_batch"
 Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
+
+BACKENDS = ("tensorflow", "onnxruntime", "openvino", "tflite")
+ALIASES = {"tf": "tensorflow", "onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "litert": "tflite"}
+FORMATS = ("train_dir", "savedmodel", "onnx", "tflite")
+RUNS_ON = {"train_dir": ("tensorflow", "onnxruntime", "openvino", "tflite"),
+           "savedmodel": ("tensorflow", "onnxruntime", "openvino", "tflite"),
+           "onnx": ("onnxruntime", "openvino"),
+           "tflite": ("tflite",)}
+AUTO_ORDER = {"train_dir": ("onnxruntime*", "tensorflow"),
+              "savedmodel": ("onnxruntime*", "tensorflow"),
+              "onnx": ("onnxruntime", "openvino"),
+              "tflite": ("tflite",)}
+"""``auto``'s choice per format: the first installed; ``*``: only when the converted file is
+already cached (``auto`` never converts). Measured order: docs/BENCHMARKS.md, "Backends"."""
+EXTRA = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "cpu", "tensorflow": "cpu"}
+"""``pip install "maskrcnn_body[EXTRA]"`` brings the backend (and what converts to it)."""
+
+
+class BackendError(UserError):
+    """An unknown or unavailable backend, or a backend that cannot run the given format."""
+
+
+# --------------------------------------------------------------------------- names and formats
+def canonical(backend: str) -> str:
+    """``backend``'s canonical name (``tf`` -> ``tensorflow``, ``onnx`` -> ``onnxruntime``, ...); a
+    :class:`BackendError` listing the known ones for anything else."""
+    name = (backend or "auto").strip().lower()
+    name = ALIASES.get(name, name)
+    if name != "auto" and name not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}: choose auto or one of {', '.join(BACKENDS)} "
+                           f"(installed here: {', '.join(available_backends())})")
+    return name
+
+
+def is_available(backend: str) -> bool:
+    """Whether ``backend``'s Python package is installed (tflite comes with TensorFlow)."""
+    mod = {"tensorflow": "tensorflow", "tflite": "tensorflow", "onnxruntime": "onnxruntime",
+           "openvino": "openvino"}[backend]
+    return importlib.util.find_spec(mod) is not None
+
+
+def available_backends() -> List[str]:
+    return [b for b in BACKENDS if is_available(b)]
 
 
 def is_train_dir(path: str) -> bool:
@@ -31,49 +99,232 @@ def is_saved_model(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
-def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None) -> Runner:
-    from maskrcnn_body.inference.predictor import Predictor
-    return Predictor.from_train_dir(train_dir, checkpoint).predict_batch
+def model_format(path: str) -> str:
+    """``train_dir``, ``savedmodel``, ``onnx`` or ``tflite``; a :class:`UserError` saying what is
+    expected otherwise."""
+    if is_train_dir(path):
+        return "train_dir"
+    if is_saved_model(path):
+        return "savedmodel"
+    if os.path.isfile(path) and path.lower().endswith(".tflite"):
+        return "tflite"
+    if os.path.isfile(path) and path.lower().endswith(".onnx"):
+        return "onnx"
+    what = "does not exist" if not os.path.exists(path) else "is none of them"
+    raise UserError(f"cannot load {path!r}: expected a training directory (config.json + ckpt-N files, written by "
+                    f"maskrcnn-body train), an exported SavedModel directory (saved_model.pb, from maskrcnn-body "
+                    f"export), a .onnx or a .tflite file; {path!r} {what}")
 
 
-def exported_runner(run_one: Callable[[np.ndarray], Dict[str, np.ndarray]]) -> Runner:
-    """A runner over a single-image exported signature (D padded rows + ``num_detections``)."""
+def _has_gpu() -> bool:
+    try:
+        import tensorflow as tf
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:   # noqa: BLE001 - no TF, no GPU
+        return False
+
+
+def choose_backend(path: str, backend: str = "auto", checkpoint: Optional[str] = None) -> Tuple[str, str]:
+    """``(format, backend)`` that :func:`open_runner` uses for ``path`` (``auto`` resolved, see the
+    module docstring); :class:`BackendError` when the backend is unknown, not installed or cannot run
+    that format."""
+    fmt = model_format(path)
+    name = canonical(backend)
+    if name == "auto":
+        for cand in AUTO_ORDER[fmt]:
+            cached_only = cand.endswith("*")
+            cand = cand.rstrip("*")
+            if not is_available(cand):
+                continue
+            if cached_only and (_has_gpu() or not os.path.exists(cache_path(path, fmt, cand, checkpoint))):
+                continue
+            return fmt, cand
+        raise BackendError(f"no installed backend runs {path!r} ({fmt}); it runs on "
+                           f"{', '.join(RUNS_ON[fmt])}: pip install \"maskrcnn_body[{EXTRA[RUNS_ON[fmt][0]]}]\"")
+    if name not in RUNS_ON[fmt]:
+        raise BackendError(f"backend {name!r} cannot run {path!r} ({fmt}); it runs on {', '.join(RUNS_ON[fmt])}")
+    if not is_available(name):
+        raise BackendError(f"backend {name!r} is not installed: pip install \"maskrcnn_body[{EXTRA[name]}]\" "
+                           f"(installed here: {', '.join(available_backends())})")
+    return fmt, name
+
+
+# --------------------------------------------------------------------------- on-the-fly exports
+def cache_root() -> str:
+    return os.environ.get("MASKRCNN_BODY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "maskrcnn_body")
+
+
+def _source_key(path: str, fmt: str, checkpoint: Optional[str]) -> str:
+    from maskrcnn_body.version import __version__
+    path = os.path.abspath(path)
+    parts = [path, fmt, __version__]
+    if fmt == "train_dir":
+        from maskrcnn_body.model.weights import latest_checkpoint
+        ckpt = checkpoint or latest_checkpoint(path) or ""
+        parts.append(ckpt)
+        for f in (os.path.join(path, "config.json"), ckpt + ".index"):
+            if os.path.exists(f):
+                parts.append(str(os.stat(f).st_mtime_ns))
+    else:
+        parts.append(str(os.stat(os.path.join(path, "saved_model.pb")).st_mtime_ns))
+    return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def cache_path(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None) -> str:
+    """Where the on-the-fly export of ``path`` for ``backend`` lives (a SavedModel dir, ``.onnx``
+    or ``.tflite`` file; it may not exist yet)."""
+    name = {"tensorflow": "saved_model", "onnxruntime": "model.onnx", "openvino": "model.onnx",
+            "tflite": "model.tflite"}[backend]
+    return os.path.join(cache_root(), "exports", _source_key(path, fmt, checkpoint), name)
+
+
+def export_for(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None, log=print) -> str:
+    """The exported file of a training directory or SavedModel that ``backend`` runs: from the
+    cache, or exported now (then cached)."""
+    from maskrcnn_body.inference import exporting
+    target = cache_path(path, fmt, backend, checkpoint)
+    if os.path.exists(target):
+        return target
+    saved_model = path
+    if fmt == "train_dir":
+        saved_model = cache_path(path, fmt, "tensorflow", checkpoint)
+        if not is_saved_model(saved_model):
+            from maskrcnn_body.inference.loading import load_trained_model
+            log(f"exporting {path} as a SavedModel -> {saved_model} (once; cached)")
+            model, cfg, _ = load_trained_model(path, checkpoint)
+            tmp = f"{saved_model}.tmp-{os.getpid()}"
+            exporting.export_saved_model(model, cfg, tmp)
+            os.replace(tmp, saved_model)
+    if backend in ("onnxruntime", "openvino"):
+        log(f"converting {saved_model} to ONNX -> {target} (once; cached)")
+        exporting.export_onnx(saved_model, target)
+    elif backend == "tflite":
+        log(f"converting {saved_model} to TFLite -> {target} (once; cached)")
+        exporting.export_tflite(saved_model, target)
+    return target
+
+
+# --------------------------------------------------------------------------- runners
+def exported_runner(run_one: Callable[[np.ndarray], Dict[str, np.ndarray]], serialize: bool = False) -> Runner:
+    """A runner over a single-image exported signature (D padded rows + ``num_detections``): a
+    batch runs as a loop, one call per image. ``serialize``: one call at a time (the TFLite
+    interpreter and an OpenVINO infer request are not thread-safe; the server calls from threads)."""
+    lock = threading.Lock() if serialize else contextlib.nullcontext()
+
     def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         out = []
         for image in images:
-            det = run_one(image)
-            n = int(np.asarray(det["num_detections"]).reshape(-1)[0])
-            out.append({k: np.asarray(det[k])[:n] for k in ("boxes", "scores", "masks", "keypoints")})
+            image = np.ascontiguousarray(image, np.uint8)
+            with lock:
+                out.append(trim(run_one(image)))
         return out
     return run
 
 
+def trim(det: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The first ``num_detections`` rows of an exported signature's output."""
+    n = int(np.asarray(det["num_detections"]).reshape(-1)[0])
+    return {k: np.asarray(det[k])[:n] for k in ("boxes", "scores", "masks", "keypoints")}
+
+
+def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None) -> Runner:
+    from maskrcnn_body.inference.predictor import Predictor
+    predictor = Predictor.from_train_dir(train_dir, checkpoint)
+
+    def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        return [predictor(images[0])] if len(images) == 1 else predictor.predict_batch(images)
+    return run
+
+
 def saved_model_runner(export_dir: str) -> Runner:
+    """TensorFlow on a SavedModel: same-size images in one ``serving_batch`` call when the
+    SavedModel has that signature (exports of this version), else one call per image."""
     import tensorflow as tf
-    fn = tf.saved_model.load(export_dir).signatures[SIGNATURE]
-    return exported_runner(lambda image: {k: v.numpy() for k, v in fn(image=tf.constant(image)).items()})
+    loaded = tf.saved_model.load(export_dir)
+    one = loaded.signatures[SIGNATURE]
+    batch = loaded.signatures.get(BATCH_SIGNATURE)
+
+    def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
+        images = [np.asarray(im, np.uint8) for im in images]
+        out: List[Optional[Dict[str, np.ndarray]]] = [None] * len(images)
+        groups: Dict[tuple, List[int]] = {}
+        for i, im in enumerate(images):
+            groups.setdefault(im.shape, []).append(i)
+        for index in groups.values():
+            if batch is None or len(index) == 1:
+                for i in index:
+                    out[i] = trim({k: v.numpy() for k, v in one(image=tf.constant(images[i])).items()})
+                continue
+            det = {k: v.numpy() for k, v in batch(images=tf.constant(np.stack([images[i] for i in index]))).items()}
+            for j, i in enumerate(index):
+                out[i] = trim({k: v[j] for k, v in det.items()})
+        return out  # type: ignore[return-value]
+    return run
 
 
 def tflite_runner(path: str, num_threads: Optional[int] = None) -> Runner:
     runner = load_tflite(path, num_threads=num_threads or os.cpu_count() or 2)
-    return exported_runner(lambda image: runner(image=np.asarray(image, np.uint8)))
+    return exported_runner(lambda image: runner(image=image), serialize=True)
 
 
-def open_runner(path: str, checkpoint: Optional[str] = None) -> Tuple[Runner, str]:
-    """``(runner, backend name)`` for a training directory, a SavedModel directory or a ``.tflite``
-    file; a :class:`~maskrcnn_body.errors.UserError` saying what is expected otherwise."""
-    if is_train_dir(path):
-        return tensorflow_runner(path, checkpoint), "tensorflow"
-    if is_saved_model(path):
-        return saved_model_runner(path), "savedmodel"
-    if os.path.isfile(path) and path.lower().endswith(".tflite"):
-        return tflite_runner(path), "tflite"
-    what = "does not exist" if not os.path.exists(path) else "is none of them"
-    raise UserError(f"cannot load {path!r}: expected a training directory (config.json + ckpt-N files, written by "
-                    f"maskrcnn-body train), an exported SavedModel directory (saved_model.pb, from maskrcnn-body "
-                    f"export) or a .tflite file; {path!r} {what}")
+def onnxruntime_session(path: str, num_threads: Optional[int] = None):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = num_threads or os.cpu_count() or 2
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 
 
+def onnxruntime_runner(path: str, num_threads: Optional[int] = None) -> Runner:
+    sess = onnxruntime_session(path, num_threads)
+    names = [o.name for o in sess.get_outputs()]
+    (inp,) = sess.get_inputs()
+    return exported_runner(lambda image: dict(zip(names, sess.run(None, {inp.name: image}))))
+
+
+def openvino_runner(path: str, num_threads: Optional[int] = None, precision: Optional[str] = None) -> Runner:
+    """OpenVINO on the CPU from an ONNX file. ``precision``: ``f32`` (default: outputs match
+    TensorFlow) or ``bf16`` (AMX/AVX512-BF16 CPUs: faster, ~1e-2 relative differences);
+    ``$MASKRCNN_BODY_OPENVINO_PRECISION`` sets the default."""
+    import openvino as ov
+    core = ov.Core()
+    precision = precision or os.environ.get("MASKRCNN_BODY_OPENVINO_PRECISION", "f32")
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    if num_threads:
+        config["INFERENCE_NUM_THREADS"] = int(num_threads)
+    compiled = core.compile_model(core.read_model(path), "CPU", config)
+    request = compiled.create_infer_request()
+    outputs = [(o.get_any_name(), o) for o in compiled.outputs]
+
+    def run_one(image):
+        res = request.infer({0: image})
+        return {name: np.asarray(res[o]) for name, o in outputs}
+    return exported_runner(run_one, serialize=True)
+
+
+def open_runner(path: str, checkpoint: Optional[str] = None, backend: str = "auto",
+                num_threads: Optional[int] = None, log=print) -> Tuple[Runner, str]:
+    """``(runner, backend name)`` for a training directory, a SavedModel directory, a ``.onnx`` or a
+    ``.tflite`` file on ``backend`` (module docstring); a :class:`~maskrcnn_body.errors.UserError`
+    saying what is expected otherwise."""
+    fmt, name = choose_backend(path, backend, checkpoint)
+    if checkpoint and fmt != "train_dir":
+        raise UserError(f"checkpoint= applies to a training directory only; {path!r} is a {fmt}")
+    source = path
+    if fmt in ("train_dir", "savedmodel") and name != "tensorflow":
+        source = export_for(path, fmt, name, checkpoint, log=log)
+    if name == "tensorflow":
+        return (tensorflow_runner(path, checkpoint) if fmt == "train_dir" else saved_model_runner(path)), name
+    if name == "onnxruntime":
+        return onnxruntime_runner(source, num_threads), name
+    if name == "openvino":
+        return openvino_runner(source, num_threads), name
+    return tflite_runner(source, num_threads), name
+
+
+# --------------------------------------------------------------------------- one-image helpers
 def load_tflite(tflite_path: str, num_threads: int = 2):
     """The ``serving_default`` signature runner of a TFLite file (reuse it for many images)."""
     import tensorflow as tf
@@ -94,3 +345,11 @@ def run_saved_model(export_dir: str, image, loaded: Optional[object] = None) -> 
     loaded = loaded or tf.saved_model.load(export_dir)
     out = loaded.signatures[SIGNATURE](image=tf.constant(image))
     return {k: v.numpy() for k, v in out.items()}
+
+
+def run_onnx(onnx_path: str, image, session=None) -> dict:
+    """Runs the ONNX file with ONNX Runtime on one RGB uint8 image; the output dict as
+    :func:`run_saved_model`."""
+    session = session or onnxruntime_session(onnx_path)
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: np.asarray(image, np.uint8)})))

@@ -33,6 +33,21 @@ def preprocess(image: tf.Tensor, min_size: int, max_size: int, pad_size: int
     return padded[None], size[None], scale
 
 
+def preprocess_batch(images: tf.Tensor, min_size: int, max_size: int, pad_size: int
+                     ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Same-size RGB uint8 images (B, H, W, 3) -> (padded float32 (B, Hp, Wp, 3), image_shape int32
+    (B, 2), scales float32 (B,)): :func:`preprocess` of each image, in one resize."""
+    shape = tf.shape(images)
+    b = shape[0]
+    scale = augment.resize_scale(shape[1], shape[2], min_size, max_size, pad_size)
+    size = augment.resized_size(shape[1], shape[2], scale)
+    resized = tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear")
+    h = (size[0] + SIZE_DIVISOR - 1) // SIZE_DIVISOR * SIZE_DIVISOR
+    w = (size[1] + SIZE_DIVISOR - 1) // SIZE_DIVISOR * SIZE_DIVISOR
+    padded = tf.pad(resized, [[0, 0], [0, h - size[0]], [0, w - size[1]], [0, 0]])
+    return padded, tf.tile(size[None], [b, 1]), tf.fill([b], scale)
+
+
 def postprocess_batch(det: Dict[str, tf.Tensor], scales: tf.Tensor, original_shapes: tf.Tensor
                       ) -> Dict[str, tf.Tensor]:
     """Detect dict of a batch (resized frame) -> detections in each image's original pixels.

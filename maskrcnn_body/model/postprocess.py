@@ -6,14 +6,39 @@ validity mask / count, so a ``tf.function`` traces once per input size.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import contextlib
+import contextvars
+from typing import Dict, Iterator, Sequence
 
 import tensorflow as tf
+from tensorflow.python.ops import gen_image_ops
 
 from maskrcnn_body import constants as C
 from maskrcnn_body.ops import boxes as box_ops
 
 _INVALID = -1e9  # score given to boxes that must never be selected
+_NMS_OPS = ("padded", "v4")
+_nms_op: contextvars.ContextVar[str] = contextvars.ContextVar("maskrcnn_body_nms", default="padded")
+
+
+@contextlib.contextmanager
+def use_nms(name: str) -> Iterator[None]:
+    """Within the block, :func:`batched_nms` traces with ``name``: ``"padded"`` (default:
+    ``tf.image.non_max_suppression_padded``, a tiled TF function that TFLite fuses into its
+    NON_MAX_SUPPRESSION_V4) or ``"v4"`` (the ``NonMaxSuppressionV4`` kernel itself, one op that
+    TFLite and ONNX (``NonMaxSuppression``) map directly; the export traces with it).
+
+    Both are the same greedy NMS (score order, lower index first on ties, suppress when IoU >
+    threshold); they compute the IoU with differently ordered float operations, so they can differ
+    only where an IoU equals the threshold to the last bit (never seen with real boxes; the export
+    tests compare them)."""
+    if name not in _NMS_OPS:
+        raise ValueError(f"use_nms({name!r}): expected one of {_NMS_OPS}")
+    token = _nms_op.set(name)
+    try:
+        yield
+    finally:
+        _nms_op.reset(token)
 
 
 def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_threshold: float,
@@ -26,11 +51,17 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_thresh
     Returns:
       indices (B, K) int32 into N (0 where padded), valid (B, K) bool, sorted by score.
     """
+    v4 = _nms_op.get() == "v4"
+
     def one(args):
         b, s = args
-        idx, n = tf.image.non_max_suppression_padded(b, s, max_output, iou_threshold=iou_threshold,
-                                                     score_threshold=score_threshold,
-                                                     pad_to_max_output_size=True)
+        if v4:
+            idx, n = gen_image_ops.non_max_suppression_v4(b, s, max_output, iou_threshold, score_threshold,
+                                                          pad_to_max_output_size=True)
+        else:
+            idx, n = tf.image.non_max_suppression_padded(b, s, max_output, iou_threshold=iou_threshold,
+                                                         score_threshold=score_threshold,
+                                                         pad_to_max_output_size=True)
         return tf.cast(idx, tf.int32), tf.range(max_output) < n
 
     if boxes.shape[0] is not None and boxes.shape[0] <= 8:

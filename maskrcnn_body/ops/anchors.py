@@ -28,7 +28,8 @@ def level_shapes(image_size, min_level: int, max_level: int) -> List[Tuple]:
     h, w = image_size
     if not (tf.is_tensor(h) or tf.is_tensor(w)):
         h, w = int(h), int(w)
-    return [(-(-h // 2 ** lvl), -(-w // 2 ** lvl)) for lvl in range(min_level, max_level + 1)]
+    # ceil as (n + d - 1) // d: ONNX's integer Div truncates, so -(-n // d) would not export
+    return [((h + 2 ** lvl - 1) // 2 ** lvl, (w + 2 ** lvl - 1) // 2 ** lvl) for lvl in range(min_level, max_level + 1)]
 
 
 def cell_anchors(anchor_size: float, stride: int, scales: Sequence[float],
