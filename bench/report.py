@@ -285,6 +285,186 @@ def _aims(results) -> List[str]:
     return lines
 
 
+BACKEND_LABELS = {"tensorflow": "TensorFlow float32", "tensorflow_bf16": "TensorFlow bfloat16",
+                  "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO float32", "openvino_bf16": "OpenVINO bfloat16",
+                  "tflite": "TFLite (XNNPACK)"}
+API_TARGET_MS, SERVER_TARGET_MS, BACKEND_AIM = 20.0, 30.0, 0.5
+
+
+def _label(b: str) -> str:
+    return BACKEND_LABELS.get(b, b)
+
+
+def fastest_backend(row) -> Tuple[Optional[str], Optional[float]]:
+    """(backend, median s) of the fastest backend that ran in a backends row."""
+    ok = {b: value(r, "median_s") for b, r in row.get("results", {}).items() if value(r, "median_s") is not None}
+    if not ok:
+        return None, None
+    b = min(ok, key=ok.get)
+    return b, ok[b]
+
+
+def _backends(results) -> List[str]:
+    part = results.get("backends")
+    if not part or not part.get("rows"):
+        return ["Not run."]
+    names = part["backends"]
+    lines = ["The preset through `mb.load(..., backend=...)`'s runner (resize/pad, network, NMS, masks and "
+             "keypoints mapped back: the whole exported path) on one random square image, random weights, "
+             "score threshold 0, D detection slots; median wall s (CPU s). Ratios: / torchvision Mask R-CNN "
+             "alone (same run).", "",
+             "| size | D | " + " | ".join(_label(b) for b in names) + " | Mask R-CNN | fastest / Mask R-CNN |",
+             "|---|---:|" + "---:|" * (len(names) + 2)]
+    for row in part["rows"]:
+        theirs = value(row.get("maskrcnn"), "median_s")
+        cells = []
+        for b in names:
+            r = row["results"].get(b)
+            t = value(r, "median_s")
+            cells.append(DASH if t is None else f"{fmt_pair(t, value(r, 'cpu_median_s'))} {fmt_ratio(ratio(t, theirs))}")
+        fb, ft = fastest_backend(row)
+        lines.append(f"| {row['size']}x{row['size']} | {row['detections']} | " + " | ".join(cells) +
+                     f" | {fmt_pair(theirs, value(row.get('maskrcnn'), 'cpu_median_s'))} | "
+                     f"{fmt_ratio(ratio(ft, theirs))} ({_label(fb) if fb else DASH}) |")
+    lines += ["", "Peak resident memory (MiB, whole process) and / Mask R-CNN's:", "",
+              "| size | D | " + " | ".join(_label(b) for b in names) + " | Mask R-CNN |",
+              "|---|---:|" + "---:|" * (len(names) + 1)]
+    for row in part["rows"]:
+        theirs = value(row.get("maskrcnn"), "peak_rss_mb")
+        cells = [f"{fmt_mb(value(row['results'].get(b), 'peak_rss_mb'))} "
+                 f"({fmt_ratio(ratio(value(row['results'].get(b), 'peak_rss_mb'), theirs))})" for b in names]
+        lines.append(f"| {row['size']}x{row['size']} | {row['detections']} | " + " | ".join(cells) +
+                     f" | {fmt_mb(theirs)} |")
+    lines += ["", "Detections against TensorFlow float32's on the same image (random weights: near-tied scores, "
+              "so rows are matched by box): max |score difference| of the sorted scores; median best IoU of "
+              "each TF box; share of TF boxes with a match of IoU >= 0.9:", "",
+              "| size | D | backend | max score diff | median IoU | IoU >= 0.9 |", "|---|---:|---|---:|---:|---:|"]
+    for row in part["rows"]:
+        for b, m in row.get("match", {}).items():
+            if m and "score_max_diff" in m:
+                lines.append(f"| {row['size']}x{row['size']} | {row['detections']} | {_label(b)} | "
+                             f"{m['score_max_diff']:.4f} | {m['box_iou_median']:.3f} | {100 * m['box_iou_ge_0.9']:.0f}% |")
+    prep = {d: p for d, p in part.get("prepare", {}).items() if _ok(p)}
+    if prep:
+        lines += ["", "Export times (s): " + "; ".join(
+            f"D={d}: " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in p.items() if k.endswith("_s") and k != "wall_s")
+            for d, p in prep.items())]
+    return lines
+
+
+API_STAGES = (("decode", "JPEG decode"), ("model", "model (resize, network, NMS, map back)"),
+              ("paste", "paste masks (crops)"), ("rle", "RLE, 7 channels per person"), ("json", "JSON"),
+              ("total", "**bytes -> JSON**"))
+
+
+def _api(results) -> List[str]:
+    part = results.get("api")
+    if not part or not part.get("latency"):
+        return ["Not run."]
+    lat = part["latency"]
+    names = list(lat)
+    ok = [b for b in names if _ok(lat[b])]
+    first = lat[ok[0]] if ok else {}
+    lines = [f"`cpu_small` ({part.get('model')}), {first.get('images', '?')} JPEG images of "
+             f"{'x'.join(str(v) for v in first.get('image_size', []))} from {part.get('records')} "
+             f"(~{first.get('persons_mean', 0):.1f} persons each), median ms per stage over "
+             f"{first.get('runs', '?')} runs, one Python thread, 2 framework threads:", "",
+             "| stage | " + " | ".join(_label(b) for b in names) + " |", "|---|" + "---:|" * len(names)]
+    for key, label in API_STAGES:
+        cells = [DASH if not _ok(lat[b]) else f"{lat[b]['stages_ms'][key]:.1f}" for b in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("| images/s (1 / bytes -> JSON) | " + " | ".join(
+        DASH if not _ok(lat[b]) else f"{1000 / lat[b]['stages_ms']['total']:.0f}" for b in names) + " |")
+    if part.get("server"):
+        lines += ["", "Through the HTTP server (`serving.http_server`), one client on loopback, median ms per request:",
+                  "", "| backend | POST /v1/predict | POST /v1/render |", "|---|---:|---:|"]
+        for b, r in part["server"].items():
+            ms = r.get("server_ms", {}) if _ok(r) else {}
+            lines.append(f"| {_label(b)} | {ms.get('/v1/predict', float('nan')):.1f} | "
+                         f"{ms.get('/v1/render', float('nan')):.1f} |")
+    if part.get("batch"):
+        lines += ["", "Batches through `Model(images, batch_size=B)` (same-size images: TensorFlow runs a batch in "
+                  "one call, the exported backends loop), images/s:", "", "| backend | batch 1 | batch 8 |",
+                  "|---|---:|---:|"]
+        for b, r in part["batch"].items():
+            bb = r.get("batch", {}) if _ok(r) else {}
+            lines.append(f"| {_label(b)} | " + " | ".join(
+                f"{bb[k]['images_per_s']:.1f}" if k in bb else DASH for k in ("1", "8")) + " |")
+    return lines
+
+
+def _quant(results) -> List[str]:
+    q = results.get("quant")
+    if not q:
+        return ["Not run."]
+    if not _ok(q):
+        return [f"Not measured: {q.get('error')}"]
+    rows = q["rows"]
+    names = list(rows)
+    ref = "tflite_float32" if "tflite_float32" in rows else names[0]
+    label = {"tensorflow": "TF float32", "tensorflow_bf16": "TF bfloat16", "onnxruntime": "ONNX Runtime",
+             "tflite_float32": "TFLite float32", "tflite_float16": "TFLite float16",
+             "tflite_dynamic": "TFLite dynamic int8", "tflite_int8": "TFLite full int8"}
+    lines = [f"Trained `cpu_small` ({q.get('checkpoint')}), the first {q.get('max_images')} images of "
+             f"`{q.get('records')}`, every variant through the same runner path and metrics "
+             f"(`maskrcnn-body evaluate --model FILE`); int8 calibrated on {q.get('calib_images')} training images. "
+             f"AP in percent (change against {label.get(ref, ref)} in parentheses):", "",
+             "| AP | " + " | ".join(label.get(n, n) for n in names) + " |", "|---|" + "---:|" * len(names)]
+
+    def cell(n, get):
+        v, r = get(rows[n]["summary"]), get(rows[ref]["summary"])
+        if v is None:
+            return DASH
+        return f"{100 * v:.1f}" + ("" if n == ref or r is None else f" ({100 * (v - r):+.1f})")
+
+    metric_rows = [("box", lambda s: s["box"]["AP"])]
+    for ch in ("body", "head", "torso", "left_arm", "right_arm", "left_leg", "right_leg"):
+        metric_rows.append((f"mask {ch}", lambda s, ch=ch: s["mask"][ch]["AP"]))
+    metric_rows += [("keypoints", lambda s: s["keypoints"]["AP"]), ("parsing mIoU", lambda s: s["parsing"]["mIoU"])]
+    for name, get in metric_rows:
+        lines.append(f"| {name} | " + " | ".join(cell(n, get) for n in names) + " |")
+    lines.append("| ms per image (model call, median) | " + " | ".join(f"{rows[n]['median_ms']:.1f}" for n in names) + " |")
+    lines.append("| file MB | " + " | ".join(DASH if rows[n].get("file_mb") is None else f"{rows[n]['file_mb']:.1f}"
+                                             for n in names) + " |")
+    return lines
+
+
+def issue17_aims(results) -> List[Tuple[str, str, str, str]]:
+    """(aim, where, measured, verdict) of issue 17's speed targets."""
+    out = []
+    for row in (results.get("backends") or {}).get("rows", []):
+        fb, ft = fastest_backend(row)
+        theirs = value(row.get("maskrcnn"), "median_s")
+        r = ratio(ft, theirs)
+        mem = ratio(value(row["results"].get(fb), "peak_rss_mb") if fb else None, value(row.get("maskrcnn"), "peak_rss_mb"))
+        where = f"{row['size']}x{row['size']}, D={row['detections']}"
+        aim = row["size"] == 800 and row["detections"] == 20
+        out.append(("fastest backend <= 0.5x torchvision Mask R-CNN" + ("" if aim else " (reported)"), where,
+                    f"{fmt_ratio(r)} ({_label(fb) if fb else DASH}), memory {fmt_ratio(mem)}",
+                    DASH if r is None else ("met" if r <= BACKEND_AIM and (mem or 0) <= 1.0 else
+                                            ("missed" if aim else "-"))))
+    api = (results.get("api") or {})
+    lat = {b: r["stages_ms"]["total"] for b, r in api.get("latency", {}).items() if _ok(r)}
+    if lat:
+        b = min(lat, key=lat.get)
+        out.append((f"cpu_small bytes -> JSON <= {API_TARGET_MS:.0f} ms (Python API)", "256 px, 2 cores",
+                    f"{lat[b]:.1f} ms ({_label(b)})", "met" if lat[b] <= API_TARGET_MS else "missed"))
+    srv = {b: r["server_ms"]["/v1/predict"] for b, r in api.get("server", {}).items() if _ok(r)}
+    if srv:
+        b = min(srv, key=srv.get)
+        out.append((f"cpu_small through the server <= {SERVER_TARGET_MS:.0f} ms (one client)", "256 px, 2 cores",
+                    f"{srv[b]:.1f} ms ({_label(b)})", "met" if srv[b] <= SERVER_TARGET_MS else "missed"))
+    return out
+
+
+def _aims17(results) -> List[str]:
+    rows = issue17_aims(results)
+    if not rows:
+        return ["Not measured."]
+    return ["| aim | where | measured | verdict |", "|---|---|---|---|"] + \
+        [f"| {a} | {w} | {m} | {v} |" for a, w, m, v in rows]
+
+
 def _failures(results) -> List[str]:
     out = []
 
@@ -299,7 +479,7 @@ def _failures(results) -> List[str]:
             for i, v in enumerate(x):
                 walk(v, f"{path}[{i}]")
 
-    for part in ("infer", "train", "stages", "roi_align", "pipeline"):
+    for part in ("infer", "train", "stages", "roi_align", "pipeline", "backends", "api", "quant"):
         walk(results.get(part), part)
     return out
 
@@ -344,13 +524,17 @@ def render(results: Dict, notes: str = "") -> str:
                 "nothing.**", ""]
     for msg in results.get("skipped", []):
         out += [f"**Skipped:** {msg}.", ""]
-    sections = [("Aims (issue 9), same-run ratios", _aims(results)), ("Machine", _machine(results)),
+    sections = [("Aims (issue 9), same-run ratios", _aims(results)),
+                ("Aims (issue 17: fast CPU inference), same run", _aims17(results)), ("Machine", _machine(results)),
                 ("Inference, batch 1", _infer(results)), ("Training step", _train(results)),
                 ("Where the training time goes", _profile(results)),
                 ("Where the inference time goes", stage_table(results["stages"]) if results.get("stages")
                  else ["Not run."]),
                 ("RoIAlign: compiled custom op vs pure TF", _roi_align(results)),
                 ("Input pipeline throughput", _pipeline(results)),
+                ("Backends (issue 17): TensorFlow, ONNX Runtime, OpenVINO, TFLite", _backends(results)),
+                ("cpu_small: image bytes -> JSON, where the time goes", _api(results)),
+                ("Quantised and bfloat16 exports: accuracy and speed", _quant(results)),
                 ("GPU", ["No GPU was lent for this task: every figure above is CPU-only. "
                          f"GPU seen by this run: {results.get('machine', {}).get('gpu')}."]),
                 ("Method", [METHOD])]

@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
                    "directory is exported once, cached, for the non-TensorFlow ones) (default: %(default)s).")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime, openvino and "
                    "tflite backends (default: all cores).")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
+                        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).")
     p.add_argument("--checkpoint", default=None, help="Training directory only: a specific checkpoint prefix.")
     p.add_argument("--input", nargs="+", action="extend", default=[], metavar="PATH",
                    help="Image files, folders or video files (several, or repeat the flag).")
@@ -48,7 +51,8 @@ def run(args) -> int:
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.infer import run as run_inputs
     model = load(args.model, score_threshold=args.score_threshold, checkpoint=args.checkpoint, backend=args.backend,
-                 num_threads=args.threads)
+                 num_threads=args.threads,
+                 precision=args.precision)
     summary = run_inputs(model, args.input, args.output, args.webcam, args.max_frames, args.frame_step,
                          args.batch_size, args.show, args.progress)
     videos = "".join(f"; {v['frames']} frames, {v['tracks']} tracks -> {v['video']}, {v['jsonl']}"

@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
                    "(default: %(default)s).")
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the onnxruntime, openvino and "
                    "tflite backends (default: all cores).")
+    p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                   help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
+                        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).")
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 exposes the server to "
                    "your network) (default: %(default)s).")
@@ -40,7 +43,8 @@ def run(args) -> int:
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.http_server import ServerConfig, serve
     from maskrcnn_body.serving.infer import predict_json, render_png
-    model = load(args.train_dir, checkpoint=args.checkpoint, backend=args.backend, num_threads=args.threads)
+    model = load(args.train_dir, checkpoint=args.checkpoint, backend=args.backend, num_threads=args.threads,
+                 precision=args.precision)
     runner, thr = model.runner, args.score_threshold
 
     def predictor(image):

@@ -276,17 +276,21 @@ def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: 
 
 # --------------------------------------------------------------------------- loading
 def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None,
-         backend: str = "auto", num_threads: Optional[int] = None) -> Model:
+         backend: str = "auto", num_threads: Optional[int] = None, precision: str = "float32") -> Model:
     """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``), an exported
     SavedModel directory, a ``.onnx`` or a ``.tflite`` file, run by ``backend``: ``auto`` (default),
     ``tensorflow``, ``onnxruntime``, ``openvino`` or ``tflite``
     (:mod:`maskrcnn_body.inference.backends`: which backend runs which format, what ``auto`` picks,
     and the cached on-the-fly export of a training directory for the non-TensorFlow backends).
     The same :class:`Result` comes back whatever the backend. ``num_threads``: CPU threads of the
-    ONNX Runtime, OpenVINO and TFLite backends (default: all cores)."""
+    ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
+    (TensorFlow on a training directory, OpenVINO): bfloat16 convolutions, several times faster on
+    CPUs with AMX or AVX512-BF16, outputs within bfloat16's rounding of float32's (docs/BENCHMARKS.md
+    gives the accuracy change)."""
     from maskrcnn_body.inference import backends
     path = os.fspath(path)
     fmt = backends.model_format(path)
     runner, name = backends.open_runner(path, checkpoint=checkpoint, backend=backend, num_threads=num_threads,
-                                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
+                                        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+                                        precision=precision)
     return Model(runner, score_threshold, path, name, fmt)

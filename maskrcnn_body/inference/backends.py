@@ -60,6 +60,9 @@ AUTO_ORDER = {"train_dir": ("onnxruntime*", "tensorflow"),
               "tflite": ("tflite",)}
 """``auto``'s choice per format: the first installed; ``*``: only when the converted file is
 already cached (``auto`` never converts). Measured order: docs/BENCHMARKS.md, "Backends"."""
+PRECISIONS = {"float32": None,
+              "bfloat16": {("tensorflow", "train_dir"), *(("openvino", f) for f in ("train_dir", "savedmodel", "onnx"))}}
+"""Which (backend, format) pairs run in bfloat16 (float32: all)."""
 EXTRA = {"onnxruntime": "onnx", "openvino": "openvino", "tflite": "cpu", "tensorflow": "cpu"}
 """``pip install "maskrcnn_body[EXTRA]"`` brings the backend (and what converts to it)."""
 
@@ -227,9 +230,27 @@ def trim(det: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
     return {k: np.asarray(det[k])[:n] for k in ("boxes", "scores", "masks", "keypoints")}
 
 
-def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None) -> Runner:
+@contextlib.contextmanager
+def keras_policy(name: str):
+    """The global Keras dtype policy set to ``name`` while layers are built in the block."""
+    import keras
+    before = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+
+
+def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None, precision: str = "float32") -> Runner:
+    """:class:`~maskrcnn_body.inference.predictor.Predictor` of a training directory. ``precision
+    ="bfloat16"`` builds the model under Keras' ``mixed_bfloat16`` policy (float32 weights,
+    bfloat16 convolutions and matrix products, float32 heads' outputs, GroupNorm and RoIAlign),
+    which oneDNN runs on AMX / AVX512-BF16 units: several times faster on CPUs that have them
+    (docs/BENCHMARKS.md), emulated and slower on CPUs that do not."""
     from maskrcnn_body.inference.predictor import Predictor
-    predictor = Predictor.from_train_dir(train_dir, checkpoint)
+    with keras_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
+        predictor = Predictor.from_train_dir(train_dir, checkpoint)
 
     def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         return [predictor(images[0])] if len(images) == 1 else predictor.predict_batch(images)
@@ -305,22 +326,33 @@ def openvino_runner(path: str, num_threads: Optional[int] = None, precision: Opt
 
 
 def open_runner(path: str, checkpoint: Optional[str] = None, backend: str = "auto",
-                num_threads: Optional[int] = None, log=print) -> Tuple[Runner, str]:
+                num_threads: Optional[int] = None, log=print, precision: str = "float32") -> Tuple[Runner, str]:
     """``(runner, backend name)`` for a training directory, a SavedModel directory, a ``.onnx`` or a
     ``.tflite`` file on ``backend`` (module docstring); a :class:`~maskrcnn_body.errors.UserError`
-    saying what is expected otherwise."""
+    saying what is expected otherwise. ``precision``: ``float32`` (default) or ``bfloat16``
+    (:data:`PRECISIONS`: TensorFlow on a training directory, OpenVINO)."""
     fmt, name = choose_backend(path, backend, checkpoint)
     if checkpoint and fmt != "train_dir":
         raise UserError(f"checkpoint= applies to a training directory only; {path!r} is a {fmt}")
+    precision = (precision or "float32").lower()
+    if precision in ("bf16",):
+        precision = "bfloat16"
+    if precision not in ("float32", "bfloat16"):
+        raise BackendError(f"unknown precision {precision!r}: choose float32 or bfloat16")
+    if precision == "bfloat16" and (name, fmt) not in PRECISIONS["bfloat16"]:
+        raise BackendError(f"precision bfloat16 runs on tensorflow with a training directory, or on openvino; "
+                           f"not on {name} with a {fmt}")
     source = path
     if fmt in ("train_dir", "savedmodel") and name != "tensorflow":
         source = export_for(path, fmt, name, checkpoint, log=log)
     if name == "tensorflow":
-        return (tensorflow_runner(path, checkpoint) if fmt == "train_dir" else saved_model_runner(path)), name
+        if fmt == "train_dir":
+            return tensorflow_runner(path, checkpoint, precision), name
+        return saved_model_runner(path), name
     if name == "onnxruntime":
         return onnxruntime_runner(source, num_threads), name
     if name == "openvino":
-        return openvino_runner(source, num_threads), name
+        return openvino_runner(source, num_threads, "bf16" if precision == "bfloat16" else "f32"), name
     return tflite_runner(source, num_threads), name
 
 

@@ -81,6 +81,26 @@ def predict_dumps(model, patterns, cfg, batch_size: int = 4,
                    "masks": det["masks"][j, :n], "keypoints": kp, **truth}
 
 
+def runner_dumps(runner, patterns, max_images: Optional[int] = None, skip_corrupt: bool = False) -> Iterator[dict]:
+    """Yields dump dicts for the first ``max_images`` records, predicted by a backend runner
+    (:data:`~maskrcnn_body.inference.backends.Runner`: an exported SavedModel, ONNX or TFLite file,
+    or a training directory on any backend) on each record's full-resolution image, so that every
+    backend and every quantised export is scored on the same images by the same metrics. The
+    runner resizes as the exports do (``inference.transforms``)."""
+    for i, (sid, truth) in enumerate(_ground_truth(patterns, skip_corrupt)):
+        if max_images is not None and i >= max_images:
+            return
+        (det,) = runner([truth["image"]])
+        yield {"source_id": sid, **{k: det[k] for k in ("boxes", "scores", "masks", "keypoints")}, **truth}
+
+
+def write_runner_dumps(runner, patterns, out_dir: str, max_images: Optional[int] = None,
+                       skip_corrupt: bool = False) -> List[str]:
+    """:func:`runner_dumps` written as ``out_dir/<source_id>.npz``; returns the paths."""
+    return [dumps.write_dump(os.path.join(out_dir, safe_file_name(d["source_id"]) + ".npz"), **d)
+            for d in runner_dumps(runner, patterns, max_images, skip_corrupt)]
+
+
 def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
                 max_images: Optional[int] = None) -> List[str]:
     """Writes ``out_dir/<source_id>.npz`` per image; returns the paths."""

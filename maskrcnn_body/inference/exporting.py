@@ -25,7 +25,7 @@ re-allocates per image size. Boxes match the SavedModel within ~1e-3 px and mask
 (tests/test_export.py). Quantised TFLite (``quant=``): ``float16`` (weights stored as float16,
 computed in float32 by XNNPACK), ``dynamic`` (int8 weights, activations quantised on the fly),
 ``int8`` (int8 weights and activations, calibrated on ``calib_images``; ops without an int8 kernel
-stay float). Their accuracy and speed against float32: docs/BENCHMARKS.md.
+and GroupNorm's statistics, :data:`INT8_FLOAT_OPS`, stay float). Their accuracy and speed against float32: docs/BENCHMARKS.md.
 
 ONNX: tf2onnx from the SavedModel (opset 17), the same input and output names; ONNX Runtime
 matches the SavedModel within ~1e-3 px and ~1e-4 on masks (tests/test_export_onnx.py).
@@ -48,6 +48,8 @@ SIGNATURE = "serving_default"
 BATCH_SIGNATURE = "serving_batch"
 TFLITE_QUANT = ("float16", "dynamic", "int8")
 ONNX_OPSET = 17
+INT8_FLOAT_OPS = ["SQUARED_DIFFERENCE", "MEAN", "SUM", "RSQRT"]
+"""TFLite ops that the full-int8 export keeps in float (GroupNorm's statistics)."""
 
 
 class ExportModule(tf.Module):
@@ -143,7 +145,7 @@ def export_tflite(saved_model_dir: str, tflite_path: str, optimize: bool = False
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if quant == "float16":
         conv.target_spec.supported_types = [tf.float16]
-    elif quant == "int8":
+    if quant == "int8":
         if calib_images is None:
             raise ValueError("quant='int8' needs calib_images (RGB uint8 arrays), e.g. calibration_images(records)")
         images = [np.asarray(im, np.uint8) for im in calib_images]
@@ -152,7 +154,16 @@ def export_tflite(saved_model_dir: str, tflite_path: str, optimize: bool = False
         conv.representative_dataset = lambda: ([im] for im in images)
         # int8 kernels where TFLite has them; float kernels for the rest (NMS, resize of the input, ...)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    _write_atomic(tflite_path, conv.convert())
+        # GroupNorm's statistics stay float: an int8 SQUARED_DIFFERENCE of (x - mean)^2 gets a
+        # quantisation multiplier TFLite cannot represent (its Prepare aborts the process), and int8
+        # means/variances would lose the small differences the normalisation divides by
+        options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=INT8_FLOAT_OPS)
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=conv, debug_dataset=lambda: ([im] for im in images[:1]), debug_options=options)
+        data = debugger.get_nondebug_quantized_model()
+    else:
+        data = conv.convert()
+    _write_atomic(tflite_path, data)
     return tflite_path
 
 

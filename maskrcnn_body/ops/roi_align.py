@@ -113,7 +113,8 @@ def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: 
     flat = rows[:, :, :, None, None] + xi[:, None, None, :, :]                    # (N, S_h, 2sr, S_w, 2sr)
     values = tf.gather(table, flat)                                               # (..., C)
     weights = wy[:, :, :, None, None] * wx[:, None, None, :, :]
-    out = tf.reduce_sum(values * weights[..., None], axis=[2, 4])                 # (N, S_h, S_w, C)
+    # expand_dims, not weights[..., None]: TFLite's int8 calibrator cannot prepare a 6-D StridedSlice
+    out = tf.reduce_sum(values * tf.expand_dims(weights, -1), axis=[2, 4])      # (N, S_h, S_w, C)
     return tf.reshape(out, [n, out_h, out_w, tf.shape(table)[-1]])
 
 
