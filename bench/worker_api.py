@@ -97,7 +97,7 @@ def latency():
 
     def once(data, record):
         t0 = time.perf_counter()
-        image, _ = api.load_image(io.BytesIO(data))
+        image, _ = api.load_image(data)
         t1 = time.perf_counter()
         (det,) = model.runner([image])
         t2 = time.perf_counter()
@@ -120,7 +120,7 @@ def latency():
     for data in jpegs:              # warm-up: traces, allocations
         once(data, False)
     # the pipeline's own JSON must be what to_json() gives (identity check, not timed)
-    image, _ = api.load_image(io.BytesIO(jpegs[0]))
+    image, _ = api.load_image(jpegs[0])
     assert json.loads(once(jpegs[0], False)) == json.loads(json.dumps(model(image)[0].to_json()))
     for _ in range(FLAGS.repeats):
         for data in jpegs:
@@ -135,7 +135,7 @@ def batch():
     model = _model()
     jpegs = _jpegs()
     from maskrcnn_body.inference import api
-    images = [api.load_image(io.BytesIO(j))[0] for j in jpegs]
+    images = [api.load_image(j)[0] for j in jpegs]
     shape = images[0].shape
     images = [im for im in images if im.shape == shape]
     images = (images * FLAGS.batch_images)[:FLAGS.batch_images]

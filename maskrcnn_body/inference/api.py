@@ -3,7 +3,7 @@
     import maskrcnn_body as mb
     model = mb.load("output/mask_rcnn")        # a train dir, a SavedModel dir, a .onnx or a .tflite file
     model = mb.load("output/mask_rcnn", backend="onnxruntime")   # or tensorflow, openvino, tflite, auto
-    results = model("photo.jpg")               # a path, a PIL image, an RGB uint8 array, or a list of them
+    results = model("photo.jpg")               # a path, image bytes, a PIL image, an RGB uint8 array, or a list
     r = results[0]
     r.persons[0].box, r.persons[0].score       # x1, y1, x2, y2 in the input image's pixels; float
     r.persons[0].keypoints                     # (15, 3): x, y, score, same frame
@@ -151,19 +151,30 @@ class Result:
 
 
 # --------------------------------------------------------------------------- inputs
+def _decode(fp, name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(fp) as im:
+            im.load()
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputImageError(f"{name} cannot be read as an image: {e}") from None
+
+
 def load_image(item: ImageInput) -> tuple:
-    """``(RGB uint8 (H, W, 3), source name)`` of a path, a PIL image or an array (gray and RGBA are
-    converted; anything else is an :class:`InputImageError` saying what is accepted)."""
+    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, ...) or a
+    binary file object, a PIL image or an array (gray and RGBA are converted; anything else is an
+    :class:`InputImageError` saying what is accepted)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        import io
+        return _decode(io.BytesIO(item), "the image bytes"), ""
+    if hasattr(item, "read") and hasattr(item, "seek"):
+        return _decode(item, f"{getattr(item, 'name', 'the file object')!r}"), str(getattr(item, "name", ""))
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if not os.path.isfile(path):
             raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
-        from PIL import Image, UnidentifiedImageError
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB")), path
-        except (UnidentifiedImageError, OSError) as e:
-            raise InputImageError(f"{path!r} cannot be read as an image: {e}") from None
+        return _decode(path, repr(path)), path
     if hasattr(item, "convert") and hasattr(item, "size"):          # PIL image
         return np.asarray(item.convert("RGB")), ""
     if isinstance(item, np.ndarray):
@@ -184,7 +195,8 @@ def load_image(item: ImageInput) -> tuple:
 
 def expand_inputs(inputs) -> List[ImageInput]:
     """A single input or a list; folders become their image files (sorted)."""
-    if isinstance(inputs, (str, os.PathLike, np.ndarray)) or (hasattr(inputs, "convert") and hasattr(inputs, "size")):
+    if isinstance(inputs, (str, os.PathLike, np.ndarray, bytes, bytearray, memoryview)) or hasattr(inputs, "read") \
+            or (hasattr(inputs, "convert") and hasattr(inputs, "size")):
         inputs = [inputs]
     try:
         items = list(inputs)
