@@ -35,6 +35,7 @@ setup(
         "pycocotools>=2.0.7",
         "absl-py>=2.0",
         "matplotlib>=3.8",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],

@@ -46,7 +46,9 @@ def run(args) -> int:
     from maskrcnn_body.inference import backends
     from maskrcnn_body.inference.evaluate import write_dumps, write_runner_dumps
     records = list_value(args, "records")
-    fmt = backends.model_format(args.train_dir)
+    path = args.train_dir
+    exported = backends.is_saved_model(path) or (os.path.isfile(path) and path.lower().endswith((".onnx", ".tflite")))
+    fmt = backends.model_format(path) if exported else "train_dir"   # else: the training-directory errors
     dump_dir = args.dump_dir or (os.path.join(args.train_dir, "eval_dumps") if fmt == "train_dir"
                                  else os.path.splitext(args.train_dir.rstrip("/"))[0] + "_eval_dumps")
     if args.backend or fmt != "train_dir":
@@ -54,7 +56,7 @@ def run(args) -> int:
         if args.score_threshold is not None and fmt != "train_dir":
             raise UserError("--score_threshold applies to a training directory; an export has its threshold built in")
         model = load(args.train_dir, checkpoint=args.checkpoint, backend=args.backend or "auto",
-                     precision=args.precision)
+                     precision=args.precision, score_threshold=0.0)   # every detection: AP needs them all
         shutil.rmtree(dump_dir, ignore_errors=True)
         print(f"evaluating {args.train_dir} ({model.format}) on backend {model.backend} on {records} -> {dump_dir}",
               flush=True)

@@ -294,7 +294,10 @@ def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint
     ``tensorflow``, ``onnxruntime``, ``openvino`` or ``tflite``
     (:mod:`maskrcnn_body.inference.backends`: which backend runs which format, what ``auto`` picks,
     and the cached on-the-fly export of a training directory for the non-TensorFlow backends).
-    The same :class:`Result` comes back whatever the backend. ``num_threads``: CPU threads of the
+    The same :class:`Result` comes back whatever the backend. A training directory on TensorFlow
+    drops detections below ``score_threshold`` inside the model (fewer rows through the mask and
+    keypoint heads); call the model with a lower ``score_threshold`` than :func:`load`'s and you get
+    only those at or above the model's, so load with the lowest threshold you will use. ``num_threads``: CPU threads of the
     ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
     (TensorFlow on a training directory, OpenVINO): bfloat16 convolutions, several times faster on
     CPUs with AMX or AVX512-BF16, outputs within bfloat16's rounding of float32's (docs/BENCHMARKS.md
@@ -304,5 +307,5 @@ def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint
     fmt = backends.model_format(path)
     runner, name = backends.open_runner(path, checkpoint=checkpoint, backend=backend, num_threads=num_threads,
                                         log=lambda msg: print(msg, file=sys.stderr, flush=True),
-                                        precision=precision)
+                                        precision=precision, min_score=score_threshold)
     return Model(runner, score_threshold, path, name, fmt)

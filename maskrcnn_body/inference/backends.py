@@ -127,7 +127,8 @@ def _has_gpu() -> bool:
         return False
 
 
-def choose_backend(path: str, backend: str = "auto", checkpoint: Optional[str] = None) -> Tuple[str, str]:
+def choose_backend(path: str, backend: str = "auto", checkpoint: Optional[str] = None,
+                   min_score: Optional[float] = None) -> Tuple[str, str]:
     """``(format, backend)`` that :func:`open_runner` uses for ``path`` (``auto`` resolved, see the
     module docstring); :class:`BackendError` when the backend is unknown, not installed or cannot run
     that format."""
@@ -139,7 +140,7 @@ def choose_backend(path: str, backend: str = "auto", checkpoint: Optional[str] =
             cand = cand.rstrip("*")
             if not is_available(cand):
                 continue
-            if cached_only and (_has_gpu() or not os.path.exists(cache_path(path, fmt, cand, checkpoint))):
+            if cached_only and (_has_gpu() or not os.path.exists(cache_path(path, fmt, cand, checkpoint, min_score))):
                 continue
             return fmt, cand
         raise BackendError(f"no installed backend runs {path!r} ({fmt}); it runs on "
@@ -157,10 +158,25 @@ def cache_root() -> str:
     return os.environ.get("MASKRCNN_BODY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "maskrcnn_body")
 
 
-def _source_key(path: str, fmt: str, checkpoint: Optional[str]) -> str:
+def _score_override(train_dir: str, min_score: Optional[float]) -> Optional[float]:
+    """The score threshold to build a training directory's model with so that it keeps exactly the
+    detections scoring >= ``min_score`` (None: keep the model's own, which is higher)."""
+    if min_score is None:
+        return None
+    from maskrcnn_body.inference.loading import load_config
+    own = load_config(train_dir).model.postprocess.score_threshold
+    if min_score <= own:
+        return None
+    # the model keeps scores > threshold, the caller scores >= min_score
+    return float(max(np.nextafter(np.float32(min_score), np.float32(-np.inf)), own))
+
+
+def _source_key(path: str, fmt: str, checkpoint: Optional[str], min_score: Optional[float] = None) -> str:
     from maskrcnn_body.version import __version__
     path = os.path.abspath(path)
     parts = [path, fmt, __version__]
+    if fmt == "train_dir" and _score_override(path, min_score) is not None:
+        parts.append(f"score>{_score_override(path, min_score)!r}")
     if fmt == "train_dir":
         from maskrcnn_body.model.weights import latest_checkpoint
         ckpt = checkpoint or latest_checkpoint(path) or ""
@@ -173,28 +189,32 @@ def _source_key(path: str, fmt: str, checkpoint: Optional[str]) -> str:
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def cache_path(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None) -> str:
+def cache_path(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None,
+               min_score: Optional[float] = None) -> str:
     """Where the on-the-fly export of ``path`` for ``backend`` lives (a SavedModel dir, ``.onnx``
     or ``.tflite`` file; it may not exist yet)."""
     name = {"tensorflow": "saved_model", "onnxruntime": "model.onnx", "openvino": "model.onnx",
             "tflite": "model.tflite"}[backend]
-    return os.path.join(cache_root(), "exports", _source_key(path, fmt, checkpoint), name)
+    return os.path.join(cache_root(), "exports", _source_key(path, fmt, checkpoint, min_score), name)
 
 
-def export_for(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None, log=print) -> str:
+def export_for(path: str, fmt: str, backend: str, checkpoint: Optional[str] = None, log=print,
+               min_score: Optional[float] = None) -> str:
     """The exported file of a training directory or SavedModel that ``backend`` runs: from the
-    cache, or exported now (then cached)."""
+    cache, or exported now (then cached). A training directory is exported with its score threshold
+    raised to ``min_score`` (:func:`tensorflow_runner`), part of the cache key."""
     from maskrcnn_body.inference import exporting
-    target = cache_path(path, fmt, backend, checkpoint)
+    target = cache_path(path, fmt, backend, checkpoint, min_score)
     if os.path.exists(target):
         return target
     saved_model = path
     if fmt == "train_dir":
-        saved_model = cache_path(path, fmt, "tensorflow", checkpoint)
+        saved_model = cache_path(path, fmt, "tensorflow", checkpoint, min_score)
         if not is_saved_model(saved_model):
             from maskrcnn_body.inference.loading import load_trained_model
             log(f"exporting {path} as a SavedModel -> {saved_model} (once; cached)")
-            model, cfg, _ = load_trained_model(path, checkpoint)
+            model, cfg, _ = load_trained_model(path, checkpoint, **{
+                "model.postprocess.score_threshold": _score_override(path, min_score)})
             tmp = f"{saved_model}.tmp-{os.getpid()}"
             exporting.export_saved_model(model, cfg, tmp)
             os.replace(tmp, saved_model)
@@ -242,15 +262,21 @@ def keras_policy(name: str):
         keras.mixed_precision.set_global_policy(before)
 
 
-def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None, precision: str = "float32") -> Runner:
+def tensorflow_runner(train_dir: str, checkpoint: Optional[str] = None, precision: str = "float32",
+                      min_score: Optional[float] = None) -> Runner:
     """:class:`~maskrcnn_body.inference.predictor.Predictor` of a training directory. ``precision
     ="bfloat16"`` builds the model under Keras' ``mixed_bfloat16`` policy (float32 weights,
     bfloat16 convolutions and matrix products, float32 heads' outputs, GroupNorm and RoIAlign),
     which oneDNN runs on AMX / AVX512-BF16 units: several times faster on CPUs that have them
-    (docs/BENCHMARKS.md), emulated and slower on CPUs that do not."""
+    (docs/BENCHMARKS.md), emulated and slower on CPUs that do not.
+
+    ``min_score``: raise the model's own score threshold to this (never lower it): detections below
+    it are dropped before NMS and the mask and keypoint heads run on fewer rows. The detections at or
+    above it are the same (a box below the threshold never suppresses a higher-scoring one)."""
     from maskrcnn_body.inference.predictor import Predictor
+    overrides = {"model.postprocess.score_threshold": _score_override(train_dir, min_score)}
     with keras_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"):
-        predictor = Predictor.from_train_dir(train_dir, checkpoint)
+        predictor = Predictor.from_train_dir(train_dir, checkpoint, **overrides)
 
     def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         return [predictor(images[0])] if len(images) == 1 else predictor.predict_batch(images)
@@ -326,12 +352,15 @@ def openvino_runner(path: str, num_threads: Optional[int] = None, precision: Opt
 
 
 def open_runner(path: str, checkpoint: Optional[str] = None, backend: str = "auto",
-                num_threads: Optional[int] = None, log=print, precision: str = "float32") -> Tuple[Runner, str]:
+                num_threads: Optional[int] = None, log=print, precision: str = "float32",
+                min_score: Optional[float] = None) -> Tuple[Runner, str]:
     """``(runner, backend name)`` for a training directory, a SavedModel directory, a ``.onnx`` or a
     ``.tflite`` file on ``backend`` (module docstring); a :class:`~maskrcnn_body.errors.UserError`
     saying what is expected otherwise. ``precision``: ``float32`` (default) or ``bfloat16``
-    (:data:`PRECISIONS`: TensorFlow on a training directory, OpenVINO)."""
-    fmt, name = choose_backend(path, backend, checkpoint)
+    (:data:`PRECISIONS`: TensorFlow on a training directory, OpenVINO). ``min_score``: the lowest
+    score the caller keeps (TensorFlow on a training directory then skips the heads below it,
+    :func:`tensorflow_runner`)."""
+    fmt, name = choose_backend(path, backend, checkpoint, min_score)
     if checkpoint and fmt != "train_dir":
         raise UserError(f"checkpoint= applies to a training directory only; {path!r} is a {fmt}")
     precision = (precision or "float32").lower()
@@ -344,10 +373,10 @@ def open_runner(path: str, checkpoint: Optional[str] = None, backend: str = "aut
                            f"not on {name} with a {fmt}")
     source = path
     if fmt in ("train_dir", "savedmodel") and name != "tensorflow":
-        source = export_for(path, fmt, name, checkpoint, log=log)
+        source = export_for(path, fmt, name, checkpoint, log=log, min_score=min_score)
     if name == "tensorflow":
         if fmt == "train_dir":
-            return tensorflow_runner(path, checkpoint, precision), name
+            return tensorflow_runner(path, checkpoint, precision, min_score), name
         return saved_model_runner(path), name
     if name == "onnxruntime":
         return onnxruntime_runner(source, num_threads), name
