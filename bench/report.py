@@ -98,7 +98,8 @@ CATEGORY_ORDER = ("normalise/batch", "backbone + FPN", "RPN + proposals", "box b
                   "keypoint branch", "paste masks", "other")
 
 
-STAGE_COLUMNS = (("ours", "ours"), ("ours_frozen_bn", "ours with frozen BN, no head norm (experiment)"),
+STAGE_COLUMNS = (("ours", "ours"), ("ours_bf16", "ours, bfloat16 (`precision=\"bfloat16\"`)"),
+                 ("ours_frozen_bn", "ours with frozen BN, no head norm (experiment)"),
                  ("maskrcnn", PEERS["maskrcnn"]), ("keypointrcnn", PEERS["keypointrcnn"]))
 
 
@@ -375,6 +376,18 @@ def _api(results) -> List[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("| images/s (1 / bytes -> JSON) | " + " | ".join(
         DASH if not _ok(lat[b]) else f"{1000 / lat[b]['stages_ms']['total']:.0f}" for b in names) + " |")
+    model_stages = [(p, part.get(f"model_stages_{p}")) for p in ("float32", "bfloat16")]
+    model_stages = [(p, r) for p, r in model_stages if _ok(r)]
+    if model_stages:
+        names_ = [n for n, _ in model_stages[0][1]["stages"]]
+        lines += ["", "Where the model's own time goes (`bench.worker_ours --task=stages --preset=cpu_small --size=256 "
+                  "--detections=6`: random weights, the heads on 6 rows, about the people kept; median ms per stage, "
+                  "each its own call):", "", "| stage | " + " | ".join(p for p, _ in model_stages) + " |",
+                  "|---|" + "---:|" * len(model_stages)]
+        for i, n in enumerate(names_):
+            lines.append(f"| {n} | " + " | ".join(f"{1000 * r['stages'][i][1]:.1f}" for _, r in model_stages) + " |")
+        lines.append("| **sum** | " + " | ".join(f"{1000 * sum(t for _, t in r['stages']):.1f}"
+                                                for _, r in model_stages) + " |")
     if part.get("server"):
         lines += ["", "Through the HTTP server (`serving.http_server`), one client on loopback, median ms per request:",
                   "", "| backend | POST /v1/predict | POST /v1/render |", "|---|---:|---:|"]

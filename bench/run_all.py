@@ -166,6 +166,7 @@ class Runner:
         size, d = max(self.s["sizes"]), max(self.s["detections"])
         frozen_bn = json.dumps({"model.backbone.norm": "frozen_bn"})
         return {"size": size, "detections": d, "ours": self.ours("stages", size, d),
+                "ours_bf16": self.ours("stages", size, d, precision="bfloat16"),
                 "ours_frozen_bn": self.ours("stages", size, d, overrides=frozen_bn),
                 "maskrcnn": self.theirs("stages", "maskrcnn", size, d),
                 "keypointrcnn": self.theirs("stages", "keypointrcnn", size, d)}
@@ -262,6 +263,12 @@ class Runner:
                                         {**base, "task": "batch", "backend": backend, "precision": precision,
                                          "repeats": 1 if s["quick"] else 3, "batch_images": 8 if s["quick"] else 16})
         out["fastest"] = fastest
+        # where the model's own time goes (random weights, threshold 0, D = about the people kept)
+        for precision in ("float32", "bfloat16"):
+            out[f"model_stages_{precision}"] = self._run(
+                f"cpu_small model stages 256px D=6 {precision}", "bench.worker_ours",
+                {"task": "stages", "preset": "cpu_small", "size": 64 if s["quick"] else 256, "detections": 6,
+                 "repeats": max(s["repeats"], 10), "warmup": 2, "threads": s["threads"], "precision": precision})
         return out
 
     def quant(self):

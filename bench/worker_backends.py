@@ -119,7 +119,8 @@ def infer():
     npz = os.path.join(d, "outputs", f"{FLAGS.backend}_{FLAGS.size}.npz")
     np.savez(npz, **out)
     return {**timing, "num_detections": int(len(out["scores"])), "setup_rss_mb": mem0["rss_mb"],
-            "outputs": os.path.relpath(npz, common.REPO_ROOT), "backend": name, "precision": precision}
+            "outputs": os.path.relpath(npz, common.REPO_ROOT), "backend": name, "precision": precision,
+            **common.memory_mb()}
 
 
 def quant():

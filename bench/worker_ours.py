@@ -46,6 +46,8 @@ flags.DEFINE_integer("people", 3, "ground-truth people in the training image")
 flags.DEFINE_string("overrides", "", "extra config overrides as JSON, e.g. '{\"model.backbone.norm\": \"frozen_bn\"}' "
                     "(for profiling experiments)")
 flags.DEFINE_string("profile_dir", "output/profile", "profile_train: tf.profiler log directory (TensorBoard)")
+flags.DEFINE_enum("precision", "float32", ["float32", "bfloat16"], "infer/stages: bfloat16 builds the model under "
+                  "Keras' mixed_bfloat16 policy (what mb.load(..., precision='bfloat16') does)")
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
 
 
@@ -286,6 +288,8 @@ def main(argv):
     tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_threads)
     import keras
     keras.utils.set_random_seed(0)
+    if FLAGS.precision == "bfloat16" and FLAGS.task in ("infer", "stages"):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if FLAGS.task == "infer":
         res = bench_infer(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     elif FLAGS.task == "train":
@@ -302,7 +306,7 @@ def main(argv):
     res.update({"framework": "tensorflow " + tf.__version__, "threads": FLAGS.threads,
                 "inter_threads": FLAGS.inter_threads, "task": FLAGS.task, "preset": FLAGS.preset,
                 "size": FLAGS.size, "detections": FLAGS.detections, "overrides": FLAGS.overrides,
-                "roi_align_backend": _backend_name(backend)})
+                "roi_align_backend": _backend_name(backend), "precision": FLAGS.precision})
     common.emit(res)
 
 

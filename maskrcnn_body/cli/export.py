@@ -19,6 +19,9 @@ use without this package.
 --tflite_quant: none (float32), float16, dynamic (int8 weights) or int8 (int8 weights and
 activations, calibrated on the first --calib_images images of --calib_records). With one value the
 file is --tflite; with several, each goes to NAME.<quant>.tflite beside it (none: NAME.tflite).
+Check a quantised file's accuracy before you deploy it: `maskrcnn-body evaluate --model FILE`. On the
+trained cpu_small model float16 and dynamic keep the AP within 0.5 points, but full int8 loses it all
+(docs/BENCHMARKS.md, "Quantised"): calibrated int8 activations break this GroupNorm network.
 """
 from __future__ import annotations
 
@@ -80,6 +83,9 @@ def run(args) -> int:
                                     calib_images=images)
             what = "float32" if quant == "none" else quant
             print(f"TFLite ({what}) -> {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+            if quant == "int8":
+                print("warning: full int8 lost all accuracy on the trained cpu_small model (docs/BENCHMARKS.md); "
+                      f"score it first: maskrcnn-body evaluate --model {path}", flush=True)
     if args.onnx:
         exporting.export_onnx(args.saved_model, args.onnx)
         print(f"ONNX -> {args.onnx} ({os.path.getsize(args.onnx) / 1e6:.1f} MB)")
