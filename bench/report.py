@@ -311,7 +311,8 @@ def _backends(results) -> List[str]:
         return ["Not run."]
     names = part["backends"]
     lines = ["The preset through `mb.load(..., backend=...)`'s runner (resize/pad, network, NMS, masks and "
-             "keypoints mapped back: the whole exported path) on one random square image, random weights, "
+             "keypoints mapped back: the whole exported path) on one random square image (its model's input size "
+             "set to the image's, as torchvision's min_size = max_size = size), random weights, "
              "score threshold 0, D detection slots; median wall s (CPU s). Ratios: / torchvision Mask R-CNN "
              "alone (same run).", "",
              "| size | D | " + " | ".join(_label(b) for b in names) + " | Mask R-CNN | fastest / Mask R-CNN |",
@@ -348,7 +349,8 @@ def _backends(results) -> List[str]:
     prep = {d: p for d, p in part.get("prepare", {}).items() if _ok(p)}
     if prep:
         lines += ["", "Export times (s): " + "; ".join(
-            f"D={d}: " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in p.items() if k.endswith("_s") and k != "wall_s")
+            f"{d.replace('_', ' px D=')}: " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in p.items()
+                                                   if k.endswith("_s") and k != "wall_s")
             for d, p in prep.items())]
     return lines
 

@@ -217,9 +217,11 @@ class Runner:
         formats = ",".join(sorted({"onnx" for b in FLAGS.backends if b.startswith(("onnx", "openvino"))} |
                                   {"tflite" for b in FLAGS.backends if b == "tflite"})) or "none"
         out = {"prepare": {}, "rows": [], "backends": list(FLAGS.backends)}
-        for d in s["detections"]:
-            out["prepare"][str(d)] = self._run(f"export {s['preset']} D={d} ({formats})", "bench.worker_backends",
-                                               {**base, "task": "prepare", "detections": d, "formats": formats})
+        for size in s["sizes"]:
+            for d in s["detections"]:
+                out["prepare"][f"{size}_{d}"] = self._run(
+                    f"export {s['preset']} {size}px D={d} ({formats})", "bench.worker_backends",
+                    {**base, "task": "prepare", "detections": d, "size": size, "formats": formats})
         previous = {(r["size"], r["detections"]): r for r in (infer_rows or [])}
         for size in s["sizes"]:
             for d in s["detections"]:

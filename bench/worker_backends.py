@@ -5,8 +5,9 @@
     python -m bench.worker_backends --task=quant --train_dir=output/mask_rcnn \\
         --records='data/records/synthetic_val-*.tfrecord' --calib_records='data/records/synthetic_train-*.tfrecord'
 
-``prepare``: a random-weight training directory of ``--preset`` with score threshold 0 and
-``max_detections = --detections`` (the same model as ``bench.worker_ours``; the work is fixed whatever
+``prepare``: a random-weight training directory of ``--preset`` with score threshold 0,
+``max_detections = --detections`` and, for a ``--size`` other than the preset's ``input.min_size``, input
+sizes ``--size`` (else the exports would resize the image to the preset's size) (the same model as ``bench.worker_ours``; the work is fixed whatever
 the untrained scores are) and its SavedModel / ONNX / TFLite exports, under ``--work_dir``; reused
 when they exist. Export times are reported.
 
@@ -61,8 +62,19 @@ def _abs(path):
     return path if os.path.isabs(path) else os.path.join(common.REPO_ROOT, path)
 
 
+def size_overrides() -> dict:
+    """The exports resize every image by the preset's rule (shorter side to ``input.min_size``): a
+    512 px image would run at 800 px in ``r50_fpn``. Sizes other than the preset's own get a model
+    whose input sizes are that size (torchvision's peers run with min_size = max_size = size too)."""
+    from maskrcnn_body.config import get_config
+    if FLAGS.size == get_config(FLAGS.preset).input.min_size:
+        return {}
+    return {"input.min_size": FLAGS.size, "input.max_size": FLAGS.size}
+
+
 def model_dir():
-    return os.path.join(_abs(FLAGS.work_dir), f"{FLAGS.preset}_D{FLAGS.detections}")
+    suffix = f"_S{FLAGS.size}" if size_overrides() else ""
+    return os.path.join(_abs(FLAGS.work_dir), f"{FLAGS.preset}_D{FLAGS.detections}{suffix}")
 
 
 def prepare():
@@ -78,7 +90,7 @@ def prepare():
     if not os.path.exists(os.path.join(run, "config.json")):
         keras.utils.set_random_seed(0)
         cfg = get_config(FLAGS.preset, **{"model.postprocess.score_threshold": 0.0,
-                                          "model.postprocess.max_detections": FLAGS.detections})
+                                          "model.postprocess.max_detections": FLAGS.detections, **size_overrides()})
         write_train_dir(build_model(cfg), cfg, run)
     sm = os.path.join(d, "saved_model")
     if not os.path.exists(os.path.join(sm, "saved_model.pb")):

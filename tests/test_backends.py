@@ -157,10 +157,12 @@ def test_backend_argument_selects_the_engine_and_results_agree(exported, tmp_pat
         np.testing.assert_allclose(a["masks"], b["masks"][order], atol=1e-3, err_msg=f"{path} {backend}")
     cached = backends.cache_path(train_dir, "train_dir", "onnxruntime")
     assert os.path.exists(cached) and cached.startswith(str(tmp_path / "cache"))
-    # auto: ONNX Runtime for .onnx, TFLite for .tflite; a training directory with a cached ONNX
-    # export -> onnxruntime, without one -> tensorflow (auto never converts)
+    # auto: ONNX Runtime for .onnx, TFLite for .tflite, TensorFlow for a SavedModel; a small-input training
+    # directory with a cached TFLite export -> tflite, without one -> tensorflow (auto never converts)
     assert mb.load(onnx_path).backend == "onnxruntime" and mb.load(quant["none"]).backend == "tflite"
-    assert backends.choose_backend(train_dir) == ("train_dir", "onnxruntime")
+    assert backends.choose_backend(train_dir) == ("train_dir", "tensorflow")
+    mb.load(train_dir, backend="tflite", score_threshold=0.0)
+    assert backends.choose_backend(train_dir) == ("train_dir", "tflite")
     monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "empty_cache"))
     assert backends.choose_backend(train_dir) == ("train_dir", "tensorflow")
     assert backends.choose_backend(sm) == ("savedmodel", "tensorflow")

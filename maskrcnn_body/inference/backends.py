@@ -14,14 +14,15 @@ SavedModel dir     ``tensorflow`` (its ``serving_batch`` signature: same-size im
 ``.tflite`` file   ``tflite`` (the TFLite interpreter with XNNPACK)
 =================  ==========================================================================
 
-``backend="auto"`` (the default) picks, among the backends installed, the first of
-:data:`AUTO_ORDER` for the format: the order is the speed ranking that ``make bench`` measured on
-CPUs (docs/BENCHMARKS.md, "Backends"): ONNX Runtime first, then TensorFlow. ``auto`` never
-converts: a training directory or a SavedModel runs on TensorFlow unless a converted file is
-already in the cache (then ONNX Runtime), so loading stays fast and predictable; pass
-``backend="onnxruntime"`` once to export (tens of seconds for ``cpu_small``, a few minutes for
-``r50_fpn``) and ``auto`` uses the cached file from then on. On a machine with a GPU ``auto``
-keeps TensorFlow for a training directory or a SavedModel.
+``backend="auto"`` (the default) picks by what ``make bench`` measured on CPUs (docs/BENCHMARKS.md,
+"Backends" and "cpu_small"): a ``.onnx`` file runs on ONNX Runtime (else OpenVINO), a ``.tflite`` file
+on TFLite, a SavedModel on TensorFlow. A training directory runs on TensorFlow (fastest for
+``r50_fpn``), except a small-input model (``input.max_size`` <= 320, e.g. ``cpu_small``, where TFLite's
+XNNPACK was fastest) whose TFLite export is already in the cache. ``auto`` never converts, so loading
+stays fast and predictable: pass ``backend="tflite"`` once to export (about a minute for ``cpu_small``)
+and ``auto`` uses the cached file from then on. ``auto`` keeps float32 (``precision="bfloat16"`` is
+faster on CPUs with AMX / AVX512-BF16 but changes the outputs within bfloat16's rounding) and, on a
+machine with a GPU, TensorFlow.
 
 On-the-fly exports go to ``$MASKRCNN_BODY_CACHE`` (default ``~/.cache/maskrcnn_body``) under a
 key of the model's absolute path, checkpoint, file times and this package's version, so a new
@@ -54,12 +55,13 @@ RUNS_ON = {"train_dir": ("tensorflow", "onnxruntime", "openvino", "tflite"),
            "savedmodel": ("tensorflow", "onnxruntime", "openvino", "tflite"),
            "onnx": ("onnxruntime", "openvino"),
            "tflite": ("tflite",)}
-AUTO_ORDER = {"train_dir": ("onnxruntime*", "tensorflow"),
-              "savedmodel": ("onnxruntime*", "tensorflow"),
+AUTO_ORDER = {"train_dir": ("tflite*", "tensorflow"),
+              "savedmodel": ("tensorflow",),
               "onnx": ("onnxruntime", "openvino"),
               "tflite": ("tflite",)}
-"""``auto``'s choice per format: the first installed; ``*``: only when the converted file is
-already cached (``auto`` never converts). Measured order: docs/BENCHMARKS.md, "Backends"."""
+"""``auto``'s choice per format: the first installed; ``*``: only for a small-input model
+(:data:`SMALL_INPUT` px) whose converted file is already cached (``auto`` never converts)."""
+SMALL_INPUT = 320
 PRECISIONS = {"float32": None,
               "bfloat16": {("tensorflow", "train_dir"), *(("openvino", f) for f in ("train_dir", "savedmodel", "onnx"))}}
 """Which (backend, format) pairs run in bfloat16 (float32: all)."""
@@ -119,6 +121,11 @@ def model_format(path: str) -> str:
                     f"export), a .onnx or a .tflite file; {path!r} {what}")
 
 
+def _small_input(train_dir: str) -> bool:
+    from maskrcnn_body.inference.loading import load_config
+    return load_config(train_dir).input.max_size <= SMALL_INPUT
+
+
 def _has_gpu() -> bool:
     try:
         import tensorflow as tf
@@ -140,7 +147,8 @@ def choose_backend(path: str, backend: str = "auto", checkpoint: Optional[str] =
             cand = cand.rstrip("*")
             if not is_available(cand):
                 continue
-            if cached_only and (_has_gpu() or not os.path.exists(cache_path(path, fmt, cand, checkpoint, min_score))):
+            if cached_only and (_has_gpu() or not _small_input(path) or
+                                not os.path.exists(cache_path(path, fmt, cand, checkpoint, min_score))):
                 continue
             return fmt, cand
         raise BackendError(f"no installed backend runs {path!r} ({fmt}); it runs on "
