@@ -7,7 +7,11 @@ TensorFlow itself is an extra so CPU users never pull the CUDA stack:
 The compiled ops (libs/) are optional: `make` builds them; without them the pure-TF ops run.
 The inference server (`maskrcnn-body serve`, `python train/test.py`: Starlette on uvicorn) is part of the
 default install: it is the original's demo entry point and its dependencies are small and pure Python.
+Inference backends besides TensorFlow / TFLite are extras too (README, "Backends"):
+  pip install -e ".[onnx]"      -> ONNX export (tf2onnx) and the onnxruntime backend
+  pip install -e ".[openvino]"  -> the openvino backend (runs the ONNX export)
 """
+
 import os
 import re
 
@@ -18,6 +22,7 @@ with open(os.path.join(HERE, "maskrcnn_body", "version.py")) as f:
     VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
 
 TF = "2.21.*"
+ONNX = ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"]
 setup(
     name="maskrcnn_body",
     version=VERSION,
@@ -38,13 +43,16 @@ setup(
         "uvicorn>=0.30,<1",
         "h11>=0.14",
         "python-multipart>=0.0.18",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF}"],
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
         # playwright drives the system's Chromium in tests/test_browser_demo.py (.ci/run apt-installs it;
         # Playwright's own browser download is not used)
-        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8", "playwright>=1.40"],
+        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8", "playwright>=1.40", *ONNX],
+        "onnx": ONNX,
+        "openvino": ["openvino>=2024.0", *ONNX],
         "video": ["opencv-python-headless>=4.8"],
     },
     entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},

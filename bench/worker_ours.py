@@ -50,6 +50,13 @@ flags.DEFINE_string(
     'extra config overrides as JSON, e.g. \'{"model.backbone.norm": "frozen_bn"}\' (for profiling experiments)',
 )
 flags.DEFINE_string("profile_dir", "output/profile", "profile_train: tf.profiler log directory (TensorBoard)")
+flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "bfloat16"],
+    "infer/stages: bfloat16 builds the model under "
+    "Keras' mixed_bfloat16 policy (what mb.load(..., precision='bfloat16') does)",
+)
 flags.DEFINE_string("roi_align_backend", "", "MASKRCNN_BODY_OPS value (auto | tf | custom); empty: unchanged")
 
 
@@ -335,6 +342,8 @@ def main(argv):
     import keras
 
     keras.utils.set_random_seed(0)
+    if FLAGS.precision == "bfloat16" and FLAGS.task in ("infer", "stages"):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if FLAGS.task == "infer":
         res = bench_infer(FLAGS.preset, FLAGS.size, FLAGS.detections, FLAGS.repeats, FLAGS.warmup)
     elif FLAGS.task == "train":
@@ -359,6 +368,7 @@ def main(argv):
             "detections": FLAGS.detections,
             "overrides": FLAGS.overrides,
             "roi_align_backend": _backend_name(backend),
+            "precision": FLAGS.precision,
         }
     )
     common.emit(res)

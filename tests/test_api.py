@@ -1,4 +1,5 @@
 """The 3-line Python API: mb.load(path) -> model(inputs) -> Result, the same whatever was loaded."""
+
 import json
 import os
 
@@ -14,8 +15,12 @@ from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import InputImageError, Model, load_image
 from maskrcnn_body.inference.results import json_to_masks
 
-SMALL = {"input.min_size": 96, "input.max_size": 128, "model.postprocess.score_threshold": 0.0,
-         "model.postprocess.max_detections": 5}
+SMALL = {
+    "input.min_size": 96,
+    "input.max_size": 128,
+    "model.postprocess.score_threshold": 0.0,
+    "model.postprocess.max_detections": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +53,18 @@ def test_three_lines(model, tmp_path):
     assert list(p.masks) == list(constants.CHANNELS)
     for name, m in p.masks.items():
         assert m.shape == (h, w) and m.dtype == bool
-        assert not (m & ~p.masks["body"]).any(), name           # parts clipped to the body
+        assert not (m & ~p.masks["body"]).any(), name  # parts clipped to the body
     assert [q.score for q in r.persons] == sorted((q.score for q in r.persons), reverse=True)
     assert r.part_map.shape == (h, w) and r.part_map.dtype == np.uint8 and r.part_map.max() <= 6
-    for k in constants.PART_CHANNELS:          # every labelled pixel belongs to that part of some person
+    for k in constants.PART_CHANNELS:  # every labelled pixel belongs to that part of some person
         covered = np.any([q.masks[constants.CHANNELS[k]] for q in r.persons], axis=0)
         assert not ((r.part_map == k) & ~covered).any()
-    drawing = np.asarray(render_dump({"image": r.image, **r.detections}, side_by_side=False, score_threshold=0.0,
-                                     min_size=0).convert("RGB"))
-    np.testing.assert_array_equal(r.plot(), drawing)        # the drawing of draw/draw.py
+    drawing = np.asarray(
+        render_dump({"image": r.image, **r.detections}, side_by_side=False, score_threshold=0.0, min_size=0).convert(
+            "RGB"
+        )
+    )
+    np.testing.assert_array_equal(r.plot(), drawing)  # the drawing of draw/draw.py
     js = r.to_json()
     assert (js["width"], js["height"], js["source"]) == (w, h, str(path)) and len(js["persons"]) == len(r.persons)
     decoded = json_to_masks(js)
@@ -89,7 +97,7 @@ def test_batches_equal_one_at_a_time_and_long_lists_show_progress(model, capsys)
     for a, b in zip(one, batched):
         np.testing.assert_allclose(a.detections["boxes"], b.detections["boxes"], atol=1e-3)
         np.testing.assert_allclose(a.detections["masks"], b.detections["masks"], atol=1e-4)
-    assert "6/6" in capsys.readouterr().err          # more images than batch_size: a progress bar
+    assert "6/6" in capsys.readouterr().err  # more images than batch_size: a progress bar
 
 
 def test_score_threshold_filters_persons(model):
@@ -100,18 +108,19 @@ def test_score_threshold_filters_persons(model):
     assert 0 < len(some.persons) < len(everything.persons) and min(p.score for p in some.persons) >= median
 
 
-@pytest.mark.slow   # exports a SavedModel and a TFLite file
+@pytest.mark.slow  # exports a SavedModel and a TFLite file
 def test_every_backend_gives_the_same_result_object(model_dir, model):
     from maskrcnn_body.inference.loading import load_trained_model
     from maskrcnn_body.serving.export import export_saved_model, export_tflite
+
     keras_model, cfg, _ = load_trained_model(str(model_dir / "run"))
     sm = export_saved_model(keras_model, cfg, str(model_dir / "saved_model"))
     tfl = export_tflite(sm, str(model_dir / "model.tflite"))
     img = _image(seed=5)
     want = model(img)[0]
-    for path, backend, atol in ((sm, "savedmodel", 1e-3), (tfl, "tflite", 2e-2)):
+    for path, fmt, backend, atol in ((sm, "savedmodel", "tensorflow", 1e-3), (tfl, "tflite", "tflite", 2e-2)):
         other = mb.load(path, score_threshold=0.0)
-        assert isinstance(other, Model) and other.backend == backend
+        assert isinstance(other, Model) and (other.format, other.backend) == (fmt, backend)
         got = other(img)[0]
         assert type(got) is type(want) and len(got.persons) == len(want.persons)
         np.testing.assert_allclose(got.detections["boxes"], want.detections["boxes"], atol=atol)
@@ -125,12 +134,16 @@ def test_clear_errors(model, tmp_path):
     (tmp_path / "model.onnx.txt").write_text("x")
     with pytest.raises(UserError, match="is none of them"):
         mb.load(str(tmp_path))
-    for bad, message in ((3, "cannot use int"), (np.zeros((4, 4, 3), np.float32), "uint8"),
-                         (np.zeros((4, 4, 5), np.uint8), "RGB uint8"), (str(tmp_path / "no.jpg"), "not an image file"),
-                         ([], "no images")):
+    for bad, message in (
+        (3, "cannot use int"),
+        (np.zeros((4, 4, 3), np.float32), "uint8"),
+        (np.zeros((4, 4, 5), np.uint8), "RGB uint8"),
+        (str(tmp_path / "no.jpg"), "not an image file"),
+        ([], "no images"),
+    ):
         with pytest.raises(InputImageError, match=message):
             model(bad)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     with pytest.raises(InputImageError, match="cannot be read as an image"):
         load_image(str(tmp_path / "broken.jpg"))
-    assert os.path.exists(tmp_path / "broken.jpg")        # nothing is lost
+    assert os.path.exists(tmp_path / "broken.jpg")  # nothing is lost

@@ -2,6 +2,7 @@
 
     maskrcnn-body serve --train_dir output/mask_rcnn --port 8080
     open http://127.0.0.1:8080/     (the demo page: a picture or the webcam, drawn in the browser)
+    maskrcnn-body serve --model output/export/model.onnx --backend onnxruntime
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
     curl -s -F image=@photo.jpg http://127.0.0.1:8080/v1/predict          (a multipart form works too)
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/render > out.png
@@ -11,45 +12,109 @@ Starlette on uvicorn (maskrcnn_body.serving.http_server): uploads are read async
 hold no thread), the model runs one call at a time behind a bounded queue. Errors are JSON
 {"error", "status"} with 400/404/405/408/411/413/415/503 (README, "Inference, server, export").
 """
+
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--train_dir", "--model", dest="train_dir", default="output/mask_rcnn",
-                   help="Training directory (config.json + checkpoints) (default: %(default)s).")
+    p.add_argument(
+        "--train_dir",
+        "--model",
+        dest="train_dir",
+        default="output/mask_rcnn",
+        help="Training directory (config.json + checkpoints), SavedModel directory, .onnx or .tflite "
+        "file (default: %(default)s).",
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto, tensorflow, onnxruntime, openvino or tflite "
+        '(README, "Backends"; a training directory is exported once for the non-TensorFlow ones) '
+        "(default: %(default)s).",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the onnxruntime, openvino and tflite backends (default: all cores).",
+    )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
+        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).",
+    )
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
-    p.add_argument("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 exposes the server to "
-                   "your network) (default: %(default)s).")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="Address to listen on (0.0.0.0 exposes the server to your network) (default: %(default)s).",
+    )
     p.add_argument("--port", type=int, default=8080, help="Port (0 = any free port; the URL is printed).")
     p.add_argument("--score_threshold", type=float, default=0.5, help="Keep detections with at least this score.")
     p.add_argument("--max_body_mb", type=float, default=20.0, help="Largest accepted request body in MB (413 above).")
     p.add_argument("--max_pixels", type=int, default=40_000_000, help="Largest accepted image in pixels (400 above).")
-    p.add_argument("--workers", type=int, default=4, help="Ignored (kept so old command lines work): the server "
-                   "reads uploads asynchronously and runs the model one call at a time.")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=4,
+        help="Ignored (kept so old command lines work): the server "
+        "reads uploads asynchronously and runs the model one call at a time.",
+    )
     p.add_argument("--max_queue", type=int, default=16, help="Requests waiting for the model before 503.")
-    p.add_argument("--read_timeout", type=float, default=10.0, help="Seconds a client has to send its request "
-                   "head and body (408 after).")
+    p.add_argument(
+        "--read_timeout",
+        type=float,
+        default=10.0,
+        help="Seconds a client has to send its request head and body (408 after).",
+    )
 
 
 def run(args) -> int:
     import logging
 
     import numpy as np
+
     logging.basicConfig(level=logging.WARNING)
-    from maskrcnn_body.inference.predictor import Predictor
+    from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.http_server import ServerConfig, serve
     from maskrcnn_body.serving.infer import predict_json, render_png
-    predictor = Predictor.from_train_dir(args.train_dir, args.checkpoint)
-    thr = args.score_threshold
+
+    model = load(
+        args.train_dir,
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        num_threads=args.threads,
+        precision=args.precision,
+    )
+    runner, thr = model.runner, args.score_threshold
+
+    def predictor(image):
+        return runner([image])[0]
+
     predictor(np.zeros((64, 64, 3), np.uint8))  # trace now (one trace serves every size), not on request 1
+    print(f"model {args.train_dir} ({model.format}) on backend {model.backend}", flush=True)
 
     def render(image):
         return render_png(image, predictor(image), thr)
 
-    cfg = ServerConfig(host=args.host, port=args.port, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-                       max_pixels=args.max_pixels, num_workers=args.workers, max_queue=args.max_queue,
-                       read_timeout_s=args.read_timeout)
-    serve(cfg, lambda image: predict_json(predictor, image, score_threshold=thr), render,
-          ready=lambda url: print(f"serving on {url} (GET / demo page, POST /v1/predict, POST /v1/render, "
-                                  "GET /healthz, GET /openapi.json)", flush=True))
+    cfg = ServerConfig(
+        host=args.host,
+        port=args.port,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_pixels=args.max_pixels,
+        num_workers=args.workers,
+        max_queue=args.max_queue,
+        read_timeout_s=args.read_timeout,
+    )
+    serve(
+        cfg,
+        lambda image: predict_json(predictor, image, score_threshold=thr),
+        render,
+        ready=lambda url: print(
+            f"serving on {url} (GET / demo page, POST /v1/predict, POST /v1/render, GET /healthz, GET /openapi.json)",
+            flush=True,
+        ),
+    )
     return 0

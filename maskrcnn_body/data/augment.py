@@ -109,8 +109,10 @@ def resize_image(image: tf.Tensor, scale: tf.Tensor, size: tf.Tensor) -> tf.Tens
 def pad_to_multiple(image: tf.Tensor, divisor: int) -> tf.Tensor:
     """Zero-pads an (H, W, C) image bottom/right to the next multiples of ``divisor``."""
     shape = tf.shape(image)
-    h = -(-shape[0] // divisor) * divisor
-    w = -(-shape[1] // divisor) * divisor
+    # (n + d - 1) // d, not -(-n // d): ONNX's integer Div truncates, so a floor division of a
+    # negative number would not survive the ONNX export (sizes are positive: identical values)
+    h = (shape[0] + divisor - 1) // divisor * divisor
+    w = (shape[1] + divisor - 1) // divisor * divisor
     return tf.pad(image, [[0, h - shape[0]], [0, w - shape[1]], [0, 0]])
 
 

@@ -25,6 +25,7 @@ from typing import List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.utils.threads import single_threaded_blas
 
 BODY_ONLY = constants.NUM_CHANNELS
 """Label of a body pixel that belongs to no part in :func:`part_label_map` (7)."""
@@ -120,6 +121,11 @@ def paste_probabilities(masks: np.ndarray, boxes: np.ndarray, height: int, width
       degenerate or lies outside the image.
     """
     masks, boxes = _check(masks, boxes)
+    with single_threaded_blas():  # tiny products: BLAS threads only spin (utils.threads)
+        return _paste_probabilities(masks, boxes, height, width)
+
+
+def _paste_probabilities(masks: np.ndarray, boxes: np.ndarray, height: int, width: int) -> List[PastedCrop]:
     m = masks.shape[1]
     out = []
     for mask, (x1, y1, x2, y2) in zip(masks, boxes):

@@ -1,8 +1,9 @@
 """The Python API: ``mb.load(path)`` -> :class:`Model`; ``model(inputs)`` -> a list of :class:`Result`.
 
     import maskrcnn_body as mb
-    model = mb.load("output/mask_rcnn")        # a train dir, an exported SavedModel dir, or a .tflite file
-    results = model("photo.jpg")               # a path, a PIL image, an RGB uint8 array, or a list of them
+    model = mb.load("output/mask_rcnn")        # a train dir, a SavedModel dir, a .onnx or a .tflite file
+    model = mb.load("output/mask_rcnn", backend="onnxruntime")   # or tensorflow, openvino, tflite, auto
+    results = model("photo.jpg")               # a path, image bytes, a PIL image, an RGB uint8 array, or a list
     r = results[0]
     r.persons[0].box, r.persons[0].score       # x1, y1, x2, y2 in the input image's pixels; float
     r.persons[0].keypoints                     # (15, 3): x, y, score, same frame
@@ -16,6 +17,7 @@ detections in the input image's pixels (boxes (R, 4), scores (R,), box-frame mas
 keypoints (R, 15, 3)) and this module does the rest (pasting, label map, drawing, JSON) once.
 Coordinates: the pixel-edge frame of ``constants`` (x2/y2 exclusive).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -33,7 +35,7 @@ from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import results as results_json
 
-ImageInput = Union[str, os.PathLike, np.ndarray, Any]   # Any: a PIL image
+ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 PART_MAP_LABELS = {0: "background", **{k: constants.CHANNELS[k] for k in constants.PART_CHANNELS}}
 """Values of :attr:`Result.part_map`: 0 background (and body pixels no part covers), 1 head,
@@ -56,6 +58,7 @@ class Person:
       mask_probs: float32 (M, M, 7) box-frame channel probabilities (what the model outputs).
       track_id: identity across video frames (``maskrcnn_body.inference.tracking``), else None.
     """
+
     box: np.ndarray
     score: float
     keypoints: np.ndarray
@@ -87,6 +90,7 @@ class Result:
       persons: detections with score >= the model's threshold, best first.
       source: where the image came from (a path, or "" for arrays).
     """
+
     image: np.ndarray
     persons: List[Person]
     source: str = ""
@@ -97,10 +101,12 @@ class Result:
         probabilities, ``keypoints`` (R, 15, 3) (the evaluation-dump keys)."""
         p = self.persons
         m = p[0].mask_probs.shape[0] if p else 1
-        return {"boxes": np.asarray([x.box for x in p], np.float32).reshape(-1, 4),
-                "scores": np.asarray([x.score for x in p], np.float32).reshape(-1),
-                "masks": np.asarray([x.mask_probs for x in p], np.float32).reshape(-1, m, m, constants.NUM_CHANNELS),
-                "keypoints": np.asarray([x.keypoints for x in p], np.float32).reshape(-1, constants.NUM_KEYPOINTS, 3)}
+        return {
+            "boxes": np.asarray([x.box for x in p], np.float32).reshape(-1, 4),
+            "scores": np.asarray([x.score for x in p], np.float32).reshape(-1),
+            "masks": np.asarray([x.mask_probs for x in p], np.float32).reshape(-1, m, m, constants.NUM_CHANNELS),
+            "keypoints": np.asarray([x.keypoints for x in p], np.float32).reshape(-1, constants.NUM_KEYPOINTS, 3),
+        }
 
     @cached_property
     def part_map(self) -> np.ndarray:
@@ -119,8 +125,12 @@ class Result:
         """RGB uint8 drawing: parts, body outlines, boxes with scores, skeletons and the legend (the
         drawing of ``draw/draw.py`` and ``maskrcnn-body predict``)."""
         from maskrcnn_body.drawing.draw import render_dump
-        return np.asarray(render_dump({"image": self.image, **self.detections}, side_by_side=False,
-                                      score_threshold=0.0, min_size=0).convert("RGB"))
+
+        return np.asarray(
+            render_dump(
+                {"image": self.image, **self.detections}, side_by_side=False, score_threshold=0.0, min_size=0
+            ).convert("RGB")
+        )
 
     def to_json(self) -> dict:
         """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.results``), plus a
@@ -141,6 +151,7 @@ class Result:
                 json.dump(self.to_json(), f)
             return path
         from PIL import Image
+
         Image.fromarray(self.plot()).save(path)
         return path
 
@@ -150,26 +161,41 @@ class Result:
 
 
 # --------------------------------------------------------------------------- inputs
+def _decode(fp, name: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(fp) as im:
+            im.load()
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputImageError(f"{name} cannot be read as an image: {e}") from None
+
+
 def load_image(item: ImageInput) -> tuple:
-    """``(RGB uint8 (H, W, 3), source name)`` of a path, a PIL image or an array (gray and RGBA are
-    converted; anything else is an :class:`InputImageError` saying what is accepted)."""
+    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, ...) or a
+    binary file object, a PIL image or an array (gray and RGBA are converted; anything else is an
+    :class:`InputImageError` saying what is accepted)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        import io
+
+        return _decode(io.BytesIO(item), "the image bytes"), ""
+    if hasattr(item, "read") and hasattr(item, "seek"):
+        return _decode(item, f"{getattr(item, 'name', 'the file object')!r}"), str(getattr(item, "name", ""))
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if not os.path.isfile(path):
             raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
-        from PIL import Image, UnidentifiedImageError
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB")), path
-        except (UnidentifiedImageError, OSError) as e:
-            raise InputImageError(f"{path!r} cannot be read as an image: {e}") from None
-    if hasattr(item, "convert") and hasattr(item, "size"):          # PIL image
+        return _decode(path, repr(path)), path
+    if hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
         return np.asarray(item.convert("RGB")), ""
     if isinstance(item, np.ndarray):
         a = item
         if a.dtype != np.uint8:
-            raise InputImageError(f"array images must be uint8 RGB (H, W, 3), got dtype {a.dtype}; convert with "
-                                  "np.clip(x, 0, 255).astype(np.uint8)")
+            raise InputImageError(
+                f"array images must be uint8 RGB (H, W, 3), got dtype {a.dtype}; convert with "
+                "np.clip(x, 0, 255).astype(np.uint8)"
+            )
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=-1)
         elif a.ndim == 3 and a.shape[-1] == 4:
@@ -177,19 +203,27 @@ def load_image(item: ImageInput) -> tuple:
         if a.ndim != 3 or a.shape[-1] != 3 or min(a.shape[:2]) < 1:
             raise InputImageError(f"array images must be RGB uint8 (H, W, 3), got shape {item.shape}")
         return np.ascontiguousarray(a), ""
-    raise InputImageError(f"cannot use {type(item).__name__} as an image: give a path, a PIL image or an RGB "
-                          "uint8 array (H, W, 3), or a list of them")
+    raise InputImageError(
+        f"cannot use {type(item).__name__} as an image: give a path, a PIL image or an RGB "
+        "uint8 array (H, W, 3), or a list of them"
+    )
 
 
 def expand_inputs(inputs) -> List[ImageInput]:
     """A single input or a list; folders become their image files (sorted)."""
-    if isinstance(inputs, (str, os.PathLike, np.ndarray)) or (hasattr(inputs, "convert") and hasattr(inputs, "size")):
+    if (
+        isinstance(inputs, (str, os.PathLike, np.ndarray, bytes, bytearray, memoryview))
+        or hasattr(inputs, "read")
+        or (hasattr(inputs, "convert") and hasattr(inputs, "size"))
+    ):
         inputs = [inputs]
     try:
         items = list(inputs)
     except TypeError:
-        raise InputImageError(f"cannot use {type(inputs).__name__} as an image: give a path, a PIL image or an RGB "
-                              "uint8 array (H, W, 3), or a list of them") from None
+        raise InputImageError(
+            f"cannot use {type(inputs).__name__} as an image: give a path, a PIL image or an RGB "
+            "uint8 array (H, W, 3), or a list of them"
+        ) from None
     out: List[ImageInput] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
@@ -214,17 +248,25 @@ class Model:
       score_threshold: persons below this score are left out of the results (the model itself keeps
         everything above ``model.postprocess.score_threshold``).
       name: what was loaded (shown in ``repr``).
-      backend: the backend's name (``tensorflow``, ``savedmodel``, ``tflite``, ...).
+      backend: the engine's name (``tensorflow``, ``onnxruntime``, ``openvino``, ``tflite``).
+      format: what was loaded (``train_dir``, ``savedmodel``, ``onnx``, ``tflite``).
     """
 
-    def __init__(self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = ""):
+    def __init__(
+        self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = "", format: str = ""
+    ):
         self.runner, self.score_threshold, self.name, self.backend = runner, float(score_threshold), name, backend
+        self.format = format
 
     def __repr__(self) -> str:
-        return f"Model({self.name!r}, backend={self.backend!r}, score_threshold={self.score_threshold})"
+        return (
+            f"Model({self.name!r}, format={self.format!r}, backend={self.backend!r}, "
+            f"score_threshold={self.score_threshold})"
+        )
 
-    def __call__(self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None,
-                 progress: Optional[bool] = None) -> List[Result]:
+    def __call__(
+        self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None, progress: Optional[bool] = None
+    ) -> List[Result]:
         """Results for a path, a PIL image, an RGB uint8 array, a folder, or a list of them.
 
         Images run ``batch_size`` at a time (images of the same size share one model call); a
@@ -232,8 +274,9 @@ class Model:
         on or off)."""
         return list(self.iter_results(inputs, batch_size, score_threshold, progress))
 
-    def iter_results(self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None,
-                     progress: Optional[bool] = None) -> Iterator[Result]:
+    def iter_results(
+        self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None, progress: Optional[bool] = None
+    ) -> Iterator[Result]:
         """:meth:`__call__` as a generator (one image decoded at a time per batch: bounded memory)."""
         items = expand_inputs(inputs)
         if not items:
@@ -244,10 +287,11 @@ class Model:
         bar = None
         if progress or (progress is None and len(items) > batch_size):
             from maskrcnn_body.utils.progress import ProgressBar
+
             bar = ProgressBar(len(items), stream=sys.stderr)
         done = persons = 0
         for start in range(0, len(items), batch_size):
-            loaded = [load_image(x) for x in items[start:start + batch_size]]
+            loaded = [load_image(x) for x in items[start : start + batch_size]]
             for (image, source), det in zip(loaded, self.runner([im for im, _ in loaded])):
                 result = make_result(image, det, thr, source)
                 done, persons = done + 1, persons + len(result.persons)
@@ -263,18 +307,53 @@ def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: 
     scores = np.asarray(det["scores"], np.float32).reshape(-1)
     order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= score_threshold]
     h, w = image.shape[:2]
-    persons = [Person(box=np.asarray(det["boxes"][i], np.float32), score=float(scores[i]),
-                      keypoints=np.asarray(det["keypoints"][i], np.float32),
-                      mask_probs=np.asarray(det["masks"][i], np.float32), image_size=(h, w)) for i in order]
+    persons = [
+        Person(
+            box=np.asarray(det["boxes"][i], np.float32),
+            score=float(scores[i]),
+            keypoints=np.asarray(det["keypoints"][i], np.float32),
+            mask_probs=np.asarray(det["masks"][i], np.float32),
+            image_size=(h, w),
+        )
+        for i in order
+    ]
     return Result(image=image, persons=persons, source=source)
 
 
 # --------------------------------------------------------------------------- loading
-def load(path: Union[str, os.PathLike], score_threshold: float = 0.5, checkpoint: Optional[str] = None) -> Model:
-    """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``: TensorFlow with the
-    compiled ops when built), an exported SavedModel directory, or a ``.tflite`` file
-    (:mod:`maskrcnn_body.inference.backends`)."""
+def load(
+    path: Union[str, os.PathLike],
+    score_threshold: float = 0.5,
+    checkpoint: Optional[str] = None,
+    backend: str = "auto",
+    num_threads: Optional[int] = None,
+    precision: str = "float32",
+) -> Model:
+    """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``), an exported
+    SavedModel directory, a ``.onnx`` or a ``.tflite`` file, run by ``backend``: ``auto`` (default),
+    ``tensorflow``, ``onnxruntime``, ``openvino`` or ``tflite``
+    (:mod:`maskrcnn_body.inference.backends`: which backend runs which format, what ``auto`` picks,
+    and the cached on-the-fly export of a training directory for the non-TensorFlow backends).
+    The same :class:`Result` comes back whatever the backend. A training directory on TensorFlow
+    drops detections below ``score_threshold`` inside the model (fewer rows through the mask and
+    keypoint heads); call the model with a lower ``score_threshold`` than :func:`load`'s and you get
+    only those at or above the model's, so load with the lowest threshold you will use. ``num_threads``: CPU
+    threads of the
+    ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
+    (TensorFlow on a training directory, OpenVINO): bfloat16 convolutions, several times faster on
+    CPUs with AMX or AVX512-BF16, outputs within bfloat16's rounding of float32's (docs/BENCHMARKS.md
+    gives the accuracy change)."""
     from maskrcnn_body.inference import backends
+
     path = os.fspath(path)
-    runner, backend = backends.open_runner(path, checkpoint=checkpoint)
-    return Model(runner, score_threshold, path, backend)
+    fmt = backends.model_format(path)
+    runner, name = backends.open_runner(
+        path,
+        checkpoint=checkpoint,
+        backend=backend,
+        num_threads=num_threads,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+        precision=precision,
+        min_score=score_threshold,
+    )
+    return Model(runner, score_threshold, path, name, fmt)

@@ -5,6 +5,7 @@ pipeline (same resizing as training), maps boxes and keypoints back to original-
 (``original = resized / scale``) and writes one ``evaluation.dumps`` ``.npz`` per image with the
 record's full-resolution ground truth. ``evaluate_model`` then runs ``evaluation.runner``.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,17 +43,19 @@ def _ground_truth(patterns, skip_corrupt: bool) -> Iterator[tuple]:
                 continue
             raise
         n, (h, w) = len(r.persons), (r.height, r.width)
-        yield r.source_id, {
-            "image": r.decode_image(),
-            "gt_boxes": np.asarray([p.bbox for p in r.persons], np.float32).reshape(n, 4),
-            "gt_parts": np.asarray([p.parts for p in r.persons], np.uint8).reshape(n, h, w),
-            "gt_valid": np.asarray([p.parts_valid for p in r.persons], np.uint8).reshape(n, 7),
-            "gt_keypoints": np.asarray([p.keypoints for p in r.persons], np.float32).reshape(n, 15, 3),
-        }
+        yield (
+            r.source_id,
+            {
+                "image": r.decode_image(),
+                "gt_boxes": np.asarray([p.bbox for p in r.persons], np.float32).reshape(n, 4),
+                "gt_parts": np.asarray([p.parts for p in r.persons], np.uint8).reshape(n, h, w),
+                "gt_valid": np.asarray([p.parts_valid for p in r.persons], np.uint8).reshape(n, 7),
+                "gt_keypoints": np.asarray([p.keypoints for p in r.persons], np.float32).reshape(n, 15, 3),
+            },
+        )
 
 
-def predict_dumps(model, patterns, cfg, batch_size: int = 4,
-                  max_images: Optional[int] = None) -> Iterator[dict]:
+def predict_dumps(model, patterns, cfg, batch_size: int = 4, max_images: Optional[int] = None) -> Iterator[dict]:
     """Yields dump dicts (``evaluation.dumps`` keys) for the first ``max_images`` records.
 
     Predictions (tf.data, non-training order = sorted shards, records in file order) and ground
@@ -68,21 +71,48 @@ def predict_dumps(model, patterns, cfg, batch_size: int = 4,
         det = {k: v.numpy() for k, v in detect(batch["images"], batch["image_shape"]).items()}
         for j, sid in enumerate(batch["source_id"].numpy()):
             sid = sid.decode()
-            for gt_sid, truth in gt:
-                if gt_sid == sid:
-                    break
-            else:
-                raise RuntimeError(f"prediction for {sid!r} has no ground-truth record in {patterns!r} "
-                                   "(records out of order?)")
+            truth = next((t for gt_sid, t in gt if gt_sid == sid), None)
+            if truth is None:
+                raise RuntimeError(
+                    f"prediction for {sid!r} has no ground-truth record in {patterns!r} (records out of order?)"
+                )
             n, s = int(det["num_detections"][j]), float(batch["scale"][j])
             kp = det["keypoints"][j, :n].copy()
             kp[..., :2] /= s
-            yield {"source_id": sid, "boxes": det["boxes"][j, :n] / s, "scores": det["scores"][j, :n],
-                   "masks": det["masks"][j, :n], "keypoints": kp, **truth}
+            yield {
+                "source_id": sid,
+                "boxes": det["boxes"][j, :n] / s,
+                "scores": det["scores"][j, :n],
+                "masks": det["masks"][j, :n],
+                "keypoints": kp,
+                **truth,
+            }
 
 
-def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
-                max_images: Optional[int] = None) -> List[str]:
+def runner_dumps(runner, patterns, max_images: Optional[int] = None, skip_corrupt: bool = False) -> Iterator[dict]:
+    """Yields dump dicts for the first ``max_images`` records, predicted by a backend runner
+    (:data:`~maskrcnn_body.inference.backends.Runner`: an exported SavedModel, ONNX or TFLite file,
+    or a training directory on any backend) on each record's full-resolution image, so that every
+    backend and every quantised export is scored on the same images by the same metrics. The
+    runner resizes as the exports do (``inference.transforms``)."""
+    for i, (sid, truth) in enumerate(_ground_truth(patterns, skip_corrupt)):
+        if max_images is not None and i >= max_images:
+            return
+        (det,) = runner([truth["image"]])
+        yield {"source_id": sid, **{k: det[k] for k in ("boxes", "scores", "masks", "keypoints")}, **truth}
+
+
+def write_runner_dumps(
+    runner, patterns, out_dir: str, max_images: Optional[int] = None, skip_corrupt: bool = False
+) -> List[str]:
+    """:func:`runner_dumps` written as ``out_dir/<source_id>.npz``; returns the paths."""
+    return [
+        dumps.write_dump(os.path.join(out_dir, safe_file_name(d["source_id"]) + ".npz"), **d)
+        for d in runner_dumps(runner, patterns, max_images, skip_corrupt)
+    ]
+
+
+def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4, max_images: Optional[int] = None) -> List[str]:
     """Writes ``out_dir/<source_id>.npz`` per image; returns the paths."""
     paths = []
     for d in predict_dumps(model, patterns, cfg, batch_size, max_images):
@@ -90,8 +120,7 @@ def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4,
     return paths
 
 
-def evaluate_model(model, patterns, cfg, dump_dir: str, batch_size: int = 4,
-                   max_images: Optional[int] = None):
+def evaluate_model(model, patterns, cfg, dump_dir: str, batch_size: int = 4, max_images: Optional[int] = None):
     """Writes the dumps (``dump_dir`` is emptied first) and returns
     ``evaluation.runner.EvaluationResult``."""
     shutil.rmtree(dump_dir, ignore_errors=True)

@@ -12,9 +12,10 @@ Coordinates are in the original image's pixel-edge frame (README, Conventions). 
 pasting rule of :mod:`maskrcnn_body.evaluation.paste` (bilinear onto the box, >= 0.5, parts clipped
 to the body). Decode a mask with ``pycocotools.mask.decode(rle)``.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -23,27 +24,82 @@ from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
 
 
-def detections_to_json(det: Dict[str, np.ndarray], height: int, width: int, source: str = "",
-                       threshold: float = 0.5) -> dict:
+def rle_counts(crop: paste.PastedCrop, height: int, width: int) -> List[List[int]]:
+    """Uncompressed COCO RLE counts (column-major runs, zeros first) of each channel of a bool crop
+    placed in a ``height x width`` image, computed from the crop's own pixels only (equal to
+    ``pycocotools.mask.encode`` of :meth:`PastedCrop.full`, without building the full image)."""
+    values = np.asarray(crop.values, bool)
+    h, w = values.shape[:2]
+    c = values.shape[2] if values.ndim == 3 else constants.NUM_CHANNELS
+    total = height * width
+    if h == 0 or w == 0:
+        return [[total] for _ in range(c)]
+    y0, x0 = crop.y0, crop.x0
+    # the image columns x0 .. x0 + w - 1, column-major: (w, height) per channel
+    cols = np.zeros((c, w, height), bool)
+    cols[:, :, y0 : y0 + h] = values.transpose(2, 1, 0)
+    lead, trail = x0 * height, total - (x0 + w) * height
+    out = []
+    for k in range(c):
+        v = cols[k].reshape(-1)
+        change = np.flatnonzero(v[1:] != v[:-1]) + 1
+        runs = np.diff(np.concatenate(([0], change, [v.size])))
+        counts = runs.tolist()
+        if v[0]:
+            counts.insert(0, 0)
+        counts[0] += lead
+        if v[-1]:
+            if trail:
+                counts.append(trail)
+        else:
+            counts[-1] += trail
+        out.append(counts)
+    return out
+
+
+def encode_crop(crop: paste.PastedCrop, height: int, width: int) -> List[dict]:
+    """``{"size": [H, W], "counts": "<COCO compressed string>"}`` per channel of a bool crop."""
+    objs = [{"size": [height, width], "counts": counts} for counts in rle_counts(crop, height, width)]
+    return [
+        {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")}
+        for r in mask_utils.frPyObjects(objs, height, width)
+    ]
+
+
+def detections_to_json(
+    det: Dict[str, np.ndarray],
+    height: int,
+    width: int,
+    source: str = "",
+    threshold: float = 0.5,
+    crops: Optional[Sequence[paste.PastedCrop]] = None,
+    rles: Optional[Sequence[List[dict]]] = None,
+) -> dict:
     """Args: det with ``boxes`` (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7), ``keypoints`` (R, 15, 3)
-    for the R kept detections, in original image pixels."""
+    for the R kept detections, in original image pixels. ``crops`` / ``rles``: the pasted crops
+    (:func:`~maskrcnn_body.evaluation.paste.paste_crops` at ``threshold``) and their
+    :func:`encode_crop`, when the caller already has them."""
     boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
     scores = np.asarray(det["scores"], np.float32).reshape(-1)
     kps = np.asarray(det["keypoints"], np.float32).reshape(-1, constants.NUM_KEYPOINTS, 3)
-    crops = paste.paste_crops(np.asarray(det["masks"], np.float32), boxes, height, width, threshold) \
-        if len(boxes) else []
+    if crops is None:
+        crops = (
+            paste.paste_crops(np.asarray(det["masks"], np.float32), boxes, height, width, threshold)
+            if len(boxes)
+            else []
+        )
+    if rles is None:
+        rles = [encode_crop(crop, height, width) for crop in crops]
     persons = []
-    for r, crop in enumerate(crops):
-        full = crop.full(height, width)  # (H, W, 7) bool
-        rles = mask_utils.encode(np.asfortranarray(full.astype(np.uint8)))
-        masks = {}
-        for k, name in enumerate(constants.CHANNELS):
-            rle = rles[k]
-            masks[name] = {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-        persons.append({"box": [round(float(v), 2) for v in boxes[r]], "score": round(float(scores[r]), 4),
-                        "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)]
-                                      for x, y, s in kps[r]],
-                        "masks": masks})
+    for r, rle in enumerate(rles):
+        persons.append(
+            {
+                "box": [round(float(v), 2) for v in boxes[r]],
+                "score": round(float(scores[r]), 4),
+                "keypoints": [[round(float(x), 2), round(float(y), 2), round(float(s), 4)] for x, y, s in kps[r]],
+                "masks": dict(zip(constants.CHANNELS, rle)),
+            }
+        )
     return {"width": int(width), "height": int(height), "source": source, "persons": persons}
 
 
@@ -53,7 +109,9 @@ def json_to_masks(result: dict) -> Optional[np.ndarray]:
         return None
     out = []
     for p in result["persons"]:
-        chans = [mask_utils.decode({"size": p["masks"][n]["size"], "counts": p["masks"][n]["counts"].encode()})
-                 for n in constants.CHANNELS]
+        chans = [
+            mask_utils.decode({"size": p["masks"][n]["size"], "counts": p["masks"][n]["counts"].encode()})
+            for n in constants.CHANNELS
+        ]
         out.append(np.stack(chans, -1).astype(bool))
     return np.stack(out)

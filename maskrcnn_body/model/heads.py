@@ -1,10 +1,12 @@
 """The RoI head networks: box/class, 7-channel part mask, 15-joint keypoint.
 
 Every head is a functional ``keras.Model`` over RoIAlign crops (N, S, S, C) of the RoIs' own
-pyramid level, C = the FPN width (``model.roi_heads`` crops the RoIs and runs them). Nothing is mirrored: the crops keep the image's orientation, so left
+pyramid level, C = the FPN width (``model.roi_heads`` crops the RoIs and runs them). Nothing is mirrored: the
+crops keep the image's orientation, so left
 and right (the subject's own sides) are learnable from the face/back-of-head cue.
 Outputs are float32 (cast after the last layer, safe under mixed precision).
 """
+
 from __future__ import annotations
 
 import keras
@@ -70,12 +72,13 @@ def build_box_head(cfg: BoxHeadConfig, channels: int) -> keras.Model:
     x = keras.layers.Flatten(name="box_flatten")(inputs)
     for i in (1, 2):
         x = keras.layers.Dense(cfg.fc_dim, activation="relu", name=f"box_fc{i}")(x)
-    logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                                name="box_class")(x)
-    deltas = keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001),
-                                name="box_deltas")(x)
-    return keras.Model(inputs, [_float32(logits, "class_logits"), _float32(deltas, "box_deltas_f32")],
-                       name="box_head")
+    logits = keras.layers.Dense(
+        NUM_CLASSES, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01), name="box_class"
+    )(x)
+    deltas = keras.layers.Dense(4, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001), name="box_deltas")(
+        x
+    )
+    return keras.Model(inputs, [_float32(logits, "class_logits"), _float32(deltas, "box_deltas_f32")], name="box_head")
 
 
 def build_mask_head(cfg: MaskHeadConfig, channels: int, keypoints: KeypointHeadConfig) -> keras.Model:
@@ -132,5 +135,7 @@ def build_keypoint_head(cfg: KeypointHeadConfig, channels: int, fc_dim: int = 10
         x = keras.layers.Dense(2 * constants.NUM_KEYPOINTS, name="kp_regression")(x)
         x = keras.layers.Reshape((constants.NUM_KEYPOINTS, 2), name="kp_xy")(x)
         return keras.Model(inputs, _float32(x, "kp_xy_f32"), name="keypoint_head")
-    raise ValueError(f"model.keypoint_head.kind={cfg.kind!r} has no head of its own; use 'heatmap' "
-                     f"or 'regression' ('shared' puts it on the mask head, 'none' builds the model without one)")
+    raise ValueError(
+        f"model.keypoint_head.kind={cfg.kind!r} has no head of its own; use 'heatmap' "
+        f"or 'regression' ('shared' puts it on the mask head, 'none' builds the model without one)"
+    )

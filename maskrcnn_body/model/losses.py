@@ -3,6 +3,7 @@
 Every loss is a sum over valid elements divided by a count floored at 1, so an image with no
 people (no positives) gives finite, zero-valued box/mask/keypoint losses instead of NaN.
 """
+
 from __future__ import annotations
 
 import tensorflow as tf

@@ -23,6 +23,7 @@ Images are float32 RGB in [0, 255], (B, H, W, 3) with H, W multiples of 32 (stat
 unknown H, W one trace serves every input size; anchors follow the actual size); the model
 normalises them. Everything runs as TF ops.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
@@ -55,12 +56,18 @@ def _check_images(images, image_shape=None):
         raise InputError(f"image_shape must be (B, 2) int32 (height, width), got shape {image_shape.shape}")
     if h is not None and w is not None:
         if h % SIZE_DIVISOR or w % SIZE_DIVISOR or h == 0 or w == 0:
-            raise InputError(f"images are {h}x{w}; height and width must be positive multiples of {SIZE_DIVISOR} "
-                             f"(pad bottom/right with zeros, as the pipeline does)")
+            raise InputError(
+                f"images are {h}x{w}; height and width must be positive multiples of {SIZE_DIVISOR} "
+                f"(pad bottom/right with zeros, as the pipeline does)"
+            )
         return int(h), int(w)
     size = tf.shape(images)[1:3]
-    tf.debugging.assert_equal(size % SIZE_DIVISOR, 0, message=f"images: height and width must be multiples of "
-                              f"{SIZE_DIVISOR} (pad bottom/right with zeros, as the pipeline does)")
+    tf.debugging.assert_equal(
+        size % SIZE_DIVISOR,
+        0,
+        message=f"images: height and width must be multiples of "
+        f"{SIZE_DIVISOR} (pad bottom/right with zeros, as the pipeline does)",
+    )
     return size[0], size[1]
 
 
@@ -79,8 +86,11 @@ class MaskRCNN(keras.Model):
         self.box_head = build_box_head(m.box_head, channels)
         self.mask_head = build_mask_head(m.mask_head, channels, m.keypoint_head)
         # "shared": the keypoint heatmaps come from the mask head's tower (one head, two outputs)
-        self.keypoint_head = None if m.keypoint_head.kind in ("none", "shared") else \
-            build_keypoint_head(m.keypoint_head, channels, m.box_head.fc_dim)
+        self.keypoint_head = (
+            None
+            if m.keypoint_head.kind in ("none", "shared")
+            else build_keypoint_head(m.keypoint_head, channels, m.box_head.fc_dim)
+        )
         # the units hold references to the sub-models above (plain objects: Keras does not track
         # them, so every variable keeps its one path under this model)
         self.rpn = RegionProposalNetwork(self.rpn_head, m.anchors, m.rpn)
@@ -150,16 +160,25 @@ class MaskRCNN(keras.Model):
         return out
 
 
-_BATCH_KEYS = {"images": 4, "image_shape": 2, "num_gt": 1, "gt_boxes": 3, "gt_masks": 5,
-               "gt_parts_valid": 3, "gt_keypoints": 4}
+_BATCH_KEYS = {
+    "images": 4,
+    "image_shape": 2,
+    "num_gt": 1,
+    "gt_boxes": 3,
+    "gt_masks": 5,
+    "gt_parts_valid": 3,
+    "gt_keypoints": 4,
+}
 
 
 def _prepare_batch(batch) -> Dict[str, tf.Tensor]:
     """Checks the pipeline batch (keys, ranks) and casts it; raises :class:`InputError` naming the key."""
     missing = [k for k in _BATCH_KEYS if k not in batch]
     if missing:
-        raise InputError(f"batch is missing {missing}; compute_losses needs {sorted(_BATCH_KEYS)} "
-                         f"(see docs/DESIGN.md, 'Pipeline batch')")
+        raise InputError(
+            f"batch is missing {missing}; compute_losses needs {sorted(_BATCH_KEYS)} "
+            f"(see docs/DESIGN.md, 'Pipeline batch')"
+        )
     out = {}
     for key, rank in _BATCH_KEYS.items():
         t = tf.convert_to_tensor(batch[key])

@@ -4,20 +4,47 @@ All boxes are ``(x1, y1, x2, y2)`` in the resized-image pixel-edge frame (``cons
 Outputs have fixed sizes (``post_nms_topk``, ``max_detections``) with zero padding and a
 validity mask / count, so a ``tf.function`` traces once per input size.
 """
+
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import contextlib
+import contextvars
+from typing import Dict, Iterator, Sequence
 
 import tensorflow as tf
+from tensorflow.python.ops import gen_image_ops
 
 from maskrcnn_body import constants as C
 from maskrcnn_body.ops import boxes as box_ops
 
 _INVALID = -1e9  # score given to boxes that must never be selected
+_NMS_OPS = ("padded", "v4")
+_nms_op: contextvars.ContextVar[str] = contextvars.ContextVar("maskrcnn_body_nms", default="padded")
 
 
-def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_threshold: float,
-                score_threshold: float = _INVALID / 2):
+@contextlib.contextmanager
+def use_nms(name: str) -> Iterator[None]:
+    """Within the block, :func:`batched_nms` traces with ``name``: ``"padded"`` (default:
+    ``tf.image.non_max_suppression_padded``, a tiled TF function that TFLite fuses into its
+    NON_MAX_SUPPRESSION_V4) or ``"v4"`` (the ``NonMaxSuppressionV4`` kernel itself, one op that
+    TFLite and ONNX (``NonMaxSuppression``) map directly; the export traces with it).
+
+    Both are the same greedy NMS (score order, lower index first on ties, suppress when IoU >
+    threshold); they compute the IoU with differently ordered float operations, so they can differ
+    only where an IoU equals the threshold to the last bit (never seen with real boxes; the export
+    tests compare them)."""
+    if name not in _NMS_OPS:
+        raise ValueError(f"use_nms({name!r}): expected one of {_NMS_OPS}")
+    token = _nms_op.set(name)
+    try:
+        yield
+    finally:
+        _nms_op.reset(token)
+
+
+def batched_nms(
+    boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_threshold: float, score_threshold: float = _INVALID / 2
+):
     """Class-agnostic greedy NMS per image with a fixed-size, zero-padded output.
 
     Args:
@@ -26,19 +53,34 @@ def batched_nms(boxes: tf.Tensor, scores: tf.Tensor, max_output: int, iou_thresh
     Returns:
       indices (B, K) int32 into N (0 where padded), valid (B, K) bool, sorted by score.
     """
+    v4 = _nms_op.get() == "v4"
+
     def one(args):
         b, s = args
-        idx, n = tf.image.non_max_suppression_padded(b, s, max_output, iou_threshold=iou_threshold,
-                                                     score_threshold=score_threshold,
-                                                     pad_to_max_output_size=True)
+        if v4:
+            idx, n = gen_image_ops.non_max_suppression_v4(
+                b, s, max_output, iou_threshold, score_threshold, pad_to_max_output_size=True
+            )
+        else:
+            idx, n = tf.image.non_max_suppression_padded(
+                b,
+                s,
+                max_output,
+                iou_threshold=iou_threshold,
+                score_threshold=score_threshold,
+                pad_to_max_output_size=True,
+            )
         return tf.cast(idx, tf.int32), tf.range(max_output) < n
 
     if boxes.shape[0] is not None and boxes.shape[0] <= 8:
         # static batch: unroll (no while loop, so the graph converts to TFLite builtins)
         outs = [one((boxes[i], scores[i])) for i in range(boxes.shape[0])]
         return tf.stack([o[0] for o in outs]), tf.stack([o[1] for o in outs])
-    idx, valid = tf.map_fn(one, (boxes, scores), fn_output_signature=(
-        tf.TensorSpec([max_output], tf.int32), tf.TensorSpec([max_output], tf.bool)))
+    idx, valid = tf.map_fn(
+        one,
+        (boxes, scores),
+        fn_output_signature=(tf.TensorSpec([max_output], tf.int32), tf.TensorSpec([max_output], tf.bool)),
+    )
     return idx, valid
 
 
@@ -63,9 +105,16 @@ def _min_size_ok(boxes, min_size):
     return tf.logical_and(w > min_size, h > min_size)
 
 
-def generate_proposals(logits: Sequence[tf.Tensor], deltas: Sequence[tf.Tensor], anchors: Sequence[tf.Tensor],
-                       image_shape: tf.Tensor, pre_nms_topk: int, post_nms_topk: int, nms_iou: float,
-                       min_size: float = 0.0):
+def generate_proposals(
+    logits: Sequence[tf.Tensor],
+    deltas: Sequence[tf.Tensor],
+    anchors: Sequence[tf.Tensor],
+    image_shape: tf.Tensor,
+    pre_nms_topk: int,
+    post_nms_topk: int,
+    nms_iou: float,
+    min_size: float = 0.0,
+):
     """RPN outputs -> proposals: per-level top-k, decode, clip, drop tiny boxes, NMS, top-k per image.
 
     Args:
@@ -97,9 +146,17 @@ def generate_proposals(logits: Sequence[tf.Tensor], deltas: Sequence[tf.Tensor],
     return proposals, valid
 
 
-def select_detections(class_logits: tf.Tensor, deltas: tf.Tensor, proposals: tf.Tensor,
-                      proposal_valid: tf.Tensor, image_shape: tf.Tensor, box_weights: Sequence[float],
-                      score_threshold: float, nms_iou: float, max_detections: int) -> Dict[str, tf.Tensor]:
+def select_detections(
+    class_logits: tf.Tensor,
+    deltas: tf.Tensor,
+    proposals: tf.Tensor,
+    proposal_valid: tf.Tensor,
+    image_shape: tf.Tensor,
+    box_weights: Sequence[float],
+    score_threshold: float,
+    nms_iou: float,
+    max_detections: int,
+) -> Dict[str, tf.Tensor]:
     """Box-head outputs -> final detections: person score, decode, clip, threshold, NMS, top-k.
 
     Args:

@@ -144,9 +144,17 @@ class RoIHeads:
             p.max_detections,
         )
         fvalid = tf.cast(det.pop("valid"), tf.float32)
-        mask_logits, kp_out = self.part_outputs(feats, det["boxes"], training)
-        det["masks"] = tf.sigmoid(mask_logits) * fvalid[:, :, None, None, None]
-        det["keypoints"] = self.decode_keypoints(kp_out, det["boxes"], det["scores"]) * fvalid[:, :, None, None]
+        # the mask and keypoint heads run on the first n = max(num_detections) rows only (valid rows
+        # come first), at least one (never a convolution on an empty batch, see part_outputs): their
+        # time follows the people found, not max_detections; rows past n are zero as before
+        d = det["boxes"].shape[1]
+        n = tf.maximum(tf.reduce_max(det["num_detections"]), 1)
+        boxes, scores = det["boxes"][:, :n], det["scores"][:, :n]
+        mask_logits, kp_out = self.part_outputs(feats, boxes, training)
+        masks = _pad_rows(tf.sigmoid(mask_logits), n, d)
+        keypoints = _pad_rows(self.decode_keypoints(kp_out, boxes, scores), n, d)
+        det["masks"] = masks * fvalid[:, :, None, None, None]
+        det["keypoints"] = keypoints * fvalid[:, :, None, None]
         return det
 
     # ------------------------------------------------------------------ training
@@ -205,3 +213,11 @@ class RoIHeads:
             return losses.keypoint_regression_loss(kp_out, xy, weight)
         index, weight = targets.keypoint_targets(boxes, keypoints, kp.heatmap_size)
         return losses.keypoint_heatmap_loss(kp_out, index, weight)
+
+
+def _pad_rows(t: tf.Tensor, n: tf.Tensor, d: int) -> tf.Tensor:
+    """(B, n, ...) -> (B, d, ...) with zero rows appended (static d)."""
+    rank = t.shape.rank
+    out = tf.pad(t, [[0, 0], [0, d - n]] + [[0, 0]] * (rank - 2))
+    out.set_shape([t.shape[0], d] + t.shape[2:].as_list())
+    return out

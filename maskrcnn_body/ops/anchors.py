@@ -10,10 +10,12 @@ location are **scale-major**: ``a = scale_index * len(aspect_ratios) + ratio_ind
 Geometry (pixel-edge frame, boxes x1, y1, x2, y2): level ``l`` has stride ``2**l`` and a
 feature map of ``Hl = ceil(height / 2**l)`` by ``Wl = ceil(width / 2**l)`` (what 'same'
 stride-2 convolutions and the stride-2 P6 pooling give). ``height``/``width`` may be Python ints
-(static anchors, one trace per size) or int32 scalar tensors (any input size in one trace). The anchor at (y, x) is centred at
+(static anchors, one trace per size) or int32 scalar tensors (any input size in one trace). The anchor at (y,
+x) is centred at
 ``((x + 0.5) * stride, (y + 0.5) * stride)`` with size ``s = anchor_size * stride * scale``
 and aspect ratio ``r = h / w``: ``w = s / sqrt(r)``, ``h = s * sqrt(r)`` (area ``s**2``).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,11 +30,13 @@ def level_shapes(image_size, min_level: int, max_level: int) -> List[Tuple]:
     h, w = image_size
     if not (tf.is_tensor(h) or tf.is_tensor(w)):
         h, w = int(h), int(w)
-    return [(-(-h // 2 ** lvl), -(-w // 2 ** lvl)) for lvl in range(min_level, max_level + 1)]
+    # ceil as (n + d - 1) // d: ONNX's integer Div truncates, so -(-n // d) would not export
+    return [((h + 2**lvl - 1) // 2**lvl, (w + 2**lvl - 1) // 2**lvl) for lvl in range(min_level, max_level + 1)]
 
 
-def cell_anchors(anchor_size: float, stride: int, scales: Sequence[float],
-                 aspect_ratios: Sequence[float]) -> List[Tuple[float, float]]:
+def cell_anchors(
+    anchor_size: float, stride: int, scales: Sequence[float], aspect_ratios: Sequence[float]
+) -> List[Tuple[float, float]]:
     """The A (width, height) pairs of one location, scale-major (see module docstring)."""
     out = []
     for scale in scales:
@@ -42,9 +46,14 @@ def cell_anchors(anchor_size: float, stride: int, scales: Sequence[float],
     return out
 
 
-def generate_anchors(image_size, min_level: int, max_level: int, anchor_size: float,
-                     scales: Sequence[float], aspect_ratios: Sequence[float]
-                     ) -> Tuple[List[tf.Tensor], tf.Tensor]:
+def generate_anchors(
+    image_size,
+    min_level: int,
+    max_level: int,
+    anchor_size: float,
+    scales: Sequence[float],
+    aspect_ratios: Sequence[float],
+) -> Tuple[List[tf.Tensor], tf.Tensor]:
     """Anchors for an input of ``image_size = (height, width)`` (the padded size; ints or tensors).
 
     Returns ``(per_level, all)``: a list of float32 (Hl*Wl*A, 4) tensors, one per level
@@ -54,20 +63,22 @@ def generate_anchors(image_size, min_level: int, max_level: int, anchor_size: fl
     if min_level > max_level:
         raise ValueError(f"generate_anchors: min_level {min_level} > max_level {max_level}")
     if not scales or not aspect_ratios:
-        raise ValueError(f"generate_anchors: need at least one scale and aspect ratio, got "
-                         f"scales={scales}, aspect_ratios={aspect_ratios}")
+        raise ValueError(
+            f"generate_anchors: need at least one scale and aspect ratio, got "
+            f"scales={scales}, aspect_ratios={aspect_ratios}"
+        )
     per_level = []
     for lvl, (hl, wl) in zip(range(min_level, max_level + 1), level_shapes(image_size, min_level, max_level)):
-        stride = 2 ** lvl
+        stride = 2**lvl
         wh = tf.constant(cell_anchors(anchor_size, stride, scales, aspect_ratios), tf.float32)  # (A, 2)
         cy = (tf.range(hl, dtype=tf.float32) + 0.5) * stride
         cx = (tf.range(wl, dtype=tf.float32) + 0.5) * stride
-        cy, cx = tf.meshgrid(cy, cx, indexing="ij")                     # (Hl, Wl)
+        cy, cx = tf.meshgrid(cy, cx, indexing="ij")  # (Hl, Wl)
         # expand_dims rather than [:, :, None]: TFLite has no strided slice adding an axis to a
         # tensor of unknown size (the anchors of any input size are computed in the graph)
-        centres = tf.expand_dims(tf.stack([cx, cy], axis=-1), 2)        # (Hl, Wl, 1, 2)
-        half = tf.reshape(0.5 * wh, [1, 1, -1, 2])                       # (1, 1, A, 2)
-        boxes = tf.concat([centres - half, centres + half], axis=-1)     # (Hl, Wl, A, 4)
+        centres = tf.expand_dims(tf.stack([cx, cy], axis=-1), 2)  # (Hl, Wl, 1, 2)
+        half = tf.reshape(0.5 * wh, [1, 1, -1, 2])  # (1, 1, A, 2)
+        boxes = tf.concat([centres - half, centres + half], axis=-1)  # (Hl, Wl, A, 4)
         per_level.append(tf.reshape(boxes, [-1, 4]))
     return per_level, tf.concat(per_level, axis=0)
 
@@ -75,5 +86,6 @@ def generate_anchors(image_size, min_level: int, max_level: int, anchor_size: fl
 def generate_anchors_for_config(anchor_cfg, image_size) -> Tuple[List[tf.Tensor], tf.Tensor]:
     """:func:`generate_anchors` for the RPN levels P2..P{``anchor_cfg.max_level``} of an
     :class:`~maskrcnn_body.config.AnchorConfig` (``size``, ``scales``, ``aspect_ratios``)."""
-    return generate_anchors(image_size, 2, anchor_cfg.max_level, anchor_cfg.size, anchor_cfg.scales,
-                            anchor_cfg.aspect_ratios)
+    return generate_anchors(
+        image_size, 2, anchor_cfg.max_level, anchor_cfg.size, anchor_cfg.scales, anchor_cfg.aspect_ratios
+    )

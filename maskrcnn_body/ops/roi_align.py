@@ -29,6 +29,7 @@ Backends: ``backend`` (None: :mod:`maskrcnn_body.ops.backend` decides) selects t
 of ``libs/`` or this pure-TF code; export always traces pure TF. The compiled op supports square
 outputs only.
 """
+
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple, Union
@@ -59,8 +60,9 @@ def _axis_weights(start, size_roi, bins: int, sr: int, extent):
     of sample a of the bin.
     """
     extent_f = tf.cast(extent, tf.float32)[:, None, None]
-    offs = (tf.range(bins, dtype=tf.float32)[:, None]
-            + (tf.range(sr, dtype=tf.float32)[None, :] + 0.5) / sr)        # (bins, sr)
+    offs = (
+        tf.range(bins, dtype=tf.float32)[:, None] + (tf.range(sr, dtype=tf.float32)[None, :] + 0.5) / sr
+    )  # (bins, sr)
     pos = start[:, None, None] + offs[None] * (size_roi / bins)[:, None, None]  # (N, bins, sr)
     valid = tf.cast((pos >= -1.0) & (pos <= extent_f), tf.float32)
     pos = tf.clip_by_value(pos, 0.0, tf.maximum(extent_f - 1.0, 0.0))
@@ -68,16 +70,23 @@ def _axis_weights(start, size_roi, bins: int, sr: int, extent):
     frac = pos - low
     low_i = tf.cast(low, tf.int32)
     high_i = tf.minimum(low_i + 1, tf.cast(extent_f, tf.int32) - 1)
-    idx = tf.stack([low_i, high_i], axis=-1)                                  # (N, bins, sr, 2)
+    idx = tf.stack([low_i, high_i], axis=-1)  # (N, bins, sr, 2)
     w = tf.stack([1.0 - frac, frac], axis=-1) * (valid / sr)[..., None]
     n = tf.shape(start)[0]
     return tf.reshape(idx, [n, bins, 2 * sr]), tf.reshape(w, [n, bins, 2 * sr])
 
 
 @_no_autograph
-def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: tf.Tensor,
-                   boxes: tf.Tensor, output_size: OutputSize, sampling_ratio: int = 2,
-                   aligned: bool = True) -> tf.Tensor:
+def roi_align_flat(
+    table: tf.Tensor,
+    base: tf.Tensor,
+    height: tf.Tensor,
+    width: tf.Tensor,
+    boxes: tf.Tensor,
+    output_size: OutputSize,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> tf.Tensor:
     """RoIAlign of N RoIs, each on its own (height, width) map stored row-major in ``table``.
 
     Args:
@@ -91,8 +100,10 @@ def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: 
     out_h, out_w = _output_hw(output_size)
     sr = int(sampling_ratio)
     if sr < 1:
-        raise ValueError(f"roi_align: sampling_ratio must be a positive int (adaptive sampling is not "
-                         f"supported with static shapes), got {sampling_ratio}")
+        raise ValueError(
+            f"roi_align: sampling_ratio must be a positive int (adaptive sampling is not "
+            f"supported with static shapes), got {sampling_ratio}"
+        )
     table = tf.cast(table, tf.float32)
     boxes = tf.stop_gradient(tf.convert_to_tensor(boxes, tf.float32))
     base = tf.cast(base, tf.int32)
@@ -106,14 +117,15 @@ def roi_align_flat(table: tf.Tensor, base: tf.Tensor, height: tf.Tensor, width: 
     if not aligned:
         rw = tf.maximum(rw, 1.0)
         rh = tf.maximum(rh, 1.0)
-    yi, wy = _axis_weights(y1, rh, out_h, sr, height)   # (N, S_h, 2sr)
-    xi, wx = _axis_weights(x1, rw, out_w, sr, width)    # (N, S_w, 2sr)
+    yi, wy = _axis_weights(y1, rh, out_h, sr, height)  # (N, S_h, 2sr)
+    xi, wx = _axis_weights(x1, rw, out_w, sr, width)  # (N, S_w, 2sr)
     n = tf.shape(boxes)[0]
-    rows = base[:, None, None] + yi * width[:, None, None]                       # (N, S_h, 2sr)
-    flat = rows[:, :, :, None, None] + xi[:, None, None, :, :]                    # (N, S_h, 2sr, S_w, 2sr)
-    values = tf.gather(table, flat)                                               # (..., C)
+    rows = base[:, None, None] + yi * width[:, None, None]  # (N, S_h, 2sr)
+    flat = rows[:, :, :, None, None] + xi[:, None, None, :, :]  # (N, S_h, 2sr, S_w, 2sr)
+    values = tf.gather(table, flat)  # (..., C)
     weights = wy[:, :, :, None, None] * wx[:, None, None, :, :]
-    out = tf.reduce_sum(values * weights[..., None], axis=[2, 4])                 # (N, S_h, S_w, C)
+    # expand_dims, not weights[..., None]: TFLite's int8 calibrator cannot prepare a 6-D StridedSlice
+    out = tf.reduce_sum(values * tf.expand_dims(weights, -1), axis=[2, 4])  # (N, S_h, S_w, C)
     return tf.reshape(out, [n, out_h, out_w, tf.shape(table)[-1]])
 
 
@@ -124,9 +136,16 @@ def _static_or_dynamic(t: tf.Tensor, axis: int):
 
 # --------------------------------------------------------------------------- public ops
 @_no_autograph
-def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf.Tensor,
-                         strides: Sequence[int], output_size: OutputSize, sampling_ratio: int = 2,
-                         aligned: bool = True, backend: Optional[str] = None) -> tf.Tensor:
+def multilevel_roi_align(
+    features: List[tf.Tensor],
+    boxes: tf.Tensor,
+    levels: tf.Tensor,
+    strides: Sequence[int],
+    output_size: OutputSize,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+    backend: Optional[str] = None,
+) -> tf.Tensor:
     """RoIAlign over an FPN pyramid.
 
     Args:
@@ -140,27 +159,37 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
     Returns: (B, R, S_h, S_w, C) float32.
     """
     if len(features) != len(strides) or not features:
-        raise ValueError(f"multilevel_roi_align: got {len(features)} feature maps and {len(strides)} strides; "
-                         "need one stride per feature map")
+        raise ValueError(
+            f"multilevel_roi_align: got {len(features)} feature maps and {len(strides)} strides; "
+            "need one stride per feature map"
+        )
     out_h, out_w = _output_hw(output_size)
     lib = ops_backend.resolve(backend)
     if lib is not None:
         if out_h != out_w:
-            raise ValueError(f"the compiled RoIAlign supports square outputs only, got {(out_h, out_w)}; "
-                             "use backend='tf'")
-        out = lib.multilevel_roi_align(features, boxes, levels, strides=list(strides), output_size=out_h,
-                                       sampling_ratio=int(sampling_ratio), aligned=bool(aligned))
+            raise ValueError(
+                f"the compiled RoIAlign supports square outputs only, got {(out_h, out_w)}; use backend='tf'"
+            )
+        out = lib.multilevel_roi_align(
+            features,
+            boxes,
+            levels,
+            strides=list(strides),
+            output_size=out_h,
+            sampling_ratio=int(sampling_ratio),
+            aligned=bool(aligned),
+        )
         return tf.cast(out, tf.float32)
-    features = [tf.cast(f, tf.float32) for f in features]   # float16/bfloat16 features are computed in float32
+    features = [tf.cast(f, tf.float32) for f in features]  # float16/bfloat16 features are computed in float32
     boxes = tf.cast(boxes, tf.float32)
     levels = tf.clip_by_value(tf.cast(levels, tf.int32), 0, len(features) - 1)
     b = _static_or_dynamic(boxes, 0)
     r = _static_or_dynamic(boxes, 1)
     c = features[0].shape[-1] if features[0].shape[-1] is not None else tf.shape(features[0])[-1]
 
-    heights = tf.stack([tf.shape(f)[1] for f in features])          # (L,)
+    heights = tf.stack([tf.shape(f)[1] for f in features])  # (L,)
     widths = tf.stack([tf.shape(f)[2] for f in features])
-    sizes = tf.shape(features[0])[0] * heights * widths               # rows per level in the table
+    sizes = tf.shape(features[0])[0] * heights * widths  # rows per level in the table
     level_offsets = tf.cumsum(sizes, exclusive=True)
     table = tf.concat([tf.reshape(f, [-1, c]) for f in features], axis=0)
 
@@ -176,20 +205,26 @@ def multilevel_roi_align(features: List[tf.Tensor], boxes: tf.Tensor, levels: tf
 
 
 @_no_autograph
-def roi_align(features: tf.Tensor, boxes: tf.Tensor, output_size: OutputSize, stride: int = 1,
-              sampling_ratio: int = 2, aligned: bool = True) -> tf.Tensor:
+def roi_align(
+    features: tf.Tensor,
+    boxes: tf.Tensor,
+    output_size: OutputSize,
+    stride: int = 1,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> tf.Tensor:
     """Single-level RoIAlign (always pure TF): features (B, H, W, C), boxes (B, R, 4) in
     image pixels (divided by ``stride``) -> (B, R, S_h, S_w, C) float32. Same semantics as
     :func:`multilevel_roi_align` with one level."""
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     levels = tf.zeros(tf.shape(boxes)[:2], tf.int32)
-    return multilevel_roi_align([features], boxes, levels, [stride], output_size, sampling_ratio, aligned,
-                                backend="tf")
+    return multilevel_roi_align([features], boxes, levels, [stride], output_size, sampling_ratio, aligned, backend="tf")
 
 
 @_no_autograph
-def assign_levels(boxes: tf.Tensor, min_level: int, max_level: int, k0: int = 4,
-                  canonical_size: float = 224.0) -> tf.Tensor:
+def assign_levels(
+    boxes: tf.Tensor, min_level: int, max_level: int, k0: int = 4, canonical_size: float = 224.0
+) -> tf.Tensor:
     """FPN level of each box (Lin et al. eq. 1) as an index into ``[min_level..max_level]``.
 
     ``boxes`` (..., 4) -> (...) int32 ``clip(k, min_level, max_level) - min_level`` with

@@ -1,0 +1,338 @@
+"""ONNX export, quantised TFLite and the backend choice (tensorflow / onnxruntime / openvino / tflite).
+
+Tolerances, on a random-weight cpu_small model (128 px; scores of random weights are near-tied, so rows
+are matched by box where the order may differ):
+
+* ONNX Runtime vs the SavedModel (both float32): boxes and keypoint x/y 1e-2 px, scores 1e-4, masks and
+  keypoint scores 1e-4, the same number of detections, row for row. Measured: ~5e-4 px, ~3e-6, ~4e-5.
+* quantised TFLite vs the float32 TFLite: float16 boxes within 1 px, mask probabilities within 0.02
+  (mean within 2e-3), >= 90% of the joints within 1 px (a joint is a heatmap arg-max: random weights give
+  near-tied cells that rounding may flip); dynamic-range and full int8 only have to run and return well-formed
+  detections
+  on the same images (random weights give activations no calibration fits; their accuracy on a trained
+  model is the per-part AP table in docs/BENCHMARKS.md).
+* an image with no person (blank, score threshold 0.9999): zero detections from every backend.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import maskrcnn_body as mb
+from helpers.models import write_random_train_dir
+from maskrcnn_body.inference import backends, exporting
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = {
+    "input.min_size": 128,
+    "input.max_size": 128,
+    "model.postprocess.score_threshold": 0.0,
+    "model.postprocess.max_detections": 5,
+}
+SIZES = [(100, 150), (90, 60), (256, 256), (33, 400)]  # landscape, portrait, square, a thin strip
+KEYS = ("boxes", "scores", "masks", "keypoints")
+
+onnx = pytest.importorskip("onnxruntime", reason="the [onnx] extra (onnxruntime, tf2onnx) is not installed")
+
+
+def _image(h, w):
+    return np.random.default_rng(h * w).integers(0, 255, (h, w, 3), np.uint8)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(train_dir, saved_model, onnx, {quant: tflite}, blank-model SavedModel, blank-model onnx), by the CLI."""
+    pytest.importorskip("tf2onnx")
+    d = tmp_path_factory.mktemp("backends")
+    train_dir = str(d / "run")
+    write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
+    calib = d / "calib" / "synthetic"
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskrcnn_body.cli.main",
+            "synth",
+            "--out",
+            str(calib),
+            "--num_train",
+            "0",
+            "--num_val",
+            "4",
+            "--size",
+            "96",
+            "--num_shards",
+            "1",
+            "--num_workers",
+            "1",
+            "--noprogress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    sm, onnx_path, tfl = str(d / "saved_model"), str(d / "model.onnx"), str(d / "model.tflite")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "train/export.py",
+            "--train_dir",
+            train_dir,
+            "--saved_model",
+            sm,
+            "--onnx",
+            onnx_path,
+            "--tflite",
+            tfl,
+            "--tflite_quant",
+            "none,float16,dynamic,int8",
+            "--calib_records",
+            str(calib) + "_val-*.tfrecord",
+            "--calib_images",
+            "4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    quant = {"none": tfl, **{q: str(d / f"model.{q}.tflite") for q in ("float16", "dynamic", "int8")}}
+    for path in [onnx_path, *quant.values()]:
+        assert os.path.getsize(path) > 100_000, path
+    blank_sm, blank_onnx = str(d / "blank_sm"), str(d / "blank.onnx")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "train/export.py",
+            "--train_dir",
+            train_dir,
+            "--saved_model",
+            blank_sm,
+            "--onnx",
+            blank_onnx,
+            "--score_threshold",
+            "0.9999",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return train_dir, sm, onnx_path, quant, blank_sm, blank_onnx
+
+
+def _match(out, ref, box_tol, score_tol, mask_tol, kp_tol, same_order=True, kp_share=1.0):
+    n = int(np.asarray(out["num_detections"]))
+    assert n == int(np.asarray(ref["num_detections"])) > 0
+    assert not np.any(out["scores"][n:]) and not np.any(out["masks"][n:])  # padding rows are zero
+    ref = backends.trim(ref)
+    if same_order:
+        order = np.arange(n)
+    else:
+        order = np.abs(out["boxes"][:n, None] - ref["boxes"][None]).max(-1).argmin(1)
+        assert sorted(order) == list(range(n))
+    np.testing.assert_allclose(out["boxes"][:n], ref["boxes"][order], atol=box_tol)
+    np.testing.assert_allclose(out["scores"][:n], ref["scores"][order], atol=score_tol)
+    np.testing.assert_allclose(out["masks"][:n], ref["masks"][order], atol=mask_tol)
+    if kp_share >= 1.0:
+        np.testing.assert_allclose(out["keypoints"][:n, :, :2], ref["keypoints"][order, :, :2], atol=kp_tol)
+        np.testing.assert_allclose(out["keypoints"][:n, :, 2], ref["keypoints"][order, :, 2], atol=mask_tol)
+    else:  # a joint is a heatmap arg-max: near-tied cells (random weights) may flip under rounding
+        close = np.abs(out["keypoints"][:n, :, :2] - ref["keypoints"][order, :, :2]).max(-1) <= kp_tol
+        assert close.mean() >= kp_share, close.mean()
+
+
+@pytest.mark.slow
+def test_onnx_runtime_matches_the_saved_model_on_any_size(exported):
+    _, sm, onnx_path, *_ = exported
+    session = backends.onnxruntime_session(onnx_path, 2)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    assert [(i.name, i.type, len(i.shape)) for i in inputs] == [("image", "tensor(uint8)", 3)]
+    assert sorted(o.name for o in outputs) == ["boxes", "keypoints", "masks", "num_detections", "scores"]
+    for hw in SIZES:
+        want = backends.run_saved_model(sm, _image(*hw))
+        got = backends.run_onnx(onnx_path, _image(*hw), session=session)
+        assert {k: got[k].dtype for k in got} == {k: want[k].dtype for k in want}
+        _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
+
+
+@pytest.mark.slow
+def test_an_image_with_no_person_gives_no_detection_on_every_backend(exported):
+    *_, blank_sm, blank_onnx = exported
+    blank = np.zeros((120, 90, 3), np.uint8)
+    for out in (backends.run_saved_model(blank_sm, blank), backends.run_onnx(blank_onnx, blank)):
+        assert int(out["num_detections"]) == 0
+        assert not out["boxes"].any() and not out["masks"].any() and not out["keypoints"].any()
+    for backend in ("tensorflow", "onnxruntime"):
+        for path in (blank_sm, blank_onnx):
+            if backends.model_format(path) == "onnx" and backend == "tensorflow":
+                continue
+            r = mb.load(path, backend=backend, score_threshold=0.0)(blank)[0]
+            assert r.persons == [] and r.to_json()["persons"] == [] and not r.part_map.any()
+
+
+@pytest.mark.slow
+def test_quantised_tflite_files_run_and_float16_stays_close(exported):
+    quant = exported[3]
+    run = {q: backends.load_tflite(p) for q, p in quant.items()}
+    sizes = {q: os.path.getsize(p) for q, p in quant.items()}
+    assert sizes["float16"] < 0.6 * sizes["none"] and sizes["dynamic"] < 0.4 * sizes["none"]
+    assert sizes["int8"] < 0.4 * sizes["none"]
+    for hw in SIZES[:2]:
+        ref = backends.run_tflite(quant["none"], _image(*hw), runner=run["none"])
+        f16 = backends.run_tflite(quant["float16"], _image(*hw), runner=run["float16"])
+        _match(f16, ref, 1.0, 0.02, 0.02, 1.0, same_order=False, kp_share=0.9)
+        assert np.abs(f16["masks"] - ref["masks"]).mean() < 2e-3
+        for q in ("dynamic", "int8"):
+            out = backends.run_tflite(quant[q], _image(*hw), runner=run[q])
+            n = int(out["num_detections"])
+            assert 0 < n <= 5 and out["masks"].shape[1:] == ref["masks"].shape[1:]
+            assert np.all(np.isfinite(out["boxes"])) and np.all((out["masks"] >= 0) & (out["masks"] <= 1))
+            h, w = hw
+            assert np.all(out["boxes"][:n, [0, 2]] <= w + 1e-3) and np.all(out["boxes"][:n, [1, 3]] <= h + 1e-3)
+
+
+@pytest.mark.slow
+def test_backend_argument_selects_the_engine_and_results_agree(exported, tmp_path, monkeypatch):
+    train_dir, sm, onnx_path, quant, *_ = exported
+    monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "cache"))
+    img = _image(100, 150)
+    want = mb.load(train_dir, backend="tensorflow", score_threshold=0.0)(img)[0]
+    cases = [
+        (sm, "tensorflow"),
+        (onnx_path, "onnxruntime"),
+        (onnx_path, "onnx"),
+        (quant["none"], "tflite"),
+        (train_dir, "onnxruntime"),
+    ]  # a training directory exported on the fly (cached)
+    if backends.is_available("openvino"):
+        cases.append((onnx_path, "openvino"))
+    for path, backend in cases:
+        model = mb.load(path, backend=backend, score_threshold=0.0)
+        assert model.backend == backends.canonical(backend) and model.format == backends.model_format(path)
+        got = model(img)[0]
+        assert type(got) is type(want) and len(got.persons) == len(want.persons), (path, backend)
+        a, b = got.detections, want.detections
+        order = np.abs(a["boxes"][:, None] - b["boxes"][None]).max(-1).argmin(1)
+        np.testing.assert_allclose(a["boxes"], b["boxes"][order], atol=2e-2, err_msg=f"{path} {backend}")
+        np.testing.assert_allclose(a["masks"], b["masks"][order], atol=1e-3, err_msg=f"{path} {backend}")
+    cached = backends.cache_path(train_dir, "train_dir", "onnxruntime")
+    assert os.path.exists(cached) and cached.startswith(str(tmp_path / "cache"))
+    # auto: ONNX Runtime for .onnx, TFLite for .tflite, TensorFlow for a SavedModel; a small-input training
+    # directory with a cached TFLite export -> tflite, without one -> tensorflow (auto never converts)
+    assert mb.load(onnx_path).backend == "onnxruntime" and mb.load(quant["none"]).backend == "tflite"
+    assert backends.choose_backend(train_dir) == ("train_dir", "tensorflow")
+    mb.load(train_dir, backend="tflite", score_threshold=0.0)
+    assert backends.choose_backend(train_dir) == ("train_dir", "tflite")
+    monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "empty_cache"))
+    assert backends.choose_backend(train_dir) == ("train_dir", "tensorflow")
+    assert backends.choose_backend(sm) == ("savedmodel", "tensorflow")
+
+
+@pytest.mark.slow
+def test_batches_through_the_saved_model_signature_equal_one_at_a_time(exported):
+    sm = exported[1]
+    images = [_image(100, 150), np.ascontiguousarray(_image(100, 150)[::-1]), _image(90, 60)]
+    runner = backends.saved_model_runner(sm)
+    batched = runner(images)
+    for im, got in zip(images, batched):
+        want = backends.trim(backends.run_saved_model(sm, im))
+        for k in KEYS:
+            np.testing.assert_allclose(got[k], want[k], atol=1e-3, err_msg=k)
+
+
+def test_unknown_and_impossible_backends_are_clear_errors(tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"x")
+    tfl = tmp_path / "m.tflite"
+    tfl.write_bytes(b"x")
+    with pytest.raises(
+        backends.BackendError,
+        match=r"unknown backend 'torch': choose auto or one of tensorflow, "
+        r"onnxruntime, openvino, tflite \(installed here: tensorflow",
+    ):
+        mb.load(str(onnx_file), backend="torch")
+    with pytest.raises(backends.BackendError, match="backend 'tflite' cannot run .* it runs on onnxruntime, openvino"):
+        mb.load(str(onnx_file), backend="tflite")
+    with pytest.raises(backends.BackendError, match="cannot run .*tflite.* it runs on tflite"):
+        mb.load(str(tfl), backend="tensorflow")
+    with pytest.raises(backends.BackendError, match="precision bfloat16 runs on tensorflow with a training directory"):
+        mb.load(str(tfl), backend="tflite", precision="bfloat16")
+    assert backends.canonical("ORT") == "onnxruntime" and backends.canonical("tf") == "tensorflow"
+    assert backends.canonical("auto") == "auto"
+
+
+def test_cli_backend_flag_reports_unknown_backends(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"x")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "maskrcnn_body.cli.main",
+            "predict",
+            "--model",
+            str(tmp_path / "m.onnx"),
+            "--backend",
+            "nope",
+            "--input",
+            str(tmp_path / "m.onnx"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "unknown backend 'nope'" in r.stderr and "onnxruntime" in r.stderr, r.stderr[-2000:]
+
+
+def test_export_cli_needs_calibration_records_for_int8(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "train/export.py",
+            "--train_dir",
+            str(tmp_path),
+            "--tflite",
+            str(tmp_path / "m.tflite"),
+            "--tflite_quant",
+            "int8",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "--calib_records" in r.stderr, r.stderr[-2000:]
+    r = subprocess.run(
+        [
+            sys.executable,
+            "train/export.py",
+            "--train_dir",
+            str(tmp_path),
+            "--tflite",
+            str(tmp_path / "m.tflite"),
+            "--tflite_quant",
+            "int4",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "choose from none, float16, dynamic, int8" in r.stderr, r.stderr[-2000:]
+
+
+def test_tflite_paths_name_each_variant():
+    from maskrcnn_body.cli.export import tflite_paths
+
+    assert tflite_paths("a/m.tflite", ["int8"]) == {"int8": "a/m.tflite"}
+    assert tflite_paths("a/m.tflite", ["none", "float16"]) == {"none": "a/m.tflite", "float16": "a/m.float16.tflite"}
+    assert exporting.TFLITE_QUANT == ("float16", "dynamic", "int8")
