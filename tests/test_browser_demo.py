@@ -39,7 +39,7 @@ import pytest
 from PIL import Image
 
 from helpers.models import write_random_train_dir
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.data.synthetic import render_image
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference.results import json_to_masks
@@ -59,7 +59,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 FAKE_CAMERA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-PART_NAMES = [C.CHANNELS[k] for k in C.PART_CHANNELS]
+PART_NAMES = [constants.CHANNELS[k] for k in constants.PART_CHANNELS]
 
 
 def chromium_path() -> str:
@@ -172,7 +172,7 @@ def _check_page_equals(page, res):
     masks = json_to_masks(res)
     for row, p, m in zip(rows, res["persons"], masks):
         assert float(row["score"]) == p["score"] and json.loads(row["box"]) == p["box"]
-        areas = {name: int(m[..., k].sum()) for k, name in enumerate(C.CHANNELS)}
+        areas = {name: int(m[..., k].sum()) for k, name in enumerate(constants.CHANNELS)}
         assert json.loads(row["areas"]) == areas
         assert json.loads(row["parts"]) == [n for n in PART_NAMES if areas[n] > 0]
     labels = np.array(page.evaluate("Array.from(window.demo.labels)"), np.int32).reshape(res["height"], res["width"])
@@ -212,7 +212,7 @@ def test_upload_draws_the_people_of_v1_predict(server, playwright, tmp_path):
             shutil.copy(shot, os.environ["MASKRCNN_BODY_SCREENSHOT"])
 
         # a part toggle repaints exactly that part's pixels; toggled back, the drawing is as before
-        k = next(C.CHANNEL_INDEX[n] for n in json.loads(_listed(page)[0]["parts"]))
+        k = next(constants.CHANNEL_INDEX[n] for n in json.loads(_listed(page)[0]["parts"]))
         pixels = f"""() => {{ const view = document.getElementById('view'), s = window.demo.scale;
                      const d = view.getContext('2d').getImageData(0, 0, view.width, view.height).data;
                      const l = window.demo.labels, w = window.demo.result.width; let on = 0, off = 0;
@@ -314,7 +314,7 @@ def test_page_basics_of_accessibility(server, playwright, tmp_path):
         for _ in range(3 + len(PART_NAMES) + 3):
             page.keyboard.press("Tab")
             order.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
-        toggles = [f"show-{k}" for k in C.PART_CHANNELS] + ["show-body", "show-skeleton", "show-boxes"]
+        toggles = [f"show-{k}" for k in constants.PART_CHANNELS] + ["show-body", "show-skeleton", "show-boxes"]
         assert order == ["file", "cam", *toggles, "A"], order
         low = [(what, round(r, 2)) for what, r in page.evaluate(CONTRAST) if r < 4.5]
         assert not low, f"text below WCAG AA contrast 4.5: {low}"

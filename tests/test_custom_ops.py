@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 
 from maskrcnn_body.ops import backend as ops_backend
-from maskrcnn_body.ops import boxes as B
+from maskrcnn_body.ops import boxes as box_ops
 from maskrcnn_body.ops import custom
 from maskrcnn_body.ops import roi_align as RA
-from maskrcnn_body.ops import targets as T
+from maskrcnn_body.ops import targets as target_ops
 
 OPS = custom.load()
 if OPS is None:
@@ -199,11 +199,11 @@ def _box_set(rng, n):
 def test_pairwise_iou_matches_pure_tf():
     rng = np.random.default_rng(7)
     a, b = _box_set(rng, 30), _box_set(rng, 40)
-    np.testing.assert_allclose(OPS.pairwise_iou(a, b).numpy(), B.pairwise_iou(a, b).numpy(), atol=1e-6)
+    np.testing.assert_allclose(OPS.pairwise_iou(a, b).numpy(), box_ops.pairwise_iou(a, b).numpy(), atol=1e-6)
     ab = np.stack([a, a[::-1]])  # (2, 30, 4) vs broadcast (1, 40, 4)
     got = OPS.pairwise_iou(ab, b[None]).numpy()
     assert got.shape == (2, 30, 40)
-    np.testing.assert_allclose(got, B.pairwise_iou(ab, b[None]).numpy(), atol=1e-6)
+    np.testing.assert_allclose(got, box_ops.pairwise_iou(ab, b[None]).numpy(), atol=1e-6)
     assert OPS.pairwise_iou(a[:0], b).shape == (0, 40)
     np.testing.assert_allclose(OPS.pairwise_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]]).numpy(), [[1 / 3]], rtol=1e-6)
 
@@ -213,11 +213,11 @@ def test_match_matches_pure_tf(low_quality):
     rng = np.random.default_rng(8)
     gt = _box_set(rng, 24).reshape(2, 12, 4)
     anchors = _box_set(rng, 80)
-    iou = B.pairwise_iou(gt, anchors[None]).numpy()  # (2, 12, 80), with ties
+    iou = box_ops.pairwise_iou(gt, anchors[None]).numpy()  # (2, 12, 80), with ties
     valid = np.arange(12)[None, :] < np.array([[7], [0]])  # image 1: no GT at all
     for v in (None, valid):
         got = OPS.match(iou, 0.5, 0.2, low_quality, gt_valid=v)
-        want = T.match(iou, 0.5, 0.2, low_quality, gt_valid=v)
+        want = target_ops.match(iou, 0.5, 0.2, low_quality, gt_valid=v)
         for g, w in zip(got, want):
             assert g.dtype == tf.int32
             np.testing.assert_array_equal(g.numpy(), w.numpy())

@@ -3,18 +3,18 @@
 import numpy as np
 
 from maskrcnn_body.config import get_config
-from maskrcnn_body.ops import anchors as A
+from maskrcnn_body.ops import anchors as anchor_ops
 
 SCALES = (1.0, 2.0)
 RATIOS = (0.5, 1.0, 2.0)
 
 
 def test_level_shapes_ceil():
-    assert A.level_shapes((100, 130), 2, 3) == [(25, 33), (13, 17)]
+    assert anchor_ops.level_shapes((100, 130), 2, 3) == [(25, 33), (13, 17)]
 
 
 def test_count_centres_sizes_order():
-    per_level, all_anchors = A.generate_anchors((64, 96), 2, 3, 8.0, SCALES, RATIOS)
+    per_level, all_anchors = anchor_ops.generate_anchors((64, 96), 2, 3, 8.0, SCALES, RATIOS)
     na = len(SCALES) * len(RATIOS)
     assert [p.shape[0] for p in per_level] == [16 * 24 * na, 8 * 12 * na]
     assert all_anchors.shape == (16 * 24 * na + 8 * 12 * na, 4)
@@ -38,7 +38,7 @@ def test_count_centres_sizes_order():
 
 def test_config_helper_uses_rpn_levels():
     anchors = get_config("cpu_small").model.anchors
-    per_level, all_anchors = A.generate_anchors_for_config(anchors, (256, 256))
+    per_level, all_anchors = anchor_ops.generate_anchors_for_config(anchors, (256, 256))
     assert len(per_level) == anchors.max_level - 2 + 1
     expected = sum((256 // 2**level) ** 2 for level in range(2, anchors.max_level + 1))
     assert all_anchors.shape[0] == expected * anchors.per_location

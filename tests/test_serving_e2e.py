@@ -23,7 +23,7 @@ from PIL import Image
 from test_http_server import BAD, _jpeg, _post, _recv_all, png_header_only
 
 from helpers.models import write_random_train_dir
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.inference.results import json_to_masks
 
 pytestmark = pytest.mark.slow  # serving end to end: `make test-fast` leaves these out
@@ -127,11 +127,11 @@ def _check_result(res, h, w):
     for p in res["persons"]:
         x1, y1, x2, y2 = p["box"]
         assert 0 <= x1 <= x2 <= w and 0 <= y1 <= y2 <= h and 0 <= p["score"] <= 1
-        assert np.array(p["keypoints"]).shape == (C.NUM_KEYPOINTS, 3)
-        assert list(p["masks"]) == list(C.CHANNELS)
+        assert np.array(p["keypoints"]).shape == (constants.NUM_KEYPOINTS, 3)
+        assert list(p["masks"]) == list(constants.CHANNELS)
         assert all(m["size"] == [h, w] for m in p["masks"].values())
     masks = json_to_masks(res)
-    assert masks.shape == (len(res["persons"]), h, w, C.NUM_CHANNELS)
+    assert masks.shape == (len(res["persons"]), h, w, constants.NUM_CHANNELS)
     assert not (masks[..., 1:] & ~masks[..., :1]).any()  # parts inside the body
 
 

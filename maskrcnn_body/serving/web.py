@@ -21,7 +21,7 @@ import re
 from importlib import resources
 from typing import Dict, Tuple
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.drawing import draw
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.version import __version__
@@ -30,18 +30,18 @@ from maskrcnn_body.version import __version__
 def page_config(max_body_bytes: int, max_pixels: int) -> dict:
     """What the page needs to draw like :func:`maskrcnn_body.drawing.draw.draw_people`."""
     return {
-        "channels": list(C.CHANNELS),
+        "channels": list(constants.CHANNELS),
         "part_priority": list(paste.PART_PRIORITY),
         "body_only": paste.BODY_ONLY,
-        "part_colours": {str(k): list(v) for k, v in C.PART_COLOURS.items()},
+        "part_colours": {str(k): list(v) for k, v in constants.PART_COLOURS.items()},
         "part_alpha": draw.PART_ALPHA,
         "body_tint": list(draw.BODY_TINT),
         "body_alpha": draw.BODY_ALPHA,
         "outline": list(draw.OUTLINE),
         "box": list(draw.BOX),
-        "keypoints": list(C.KEYPOINTS),
-        "joint_colours": [list(draw.joint_colour(name)) for name in C.KEYPOINTS],
-        "skeleton": [[a, b, list(draw.segment_colour(a, b))] for a, b in C.SKELETON_INDEX],
+        "keypoints": list(constants.KEYPOINTS),
+        "joint_colours": [list(draw.joint_colour(name)) for name in constants.KEYPOINTS],
+        "skeleton": [[a, b, list(draw.segment_colour(a, b))] for a, b in constants.SKELETON_INDEX],
         "max_body_bytes": int(max_body_bytes),
         "max_pixels": int(max_pixels),
     }
@@ -127,11 +127,11 @@ def openapi_schema(image_types, max_body_bytes: int, max_pixels: int, min_side: 
             "keypoints": {
                 "type": "array",
                 "items": {"type": "array", "items": {"type": "number"}},
-                "description": "15 x [x, y, score] in the order " + ", ".join(C.KEYPOINTS),
+                "description": "15 x [x, y, score] in the order " + ", ".join(constants.KEYPOINTS),
             },
             "masks": {
                 "type": "object",
-                "description": "COCO compressed RLE per channel: " + ", ".join(C.CHANNELS),
+                "description": "COCO compressed RLE per channel: " + ", ".join(constants.CHANNELS),
                 "additionalProperties": {"$ref": "#/components/schemas/RLE"},
             },
         },
