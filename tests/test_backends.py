@@ -292,42 +292,21 @@ def test_cli_backend_flag_reports_unknown_backends(tmp_path):
     assert r.returncode == 2 and "unknown backend 'nope'" in r.stderr and "onnxruntime" in r.stderr, r.stderr[-2000:]
 
 
-def test_export_cli_needs_calibration_records_for_int8(tmp_path):
+@pytest.mark.parametrize(
+    "quant, message", [("int8", "--calib_records"), ("int4", "choose from none, float16, dynamic, int8")]
+)
+def test_export_cli_rejects_unusable_quantisation(tmp_path, quant, message):
+    """int8 without calibration records, or an unknown variant: exit code 2 and a message that says what to do."""
     (tmp_path / "config.json").write_text("{}")
     r = subprocess.run(
-        [
-            sys.executable,
-            "train/export.py",
-            "--train_dir",
-            str(tmp_path),
-            "--tflite",
-            str(tmp_path / "m.tflite"),
-            "--tflite_quant",
-            "int8",
-        ],
+        [sys.executable, "train/export.py", "--train_dir", str(tmp_path), "--tflite", str(tmp_path / "m.tflite")]
+        + ["--tflite_quant", quant],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert r.returncode == 2 and "--calib_records" in r.stderr, r.stderr[-2000:]
-    r = subprocess.run(
-        [
-            sys.executable,
-            "train/export.py",
-            "--train_dir",
-            str(tmp_path),
-            "--tflite",
-            str(tmp_path / "m.tflite"),
-            "--tflite_quant",
-            "int4",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 2 and "choose from none, float16, dynamic, int8" in r.stderr, r.stderr[-2000:]
+    assert r.returncode == 2 and message in r.stderr, r.stderr[-2000:]
 
 
 def test_tflite_paths_name_each_variant():

@@ -74,3 +74,28 @@ def positive_int(text: str) -> int:
     if v < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
     return v
+
+
+def add_backend_arguments(p: argparse.ArgumentParser) -> None:
+    """``--backend``, ``--threads``, ``--precision``: how ``predict`` and ``serve`` run a model
+    (``maskrcnn_body.inference.backends``; README, "Backends")."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="auto, tensorflow, onnxruntime, openvino or tflite "
+        '(README, "Backends"; a training directory is exported once, cached, for the non-TensorFlow ones) '
+        "(default: %(default)s).",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of the onnxruntime, openvino and tflite backends (default: all cores).",
+    )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "bfloat16"),
+        help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
+        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).",
+    )

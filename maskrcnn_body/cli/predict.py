@@ -16,7 +16,7 @@ need OpenCV (pip install "maskrcnn_body[video]").
 
 from __future__ import annotations
 
-from maskrcnn_body.cli.args import add_bool
+from maskrcnn_body.cli.args import add_backend_arguments, add_bool
 
 
 def add_arguments(p) -> None:
@@ -27,25 +27,7 @@ def add_arguments(p) -> None:
         default="output/mask_rcnn",
         help="Training directory, SavedModel directory, .onnx or .tflite file (default: %(default)s).",
     )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        help="auto, tensorflow, onnxruntime, openvino or tflite (a training "
-        "directory is exported once, cached, for the non-TensorFlow ones) (default: %(default)s).",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads of the onnxruntime, openvino and tflite backends (default: all cores).",
-    )
-    p.add_argument(
-        "--precision",
-        default="float32",
-        choices=("float32", "bfloat16"),
-        help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
-        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).",
-    )
+    add_backend_arguments(p)
     p.add_argument("--checkpoint", default=None, help="Training directory only: a specific checkpoint prefix.")
     p.add_argument(
         "--input",

@@ -15,6 +15,8 @@ hold no thread), the model runs one call at a time behind a bounded queue. Error
 
 from __future__ import annotations
 
+from maskrcnn_body.cli.args import add_backend_arguments
+
 
 def add_arguments(p) -> None:
     p.add_argument(
@@ -25,26 +27,7 @@ def add_arguments(p) -> None:
         help="Training directory (config.json + checkpoints), SavedModel directory, .onnx or .tflite "
         "file (default: %(default)s).",
     )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        help="auto, tensorflow, onnxruntime, openvino or tflite "
-        '(README, "Backends"; a training directory is exported once for the non-TensorFlow ones) '
-        "(default: %(default)s).",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="CPU threads of the onnxruntime, openvino and tflite backends (default: all cores).",
-    )
-    p.add_argument(
-        "--precision",
-        default="float32",
-        choices=("float32", "bfloat16"),
-        help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
-        "on CPUs with AMX / AVX512-BF16 (default: %(default)s).",
-    )
+    add_backend_arguments(p)
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument(
         "--host",
