@@ -42,6 +42,12 @@ def _image(h, w):
     return np.random.default_rng(h * w).integers(0, 255, (h, w, 3), np.uint8)
 
 
+def _cli(*args: str) -> None:
+    """Runs ``python ARGS...`` in the repository root and asserts it succeeded."""
+    r = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """(train_dir, saved_model, onnx, {quant: tflite}, blank-model SavedModel, blank-model onnx), by the CLI."""
@@ -50,81 +56,17 @@ def exported(tmp_path_factory):
     train_dir = str(d / "run")
     write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
     calib = d / "calib" / "synthetic"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "maskrcnn_body.cli.main",
-            "synth",
-            "--out",
-            str(calib),
-            "--num_train",
-            "0",
-            "--num_val",
-            "4",
-            "--size",
-            "96",
-            "--num_shards",
-            "1",
-            "--num_workers",
-            "1",
-            "--noprogress",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    synth = ["-m", "maskrcnn_body.cli.main", "synth", "--out", str(calib), "--num_train", "0", "--num_val", "4"]
+    _cli(*synth, "--size", "96", "--num_shards", "1", "--num_workers", "1", "--noprogress")
     sm, onnx_path, tfl = str(d / "saved_model"), str(d / "model.onnx"), str(d / "model.tflite")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "train/export.py",
-            "--train_dir",
-            train_dir,
-            "--saved_model",
-            sm,
-            "--onnx",
-            onnx_path,
-            "--tflite",
-            tfl,
-            "--tflite_quant",
-            "none,float16,dynamic,int8",
-            "--calib_records",
-            str(calib) + "_val-*.tfrecord",
-            "--calib_images",
-            "4",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    export = ["train/export.py", "--train_dir", train_dir]
+    quant_flags = ["--tflite_quant", "none,float16,dynamic,int8", "--calib_records", str(calib) + "_val-*.tfrecord"]
+    _cli(*export, "--saved_model", sm, "--onnx", onnx_path, "--tflite", tfl, *quant_flags, "--calib_images", "4")
     quant = {"none": tfl, **{q: str(d / f"model.{q}.tflite") for q in ("float16", "dynamic", "int8")}}
     for path in [onnx_path, *quant.values()]:
         assert os.path.getsize(path) > 100_000, path
     blank_sm, blank_onnx = str(d / "blank_sm"), str(d / "blank.onnx")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "train/export.py",
-            "--train_dir",
-            train_dir,
-            "--saved_model",
-            blank_sm,
-            "--onnx",
-            blank_onnx,
-            "--score_threshold",
-            "0.9999",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    _cli(*export, "--saved_model", blank_sm, "--onnx", blank_onnx, "--score_threshold", "0.9999")
     return train_dir, sm, onnx_path, quant, blank_sm, blank_onnx
 
 
