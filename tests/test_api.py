@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 import maskrcnn_body as mb
+from helpers.masks import assert_masks_close
 from helpers.models import write_random_train_dir
 from maskrcnn_body import constants
 from maskrcnn_body.drawing.draw import render_dump
@@ -96,7 +97,7 @@ def test_batches_equal_one_at_a_time_and_long_lists_show_progress(model, capsys)
     batched = model(images, batch_size=4)
     for a, b in zip(one, batched):
         np.testing.assert_allclose(a.detections["boxes"], b.detections["boxes"], atol=1e-3)
-        np.testing.assert_allclose(a.detections["masks"], b.detections["masks"], atol=1e-4)
+        assert_masks_close(a.detections["masks"], b.detections["masks"], atol=1e-4)  # point head: top-k ties
     assert "6/6" in capsys.readouterr().err  # more images than batch_size: a progress bar
 
 

@@ -48,7 +48,8 @@ def _images(b=2, size=SIZE, seed=0):
 def test_detect_shapes_and_ranges(model):
     cfg = model.cfg.model
     out = model.detect(_images(), tf.constant([[SIZE, SIZE], [48, 40]], tf.int32))
-    d, m = cfg.postprocess.max_detections, cfg.mask_head.output_size
+    d, m = cfg.postprocess.max_detections, cfg.mask_head.mask_size  # refined by the point head in cpu_small
+    assert cfg.mask_head.point.dim > 0 and m == cfg.mask_head.point.refine_sizes[-1]
     assert out["boxes"].shape == (2, d, 4)
     assert out["scores"].shape == (2, d)
     assert out["num_detections"].shape == (2,) and out["num_detections"].dtype == tf.int32
@@ -177,13 +178,15 @@ def _hand_batch(num_gt, box):
 
 def test_losses_with_people_are_positive_and_finite(model):
     losses = model.compute_losses(_hand_batch(1, [20, 10, 40, 50]))
-    assert set(losses) == {"rpn_class", "rpn_box", "class", "box", "mask", "keypoint", "total"}
+    assert set(losses) == {"rpn_class", "rpn_box", "class", "box", "mask", "keypoint", "point", "total"}
     for k, v in losses.items():
         assert v.dtype == tf.float32 and v.shape == () and np.isfinite(v.numpy()), k
     # the GT box is added to the RoIs, so there are always positives for the mask/keypoint heads
     assert losses["mask"].numpy() > 0.1 and losses["keypoint"].numpy() > 0.1
+    assert losses["point"].numpy() > 0.1
     w = model.cfg.model.loss_weights
-    np.testing.assert_allclose(losses["total"].numpy(), sum(w[k] * losses[k].numpy() for k in w), rtol=1e-5)
+    point = w["mask"] * model.cfg.model.mask_head.point.loss_weight * losses["point"].numpy()
+    np.testing.assert_allclose(losses["total"].numpy(), sum(w[k] * losses[k].numpy() for k in w) + point, rtol=1e-5)
 
 
 @pytest.mark.parametrize("num_gt, box", [(0, [0, 0, 0, 0]), (1, [30, 30, 30, 45])], ids=["no_people", "zero_area_box"])
@@ -194,7 +197,7 @@ def test_losses_defined_without_usable_people(model, num_gt, box):
         losses = {k: v.numpy() for k, v in model.compute_losses(_hand_batch(num_gt, box)).items()}
     assert all(np.isfinite(v) for v in losses.values()), losses
     # nothing to match: no positive anchors/RoIs, so the box/mask/keypoint terms are exactly 0
-    for k in ("rpn_box", "box", "mask", "keypoint"):
+    for k in ("rpn_box", "box", "mask", "keypoint", "point"):
         assert losses[k] == 0, (k, losses)
     assert losses["rpn_class"] > 0 and losses["class"] > 0
 
@@ -213,6 +216,7 @@ def test_legacy_preset_builds_the_original_heads():
     """The 2017 hyper-parameters: 56x56 mask crops -> 112x112x7 masks, 30-output keypoint regression,
     3 scales x 3 ratios per level."""
     model = build_model(get_config("legacy"))
+    assert model.point_head is None  # the original had no mask refinement
     assert model.mask_head.input_shape == (None, 56, 56, 256)
     assert model.mask_head.output_shape == (None, 112, 112, C.NUM_CHANNELS)
     assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)

@@ -46,7 +46,7 @@ def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
     result = tr.train()
     assert result.step == 2 and result.skipped_steps == 0
-    assert all(np.isfinite(result.logs[k]) for k in ("total", "mask", "keypoint", "rpn_class"))
+    assert all(np.isfinite(result.logs[k]) for k in ("total", "mask", "point", "keypoint", "rpn_class"))
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-2")
 
     again = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
@@ -57,7 +57,7 @@ def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     paths = write_dumps(again.model, val, cfg, str(tmp_path / "dumps"))
     assert len(paths) == 2
     d = dumps.read_dump(paths[0])
-    assert d["image"].shape == (64, 64, 3) and d["masks"].shape[1:] == (56, 56, 7)
+    assert d["image"].shape == (64, 64, 3) and d["masks"].shape[1:] == (112, 112, 7)  # point-refined
     assert d["gt_parts"].shape[1:] == (64, 64) and len(d["boxes"]) == len(d["scores"])
 
 

@@ -5,6 +5,11 @@
   ``train/train.py`` and ``maskrcnn-body train``).
 * ``legacy``: the hyper-parameters of the 2017 original, expressed in this config.
 
+The point head (``model.mask_head.point``, PointRend-style mask refinement) is on in ``cpu_small``
+(the configuration measured on the limbs branch: dim 128, P2 + RGB point features) and in
+``r50_fpn`` / ``r50_fpn_imagenet`` (the same design at PointRend's width 256, P2 features only,
+refined once at the head's 112 px output; not measured on real data here). ``legacy`` keeps it off.
+
 Register another with ``@register("name")`` on a function returning a :class:`Config`.
 """
 
@@ -24,6 +29,7 @@ from maskrcnn_body.config.sections import (
     KeypointHeadConfig,
     MaskHeadConfig,
     ModelConfig,
+    PointHeadConfig,
     PostprocessConfig,
     RoiConfig,
     RpnConfig,
@@ -72,7 +78,12 @@ def r50_fpn() -> Config:
     return Config(
         name="r50_fpn",
         input=InputConfig(min_size=800, max_size=1333),
-        model=ModelConfig(keypoint_head=KeypointHeadConfig(kind="shared")),
+        model=ModelConfig(
+            keypoint_head=KeypointHeadConfig(kind="shared"),
+            # PointRend's point head (3 x 256, P2 features) refining the 112 px masks at their most uncertain
+            # cells (one step at 112: the masks keep their size, the inference cost stays bounded)
+            mask_head=MaskHeadConfig(point=PointHeadConfig(dim=256, features="p2", refine_sizes=(112,))),
+        ),
         # Detectron's "1x" recipe: 0.02 per 16 images, 90k steps of 16 = 1.44M images
         train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000),
     )
@@ -111,7 +122,15 @@ def cpu_small() -> Config:
             ),
             roi=RoiConfig(per_image=64, sampling_ratio=1),
             box_head=BoxHeadConfig(fc_dim=256),
-            mask_head=MaskHeadConfig(convs=4, dim=64, output_size=56, max_rois_per_image=16),
+            # the point head with P2 + RGB point features, refining the 56 px masks at 56 and 112
+            # (the configuration measured on the limbs branch, docs/LIMBS.md there)
+            mask_head=MaskHeadConfig(
+                convs=4,
+                dim=64,
+                output_size=56,
+                max_rois_per_image=16,
+                point=PointHeadConfig(dim=128, features="p2+image", refine_sizes=(56, 112)),
+            ),
             keypoint_head=KeypointHeadConfig(kind="heatmap", convs=2, dim=64, heatmap_size=28),
             postprocess=PostprocessConfig(max_detections=20),
             loss_weights={"rpn_class": 1.0, "rpn_box": 1.0, "class": 1.0, "box": 1.0, "mask": 2.0, "keypoint": 1.0},

@@ -17,6 +17,7 @@ Layout (``SECTION.FIELD`` keys of ``--set``)::
     model.roi.*                 RoI sampling for the heads, level assignment, RoIAlign
     model.box_head.*            box/class head
     model.mask_head.*           7-channel part mask head
+    model.mask_head.point.*     PointRend-style point head refining the masks (dim 0: off)
     model.keypoint_head.*       15-joint keypoint head
     model.postprocess.*         score threshold, NMS, detections per image
     model.loss_weights          weight of each loss term
@@ -260,6 +261,65 @@ class BoxHeadConfig:
 
 
 @dataclasses.dataclass
+class PointHeadConfig:
+    """PointRend-style point head (Kirillov et al., CVPR 2020) refining the mask logits at points.
+
+    A small MLP re-predicts the 7 mask logits at points from fine features sampled there (P2, and
+    optionally the 3x3 RGB neighbourhood) plus the coarse head's logits at the point. Training: a
+    point loss at uncertainty-biased random points of each positive RoI. Inference: adaptive
+    subdivision -- the logits are resized to each of ``refine_sizes`` in turn and the
+    ``refine_points`` most uncertain cells re-predicted; the model's masks are then
+    ``refine_sizes[-1]`` square instead of ``model.mask_head.output_size``.
+    """
+
+    dim: int = field(
+        0, "Width of the point head's fully connected layers (0: no point head, masks as the head gives them)."
+    )
+    layers: int = field(3, "Fully connected layers of the point head (each also fed the coarse logits).")
+    features: Literal["p2", "p2+image"] = field(
+        "p2",
+        "Fine features at a point: p2 = the finest pyramid level (stride 4), bilinearly sampled; p2+image = "
+        "plus the normalised RGB of the point's 3x3 pixel neighbourhood (27 values: edges one pixel wide).",
+    )
+    train_points: int = field(196, "Training: points per positive RoI for the point loss.")
+    oversample: float = field(
+        3.0, "Training: uniform random candidates per point (>= 1); the most uncertain of them are kept."
+    )
+    importance: float = field(
+        0.75, "Training: fraction of the points chosen by uncertainty; the rest are uniform random."
+    )
+    loss_weight: float = field(
+        1.0,
+        "Weight of the point loss relative to the mask head's loss (the total adds "
+        "loss_weights['mask'] * loss_weight * point).",
+    )
+    refine_sizes: Tuple[int, ...] = field(
+        (56, 112),
+        "Inference: the mask logits are resized (bilinear) to each side in turn and refined; the last is "
+        "the side of the output masks (empty: no refinement, the head's own masks).",
+    )
+    refine_points: int = field(784, "Inference: most uncertain cells re-predicted at each refine size.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.dim > 0
+
+    def validate(self, p: str = "model.mask_head.point") -> None:
+        _require(self.dim >= 0, f"{p}.dim", f"must be >= 0 (0 = no point head), got {self.dim!r}")
+        if not self.enabled:
+            return
+        _positive(self, p, "layers", "train_points", "refine_points")
+        _require(self.oversample >= 1.0, f"{p}.oversample", f"must be >= 1, got {self.oversample!r}")
+        _fraction(self, p, "importance")
+        _require(self.loss_weight >= 0, f"{p}.loss_weight", f"must be >= 0, got {self.loss_weight!r}")
+        _require(
+            all(s > 0 for s in self.refine_sizes),
+            f"{p}.refine_sizes",
+            f"sides must be > 0, got {self.refine_sizes}",
+        )
+
+
+@dataclasses.dataclass
 class MaskHeadConfig:
     """7-channel part mask head (body, head, torso, arms, legs), run on positives only in training."""
 
@@ -279,6 +339,14 @@ class MaskHeadConfig:
     output_size: int = field(112, "Mask logits are upsampled late (7 channels only) to this side.")
     max_rois_per_image: int = field(64, "Training: masks on at most this many positive RoIs per image.")
     dice_weight: float = field(1.0, "Weight of the soft Dice term added to the per-channel BCE (thin limbs).")
+    point: PointHeadConfig = section(PointHeadConfig, "PointRend-style point head refining the masks (dim 0: off).")
+
+    @property
+    def mask_size(self) -> int:
+        """Side of the masks the model outputs: the last refine size with the point head, else ``output_size``."""
+        if self.point.enabled and self.point.refine_sizes:
+            return self.point.refine_sizes[-1]
+        return self.output_size
 
     def validate(self, p: str = "model.mask_head") -> None:
         _positive(self, p, "roi_size", "dim", "output_size", "max_rois_per_image")
@@ -287,6 +355,7 @@ class MaskHeadConfig:
             p,
             "convs, global_dim and dice_weight must be >= 0",
         )
+        self.point.validate(f"{p}.point")
 
 
 @dataclasses.dataclass

@@ -1,9 +1,11 @@
-"""The RoI head networks: box/class, 7-channel part mask, 15-joint keypoint.
+"""The RoI head networks: box/class, 7-channel part mask, 15-joint keypoint, and the point head.
 
 Every head is a functional ``keras.Model`` over RoIAlign crops (N, S, S, C) of the RoIs' own
-pyramid level, C = the FPN width (``model.roi_heads`` crops the RoIs and runs them). Nothing is mirrored: the
-crops keep the image's orientation, so left
-and right (the subject's own sides) are learnable from the face/back-of-head cue.
+pyramid level, C = the FPN width (``model.roi_heads`` crops the RoIs and runs them). Nothing is
+mirrored: the crops keep the image's orientation, so left and right (the subject's own sides) are
+learnable from the face/back-of-head cue.
+The point head (:func:`build_point_head`) works on points instead of crops: per-point features
+(N, P, F) sampled by :mod:`maskrcnn_body.ops.points`.
 Outputs are float32 (cast after the last layer, safe under mixed precision).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import keras
 
 from maskrcnn_body import constants
-from maskrcnn_body.config import BoxHeadConfig, KeypointHeadConfig, MaskHeadConfig
+from maskrcnn_body.config import BoxHeadConfig, KeypointHeadConfig, MaskHeadConfig, PointHeadConfig
 from maskrcnn_body.model.conv import Conv2D
 from maskrcnn_body.model.norm import norm_layer
 
@@ -139,3 +141,36 @@ def build_keypoint_head(cfg: KeypointHeadConfig, channels: int, fc_dim: int = 10
         f"model.keypoint_head.kind={cfg.kind!r} has no head of its own; use 'heatmap' "
         f"or 'regression' ('shared' puts it on the mask head, 'none' builds the model without one)"
     )
+
+
+IMAGE_POINT_FEATURES = 27
+"""RGB values of a point's 3x3 pixel neighbourhood (``point.features == "p2+image"``)."""
+
+
+def point_feature_width(cfg: PointHeadConfig, channels: int) -> int:
+    """F, the width of the point head's fine features: the FPN width (+ 27 with ``p2+image``)."""
+    return channels + (IMAGE_POINT_FEATURES if cfg.features == "p2+image" else 0)
+
+
+def build_point_head(cfg: PointHeadConfig, channels: int) -> keras.Model:
+    """PointRend's point head: per point, fine features (N, P, F) and the coarse mask logits at
+    the point (N, P, 7) -> refined logits (N, P, 7) float32; F = :func:`point_feature_width`.
+
+    ``cfg.layers`` fully connected layers of ``cfg.dim`` (shared over the points, i.e. 1x1
+    convolutions), each fed the coarse logits again, then a linear layer to the 7 channels whose
+    output is added to the coarse logits: the head learns a correction and starts near the identity
+    (its last layer's weights are small). Run it on N >= 1 rows (``RoIHeads`` never gives it an
+    empty batch).
+    """
+    fine = keras.Input((None, point_feature_width(cfg, channels)), name="point_fine")
+    coarse = keras.Input((None, constants.NUM_CHANNELS), name="point_coarse")
+    x = fine
+    for i in range(cfg.layers):
+        x = keras.layers.Concatenate(name=f"point_cat{i + 1}")([x, coarse])
+        x = keras.layers.Dense(cfg.dim, activation="relu", name=f"point_fc{i + 1}")(x)
+    x = keras.layers.Concatenate(name="point_cat_out")([x, coarse])
+    x = keras.layers.Dense(
+        constants.NUM_CHANNELS, kernel_initializer=keras.initializers.RandomNormal(stddev=0.001), name="point_logits"
+    )(x)
+    x = keras.layers.Add(name="point_residual")([x, coarse])
+    return keras.Model([fine, coarse], _float32(x, "point_logits_f32"), name="point_head")

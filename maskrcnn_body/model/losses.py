@@ -89,6 +89,21 @@ def mask_loss(logits, targets, weights, dice_weight: float = 0.0):
     return tf.reduce_sum(per_channel * w) / tf.maximum(tf.reduce_sum(w), 1.0)
 
 
+def point_mask_loss(logits, targets, weights):
+    """The point head's loss: per-channel sigmoid cross-entropy at the sampled points (no Dice: the
+    points are mostly near boundaries, not a region), averaged over the (RoI, channel) pairs with
+    weight > 0, as :func:`mask_loss`.
+
+    Args:
+      logits: (N, P, 7) point logits.  targets: (N, P, 7) in {0, 1}.
+      weights: (N, 7) as in :func:`mask_loss` (0 for unannotated channels and stand-in rows).
+    """
+    w = _f32(weights)
+    ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=_f32(targets), logits=_f32(logits))
+    per_channel = tf.reduce_mean(ce, axis=1)  # (N, 7)
+    return tf.reduce_sum(per_channel * w) / tf.maximum(tf.reduce_sum(w), 1.0)
+
+
 def keypoint_heatmap_loss(logits, target_index, weights):
     """Keypoint R-CNN loss: one softmax over the K*K heatmap cells per joint.
 

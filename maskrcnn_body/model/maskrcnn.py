@@ -11,12 +11,14 @@ mask and keypoint heads) glued by pure-TF steps (:mod:`maskrcnn_body.model.rpn`,
 :mod:`maskrcnn_body.model.roi_heads`):
 
 * ``compute_losses(batch, training=True)``: dict of float32 scalars ``rpn_class, rpn_box, class,
-  box, mask, keypoint, total`` (``total`` weighted by ``cfg.model.loss_weights``); ``batch`` is
-  the pipeline dict of ``docs/DESIGN.md``.
+  box, mask, keypoint, total`` (``total`` weighted by ``cfg.model.loss_weights``), plus ``point``
+  with the point head (``model.mask_head.point.dim > 0``; in the total with weight
+  ``loss_weights["mask"] * point.loss_weight``); ``batch`` is the pipeline dict of ``docs/DESIGN.md``.
 * ``detect(images, image_shape)`` / ``model(images, image_shape)``: dict ``boxes`` (B, D, 4),
   ``scores`` (B, D), ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid
   probabilities in the box frame, ``keypoints`` (B, D, 15, 3) (x, y, score); boxes and keypoints
-  in the resized-image pixel-edge frame. D = ``postprocess.max_detections``, M = ``mask_head.output_size``.
+  in the resized-image pixel-edge frame. D = ``postprocess.max_detections``, M = ``mask_head.mask_size``
+  (``output_size``, or the last ``point.refine_sizes`` with the point head).
 * ``inference_model()``: a functional ``keras.Model`` (images, image_shape) -> that dict, for export.
 
 Images are float32 RGB in [0, 255], (B, H, W, 3) with H, W multiples of 32 (static or not: with
@@ -35,7 +37,7 @@ from maskrcnn_body.config import Config
 from maskrcnn_body.constants import LOSS_KEYS, SIZE_DIVISOR
 from maskrcnn_body.model.backbone import build_backbone, normalize_images
 from maskrcnn_body.model.fpn import build_fpn
-from maskrcnn_body.model.heads import build_box_head, build_keypoint_head, build_mask_head
+from maskrcnn_body.model.heads import build_box_head, build_keypoint_head, build_mask_head, build_point_head
 from maskrcnn_body.model.roi_heads import RoIHeads
 from maskrcnn_body.model.rpn import RegionProposalNetwork, RpnOutput, build_rpn_head
 
@@ -91,10 +93,12 @@ class MaskRCNN(keras.Model):
             if m.keypoint_head.kind in ("none", "shared")
             else build_keypoint_head(m.keypoint_head, channels, m.box_head.fc_dim)
         )
+        # PointRend-style refinement of the mask logits at uncertain points (point.dim > 0)
+        self.point_head = build_point_head(m.mask_head.point, channels) if m.mask_head.point.enabled else None
         # the units hold references to the sub-models above (plain objects: Keras does not track
         # them, so every variable keeps its one path under this model)
         self.rpn = RegionProposalNetwork(self.rpn_head, m.anchors, m.rpn)
-        self.roi_heads = RoIHeads(self.box_head, self.mask_head, self.keypoint_head, m)
+        self.roi_heads = RoIHeads(self.box_head, self.mask_head, self.keypoint_head, m, self.point_head)
         self.built = True
 
     # ------------------------------------------------------------------ the shared front half
@@ -127,7 +131,7 @@ class MaskRCNN(keras.Model):
             image_shape = tf.tile(tf.reshape(tf.stack([h, w]), [1, 2]), [tf.shape(images)[0], 1])
         image_shape = tf.cast(image_shape, tf.int32)
         feats, rpn = self._front(images, image_shape, training)
-        return self.roi_heads.detect(feats, rpn.proposals, rpn.valid, image_shape, training)
+        return self.roi_heads.detect(feats, rpn.proposals, rpn.valid, image_shape, training, images=images)
 
     def inference_model(self) -> keras.Model:
         """Functional model (images (B, H, W, 3) float32, any H, W multiples of 32; image_shape
@@ -156,7 +160,10 @@ class MaskRCNN(keras.Model):
         out.update(self.roi_heads.losses(feats, rpn.proposals, rpn.valid, gt, training))
         weights = self.cfg.model.loss_weights
         out = {k: tf.cast(v, tf.float32) for k, v in out.items()}
-        out["total"] = tf.add_n([float(weights[k]) * out[k] for k in LOSS_KEYS])
+        terms = [float(weights[k]) * out[k] for k in LOSS_KEYS]
+        if "point" in out:  # part of the mask objective, logged on its own
+            terms.append(float(weights["mask"]) * self.cfg.model.mask_head.point.loss_weight * out["point"])
+        out["total"] = tf.add_n(terms)
         return out
 
 

@@ -9,6 +9,9 @@ everything between the RPN's proposals and the model's outputs:
   ``mask_head.max_rois_per_image`` per image, a dynamic count) -> mask/keypoint losses;
 * inference (:meth:`RoIHeads.detect`): crop the proposals, box head -> scored, NMS-ed detections,
   mask and keypoint heads on the D detection slots -> masks and keypoints.
+* the point head (``model.mask_head.point``, optional): in training a point loss at
+  uncertainty-biased points of the positives (:meth:`RoIHeads.point_loss`); at inference the
+  masks are refined by adaptive subdivision (:meth:`RoIHeads.refine_masks`).
 
 Coordinates: boxes in the (resized, padded) image's pixel-edge frame, as the RPN gives them.
 """
@@ -24,7 +27,8 @@ from maskrcnn_body import constants
 from maskrcnn_body.config import ModelConfig
 from maskrcnn_body.model import losses, postprocess
 from maskrcnn_body.model.fpn import ROI_LEVELS
-from maskrcnn_body.ops import roi_align, targets
+from maskrcnn_body.model.heads import IMAGE_POINT_FEATURES
+from maskrcnn_body.ops import points, roi_align, targets
 
 
 def apply_head(head: keras.Model, rois: tf.Tensor, training: bool):
@@ -35,6 +39,20 @@ def apply_head(head: keras.Model, rois: tf.Tensor, training: bool):
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     res = [tf.reshape(o, tf.concat([shape[:2], tf.shape(o)[1:]], 0)) for o in outs]
     return res if len(res) > 1 else res[0]
+
+
+def _pad_stand_in(t: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """(N, ...) -> (max(N, 1), ...): one zero stand-in row appended when N is 0 (never an empty batch)."""
+    pad = tf.zeros(tf.concat([[1], tf.shape(t)[1:]], 0), t.dtype)
+    return tf.concat([t, pad], 0)[: tf.maximum(n, 1)]
+
+
+def point_pixels(images: tf.Tensor) -> tf.Tensor:
+    """float32 RGB [0, 255] (B, H, W, 3) -> the point head's pixel features: ``(x / 255 - mean) / std``
+    (ImageNet statistics, whatever the backbone's ``preprocessing``)."""
+    x = tf.cast(images, tf.float32)
+    mean = tf.constant(constants.TORCH_MEAN, tf.float32)
+    return (x / 255.0 - mean) / tf.constant(constants.TORCH_STD, tf.float32)
 
 
 def keypoint_regression_targets(boxes: tf.Tensor, keypoints: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
@@ -53,9 +71,15 @@ class RoIHeads:
     """Box, mask and keypoint heads over the RoIs of P2..P5 (see the module docstring)."""
 
     def __init__(
-        self, box_head: keras.Model, mask_head: keras.Model, keypoint_head: Optional[keras.Model], cfg: ModelConfig
+        self,
+        box_head: keras.Model,
+        mask_head: keras.Model,
+        keypoint_head: Optional[keras.Model],
+        cfg: ModelConfig,
+        point_head: Optional[keras.Model] = None,
     ):
         self.box_head, self.mask_head, self.keypoint_head = box_head, mask_head, keypoint_head
+        self.point_head = point_head
         self.cfg = cfg
         self.strides = [2**lvl for lvl in ROI_LEVELS]
 
@@ -122,13 +146,75 @@ class RoIHeads:
             return postprocess.decode_keypoint_regression(kp_out, boxes, scores)
         return postprocess.decode_keypoint_heatmaps(kp_out, boxes)
 
+    # ------------------------------------------------------------------ the point head
+    def point_features(self, feats, images, image_index: tf.Tensor, boxes: tf.Tensor, rel: tf.Tensor) -> tf.Tensor:
+        """Fine features (N, P, F) at RoI-relative points ``rel`` (N, P, 2) of ``boxes`` (N, 4) (image
+        pixels) of images ``image_index`` (N,) int32: P2 bilinearly sampled, plus the 3x3 pixel
+        neighbourhood of :func:`point_pixels` of ``images`` (B, H, W, 3) with ``features="p2+image"``."""
+        pts = points.rel_to_image(rel, boxes)
+        fine = points.sample_feature_map(feats[0], image_index, pts, float(self.strides[0]))
+        if self.cfg.mask_head.point.features == "p2+image":
+            if images is None:
+                raise ValueError("model.mask_head.point.features='p2+image' needs the images; pass images=")
+            rgb = points.sample_feature_map(point_pixels(images), image_index, points.image_patch_points(pts), 1.0)
+            shape = tf.shape(rel)
+            fine = tf.concat([fine, tf.reshape(rgb, [shape[0], shape[1], IMAGE_POINT_FEATURES])], axis=-1)
+        return fine
+
+    def refine_masks(self, feats, images, boxes: tf.Tensor, mask_logits: tf.Tensor, training: bool) -> tf.Tensor:
+        """Adaptive subdivision of mask logits (B, D, M, M, 7) of ``boxes`` (B, D, 4) (D >= 1) ->
+        (B, D, S, S, 7), S = the last of ``point.refine_sizes``: for each size in turn the logits are
+        resized (bilinear) and the ``point.refine_points`` most uncertain cells re-predicted by the
+        point head (fine features + the head's own coarse logits at the cell centre); every other
+        cell keeps its resized value."""
+        pc = self.cfg.mask_head.point
+        shape = tf.shape(mask_logits)
+        b, d, size = shape[0], shape[1], mask_logits.shape[2]
+        coarse = tf.reshape(mask_logits, [b * d, size, size, constants.NUM_CHANNELS])
+        flat_boxes = tf.reshape(boxes, [b * d, 4])
+        image_index = tf.reshape(tf.broadcast_to(tf.range(b)[:, None], [b, d]), [-1])
+        cur = coarse
+        for s in pc.refine_sizes:
+            if cur.shape[1] != s:
+                cur = tf.image.resize(cur, [s, s], method="bilinear")
+            idx, rel = points.most_uncertain_cells(cur, pc.refine_points)
+            fine = self.point_features(feats, images, image_index, flat_boxes, rel)
+            new = self.point_head([fine, points.sample_grid(coarse, rel)], training=training)
+            cur = points.replace_cells(cur, idx, new)
+        s = cur.shape[1]
+        return tf.reshape(cur, [b, d, s, s, constants.NUM_CHANNELS])
+
+    def point_loss(self, feats, images, image_index, boxes, coarse, gt_boxes, gt_masks, gt_index, weights, training):
+        """The point head's training loss on N real positives (N may be 0: one zero-weight stand-in
+        row then runs, never an empty batch): ``point.train_points`` points per RoI (PointRend's
+        uncertainty-biased sampling on the ``coarse`` logits (N, M, M, 7)), targets from the GT
+        masks at those points. ``image_index`` (N,), ``boxes`` (N, 4), ``gt_index`` (N,) rows of
+        ``gt_boxes`` (G, 4) / ``gt_masks`` (G, MS, MS, 7), ``weights`` (N, 7)."""
+        pc = self.cfg.mask_head.point
+        n = tf.shape(boxes)[0]
+        coarse, boxes, gt_index = _pad_stand_in(coarse, n), _pad_stand_in(boxes, n), _pad_stand_in(gt_index, n)
+        weights, image_index = _pad_stand_in(weights, n), _pad_stand_in(tf.cast(image_index, tf.int32), n)
+        rel = points.training_points(tf.stop_gradient(coarse), pc.train_points, pc.oversample, pc.importance)
+        fine = self.point_features(feats, images, image_index, boxes, rel)
+        logits = self.point_head([fine, points.sample_grid(coarse, rel)], training=training)
+        point_t = points.point_mask_targets(points.rel_to_image(rel, boxes), gt_boxes, gt_masks, gt_index)
+        return losses.point_mask_loss(logits, point_t, weights)
+
     # ------------------------------------------------------------------ inference
     def detect(
-        self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, image_shape: tf.Tensor, training: bool = False
+        self,
+        feats,
+        proposals: tf.Tensor,
+        proposal_valid: tf.Tensor,
+        image_shape: tf.Tensor,
+        training: bool = False,
+        images: Optional[tf.Tensor] = None,
     ) -> Dict[str, tf.Tensor]:
         """Detections from proposals (B, K, 4) + valid (B, K): ``boxes`` (B, D, 4), ``scores`` (B, D),
         ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid probabilities in the box
-        frame, ``keypoints`` (B, D, 15, 3); rows past ``num_detections`` are zero."""
+        frame, ``keypoints`` (B, D, 15, 3); rows past ``num_detections`` are zero. M =
+        ``mask_head.mask_size`` (the last refine size with the point head). ``images`` (B, H, W, 3)
+        float32 RGB [0, 255]: needed by a point head with ``features="p2+image"``."""
         m = self.cfg
         p = m.postprocess
         cls, box = self.box_outputs(feats, proposals, training)
@@ -151,8 +237,10 @@ class RoIHeads:
         n = tf.maximum(tf.reduce_max(det["num_detections"]), 1)
         boxes, scores = det["boxes"][:, :n], det["scores"][:, :n]
         mask_logits, kp_out = self.part_outputs(feats, boxes, training)
-        masks = _pad_rows(tf.sigmoid(mask_logits), n, d)
-        keypoints = _pad_rows(self.decode_keypoints(kp_out, boxes, scores), n, d)
+        if self.point_head is not None and m.mask_head.point.refine_sizes:
+            mask_logits = self.refine_masks(feats, images, boxes, mask_logits, training)
+        masks = _pad_detections(tf.sigmoid(mask_logits), n, d)
+        keypoints = _pad_detections(self.decode_keypoints(kp_out, boxes, scores), n, d)
         det["masks"] = masks * fvalid[:, :, None, None, None]
         det["keypoints"] = keypoints * fvalid[:, :, None, None]
         return det
@@ -161,9 +249,10 @@ class RoIHeads:
     def losses(
         self, feats, proposals: tf.Tensor, proposal_valid: tf.Tensor, gt: Dict[str, tf.Tensor], training: bool = True
     ) -> Dict[str, tf.Tensor]:
-        """``class``, ``box``, ``mask`` and ``keypoint`` losses (float32 scalars) for proposals
-        (B, K, 4) + valid (B, K) and the pipeline's GT (``gt_boxes`` (B, P, 4), ``num_gt`` (B,),
-        ``gt_masks`` (B, P, MS, MS, 7), ``gt_parts_valid`` (B, P, 7), ``gt_keypoints`` (B, P, 15, 3))."""
+        """``class``, ``box``, ``mask`` and ``keypoint`` losses (float32 scalars), and ``point`` with
+        the point head, for proposals (B, K, 4) + valid (B, K) and the pipeline's GT (``gt_boxes``
+        (B, P, 4), ``num_gt`` (B,), ``gt_masks`` (B, P, MS, MS, 7), ``gt_parts_valid`` (B, P, 7),
+        ``gt_keypoints`` (B, P, 15, 3); ``images`` (B, H, W, 3) for ``point.features="p2+image"``)."""
         m = self.cfg
         rois = targets.sample_rois(
             proposals, gt["gt_boxes"], gt["num_gt"], m.roi, m.box_head.box_weights, proposal_valid=proposal_valid
@@ -198,6 +287,19 @@ class RoIHeads:
         )
         mask_w = targets.gather_per_roi(as_one_image(gt["gt_parts_valid"]), gt_n)
         out["mask"] = losses.mask_loss(mask_logits, mask_t, mask_w, m.mask_head.dice_weight)
+        if self.point_head is not None:
+            out["point"] = self.point_loss(
+                feats,
+                gt.get("images"),
+                rows[:, 0],
+                boxes_n[0],
+                mask_logits[0],
+                as_one_image(gt["gt_boxes"])[0],
+                as_one_image(gt["gt_masks"])[0],
+                gt_n[0],
+                mask_w[0],
+                training,
+            )
         pos_kp = targets.gather_per_roi(as_one_image(gt["gt_keypoints"]), gt_n)
         out["keypoint"] = self.keypoint_loss(kp_out, boxes_n, pos_kp)
         return out
@@ -215,7 +317,7 @@ class RoIHeads:
         return losses.keypoint_heatmap_loss(kp_out, index, weight)
 
 
-def _pad_rows(t: tf.Tensor, n: tf.Tensor, d: int) -> tf.Tensor:
+def _pad_detections(t: tf.Tensor, n: tf.Tensor, d: int) -> tf.Tensor:
     """(B, n, ...) -> (B, d, ...) with zero rows appended (static d)."""
     rank = t.shape.rank
     out = tf.pad(t, [[0, 0], [0, d - n]] + [[0, 0]] * (rank - 2))
