@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from helpers.kernels import convolutions_refuse_empty_batches
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.config import get_config
-from maskrcnn_body.model import losses as L
+from maskrcnn_body.model import losses as loss_fns
 from maskrcnn_body.model.maskrcnn import InputError, build_model
 
 SIZE = 64
@@ -53,8 +53,8 @@ def test_detect_shapes_and_ranges(model):
     assert out["boxes"].shape == (2, d, 4)
     assert out["scores"].shape == (2, d)
     assert out["num_detections"].shape == (2,) and out["num_detections"].dtype == tf.int32
-    assert out["masks"].shape == (2, d, m, m, C.NUM_CHANNELS)
-    assert out["keypoints"].shape == (2, d, C.NUM_KEYPOINTS, 3)
+    assert out["masks"].shape == (2, d, m, m, constants.NUM_CHANNELS)
+    assert out["keypoints"].shape == (2, d, constants.NUM_KEYPOINTS, 3)
     boxes = out["boxes"].numpy()
     # boxes are clipped to each image's valid size (height 48, width 40 for the second image)
     assert boxes[1, :, [0, 2]].max() <= 40 and boxes[1, :, [1, 3]].max() <= 48
@@ -67,9 +67,9 @@ def test_detect_shapes_and_ranges(model):
 
 def test_regression_keypoint_mode_builds_and_detects():
     model = build_model(_cfg("regression"))
-    assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
+    assert model.keypoint_head.output_shape == (None, constants.NUM_KEYPOINTS, 2)
     out = model.detect(_images(1))
-    assert out["keypoints"].shape == (1, 5, C.NUM_KEYPOINTS, 3)
+    assert out["keypoints"].shape == (1, 5, constants.NUM_KEYPOINTS, 3)
 
 
 def test_tf_function_traces_once_per_size(model):
@@ -127,32 +127,33 @@ def test_mask_loss_ignores_unannotated_channels():
     target = np.zeros((1, 1, 4, 4, 7), np.float32)
     target[..., 3] = 1.0
     valid = np.ones((1, 1, 7), np.float32)
-    full = L.mask_loss(logits, target, valid).numpy()
+    full = loss_fns.mask_loss(logits, target, valid).numpy()
     valid[..., 3] = 0
     # every channel has the same BCE at logit 0 (log 2), whatever the target: the value is log 2 either way
     np.testing.assert_allclose(full, np.log(2), rtol=1e-5)
     # a confident wrong prediction on an unannotated channel costs nothing
     wrong = np.zeros((1, 1, 4, 4, 7), np.float32)
     wrong[..., 3] = -20.0
-    np.testing.assert_allclose(L.mask_loss(wrong, target, valid).numpy(), np.log(2), rtol=1e-5)
+    np.testing.assert_allclose(loss_fns.mask_loss(wrong, target, valid).numpy(), np.log(2), rtol=1e-5)
     valid[..., 3] = 1
-    assert L.mask_loss(wrong, target, valid).numpy() > 2
+    assert loss_fns.mask_loss(wrong, target, valid).numpy() > 2
 
 
 def test_losses_are_finite_with_no_positives():
     z = tf.zeros
-    cls, box = L.rpn_losses(z((1, 8)), z((1, 8, 4)), -tf.ones((1, 8), tf.int32), z((1, 8, 4)))
+    cls, box = loss_fns.rpn_losses(z((1, 8)), z((1, 8, 4)), -tf.ones((1, 8), tf.int32), z((1, 8, 4)))
     assert np.isfinite(cls.numpy()) and cls.numpy() == 0 and box.numpy() == 0
-    assert L.mask_loss(z((1, 2, 4, 4, 7)), z((1, 2, 4, 4, 7)), z((1, 2, 7))).numpy() == 0
-    assert L.keypoint_heatmap_loss(z((1, 2, 4, 4, 15)), tf.zeros((1, 2, 15), tf.int32), z((1, 2, 15))).numpy() == 0
+    assert loss_fns.mask_loss(z((1, 2, 4, 4, 7)), z((1, 2, 4, 4, 7)), z((1, 2, 7))).numpy() == 0
+    heatmap_loss = loss_fns.keypoint_heatmap_loss(z((1, 2, 4, 4, 15)), tf.zeros((1, 2, 15), tf.int32), z((1, 2, 15)))
+    assert heatmap_loss.numpy() == 0
 
 
 def test_keypoint_heatmap_loss_prefers_the_target_cell():
     logits = np.zeros((1, 1, 4, 4, 15), np.float32)
     logits[0, 0, 2, 1, :] = 10.0  # cell row 2, col 1 -> flat index 9
     w = np.ones((1, 1, 15), np.float32)
-    good = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 9, np.int32), w).numpy()
-    bad = L.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 0, np.int32), w).numpy()
+    good = loss_fns.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 9, np.int32), w).numpy()
+    bad = loss_fns.keypoint_heatmap_loss(logits, np.full((1, 1, 15), 0, np.int32), w).numpy()
     assert good < 1e-3 < 5 < bad
 
 
@@ -218,8 +219,8 @@ def test_legacy_preset_builds_the_original_heads():
     model = build_model(get_config("legacy"))
     assert model.point_head is None  # the original had no mask refinement
     assert model.mask_head.input_shape == (None, 56, 56, 256)
-    assert model.mask_head.output_shape == (None, 112, 112, C.NUM_CHANNELS)
-    assert model.keypoint_head.output_shape == (None, C.NUM_KEYPOINTS, 2)
+    assert model.mask_head.output_shape == (None, 112, 112, constants.NUM_CHANNELS)
+    assert model.keypoint_head.output_shape == (None, constants.NUM_KEYPOINTS, 2)
     assert model.rpn_head.output_shape[0][-1] == 9
 
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from helpers.kernels import convolutions_refuse_empty_batches
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.config import get_config
 from maskrcnn_body.model import heads
 from maskrcnn_body.model.maskrcnn import build_model
@@ -101,11 +101,11 @@ def test_shared_keypoint_head_predicts_from_the_mask_tower():
     assert model.keypoint_head is None
     k = model.cfg.model.keypoint_head.heatmap_size
     assert [tuple(o.shape) for o in model.mask_head.outputs] == [
-        (None, 56, 56, C.NUM_CHANNELS),
-        (None, k, k, C.NUM_KEYPOINTS),
+        (None, 56, 56, constants.NUM_CHANNELS),
+        (None, k, k, constants.NUM_KEYPOINTS),
     ]
     out = model.detect(tf.random.uniform((1, SIZE, SIZE, 3), 0, 255, seed=0))
-    assert out["keypoints"].shape == (1, 5, C.NUM_KEYPOINTS, 3)
+    assert out["keypoints"].shape == (1, 5, constants.NUM_KEYPOINTS, 3)
     batch = _batch()
     with tf.GradientTape() as tape:
         losses = model.compute_losses(batch)

@@ -13,10 +13,9 @@ import tensorflow as tf
 
 from helpers.kernels import convolutions_refuse_empty_batches
 from maskrcnn_body.config import ConfigError, get_config
-from maskrcnn_body.model import losses as L
+from maskrcnn_body.model import losses as loss_fns
 from maskrcnn_body.model.maskrcnn import build_model
-from maskrcnn_body.ops import points as P
-from maskrcnn_body.ops import roi_align
+from maskrcnn_body.ops import points, roi_align
 from maskrcnn_body.ops.targets import mask_targets
 
 SIZE = 64
@@ -74,7 +73,7 @@ def test_sample_feature_map_equals_a_hand_computed_bilinear_sample():
     # (4, 3): u = 1.5, v = 1.0 -> 0.5 f[1, 1] + 0.5 f[1, 2]
     # (-4, 3): u = -2.5 < -1 -> 0;  (7, 10): v = 4.5 > H -> 0
     pts = tf.constant([[[7.0, 8.8], [4.0, 3.0], [-4.0, 3.0], [3.3, 5.1], [7.0, 10.0]]])
-    got = P.sample_feature_map(tf.constant(feat), tf.constant([1]), pts, 2.0).numpy()[0]
+    got = points.sample_feature_map(tf.constant(feat), tf.constant([1]), pts, 2.0).numpy()[0]
     f = feat[1]
     np.testing.assert_allclose(got[0], f[3, 3])
     np.testing.assert_allclose(got[1], 0.5 * f[1, 1] + 0.5 * f[1, 2])
@@ -89,7 +88,7 @@ def test_sample_feature_map_equals_a_hand_computed_bilinear_sample():
 def test_sample_grid_hits_cell_centres_and_edges_replicate():
     maps = tf.reshape(tf.range(2 * 4 * 4 * 1, dtype=tf.float32), [2, 4, 4, 1])
     rel = tf.constant([[[0.125, 0.125], [0.375, 0.125], [0.25, 0.125], [0.0, 0.0]]] * 2)
-    got = P.sample_grid(maps, rel).numpy()[..., 0]
+    got = points.sample_grid(maps, rel).numpy()[..., 0]
     np.testing.assert_allclose(got[0], [0, 1, 0.5, 0])
     np.testing.assert_allclose(got[1], [16, 17, 16.5, 16])
 
@@ -100,8 +99,8 @@ def test_sample_feature_map_matches_roi_align_bins():
     box = np.array([[4.0, 8.0, 28.0, 24.0]], np.float32)
     crop = roi_align.roi_align(feat[1:], box[None], 4, stride=4, sampling_ratio=1).numpy()[0, 0]
     rel = np.stack(np.meshgrid((np.arange(4) + 0.5) / 4, (np.arange(4) + 0.5) / 4), -1).reshape(1, 16, 2)
-    pts = P.rel_to_image(tf.constant(rel, tf.float32), tf.constant(box))
-    got = P.sample_feature_map(feat, tf.constant([1]), pts, 4.0).numpy().reshape(4, 4, 3)
+    pts = points.rel_to_image(tf.constant(rel, tf.float32), tf.constant(box))
+    got = points.sample_feature_map(feat, tf.constant([1]), pts, 4.0).numpy().reshape(4, 4, 3)
     np.testing.assert_allclose(got, crop, atol=1e-5)
 
 
@@ -113,8 +112,8 @@ def test_point_targets_agree_with_the_grid_targets():
     m = 8
     grid = mask_targets(rois, gt_boxes, gt_masks, np.array([[0]], np.int32), m, 1).numpy()[0, 0]
     rel = np.stack(np.meshgrid((np.arange(m) + 0.5) / m, (np.arange(m) + 0.5) / m), -1).reshape(1, m * m, 2)
-    pts = P.rel_to_image(tf.constant(rel, tf.float32), tf.constant(rois[0]))
-    got = P.point_mask_targets(pts, gt_boxes[0], gt_masks[0], tf.constant([0])).numpy().reshape(m, m, 7)
+    pts = points.rel_to_image(tf.constant(rel, tf.float32), tf.constant(rois[0]))
+    got = points.point_mask_targets(pts, gt_boxes[0], gt_masks[0], tf.constant([0])).numpy().reshape(m, m, 7)
     np.testing.assert_array_equal(got, grid)
 
 
@@ -123,16 +122,16 @@ def test_uncertain_cells_are_the_most_uncertain_and_only_they_are_replaced():
     logits[0, 1, 2, 4] = 0.1  # the most uncertain cell (row 1, col 2): one channel near 0
     logits[0, 3, 0, 0] = -0.3  # the second
     logits[0, 0, 0, 6] = -1.0  # the third
-    idx, rel = P.most_uncertain_cells(tf.constant(logits), 2)
+    idx, rel = points.most_uncertain_cells(tf.constant(logits), 2)
     assert idx.numpy().tolist() == [[6, 12]]
     np.testing.assert_allclose(rel.numpy()[0], [[2.5 / 4, 1.5 / 4], [0.5 / 4, 3.5 / 4]])
-    out = P.replace_cells(tf.constant(logits), idx, -tf.ones((1, 2, 7))).numpy()
+    out = points.replace_cells(tf.constant(logits), idx, -tf.ones((1, 2, 7))).numpy()
     assert (out[0, 1, 2] == -1).all() and (out[0, 3, 0] == -1).all()
     keep = np.ones((4, 4), bool)
     keep[1, 2] = keep[3, 0] = False
     np.testing.assert_array_equal(out[0][keep], logits[0][keep])
     # more points than cells: every cell, each once
-    idx, _ = P.most_uncertain_cells(tf.constant(logits), 100)
+    idx, _ = points.most_uncertain_cells(tf.constant(logits), 100)
     assert sorted(idx.numpy()[0].tolist()) == list(range(16))
 
 
@@ -140,12 +139,12 @@ def test_training_points_lie_in_the_roi_and_prefer_uncertain_regions():
     logits = np.full((3, 8, 8, 7), 6.0, np.float32)
     logits[:, :, 4, :] = 0.0  # a vertical boundary at column 4
     tf.random.set_seed(0)
-    pts = P.training_points(tf.constant(logits), 100, 3.0, 0.75).numpy()
+    pts = points.training_points(tf.constant(logits), 100, 3.0, 0.75).numpy()
     assert pts.shape == (3, 100, 2) and (pts >= 0).all() and (pts <= 1).all()
     near = np.abs(pts[:, :75, 0] - 4.5 / 8) < 1.5 / 8
     assert near.mean() > 0.9
     # the uniform rest (and importance 0) spread over the RoI
-    uniform = P.training_points(tf.constant(logits), 400, 3.0, 0.0).numpy()
+    uniform = points.training_points(tf.constant(logits), 400, 3.0, 0.0).numpy()
     assert uniform.shape == (3, 400, 2) and (uniform >= 0).all() and (uniform <= 1).all()
     assert np.abs(uniform[..., 0] - 4.5 / 8).mean() > 0.15
 
@@ -154,12 +153,12 @@ def test_point_loss_weights_and_empty_rows():
     logits = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 7)).astype(np.float32))
     targets = tf.constant((np.random.default_rng(1).random((2, 5, 7)) > 0.5).astype(np.float32))
     w = np.ones((2, 7), np.float32)
-    full = float(L.point_mask_loss(logits, targets, w))
+    full = float(loss_fns.point_mask_loss(logits, targets, w))
     ce = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits).numpy().mean(1)
     np.testing.assert_allclose(full, ce.mean(), rtol=1e-5)
     w[1] = 0  # an unannotated RoI does not count
-    np.testing.assert_allclose(float(L.point_mask_loss(logits, targets, w)), ce[0].mean(), rtol=1e-5)
-    assert float(L.point_mask_loss(logits, targets, np.zeros((2, 7), np.float32))) == 0.0
+    np.testing.assert_allclose(float(loss_fns.point_mask_loss(logits, targets, w)), ce[0].mean(), rtol=1e-5)
+    assert float(loss_fns.point_mask_loss(logits, targets, np.zeros((2, 7), np.float32))) == 0.0
 
 
 # --------------------------------------------------------------------------- the head in the model
@@ -203,7 +202,7 @@ def test_refinement_changes_only_the_most_uncertain_cells(features):
     for r in range(2):
         changed = np.any(refined[0, r] != coarse.numpy()[0, r], axis=-1)
         assert 0 < changed.sum() <= 30
-        idx, _ = P.most_uncertain_cells(coarse[:, r], 30)
+        idx, _ = points.most_uncertain_cells(coarse[:, r], 30)
         assert set(np.flatnonzero(changed.reshape(-1))) <= set(idx.numpy()[0].tolist())
 
 

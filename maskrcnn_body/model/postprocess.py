@@ -14,7 +14,7 @@ from typing import Dict, Iterator, Sequence
 import tensorflow as tf
 from tensorflow.python.ops import gen_image_ops
 
-from maskrcnn_body import constants as C
+from maskrcnn_body import constants
 from maskrcnn_body.ops import boxes as box_ops
 
 _INVALID = -1e9  # score given to boxes that must never be selected
@@ -191,7 +191,7 @@ def decode_keypoint_heatmaps(logits: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
     """
     shape = tf.shape(logits)
     k = shape[2]
-    flat = tf.reshape(tf.cast(logits, tf.float32), [shape[0], shape[1], k * k, C.NUM_KEYPOINTS])
+    flat = tf.reshape(tf.cast(logits, tf.float32), [shape[0], shape[1], k * k, constants.NUM_KEYPOINTS])
     prob = tf.nn.softmax(flat, axis=2)
     best = tf.argmax(flat, axis=2, output_type=tf.int32)  # (B, D, 15)
     score = tf.reduce_max(prob, axis=2)
@@ -204,7 +204,7 @@ def decode_keypoint_heatmaps(logits: tf.Tensor, boxes: tf.Tensor) -> tf.Tensor:
 def decode_keypoint_regression(xy: tf.Tensor, boxes: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
     """Regression output (B, D, 15, 2) in RoI-normalised coordinates -> (B, D, 15, 3) (x, y, score);
     the branch has no per-joint confidence, so ``score`` is the detection score."""
-    score = tf.tile(tf.cast(scores, tf.float32)[..., None], [1, 1, C.NUM_KEYPOINTS])
+    score = tf.tile(tf.cast(scores, tf.float32)[..., None], [1, 1, constants.NUM_KEYPOINTS])
     return _to_image_frame(tf.cast(xy, tf.float32), boxes, score)
 
 
