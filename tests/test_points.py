@@ -273,7 +273,7 @@ def test_presets_turn_the_point_head_on_except_legacy():
     assert small.mask_size == 112
     for name in ("r50_fpn", "r50_fpn_imagenet"):
         mh = get_config(name).model.mask_head
-        assert (mh.point.dim, mh.point.features, mh.point.refine_sizes, mh.mask_size) == (256, "p2", (112,), 112)
+        assert (mh.point.dim, mh.point.features, mh.point.refine_sizes, mh.mask_size) == (128, "p2", (112,), 112)
     legacy = get_config("legacy").model.mask_head
     assert legacy.point.dim == 0 and legacy.mask_size == legacy.output_size
 

@@ -7,8 +7,8 @@
 
 The point head (``model.mask_head.point``, PointRend-style mask refinement) is on in ``cpu_small``
 (the configuration measured on the limbs branch: dim 128, P2 + RGB point features) and in
-``r50_fpn`` / ``r50_fpn_imagenet`` (the same design at PointRend's width 256, P2 features only,
-refined once at the head's 112 px output; not measured on real data here). ``legacy`` keeps it off.
+``r50_fpn`` / ``r50_fpn_imagenet`` (the same design, 128 wide, P2 features only, refined once at
+the head's 112 px output; not measured on real data here). ``legacy`` keeps it off.
 
 Register another with ``@register("name")`` on a function returning a :class:`Config`.
 """
@@ -80,9 +80,10 @@ def r50_fpn() -> Config:
         input=InputConfig(min_size=800, max_size=1333),
         model=ModelConfig(
             keypoint_head=KeypointHeadConfig(kind="shared"),
-            # PointRend's point head (3 x 256, P2 features) refining the 112 px masks at their most uncertain
-            # cells (one step at 112: the masks keep their size, the inference cost stays bounded)
-            mask_head=MaskHeadConfig(point=PointHeadConfig(dim=256, features="p2", refine_sizes=(112,))),
+            # PointRend's point head (3 layers, P2 features) refining the 112 px masks at their 784 most uncertain
+            # cells, one step at 112: the masks keep their size; 128 wide rather than PointRend's 256 keeps
+            # 800x800 inference with 100 detections within torchvision Mask R-CNN's time (docs/BENCHMARKS.md)
+            mask_head=MaskHeadConfig(point=PointHeadConfig(dim=128, features="p2", refine_sizes=(112,))),
         ),
         # Detectron's "1x" recipe: 0.02 per 16 images, 90k steps of 16 = 1.44M images
         train=TrainConfig(batch_size=2, learning_rate=0.02, max_images=1_440_000, warmup_images=16_000),
