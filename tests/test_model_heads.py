@@ -157,6 +157,7 @@ def test_heads_on_selected_rows_equal_the_full_run_gathered():
     assert none_m.shape[:2] == (1, 0) and none_k.shape[:2] == (1, 0)
 
 
+@pytest.mark.slow  # three full training steps (the full suite, which CI runs, keeps them)
 @pytest.mark.parametrize("keypoint_head", ["shared", "heatmap", "regression"])
 def test_training_gradients_are_finite_with_and_without_positives(keypoint_head):
     """A batch without people (zero positive RoIs) trains like any other: finite gradients, and

@@ -206,6 +206,7 @@ def test_refinement_changes_only_the_most_uncertain_cells(features):
         assert set(np.flatnonzero(changed.reshape(-1))) <= set(idx.numpy()[0].tolist())
 
 
+@pytest.mark.slow  # a full training step (the full suite, which CI runs, keeps it)
 def test_no_people_trains_with_zero_point_loss_and_one_trace():
     """A batch without people (zero positives): the point head runs on one zero-weight stand-in row,
     never on an empty batch (emulated oneDNN), the point loss is 0 and its gradients exactly 0."""
@@ -235,6 +236,7 @@ def test_no_people_trains_with_zero_point_loss_and_one_trace():
     assert traced.experimental_get_tracing_count() == 1
 
 
+@pytest.mark.slow  # a full training step
 def test_a_training_step_with_the_point_head_updates_it():
     keras.utils.set_random_seed(0)
     model = build_model(_cfg())
