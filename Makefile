@@ -28,6 +28,8 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
 lint:
+	@$(PYTHON) -c "import ruff, mypy" 2>/dev/null || { echo "make lint: ruff/mypy missing, installing the [test] extra's linters"; \
+		$(PYTHON) -m pip install --quiet "ruff>=0.6" "mypy>=1.10"; }
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 
@@ -107,7 +107,8 @@ def write_dump(path: str, **arrays) -> str:
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **d)  # type: ignore[arg-type]   # numpy's stub types the first keyword
+            payload: Dict[str, Any] = dict(d)  # numpy's stub would type the keywords against allow_pickle
+            np.savez_compressed(f, **payload)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
