@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 
 from helpers.kernels import convolutions_refuse_empty_batches
+from helpers.models import tiny_batch, tiny_config
 from maskrcnn_body import constants
-from maskrcnn_body.config import get_config
 from maskrcnn_body.model import heads
 from maskrcnn_body.model.maskrcnn import build_model
 from maskrcnn_body.model.norm import GroupNorm
@@ -21,19 +21,7 @@ SIZE = 64
 
 
 def _cfg(**overrides):
-    """cpu_small at SIZE px with few proposals/detections; ``overrides`` are dotted config keys."""
-    return get_config(
-        "cpu_small",
-        **{
-            "input.min_size": SIZE,
-            "input.max_size": SIZE,
-            "model.rpn.pre_nms_topk_test": 50,
-            "model.rpn.post_nms_topk_test": 20,
-            "model.postprocess.max_detections": 5,
-            "model.postprocess.score_threshold": 0.0,
-            **overrides,
-        },
-    )
+    return tiny_config(SIZE, **overrides)
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["hand_written_gradient", "autodiff"])
@@ -118,23 +106,7 @@ def test_shared_keypoint_head_predicts_from_the_mask_tower():
 
 
 def _batch():
-    p = 3
-    boxes = np.zeros((2, p, 4), np.float32)
-    boxes[0, :2] = [[4, 4, 30, 60], [30, 10, 60, 50]]
-    boxes[1, :1] = [[10, 5, 50, 60]]
-    kps = np.zeros((2, p, 15, 3), np.float32)
-    kps[..., 0] = (boxes[..., 0:1] + boxes[..., 2:3]) / 2
-    kps[..., 1] = (boxes[..., 1:2] + boxes[..., 3:4]) / 2
-    kps[..., 2] = (boxes[..., 2:3] > 0) * 2.0
-    return {
-        "images": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32),
-        "image_shape": np.array([[SIZE, SIZE]] * 2, np.int32),
-        "num_gt": np.array([2, 1], np.int32),
-        "gt_boxes": boxes,
-        "gt_masks": np.ones((2, p, 16, 16, 7), np.float32),
-        "gt_parts_valid": np.ones((2, p, 7), np.float32),
-        "gt_keypoints": kps,
-    }
+    return tiny_batch(SIZE)
 
 
 def test_heads_on_selected_rows_equal_the_full_run_gathered():

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from helpers.kernels import convolutions_refuse_empty_batches
+from helpers.models import tiny_batch, tiny_config
 from maskrcnn_body.config import ConfigError, get_config
 from maskrcnn_body.model import losses as loss_fns
 from maskrcnn_body.model.maskrcnn import build_model
@@ -22,16 +23,10 @@ SIZE = 64
 
 
 def _cfg(**overrides):
-    """cpu_small (point head on) at SIZE px with few proposals/detections; dotted-key ``overrides``."""
-    return get_config(
-        "cpu_small",
+    """:func:`tiny_config` with a small point head (on in cpu_small); dotted-key ``overrides``."""
+    return tiny_config(
+        SIZE,
         **{
-            "input.min_size": SIZE,
-            "input.max_size": SIZE,
-            "model.rpn.pre_nms_topk_test": 50,
-            "model.rpn.post_nms_topk_test": 20,
-            "model.postprocess.max_detections": 5,
-            "model.postprocess.score_threshold": 0.0,
             "model.mask_head.point.dim": 16,
             "model.mask_head.point.layers": 2,
             "model.mask_head.point.train_points": 20,
@@ -42,27 +37,7 @@ def _cfg(**overrides):
 
 
 def _batch(num_gt=(2, 1)):
-    p = 3
-    boxes = np.zeros((2, p, 4), np.float32)
-    boxes[0, :2] = [[4, 4, 30, 60], [30, 10, 60, 50]]
-    boxes[1, :1] = [[10, 5, 50, 60]]
-    kps = np.zeros((2, p, 15, 3), np.float32)
-    kps[..., 0] = (boxes[..., 0:1] + boxes[..., 2:3]) / 2
-    kps[..., 1] = (boxes[..., 1:2] + boxes[..., 3:4]) / 2
-    kps[..., 2] = (boxes[..., 2:3] > 0) * 2.0
-    masks = np.zeros((2, p, 16, 16, 7), np.float32)
-    masks[..., 0] = 1.0
-    masks[:, :, :8, :, 1] = 1.0  # head: top half
-    masks[:, :, 8:, :, 2] = 1.0  # torso: bottom half
-    return {
-        "images": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32),
-        "image_shape": np.array([[SIZE, SIZE]] * 2, np.int32),
-        "num_gt": np.array(num_gt, np.int32),
-        "gt_boxes": boxes,
-        "gt_masks": masks,
-        "gt_parts_valid": np.ones((2, p, 7), np.float32),
-        "gt_keypoints": kps,
-    }
+    return tiny_batch(SIZE, num_gt, split_parts=True)
 
 
 # --------------------------------------------------------------------------- point ops
