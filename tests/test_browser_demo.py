@@ -25,11 +25,8 @@ import base64
 import io
 import json
 import os
-import queue
 import shutil
-import subprocess
 import sys
-import threading
 import time
 import types
 import urllib.request
@@ -39,6 +36,7 @@ import pytest
 from PIL import Image
 
 from helpers.models import write_random_train_dir
+from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
 from maskrcnn_body.data.synthetic import render_image
 from maskrcnn_body.evaluation import paste
@@ -85,30 +83,12 @@ def server(tmp_path_factory):
         write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
     exe = shutil.which("maskrcnn-body", path=os.path.dirname(sys.executable))
     cmd = [exe] if exe else [sys.executable, "-c", "import sys; from maskrcnn_body.cli import main; sys.exit(main())"]
-    proc = subprocess.Popen(
+    proc, url = start_server(
         cmd + ["serve", "--train_dir", train_dir, "--port", "0", "--score_threshold", threshold],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
-    url, log, deadline = None, [], time.monotonic() + 180
-    while url is None and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        log.append(line)
-        if line.startswith("serving on "):
-            url = line.split()[2]
-    if url is None:
-        proc.kill()
-        pytest.fail("server did not start:\n" + "".join(log)[-3000:])
     yield types.SimpleNamespace(url=url, root=d)
-    proc.terminate()
-    proc.wait(30)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,9 @@
 
 import json
 import os
-import queue
 import socket
 import subprocess
 import sys
-import threading
-import time
 import types
 import urllib.request
 
@@ -23,6 +20,7 @@ from PIL import Image
 from test_http_server import BAD, _jpeg, _post, _recv_all, png_header_only
 
 from helpers.models import write_random_train_dir
+from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
 from maskrcnn_body.inference.results import json_to_masks
 
@@ -73,7 +71,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(data):
     """``train/test.py`` on port 0 (the OS picks a free one); yields an object with ``url``/``server_address``."""
-    proc = subprocess.Popen(
+    proc, url = start_server(
         [
             sys.executable,
             "train/test.py",
@@ -93,28 +91,10 @@ def server(data):
             "4",
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout], daemon=True).start()
-    url, log, deadline = None, [], time.monotonic() + 180
-    while url is None and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            continue
-        log.append(line)
-        if line.startswith("serving on "):
-            url = line.split()[2]
-    if url is None:
-        proc.kill()
-        pytest.fail("server did not start:\n" + "".join(log)[-3000:])
     host, port = url.split("//")[1].split(":")
     yield types.SimpleNamespace(url=url, server_address=(host, int(port)))
-    proc.terminate()
-    proc.wait(30)
+    stop_server(proc)
 
 
 def _image_bytes(data, name):
