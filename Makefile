@@ -5,26 +5,39 @@
 #   make lint       ruff (lint + format check) and mypy on config, ops, evaluation
 #   make TF=gpu     install tensorflow[and-cuda] instead of tensorflow-cpu (TF=none: keep your own)
 #   make bench      run the benchmarks and write docs/BENCHMARKS.md
-PYTHON ?= python
+#
+# The interpreter: PYTHON=... when given, else the active virtual environment's python, else python3, else
+# python (tools/find_python.sh; it explains what to do when there is none, or when it is a system Python that
+# refuses pip installs). `make test` also installs what the tests need from the system (Chromium, shellcheck)
+# through apt when it can, or says in one line what to run (tools/test_system_deps.sh).
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell tools/find_python.sh 2>/dev/null)
+endif
 TF ?= cpu
 EXTRAS := $(if $(filter none,$(TF)),test,$(TF),test)
 
-.PHONY: all install ops gpu test test-fast lint bench clean
+.PHONY: all install ops gpu test test-fast test-deps check-python lint bench clean
 all: install ops
 
-install:
+check-python:
+	@if [ -z "$(PYTHON)" ]; then tools/find_python.sh >/dev/null; exit 1; fi
+
+install: check-python
 	$(PYTHON) -m pip install -e ".[$(EXTRAS)]"
 
-ops:
+ops: check-python
 	$(MAKE) -C libs PYTHON=$(PYTHON)
 
 gpu:
 	$(MAKE) -C libs gpu PYTHON=$(PYTHON)
 
-test:
+test-deps:
+	@tools/test_system_deps.sh
+
+test: check-python test-deps
 	$(PYTHON) -m pytest -q tests
 
-test-fast:
+test-fast: check-python
 	$(PYTHON) -m pytest -q -m "not slow" tests
 
 lint:

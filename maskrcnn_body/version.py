@@ -1,3 +1,3 @@
-"""The one source of the package version (``setup.py`` reads it from here)."""
+"""The one source of the package version (``pyproject.toml`` reads it from here)."""
 
 __version__ = "0.2.0"

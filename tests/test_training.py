@@ -1,6 +1,7 @@
 """Trainer: schedules, NaN skipping, divergence stop, exact resume, checkpoint fallback, partial
 restore, precision policies and the mirrored strategy (stand-in model, a few steps each)."""
 
+import contextlib
 import glob
 import os
 import signal
@@ -251,3 +252,41 @@ def test_learning_rate_and_schedule_follow_the_batch_size(preset):
     for batch in (2, 16):
         np.testing.assert_allclose(curves[batch], curves[1], atol=2e-3)
     assert get_config("cpu_small").train.effective_learning_rate == pytest.approx(2e-3)  # the default run
+
+
+def test_checkpoint_rotation_is_consistent_at_every_stage(tmp_path, monkeypatch):
+    """At each stage of a save (files written / state rewritten / old files deleted) the state file lists only
+    checkpoints that load, always including the newest complete one; files it no longer lists are deleted,
+    also those left by a process stopped between its state write and its deletion."""
+    model = standin.build_standin(standin.tiny_config())
+    ckpt = checkpoints.Checkpointer(str(tmp_path), model, keras.optimizers.SGD(0.1), max_to_keep=2)
+    seen = []
+
+    def check(point, step):
+        state = tf.train.get_checkpoint_state(str(tmp_path))
+        listed = [int(p.rsplit("-", 1)[1]) for p in state.all_model_checkpoint_paths] if state else []
+        for p in state.all_model_checkpoint_paths if state else []:
+            tf.train.load_checkpoint(p)  # raises if any file of a listed checkpoint is missing
+        seen.append((point, step, listed))
+        if (point, step) == ("recorded", 3):
+            raise KeyboardInterrupt  # stopped between the state write and the deletion of ckpt-1
+
+    monkeypatch.setattr(checkpoints.Checkpointer, "fault_hook", staticmethod(check))
+    for step in (1, 2, 3):
+        with contextlib.suppress(KeyboardInterrupt):
+            ckpt.save(step)
+    assert seen == [
+        ("written", 1, []),
+        ("recorded", 1, [1]),
+        ("deleted", 1, [1]),
+        ("written", 2, [1]),
+        ("recorded", 2, [1, 2]),
+        ("deleted", 2, [1, 2]),
+        ("written", 3, [1, 2]),
+        ("recorded", 3, [2, 3]),
+    ]
+    assert os.path.exists(tmp_path / "ckpt-1.index")  # the stop left ckpt-1's files behind, unlisted
+    ckpt.save(4)
+    names = sorted({os.path.basename(f).split(".")[0] for f in glob.glob(str(tmp_path / "ckpt-*"))})
+    assert names == ["ckpt-3", "ckpt-4"]
+    assert ckpt.restore_latest() == (str(tmp_path / "ckpt-4"), 4)

@@ -8,7 +8,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.slow  # faults in subprocesses: `make test-fast` leaves
 STANDIN = pathlib.Path(__file__).parent / "helpers" / "standin.py"
 
 
-def _start(train_dir, max_steps, step_sleep=0.0, checkpoint_every=1):
+def _start(train_dir, max_steps, step_sleep=0.0, checkpoint_every=1, kill_at=""):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     cmd = [
         sys.executable,
@@ -35,6 +34,8 @@ def _start(train_dir, max_steps, step_sleep=0.0, checkpoint_every=1):
         "--step_sleep",
         str(step_sleep),
     ]
+    if kill_at:
+        cmd += ["--kill_at", kill_at]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -42,35 +43,40 @@ def _events(stdout):
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-def _wait_for_checkpoint(train_dir, min_step, proc, timeout=90):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        latest = tf.train.latest_checkpoint(str(train_dir))
-        if latest and int(latest.rsplit("-", 1)[1]) >= min_step:
-            return latest
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint >= {min_step} after {timeout}s")
-
-
-def test_sigkill_mid_run_then_resume(tmp_path):
-    proc = _start(tmp_path, max_steps=10_000, step_sleep=0.02)
-    _wait_for_checkpoint(tmp_path, 3, proc)
-    time.sleep(0.13)  # land somewhere inside a later step / save
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    latest = tf.train.latest_checkpoint(str(tmp_path))
-    killed_at = int(latest.rsplit("-", 1)[1])
-    # every checkpoint the state file lists must load
-    state = tf.train.get_checkpoint_state(str(tmp_path))
+def _listed_checkpoints_load(train_dir):
+    """Every checkpoint the state file lists loads, and holds the step its name says; returns their steps."""
+    state = tf.train.get_checkpoint_state(str(train_dir))
+    steps = []
     for p in state.all_model_checkpoint_paths:
-        assert tf.train.load_checkpoint(p).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == int(p.rsplit("-", 1)[1])
-    saved_kernel = tf.train.load_checkpoint(latest).get_tensor(
+        step = int(p.rsplit("-", 1)[1])
+        assert tf.train.load_checkpoint(p).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == step
+        steps.append(step)
+    assert state.model_checkpoint_path == state.all_model_checkpoint_paths[-1]
+    return steps
+
+
+# The kill lands inside the save of step 4 on purpose (Checkpointer.fault_hook), at each stage of the
+# save/rotation window: new files complete but not listed / state rewritten but old files not deleted / done.
+# max_to_keep is 3, so the save of step 4 rotates ckpt-1 out.
+@pytest.mark.parametrize(
+    ("point", "newest"),
+    [("written", 3), ("recorded", 4), ("deleted", 4)],
+)
+def test_sigkill_inside_checkpoint_rotation_then_resume(tmp_path, point, newest):
+    proc = _start(tmp_path, max_steps=10_000, kill_at=f"{point}:4")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    assert _events(out)[-1] == {"event": "killing", "point": point, "step": 4}
+    # what is on disk is consistent: every listed checkpoint loads, the newest complete one is listed
+    steps = _listed_checkpoints_load(tmp_path)
+    assert steps[-1] == newest and len(steps) <= 3
+    killed_at = newest
+    saved_kernel = tf.train.load_checkpoint(str(tmp_path)).get_tensor(
         checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX
     )
 
     again = _start(tmp_path, max_steps=killed_at + 2)
-    out, err = again.communicate(timeout=120)
+    out, err = again.communicate(timeout=180)
     assert again.returncode == 0, err[-3000:]
     ev = _events(out)
     assert ev[0]["event"] == "start" and ev[0]["step"] == killed_at
@@ -81,3 +87,8 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         checkpoints.escape_name("model/standin/box/kernel") + checkpoints.VALUE_SUFFIX
     )
     assert 0 < np.abs(final - saved_kernel).max() < 0.5
+    # after the resumed run's saves, the directory holds exactly the listed checkpoints (left-overs swept)
+    steps = _listed_checkpoints_load(tmp_path)
+    assert steps == [killed_at, killed_at + 1, killed_at + 2]
+    on_disk = sorted({f.name.split(".")[0] for f in tmp_path.glob("ckpt-*")})
+    assert on_disk == sorted(f"ckpt-{s}" for s in steps)

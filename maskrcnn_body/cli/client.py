@@ -43,6 +43,10 @@ def run(args) -> int:
 
     if not args.input and args.webcam < 0:
         raise UserError("give --input PATH [PATH ...] or --webcam N")
+    if args.show:
+        from maskrcnn_body.cli.display import require_window
+
+        require_window("--show")
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
     n_ok = n_err = 0

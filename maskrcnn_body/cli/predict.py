@@ -60,6 +60,10 @@ def run(args) -> int:
         raise UserError("give --input PATH [PATH ...] or --webcam N")
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be >= 1, got {args.batch_size}")
+    if args.show:
+        from maskrcnn_body.cli.display import require_window
+
+        require_window("--show")
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.infer import run as run_inputs
 

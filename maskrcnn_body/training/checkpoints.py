@@ -8,20 +8,33 @@ Layout of a checkpoint (``tf.train.Checkpoint``; files ``TRAIN_DIR/ckpt-<step>.{
 * ``step``: the trainer's step counter (int64; counts skipped steps too, so the data position
   of a resumed run matches the uninterrupted run).
 
-Atomicity: TensorFlow writes the data/index files under temporary names and renames them when
-complete, and ``tf.train.CheckpointManager`` then replaces the ``checkpoint`` state file
-atomically. A process killed at any moment therefore leaves the state file pointing at a
-complete checkpoint; :meth:`Checkpointer.restore_latest` additionally falls back to the
-previous checkpoints if the newest one cannot be read.
+Consistency on disk at every instant (a process may be killed anywhere, e.g. SIGKILL):
+
+1. TensorFlow writes the new checkpoint's data/index files under temporary names and renames
+   them when complete (``tf.train.Checkpoint.write``);
+2. only then is the ``checkpoint`` state file replaced, atomically (temporary file + rename),
+   listing the new checkpoint and the ``max_to_keep - 1`` newest older ones;
+3. only then are the files of checkpoints no longer listed deleted (and left-overs of an
+   earlier kill swept).
+
+So the state file never lists a checkpoint whose files are gone, and always lists the newest
+complete one. ``tf.train.CheckpointManager`` is not used for this: it records the state,
+deletes the oldest checkpoint, then records the state again, so a kill between its deletion and
+its second write leaves the state file listing a deleted checkpoint (issue 24).
+:meth:`Checkpointer.restore_latest` additionally falls back to older checkpoints if the newest
+one cannot be read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import logging
 import os
+import re
 import shutil
-from typing import List, Optional, Tuple
+from typing import Callable, ClassVar, List, Optional, Tuple
 
 import tensorflow as tf
 
@@ -34,6 +47,7 @@ from maskrcnn_body.model.weights import (
     named_model_variables,
     unescape_name,
 )
+from maskrcnn_body.utils.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +60,67 @@ class Checkpointer:
     scratch directory that is deleted right away. All workers restore from ``directory``.
     """
 
+    #: Test-only fault-injection point: called as ``fault_hook(point, step)`` at each stage of
+    #: :meth:`save` (``"written"``: new files complete, state file not yet updated;
+    #: ``"recorded"``: state file updated, dropped checkpoints not yet deleted; ``"deleted"``:
+    #: rotation finished). ``tests/helpers/standin.py --kill_at`` kills the process there.
+    fault_hook: ClassVar[Optional[Callable[[str, int], None]]] = None
+
     def __init__(
         self, directory: str, model, optimizer, max_to_keep: int = 3, is_chief: bool = True, worker_id: int = 0
     ):
+        if max_to_keep < 1:
+            raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = directory
         self.is_chief = is_chief
+        self.max_to_keep = max_to_keep if is_chief else 1
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         self.checkpoint = tf.train.Checkpoint(optimizer=optimizer, step=self.step, **named_model_variables(model))
         self._write_dir = directory if is_chief else os.path.join(directory, f".worker{worker_id}_tmp")
-        self.manager = tf.train.CheckpointManager(
-            self.checkpoint,
-            self._write_dir,
-            max_to_keep=max_to_keep if is_chief else 1,
-            checkpoint_name=CHECKPOINT_NAME,
-        )
+
+    def _fault(self, point: str, step: int) -> None:
+        if Checkpointer.fault_hook is not None:
+            Checkpointer.fault_hook(point, step)
 
     def save(self, step: int) -> Optional[str]:
-        """Writes checkpoint ``ckpt-<step>``; returns its path on the chief, else None."""
+        """Writes checkpoint ``ckpt-<step>`` and rotates; returns its path on the chief, else None.
+
+        Order: files, then the state file (atomic), then deletion of what the state no longer
+        lists — see the module docstring for why this keeps the directory consistent.
+        """
         self.step.assign(step)
-        path = self.manager.save(checkpoint_number=step)
+        # like tf.train.CheckpointManager.save: count saves in the checkpoint's own ``save_counter``
+        # (restoring with assert_existing_objects_matched expects it in every checkpoint)
+        self.checkpoint.save_counter.assign_add(1)
+        prefix = os.path.join(self._write_dir, f"{CHECKPOINT_NAME}-{int(step)}")
+        path = self.checkpoint.write(prefix)  # every worker takes part (collectives)
         if not self.is_chief:
             shutil.rmtree(self._write_dir, ignore_errors=True)
             return None
+        self._fault("written", step)
+        older = [p for p in self.candidates() if _checkpoint_number(p) != int(step)]
+        keep = [path] + [p for p in older if _checkpoint_number(p) < int(step)][: self.max_to_keep - 1]
+        keep = sorted(keep, key=_checkpoint_number)
+        _write_state(self.directory, keep)
+        self._fault("recorded", step)
+        self._delete_unlisted(keep)
+        self._fault("deleted", step)
         return path
+
+    def _delete_unlisted(self, keep: List[str]) -> None:
+        """Deletes checkpoint files in ``directory`` that the state file does not list (rotated
+        out now, or left by a process killed between its state write and its deletion)."""
+        kept = {os.path.basename(p) for p in keep}
+        pattern = re.compile(rf"^({re.escape(CHECKPOINT_NAME)}-\d+)(\.index|\.data-\d{{5}}-of-\d{{5}}|_temp.*)$")
+        for f in sorted(glob.glob(os.path.join(glob.escape(self.directory), f"{CHECKPOINT_NAME}-*"))):
+            m = pattern.match(os.path.basename(f))
+            if m is None or m.group(1) in kept:
+                continue
+            if os.path.isdir(f):
+                shutil.rmtree(f, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(f)
 
     def candidates(self) -> List[str]:
         """Checkpoint prefixes in ``directory``, newest first."""
@@ -103,6 +155,20 @@ class Checkpointer:
                 )
             )
         return None
+
+
+def _write_state(directory: str, paths: List[str]) -> None:
+    """Replaces ``directory/checkpoint`` (the ``CheckpointState`` text proto that
+    ``tf.train.get_checkpoint_state`` reads) atomically; ``paths`` oldest first, newest last,
+    stored relative to ``directory``."""
+    names = [os.path.relpath(p, directory) for p in paths]
+    lines = [f"model_checkpoint_path: {_quote(names[-1])}"]
+    lines += [f"all_model_checkpoint_paths: {_quote(n)}" for n in names]
+    write_text_atomic(os.path.join(directory, "checkpoint"), "\n".join(lines) + "\n")
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _checkpoint_number(path: str) -> int:

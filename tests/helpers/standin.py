@@ -123,6 +123,22 @@ def tiny_config(max_steps: int = 10, batch_size: int = 2, **train_overrides):
     return cfg.validate()
 
 
+def _install_kill_hook(point: str, step: str) -> None:
+    """Makes the checkpointer SIGKILL this process at ``point`` of the save at ``step``: a kill
+    inside the save/rotation window on purpose, independent of the machine's load."""
+    import os
+    import signal
+
+    from maskrcnn_body.training.checkpoints import Checkpointer
+
+    def hook(at: str, at_step: int) -> None:
+        if at == point and int(at_step) == int(step):
+            print(json.dumps({"event": "killing", "point": at, "step": int(at_step)}), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    Checkpointer.fault_hook = hook
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--train_dir", required=True)
@@ -132,7 +148,15 @@ def main(argv=None) -> int:
     p.add_argument("--global_batch", type=int, default=0, help="global batch (default: 2 per replica)")
     p.add_argument("--step_sleep", type=float, default=0.0, help="seconds to sleep per step")
     p.add_argument("--weights_out", default="", help="write final weights (.npz) here")
+    p.add_argument(
+        "--kill_at",
+        default="",
+        help="POINT:STEP: SIGKILL this process at checkpoint-save stage POINT (written, recorded, deleted; see "
+        "training.checkpoints.Checkpointer.fault_hook) of the save at STEP",
+    )
     a = p.parse_args(argv)
+    if a.kill_at:
+        _install_kill_hook(*a.kill_at.split(":"))
     from maskrcnn_body.training import distribute
     from maskrcnn_body.training.trainer import Hook, Trainer
 
