@@ -23,6 +23,9 @@ with open(os.path.join(HERE, "maskrcnn_body", "version.py")) as f:
 
 TF = "2.21.*"
 ONNX = ["tf2onnx>=1.16", "onnx>=1.15", "onnxruntime>=1.17"]
+# video: OpenCV reads videos and webcams; PyAV (BSD; its wheels bundle FFmpeg with libx264) writes H.264 that
+# browsers play (docs/TRACKING.md, "Video output")
+VIDEO = ["opencv-python-headless>=4.8", "av>=18"]
 setup(
     name="maskrcnn_body",
     version=VERSION,
@@ -50,10 +53,10 @@ setup(
         "gpu": [f"tensorflow[and-cuda]=={TF}"],
         # playwright drives the system's Chromium in tests/test_browser_demo.py (.ci/run apt-installs it;
         # Playwright's own browser download is not used)
-        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", "opencv-python-headless>=4.8", "playwright>=1.40", *ONNX],
+        "test": ["pytest>=8", "ruff>=0.6", "mypy>=1.10", *VIDEO, "playwright>=1.40", *ONNX],
         "onnx": ONNX,
         "openvino": ["openvino>=2024.0", *ONNX],
-        "video": ["opencv-python-headless>=4.8"],
+        "video": VIDEO,
     },
     entry_points={"console_scripts": ["maskrcnn-body = maskrcnn_body.cli:main"]},
 )

@@ -135,3 +135,10 @@ def test_every_option_with_a_default_shows_it(command):
             text = fmt._get_help_string(a) % {"default": a.default}
             assert "default" in text.lower(), (command, a.option_strings, text)
 
+
+def test_predict_help_shows_the_drawing_and_tracker_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--kpt_thr KPT_THR", "(default: 0.05)", "--legend, --no-legend", "--track_max_lost", "(default: 30)"):
+        assert text in out, text
