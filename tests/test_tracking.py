@@ -308,3 +308,43 @@ def test_an_odd_sized_video_is_padded_by_one_pixel_for_h264(tmp_path):
         assert (stream.width, stream.height, stream.average_rate) == (76, 52, fractions.Fraction(30000, 1001))
         assert len(list(container.decode(video=0))) == 3
     assert json.load(open(out.coco_path)) == [] and len(open(out.jsonl_path).readlines()) == 3
+
+
+def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
+    """The whole video path on the measurement clip: bench/tracking.py writes it as H.264, ``predict``
+    runs a stand-in model that answers each frame with the simulated detections, and the JSON Lines'
+    tracks score exactly as the tracker run directly on those detections."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("av")
+    from bench import tracking as bench_tracking
+    from maskrcnn_body.serving.infer import run
+
+    seed, frames = 101, 30
+    bench_tracking.write_clip(seed, str(tmp_path / "clip.mp4"), frames)
+    clip = render_clip(seed, frames, frames=False)
+    dets = simulate_detections(clip, seed)
+    calls = iter(range(frames))
+
+    def stand_in(images):
+        out = []
+        for _ in images:
+            d = dets[next(calls)]
+            n = len(d)
+            out.append(
+                {
+                    "boxes": np.array([x.box for x in d], np.float32).reshape(n, 4),
+                    "scores": np.array([x.score for x in d], np.float32),
+                    "masks": np.ones((n, 4, 4, 7), np.float32),
+                    "keypoints": np.array([x.keypoints for x in d], np.float32).reshape(n, 15, 3),
+                }
+            )
+        return out
+
+    summary = run(Model(stand_in, 0.5), [str(tmp_path / "clip.mp4")], str(tmp_path / "out"), progress=False)
+    (video,) = summary["videos"]
+    assert video["frames"] == frames and video["fps"] == clip.fps
+    got = bench_tracking.score_jsonl(seed, video["jsonl"], frames)
+    direct = bench_tracking.run(Tracker, [(clip, simulate_detections(clip, seed))])
+    assert got["num_hyp"] > 0 and got["idf1"] > 0.5
+    for key in ("num_hyp", "idtp", "id_switches", "fp", "fn"):
+        assert got[key] == direct[key], key
