@@ -310,22 +310,11 @@ def test_an_odd_sized_video_is_padded_by_one_pixel_for_h264(tmp_path):
     assert json.load(open(out.coco_path)) == [] and len(open(out.jsonl_path).readlines()) == 3
 
 
-def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
-    """The whole video path on the measurement clip: bench/tracking.py writes it as H.264, ``predict``
-    runs a stand-in model that answers each frame with the simulated detections, and the JSON Lines'
-    tracks score exactly as the tracker run directly on those detections."""
-    pytest.importorskip("cv2")
-    pytest.importorskip("av")
-    from bench import tracking as bench_tracking
-    from maskrcnn_body.serving.infer import run
+def _answering(dets):
+    """A stand-in model runner that answers the i-th image it sees with ``dets[i]``."""
+    calls = iter(range(len(dets)))
 
-    seed, frames = 101, 30
-    bench_tracking.write_clip(seed, str(tmp_path / "clip.mp4"), frames)
-    clip = render_clip(seed, frames, frames=False)
-    dets = simulate_detections(clip, seed)
-    calls = iter(range(frames))
-
-    def stand_in(images):
+    def runner(images):
         out = []
         for _ in images:
             d = dets[next(calls)]
@@ -340,7 +329,38 @@ def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
             )
         return out
 
-    summary = run(Model(stand_in, 0.5), [str(tmp_path / "clip.mp4")], str(tmp_path / "out"), progress=False)
+    return runner
+
+
+def test_model_track_gives_each_frames_result_with_the_trackers_ids():
+    clip = render_clip(7, num_frames=25, height=120, width=160, num_people=4)
+    dets = simulate_detections(clip, 7)
+    results = list(Model(_answering(dets), 0.5).track(iter(clip.frames), batch_size=4))
+    assert len(results) == 25 and all(r.image.shape == (120, 160, 3) for r in results)
+    tracker = Tracker()  # the same detections through the tracker directly
+    for r, frame_dets in zip(results, simulate_detections(clip, 7)):
+        tracker.update(frame_dets)
+        want = sorted(
+            (round(float(d.score), 4), d.track_id) for d in frame_dets if d.score >= 0.5 or d.track_id is not None
+        )
+        assert sorted((round(p.score, 4), p.track_id) for p in r.persons) == want
+    assert any(p.track_id is not None and p.score < 0.5 for r in results for p in r.persons)  # second pass
+
+
+def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
+    """The whole video path on the measurement clip: bench/tracking.py writes it as H.264, ``predict``
+    runs a stand-in model that answers each frame with the simulated detections, and the JSON Lines'
+    tracks score exactly as the tracker run directly on those detections."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("av")
+    from bench import tracking as bench_tracking
+    from maskrcnn_body.serving.infer import run
+
+    seed, frames = 101, 30
+    bench_tracking.write_clip(seed, str(tmp_path / "clip.mp4"), frames)
+    clip = render_clip(seed, frames, frames=False)
+    dets = simulate_detections(clip, seed)
+    summary = run(Model(_answering(dets), 0.5), [str(tmp_path / "clip.mp4")], str(tmp_path / "out"), progress=False)
     (video,) = summary["videos"]
     assert video["frames"] == frames and video["fps"] == clip.fps
     got = bench_tracking.score_jsonl(seed, video["jsonl"], frames)

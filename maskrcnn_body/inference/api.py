@@ -21,12 +21,13 @@ Coordinates: the pixel-edge frame of ``constants`` (x2/y2 exclusive).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
 import sys
 from functools import cached_property
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -333,6 +334,39 @@ class Model:
                 bar.update(done, {"persons": float(persons)})
         if bar:
             bar.close()
+
+    def track(
+        self,
+        frames: Iterable,
+        batch_size: int = 8,
+        score_threshold: Optional[float] = None,
+        tracker=None,
+    ) -> Iterator[Result]:
+        """The :class:`Result` of each of consecutive video ``frames`` (an iterable of images: RGB
+        arrays, paths, PIL images; read lazily, ``batch_size`` at a time), each person with its
+        ``track_id`` (:class:`~maskrcnn_body.inference.tracking.Tracker`; None until the track is
+        confirmed). ``tracker``: a :class:`~maskrcnn_body.inference.tracking.TrackerConfig` (default:
+        its defaults). The model runs down to ``min(score_threshold, tracker.low_score)`` for the
+        tracker's second pass (a training directory keeps only what :func:`load`'s ``score_threshold``
+        lets through: load with ``score_threshold=0.1`` to give the tracker its low-score detections);
+        the results keep the persons scoring at least ``score_threshold`` (default: the model's) and
+        the lower ones that extended a track. ``maskrcnn-body predict`` on a video is this loop."""
+        from maskrcnn_body.inference.tracking import Tracker
+
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        tracks = Tracker(tracker)
+        chunk: List = []
+        for frame in itertools.chain(frames, [None]):
+            if frame is not None:
+                chunk.append(frame)
+            if chunk and (frame is None or len(chunk) == batch_size):
+                for result in self.iter_results(
+                    chunk, batch_size, score_threshold=min(thr, tracks.cfg.low_score), progress=False
+                ):
+                    tracks.update(result.persons)
+                    result.persons = [p for p in result.persons if p.score >= thr or p.track_id is not None]
+                    yield result
+                chunk = []
 
 
 def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float, source: str = "") -> Result:

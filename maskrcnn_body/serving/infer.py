@@ -33,7 +33,7 @@ import numpy as np
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import Model, Result, make_result
 from maskrcnn_body.inference.results import coco_results
-from maskrcnn_body.inference.tracking import Tracker, TrackerConfig
+from maskrcnn_body.inference.tracking import TrackerConfig
 from maskrcnn_body.serving import media
 from maskrcnn_body.utils.files import safe_file_name
 from maskrcnn_body.utils.progress import ProgressBar
@@ -67,17 +67,6 @@ def unique_stem(stem: str, used: Set[str]) -> str:
         name = f"{stem}_{k}"
     used.add(name)
     return name
-
-
-def _chunks(items: Iterator, n: int) -> Iterator[List]:
-    chunk: List = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def frame_rate(fps: float) -> fractions.Fraction:
@@ -188,36 +177,31 @@ def run_video(
     ids (module docstring). The model runs at ``min(score_threshold, tracker.low_score)`` so the
     tracker's second pass sees the low-score detections; the outputs keep the persons scoring at
     least ``score_threshold`` (default: the model's) and the lower ones that extended a track."""
-    thr = model.score_threshold if score_threshold is None else float(score_threshold)
-    track = Tracker(tracker)
     fps, total = media.video_info(source)
     fps = fps / max(frame_step, 1) if fps else 0.0
-    frames = media.iter_video(source, name, max_frames, frame_step)
+    names: List[str] = []
+
+    def frames() -> Iterator[np.ndarray]:
+        for frame_name, frame in media.iter_video(source, name, max_frames, frame_step):
+            names.append(frame_name)
+            yield frame
+
     out = VideoOutput(out_dir, name, fps)
     count = min(total // max(frame_step, 1), max_frames or total) if total else 0
     bar = ProgressBar(count, stream=sys.stderr) if progress and count > 1 else None
     n = persons = 0
     tracks = set()
     try:
-        for chunk in _chunks(frames, batch_size):
-            results = model(
-                [frame for _, frame in chunk],
-                batch_size=batch_size,
-                score_threshold=min(thr, track.cfg.low_score),
-                progress=False,
-            )
-            for (frame_name, _), result in zip(chunk, results):
-                result.source = frame_name
-                track.update(result.persons)
-                result.persons = [p for p in result.persons if p.score >= thr or p.track_id is not None]
-                tracks.update(p.track_id for p in result.persons if p.track_id is not None)
-                drawing = result.plot(**(draw or {}))
-                out.write(n, result, drawing)
-                n += 1
-                persons += len(result.persons)
-                if show and not _show(drawing):
-                    raise KeyboardInterrupt
-            if bar:
+        for result in model.track(frames(), batch_size, score_threshold, tracker):
+            result.source = names[n]
+            tracks.update(p.track_id for p in result.persons if p.track_id is not None)
+            drawing = result.plot(**(draw or {}))
+            out.write(n, result, drawing)
+            n += 1
+            persons += len(result.persons)
+            if show and not _show(drawing):
+                raise KeyboardInterrupt
+            if bar and (n % batch_size == 0 or n == count):
                 bar.update(n, {"persons": float(persons)})
     except KeyboardInterrupt:
         if not show:
