@@ -368,3 +368,19 @@ def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
     assert got["num_hyp"] > 0 and got["idf1"] > 0.5
     for key in ("num_hyp", "idtp", "id_switches", "fp", "fn"):
         assert got[key] == direct[key], key
+
+
+def test_without_pyav_the_video_is_mp4v_with_a_warning_that_says_how_to_get_h264(tmp_path, monkeypatch, capsys):
+    cv2 = pytest.importorskip("cv2")
+    from maskrcnn_body.inference.api import Result
+    from maskrcnn_body.serving.infer import VideoOutput
+
+    monkeypatch.setitem(__import__("sys").modules, "av", None)  # import av -> ImportError
+    out = VideoOutput(str(tmp_path), "plain", 10)
+    for i in range(2):
+        out.write(i, Result(np.zeros((48, 64, 3), np.uint8), []), np.zeros((48, 64, 3), np.uint8))
+    out.close()
+    assert out.codec == "mp4v" and "maskrcnn_body[video]" in capsys.readouterr().err
+    cap = cv2.VideoCapture(out.video_path)
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    cap.release()
