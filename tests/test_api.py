@@ -65,14 +65,16 @@ def test_three_lines(model, tmp_path):
             "RGB"
         )
     )
-    np.testing.assert_array_equal(r.plot(), drawing)  # the drawing of draw/draw.py
+    # the drawing of draw/draw.py with every joint and the legend; by default the input's size
+    np.testing.assert_array_equal(r.plot(kpt_thr=0.0, legend=True, line_width=1), drawing)
+    assert r.plot().shape == (h, w, 3)
     js = r.to_json()
     assert (js["width"], js["height"], js["source"]) == (w, h, str(path)) and len(js["persons"]) == len(r.persons)
     decoded = json_to_masks(js)
     np.testing.assert_array_equal(decoded[0], np.stack([p.masks[n] for n in constants.CHANNELS], -1))
     r.save(tmp_path / "out.png")
     r.save(tmp_path / "out.json")
-    assert Image.open(tmp_path / "out.png").size == (drawing.shape[1], drawing.shape[0])
+    assert Image.open(tmp_path / "out.png").size == (w, h)
     assert json.loads((tmp_path / "out.json").read_text()) == js
 
 

@@ -80,3 +80,65 @@ def test_installed_console_script():
     from maskrcnn_body.version import __version__
 
     assert r.returncode == 0 and r.stdout.strip() == f"maskrcnn-body {__version__}"
+
+
+def test_top_level_help_gives_each_commands_whole_summary(capsys):
+    import importlib
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for command in COMMANDS:
+        doc = importlib.import_module(f"maskrcnn_body.cli.{command}").__doc__
+        summary = " ".join(doc.strip().split("\n\n")[0].split())
+        assert f"{command} {summary}" in out, command  # not cut at the docstring's first line break
+
+
+def _subparser(command):
+    from maskrcnn_body.cli.main import build_parser
+
+    parser = build_parser([command])
+    return next(a for a in parser._actions if a.dest == "command").choices[command]
+
+
+def test_boolean_flags_are_conventional_and_the_absl_spellings_still_work(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    assert "--show, --no-show" in out and "[SHOW]" not in out and "--noshow" not in out
+    p = _subparser("predict")
+    for argv, want in [
+        ([], False),
+        (["--show"], True),
+        (["--no-show"], False),
+        (["--show", "--noshow"], False),
+        (["--show=true"], True),
+        (["--show=false"], False),
+    ]:
+        assert p.parse_args(argv).show is want, argv
+    assert p.parse_args(["--noprogress"]).progress is False
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_with_a_default_shows_it(command):
+    import argparse
+
+    p = _subparser(command)
+    parsers = [p] + [sub for a in p._actions if isinstance(a, argparse._SubParsersAction) for sub in a.choices.values()]
+    for parser in parsers:
+        fmt = parser._get_formatter()
+        for a in parser._actions:
+            if not a.option_strings or a.help == argparse.SUPPRESS or a.default in (None, argparse.SUPPRESS, []):
+                continue
+            if isinstance(a, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            text = fmt._get_help_string(a) % {"default": a.default}
+            assert "default" in text.lower(), (command, a.option_strings, text)
+
+
+def test_predict_help_shows_the_drawing_and_tracker_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("--kpt_thr KPT_THR", "(default: 0.05)", "--legend, --no-legend", "--track_max_lost", "(default: 30)"):
+        assert text in out, text

@@ -162,3 +162,97 @@ def test_visualize_records_draws_ground_truth(tmp_path):
     scale = 4
     # same drawing code: identical pixels below the title bar
     np.testing.assert_array_equal(pic[40 : H * scale], gt_panel[40 : H * scale])
+
+
+# --------------------------------------------------------------------------- Result.plot and its options
+def _result(seed=0, track_ids=None):
+    from maskrcnn_body.inference.api import make_result
+
+    d = dump(seed)
+    det = {k: d[k] for k in ("boxes", "scores", "masks", "keypoints")}
+    r = make_result(d["image"], det, 0.0)
+    for p, t in zip(r.persons, track_ids or []):
+        p.track_id = t
+    return r, d
+
+
+def _pixel_in_part(d, channel):
+    """(y, x) of a pixel of person 0's ``channel``, away from its body outline."""
+    pasted = unpack_channels(d["gt_parts"])[0]
+    ys, xs = np.nonzero(pasted[..., channel] & ~draw._outline(pasted[..., 0]))
+    return ys[len(ys) // 2], xs[len(xs) // 2]
+
+
+def test_plot_is_the_input_size_by_default_and_the_legend_is_an_option():
+    r, _ = _result()
+    plain = r.plot()
+    assert plain.shape == (H, W, 3) and plain.dtype == np.uint8
+    with_legend = r.plot(legend=True)
+    assert with_legend.shape[1] == W and with_legend.shape[0] > H
+    np.testing.assert_array_equal(with_legend[:H], plain)
+    for colour in constants.PART_COLOURS.values():
+        assert (with_legend[H:] == colour).all(-1).any(), colour
+
+
+def test_plot_parts_alpha_and_which_parts():
+    r, d = _result()
+    image = d["image"]
+    plot = lambda **kw: r.plot(boxes=False, keypoints=False, **kw)  # noqa: E731  (the parts alone)
+    y, x = _pixel_in_part(d, LEFT_ARM)
+    head = _pixel_in_part(d, constants.CHANNEL_INDEX["head"])
+    want = (1 - draw.PART_ALPHA) * image[y, x] + draw.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
+    np.testing.assert_allclose(plot()[y, x], want, atol=1)
+    np.testing.assert_array_equal(plot(parts=False)[y, x], image[y, x])
+    np.testing.assert_array_equal(plot(alpha=0.0)[y, x], image[y, x])
+    assert tuple(plot(alpha=1.0)[y, x]) == constants.PART_COLOURS[LEFT_ARM]
+    only_head = plot(parts=["head"])
+    np.testing.assert_array_equal(only_head[y, x], image[y, x])
+    assert tuple(only_head[head]) != tuple(image[head])
+    with pytest.raises(ValueError, match="unknown channel"):
+        r.plot(parts=["tail"])
+    with pytest.raises(ValueError, match="alpha"):
+        r.plot(alpha=1.5)
+
+
+def test_plot_boxes_line_width_and_track_ids():
+    r, _ = _result()
+    x1, y1, _, y2 = BOXES[1]
+    ym = (y1 + y2) // 2
+    plot = lambda r, **kw: r.plot(parts=False, keypoints=False, **kw)  # noqa: E731  (the boxes alone)
+    assert tuple(plot(r)[ym, x1]) == draw.BOX and tuple(plot(r)[ym, x1 + 1]) != draw.BOX
+    assert tuple(plot(r, boxes=False)[ym, x1]) != draw.BOX
+    thick = plot(r, line_width=3)
+    assert all(tuple(thick[ym, x1 + i]) == draw.BOX for i in range(3))
+    tracked, _ = _result(track_ids=[7, 3])
+    pic = plot(tracked)
+    assert tuple(pic[ym, x1]) == draw.track_colour(3) != draw.BOX
+    # the label "#3 0.80" in the track's colour, wider than the score alone
+    near = lambda a, colour: np.abs(a[: y1 - 1, x1:].astype(int) - colour).sum(-1) < 150  # noqa: E731 (anti-aliased)
+    label, plain = near(pic, draw.track_colour(3)), near(plot(r), draw.BOX)
+    assert np.flatnonzero(label.any(0)).max() > np.flatnonzero(plain.any(0)).max() + 5
+
+
+def test_plot_draws_joints_above_kpt_thr_only():
+    r, d = _result()
+    j = constants.KEYPOINT_INDEX["left_wrist"]
+    r.persons[0].keypoints[j, 2] = 0.01  # below the default threshold
+    x, y = (int(v) for v in d["keypoints"][0, j, :2])
+    colour = draw.joint_colour("left_wrist")
+    near = lambda pic: (pic[y - 1 : y + 2, x - 1 : x + 2] == colour).all(-1).any()  # noqa: E731
+    assert draw.KEYPOINT_THRESHOLD > 0.01 and not near(r.plot()) and near(r.plot(kpt_thr=0.0))
+    assert not near(r.plot(keypoints=False, kpt_thr=0.0))
+
+
+def test_save_writes_the_plot_with_its_options_and_render_png_is_the_same_drawing(tmp_path):
+    import io
+
+    from maskrcnn_body.serving.infer import render_png
+
+    r, d = _result()
+    assert Image.open(r.save(tmp_path / "a.png")).size == (W, H)
+    assert Image.open(r.save(tmp_path / "b.png", legend=True)).size[1] > H
+    with pytest.raises(TypeError, match="apply to pictures"):
+        r.save(tmp_path / "a.json", legend=True)
+    det = {k: d[k] for k in ("boxes", "scores", "masks", "keypoints")}
+    png = np.asarray(Image.open(io.BytesIO(render_png(d["image"], det, 0.0))))
+    np.testing.assert_array_equal(png, r.plot())

@@ -178,19 +178,19 @@ def test_infer_cli_writes_png_and_json_per_image_and_a_video_per_video(data, inf
         with Image.open(out / f"{stem}.png") as im:
             assert im.format == "PNG"
     # a video gives an annotated video and one JSON row per frame (people carry track ids)
-    assert "clip.jsonl" in video_out and any(f in video_out for f in ("clip.mp4", "clip.avi"))
+    assert sorted(video_out) == ["clip.coco.json", "clip.jsonl", "clip.mp4"]
     rows = [json.loads(line) for line in open(out / "clip.jsonl")]
     assert [r["frame"] for r in rows] == [0, 1, 2]
     for r in rows:
         _check_result(r, 64, 96)
-        assert all(isinstance(p["track_id"], int) for p in r["persons"])
+        assert all(p["track_id"] is None or isinstance(p["track_id"], int) for p in r["persons"])  # None: tentative
     import cv2
 
-    cap = cv2.VideoCapture(str(out / next(f for f in video_out if not f.endswith(".jsonl"))))
+    cap = cv2.VideoCapture(str(out / "clip.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     ok, frame = cap.read()
     cap.release()
-    assert ok and frame.shape[1] == 96  # the drawing of each frame (legend below)
+    assert ok and frame.shape[:2] == (64, 96)  # the drawing of each frame, the source's size
 
 
 def test_client_cli_answers_equal_infer_results(server, data, infer_out):

@@ -12,37 +12,73 @@ import sys
 from typing import List, Optional, Sequence
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions kept as written (the command modules' docstrings); every option's help ends with
+    its default, unless the text already states one (``%(default)s`` or the word "default") or there
+    is nothing to show (``None``, an empty list, a suppressed default)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or "default" in text.lower()
+            or default is None
+            or default is argparse.SUPPRESS
+            or (isinstance(default, (list, tuple)) and not default)
+            or not action.option_strings
+            or text == argparse.SUPPRESS
+        ):
+            return text
+        text = text.rstrip()
+        if text.endswith("."):
+            return f"{text[:-1]} (default: %(default)s)."
+        return f"{text} (default: %(default)s)"
+
+
 class Parser(argparse.ArgumentParser):
-    """``ArgumentParser`` that answers ``--helpfull`` like ``--help`` and exits with code 2 and a
+    """``ArgumentParser`` that answers ``--helpfull`` like ``--help``, shows every default
+    (:class:`HelpFormatter`), accepts the absl spellings of boolean flags (``--flag=true|false`` and
+    ``--noflag`` besides ``--flag`` / ``--no-flag``, see :func:`add_bool`) and exits with code 2 and a
     one-line ``error:`` message on bad flags (as the rest of the command line)."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("formatter_class") in (None, argparse.HelpFormatter, argparse.RawDescriptionHelpFormatter):
+            kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
 
     def parse_known_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
-        args = ["--help" if a == "--helpfull" else a for a in args]
+        args = [self._absl_bool("--help" if a == "--helpfull" else a) for a in args]
         return super().parse_known_args(args, namespace)
+
+    def _absl_bool(self, arg: str) -> str:
+        """``--flag=true`` -> ``--flag``, ``--flag=false`` -> ``--no-flag`` for :func:`add_bool` flags."""
+        name, eq, value = arg.partition("=")
+        if not eq or not name.startswith("--"):
+            return arg
+        action = self._option_string_actions.get(name)
+        if not isinstance(action, argparse.BooleanOptionalAction):
+            return arg
+        flag = _parse_bool(value)
+        return name if flag else f"--no-{name[2:]}"
+
+
+def _parse_bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def add_bool(p: argparse.ArgumentParser, name: str, default: bool, help: str) -> None:
-    """``--name`` / ``--noname`` / ``--name=true|false``."""
+    """A boolean flag: ``--name`` / ``--no-name`` (``argparse.BooleanOptionalAction``; help shows
+    ``--name, --no-name`` and the default); the absl spellings ``--noname`` and ``--name=true|false``
+    keep working (hidden)."""
     dest = name.replace("-", "_")
-
-    def parse(text: str) -> bool:
-        t = text.strip().lower()
-        if t in ("1", "true", "yes", "on"):
-            return True
-        if t in ("0", "false", "no", "off"):
-            return False
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-    p.add_argument(
-        f"--{name}",
-        dest=dest,
-        nargs="?",
-        const=True,
-        default=default,
-        type=parse,
-        help=f"{help} (default: {default}; --no{name} to disable)",
-    )
+    p.add_argument(f"--{name}", dest=dest, action=argparse.BooleanOptionalAction, default=default, help=help)
     p.add_argument(f"--no{name}", dest=dest, action="store_false", help=argparse.SUPPRESS)
 
 

@@ -21,13 +21,12 @@ the user can fix (bad flag, missing file, invalid config value), printed as one 
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
 from typing import List, Optional, Sequence
 
-from maskrcnn_body.cli.args import Parser
+from maskrcnn_body.cli.args import HelpFormatter, Parser
 from maskrcnn_body.errors import EXIT_USER_ERROR, UserError
 
 COMMANDS = ("train", "evaluate", "predict", "export", "serve", "convert", "synth", "metric", "draw", "client")
@@ -38,7 +37,10 @@ def _module(name: str):
 
 
 def _summary(module) -> str:
-    return (module.__doc__ or "").strip().splitlines()[0].rstrip(".")
+    """The first paragraph of a command module's docstring, on one line (the whole sentence, however
+    many source lines it spans): the command's line in ``maskrcnn-body --help``."""
+    paragraph = (module.__doc__ or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
 
 
 def build_parser(commands: Sequence[str] = COMMANDS) -> Parser:
@@ -57,7 +59,7 @@ def build_parser(commands: Sequence[str] = COMMANDS) -> Parser:
             name,
             help=_summary(module),
             description=module.__doc__,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -8,18 +8,23 @@ video and a JSON Lines file with tracked people per video.
 
 --model is a training directory, an exported SavedModel directory, a .onnx or a .tflite file;
 --backend picks the engine (auto, tensorflow, onnxruntime, openvino, tflite; README, "Backends"). Per image:
-NAME.png (the drawing) and NAME.json {"width", "height", "source", "persons": [{"box", "score",
-"keypoints", "masks": {channel: RLE}}]} (README, "Inference"); per video: NAME.mp4 and NAME.jsonl (one
-row per frame: "frame", "time_s" and the image JSON, each person with a "track_id"). Video and webcam
-need OpenCV (pip install "maskrcnn_body[video]").
+NAME.png (the drawing, the input's size) and NAME.json {"width", "height", "source", "persons": [{"box",
+"score", "keypoints", "masks": {channel: RLE}}]} (README, "Inference"); inputs sharing a name get NAME_2,
+NAME_3, ... Per video: NAME.mp4 (H.264, the source's size and frame rate, track ids drawn), NAME.jsonl (one
+row per frame: "frame", "time_s" and the image JSON, each person with a "track_id", null until confirmed)
+and NAME.coco.json (COCO results: image_id = frame). The tracker (--track_* flags) is ByteTrack-style
+(docs/TRACKING.md). Video and webcam need OpenCV and PyAV (pip install "maskrcnn_body[video]").
 """
 
 from __future__ import annotations
 
 from maskrcnn_body.cli.args import add_backend_arguments, add_bool
+from maskrcnn_body.drawing.draw import KEYPOINT_THRESHOLD, PART_ALPHA
 
 
 def add_arguments(p) -> None:
+    from maskrcnn_body.inference.tracking import ASSIGNMENTS, TrackerConfig  # numpy only: --help stays instant
+
     p.add_argument(
         "--model",
         "--train_dir",
@@ -51,6 +56,70 @@ def add_arguments(p) -> None:
     p.add_argument("--frame_step", type=int, default=1, help="Use every Nth video frame.")
     add_bool(p, "show", False, "Show each drawing in a window (OpenCV; q or Esc stops)")
     add_bool(p, "progress", True, "Progress bar on stderr for long inputs")
+    g = p.add_argument_group("drawing (Result.plot)")
+    add_bool(g, "parts", True, "Colour the body parts and outline the bodies")
+    add_bool(g, "boxes", True, "Boxes labelled with the score (and #track id in videos)")
+    add_bool(g, "keypoints", True, "Skeletons and joints")
+    add_bool(g, "legend", False, "Append a strip naming the part colours (the drawing gets taller)")
+    g.add_argument("--kpt_thr", type=float, default=KEYPOINT_THRESHOLD, help="Draw joints scoring at least this.")
+    g.add_argument("--line_width", type=int, default=None, help="Line width in pixels (default: from the image size).")
+    g.add_argument("--alpha", type=float, default=PART_ALPHA, help="Opacity of the part colours, 0..1.")
+    t = p.add_argument_group("video tracking (docs/TRACKING.md)")
+    d = TrackerConfig()
+    t.add_argument("--track_high_score", type=float, default=d.high_score, help="First-pass detections score >= this.")
+    t.add_argument(
+        "--track_low_score",
+        type=float,
+        default=d.low_score,
+        help="Second pass: detections scoring from this to --track_high_score only extend tracks.",
+    )
+    t.add_argument("--track_new_score", type=float, default=d.new_track_score, help="A new track needs this score.")
+    t.add_argument("--track_match_iou", type=float, default=d.match_iou, help="Least IoU of a first-pass match.")
+    t.add_argument("--track_low_match_iou", type=float, default=d.low_match_iou, help="Least IoU of a low-score match.")
+    t.add_argument(
+        "--track_min_hits", type=int, default=d.min_hits, help="Frames in a row before a new track gets its id."
+    )
+    t.add_argument(
+        "--track_max_lost", type=int, default=d.max_lost, help="Frames a lost track is kept for re-identification."
+    )
+    t.add_argument(
+        "--track_keypoint_weight", type=float, default=d.keypoint_weight, help="Keypoint similarity's weight."
+    )
+    t.add_argument("--track_assignment", default=d.assignment, choices=ASSIGNMENTS, help="Matching method.")
+
+
+def tracker_config(args):
+    """The :class:`TrackerConfig` of the ``--track_*`` flags (a bad combination is a user error)."""
+    from maskrcnn_body.errors import UserError
+    from maskrcnn_body.inference.tracking import TrackerConfig
+
+    try:
+        return TrackerConfig(
+            high_score=args.track_high_score,
+            low_score=args.track_low_score,
+            new_track_score=args.track_new_score,
+            match_iou=args.track_match_iou,
+            low_match_iou=args.track_low_match_iou,
+            min_hits=args.track_min_hits,
+            max_lost=args.track_max_lost,
+            keypoint_weight=args.track_keypoint_weight,
+            assignment=args.track_assignment,
+        )
+    except ValueError as e:
+        raise UserError(str(e)) from None
+
+
+def draw_options(args) -> dict:
+    """:meth:`Result.plot <maskrcnn_body.inference.api.Result.plot>` options of the drawing flags."""
+    return dict(
+        parts=args.parts,
+        boxes=args.boxes,
+        keypoints=args.keypoints,
+        kpt_thr=args.kpt_thr,
+        legend=args.legend,
+        line_width=args.line_width,
+        alpha=args.alpha,
+    )
 
 
 def run(args) -> int:
@@ -64,12 +133,20 @@ def run(args) -> int:
         from maskrcnn_body.cli.display import require_window
 
         require_window("--show")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
+    if args.line_width is not None and args.line_width < 1:
+        raise UserError(f"--line_width must be >= 1, got {args.line_width}")
+    tracker = tracker_config(args)
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.infer import run as run_inputs
+    from maskrcnn_body.serving.media import VIDEO_EXTS
 
+    # videos: the tracker's second pass needs the detections down to --track_low_score
+    video = args.webcam >= 0 or any(i.lower().endswith(VIDEO_EXTS) for i in args.input)
     model = load(
         args.model,
-        score_threshold=args.score_threshold,
+        score_threshold=min(args.score_threshold, tracker.low_score) if video else args.score_threshold,
         checkpoint=args.checkpoint,
         backend=args.backend,
         num_threads=args.threads,
@@ -85,6 +162,9 @@ def run(args) -> int:
         args.batch_size,
         args.show,
         args.progress,
+        score_threshold=args.score_threshold,
+        tracker=tracker,
+        draw=draw_options(args),
     )
     videos = "".join(
         f"; {v['frames']} frames, {v['tracks']} tracks -> {v['video']}, {v['jsonl']}" for v in summary["videos"]

@@ -9,7 +9,7 @@
     r.persons[0].keypoints                     # (15, 3): x, y, score, same frame
     r.persons[0].masks["left_arm"]             # (H, W) bool in the input image, parts clipped to the body
     r.part_map                                 # (H, W) uint8: 0 background, 1..6 head..right leg
-    r.plot()                                   # RGB uint8 drawing (the same drawing as draw/draw.py)
+    r.plot()                                   # RGB uint8 drawing, the input's size; plot(kpt_thr=0.3, legend=True)
     r.save("out.png"); r.to_json()             # to_json(): the JSON that train/infer.py writes
 
 Whatever :func:`load` was given, the same :class:`Result` comes back: every backend returns the
@@ -21,12 +21,13 @@ Coordinates: the pixel-edge frame of ``constants`` (x2/y2 exclusive).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
 import sys
 from functools import cached_property
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -121,16 +122,46 @@ class Result:
         labels[labels == paste.BODY_ONLY] = 0
         return labels.astype(np.uint8)
 
-    def plot(self) -> np.ndarray:
-        """RGB uint8 drawing: parts, body outlines, boxes with scores, skeletons and the legend (the
-        drawing of ``draw/draw.py`` and ``maskrcnn-body predict``)."""
-        from maskrcnn_body.drawing.draw import render_dump
+    def plot(
+        self,
+        parts: Union[bool, str, Sequence[str]] = True,
+        boxes: bool = True,
+        keypoints: bool = True,
+        kpt_thr: Optional[float] = None,
+        legend: bool = False,
+        line_width: Optional[int] = None,
+        alpha: Optional[float] = None,
+    ) -> np.ndarray:
+        """RGB uint8 (H, W, 3) drawing, the input's size: parts and body outlines, boxes labelled
+        with the score (and ``#track_id`` in the track's colour for tracked video frames), skeletons
+        (:func:`maskrcnn_body.drawing.draw.render_detections`, the drawing of ``maskrcnn-body
+        predict`` and the server's ``POST /v1/render``).
 
-        return np.asarray(
-            render_dump(
-                {"image": self.image, **self.detections}, side_by_side=False, score_threshold=0.0, min_size=0
-            ).convert("RGB")
+        Args:
+          parts: True (all), False (none) or channel names (``"head"``, ``["left_arm", "right_arm"]``;
+            ``"body"`` = the light body tint and the outline).
+          boxes: boxes and their labels.  keypoints: skeletons and joints.
+          kpt_thr: joints scoring below it are not drawn (default
+            :data:`~maskrcnn_body.drawing.draw.KEYPOINT_THRESHOLD`, 0.05).
+          legend: append a strip naming the part colours (the drawing gets taller: (H + strip, W, 3)).
+          line_width: pixels (default from the image size: 1 at 256 x 256, 2 at 640 x 480).
+          alpha: opacity of the part colours in [0, 1] (default 0.6).
+        """
+        from maskrcnn_body.drawing import draw
+
+        pic = draw.render_detections(
+            self.image,
+            self.detections,
+            [p.track_id for p in self.persons],
+            parts=parts,
+            boxes=boxes,
+            keypoints=keypoints,
+            kpt_thr=draw.KEYPOINT_THRESHOLD if kpt_thr is None else float(kpt_thr),
+            legend=legend,
+            line_width=line_width,
+            alpha=draw.PART_ALPHA if alpha is None else float(alpha),
         )
+        return np.asarray(pic.convert("RGB"))
 
     def to_json(self) -> dict:
         """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.results``), plus a
@@ -142,17 +173,20 @@ class Result:
                 person["track_id"] = int(p.track_id)
         return out
 
-    def save(self, path: Union[str, os.PathLike]) -> str:
-        """Writes the drawing (``.png``, ``.jpg``, ...) or, for ``.json``, :meth:`to_json`; returns the path."""
+    def save(self, path: Union[str, os.PathLike], **plot_options) -> str:
+        """Writes the drawing (``.png``, ``.jpg``, ...; ``plot_options`` are :meth:`plot`'s) or, for
+        ``.json``, :meth:`to_json`; returns the path."""
         path = os.fspath(path)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         if path.lower().endswith(".json"):
+            if plot_options:
+                raise TypeError(f"plot options {sorted(plot_options)} apply to pictures, not to {path!r}")
             with open(path, "w") as f:
                 json.dump(self.to_json(), f)
             return path
         from PIL import Image
 
-        Image.fromarray(self.plot()).save(path)
+        Image.fromarray(self.plot(**plot_options)).save(path)
         return path
 
     def __repr__(self) -> str:
@@ -300,6 +334,39 @@ class Model:
                 bar.update(done, {"persons": float(persons)})
         if bar:
             bar.close()
+
+    def track(
+        self,
+        frames: Iterable,
+        batch_size: int = 8,
+        score_threshold: Optional[float] = None,
+        tracker=None,
+    ) -> Iterator[Result]:
+        """The :class:`Result` of each of consecutive video ``frames`` (an iterable of images: RGB
+        arrays, paths, PIL images; read lazily, ``batch_size`` at a time), each person with its
+        ``track_id`` (:class:`~maskrcnn_body.inference.tracking.Tracker`; None until the track is
+        confirmed). ``tracker``: a :class:`~maskrcnn_body.inference.tracking.TrackerConfig` (default:
+        its defaults). The model runs down to ``min(score_threshold, tracker.low_score)`` for the
+        tracker's second pass (a training directory keeps only what :func:`load`'s ``score_threshold``
+        lets through: load with ``score_threshold=0.1`` to give the tracker its low-score detections);
+        the results keep the persons scoring at least ``score_threshold`` (default: the model's) and
+        the lower ones that extended a track. ``maskrcnn-body predict`` on a video is this loop."""
+        from maskrcnn_body.inference.tracking import Tracker
+
+        thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        tracks = Tracker(tracker)
+        chunk: List = []
+        for frame in itertools.chain(frames, [None]):
+            if frame is not None:
+                chunk.append(frame)
+            if chunk and (frame is None or len(chunk) == batch_size):
+                for result in self.iter_results(
+                    chunk, batch_size, score_threshold=min(thr, tracks.cfg.low_score), progress=False
+                ):
+                    tracks.update(result.persons)
+                    result.persons = [p for p in result.persons if p.score >= thr or p.track_id is not None]
+                    yield result
+                chunk = []
 
 
 def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float, source: str = "") -> Result:

@@ -115,3 +115,26 @@ def json_to_masks(result: dict) -> Optional[np.ndarray]:
         ]
         out.append(np.stack(chans, -1).astype(bool))
     return np.stack(out)
+
+
+def coco_results(image_json: dict, image_id: int, category_id: int = 1) -> List[dict]:
+    """The persons of one image's JSON (:func:`detections_to_json`) as COCO results entries (what
+    ``pycocotools.coco.COCO.loadRes`` reads): ``image_id``, ``category_id`` (1, person), ``bbox``
+    [x, y, width, height], ``score``, ``keypoints`` [x1, y1, s1, ...] (the 15 joints of
+    ``constants.KEYPOINTS`` with their scores, not COCO's 17), ``segmentation`` (the body mask's
+    compressed RLE), plus ``track_id`` when the person has the key (tracked video frames)."""
+    out = []
+    for p in image_json["persons"]:
+        x1, y1, x2, y2 = p["box"]
+        entry = {
+            "image_id": int(image_id),
+            "category_id": int(category_id),
+            "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+            "score": p["score"],
+            "keypoints": [v for joint in p["keypoints"] for v in joint],
+            "segmentation": p["masks"][constants.CHANNELS[constants.BODY]],
+        }
+        if "track_id" in p:
+            entry["track_id"] = p["track_id"]
+        out.append(entry)
+    return out

@@ -42,6 +42,7 @@ def page_config(max_body_bytes: int, max_pixels: int) -> dict:
         "keypoints": list(constants.KEYPOINTS),
         "joint_colours": [list(draw.joint_colour(name)) for name in constants.KEYPOINTS],
         "skeleton": [[a, b, list(draw.segment_colour(a, b))] for a, b in constants.SKELETON_INDEX],
+        "kpt_thr": draw.KEYPOINT_THRESHOLD,
         "max_body_bytes": int(max_body_bytes),
         "max_pixels": int(max_pixels),
     }
