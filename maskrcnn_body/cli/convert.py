@@ -3,6 +3,7 @@
     maskrcnn-body convert pascal_part --root data/pascal_part --out data/records/pascal_part_train --split train
     maskrcnn-body convert jhmdb --root data/jhmdb --split train1 --out data/records/jhmdb_train1
     maskrcnn-body convert coco --root data/coco --split train2017 --out data/records/coco_train
+    maskrcnn-body convert densepose_coco --root data/densepose_coco --split train --out data/records/densepose_train
     maskrcnn-body convert legacy --input 'old/*.tfrecord' --dataset jhmdb --out data/records/jhmdb_legacy
 
 Every converter writes atomic shards PREFIX-0000i-of-0000K.tfrecord and PREFIX.summary.json, shows
@@ -121,6 +122,27 @@ def _coco(p):
     return build
 
 
+def _densepose_coco(p):
+    _common(p)
+    add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
+    add_bool(
+        p,
+        "keep_crowd_images",
+        False,
+        "Write images that have iscrowd regions (the crowd is left out; "
+        "schema v1 has no ignore regions). Default: skip those images",
+    )
+
+    def build(a):
+        from maskrcnn_body.convert.densepose_coco import DensePoseCocoConverter
+
+        return DensePoseCocoConverter(
+            a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images
+        )
+
+    return build
+
+
 def _legacy(p):
     _common(p, dataset_root=False)
     p.add_argument("--input", required=True, help="Legacy TFRecord file glob(s), comma-separated.")
@@ -160,6 +182,11 @@ DATASETS = {
     "ade20k": (_ade20k, "ADE20K (2016/2017 and 2021 layouts): person instances with parts"),
     "chalearn": (_chalearn, "ChaLearn LAP 2014 Track 1: 14 limb masks -> 6 parts"),
     "coco": (_coco, "COCO person keypoints: body masks + 17 -> 15 joints"),
+    "densepose_coco": (
+        _densepose_coco,
+        "DensePose-COCO: 14 dp_masks -> 6 sided parts, body = segmentation + parts, 17 -> 15 joints; "
+        "splits train, valminusminival, minival",
+    ),
     "legacy": (_legacy, "The 2017 project's TFRecords -> schema v1"),
 }
 
