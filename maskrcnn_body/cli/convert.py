@@ -4,6 +4,7 @@
     maskrcnn-body convert jhmdb --root data/jhmdb --split train1 --out data/records/jhmdb_train1
     maskrcnn-body convert coco --root data/coco --split train2017 --out data/records/coco_train
     maskrcnn-body convert densepose_coco --root data/densepose_coco --split train --out data/records/densepose_train
+    maskrcnn-body convert custom --input labels/ --out data/records/mine_train [--check]
     maskrcnn-body convert legacy --input 'old/*.tfrecord' --dataset jhmdb --out data/records/jhmdb_legacy
 
 Every converter writes atomic shards PREFIX-0000i-of-0000K.tfrecord and PREFIX.summary.json, shows
@@ -143,6 +144,31 @@ def _densepose_coco(p):
     return build
 
 
+def _custom(p):
+    _common(p, dataset_root=False)
+    p.add_argument(
+        "--input",
+        required=True,
+        help="Annotation files of the maskrcnn_body/annotations format (docs/DATASETS.md, 'Your own "
+        "annotations'): JSON files, folders of them or globs, comma-separated.",
+    )
+    add_bool(p, "check", False, "Only validate the files (every problem is listed) and write nothing")
+
+    def build(a):
+        from maskrcnn_body.convert import custom
+
+        files = custom.expand_inputs(a.input)
+        images, persons, problems = custom.validate_files(files)
+        if problems:
+            raise custom.AnnotationFileError(
+                [f"{len(problems)} problem(s) in the annotation files; nothing was converted:", *problems]
+            )
+        print(f"{len(files)} annotation file(s) valid: {images} images, {persons} persons")
+        return None if a.check else custom.CustomConverter(a.input)
+
+    return build
+
+
 def _legacy(p):
     _common(p, dataset_root=False)
     p.add_argument("--input", required=True, help="Legacy TFRecord file glob(s), comma-separated.")
@@ -187,6 +213,7 @@ DATASETS = {
         "DensePose-COCO: 14 dp_masks -> 6 sided parts, body = segmentation + parts, 17 -> 15 joints; "
         "splits train, valminusminival, minival",
     ),
+    "custom": (_custom, "Your own annotations (maskrcnn_body/annotations JSON, version 1): validate + convert"),
     "legacy": (_legacy, "The 2017 project's TFRecords -> schema v1"),
 }
 
@@ -205,6 +232,8 @@ def run(args) -> int:
     from maskrcnn_body.data import conversion
 
     converter = args._build(args)
+    if converter is None:  # a check-only run
+        return 0
     try:
         summary = conversion.run_conversion(
             converter,
