@@ -181,3 +181,30 @@ def test_draw_records_shows_parts_of_a_person_without_body(records, tmp_path):
     skin = np.array((230, 190, 150))  # the head's pixels in b.png
     drawn = (1 - draw.PART_ALPHA) * skin + draw.PART_ALPHA * np.array(constants.PART_COLOURS[C["head"]])
     assert (np.abs(im - drawn).sum(-1) < 12).sum() > 100
+
+
+def test_cvat_export(records, tmp_path):
+    """``--cvat``: a hand-made "CVAT for images 1.1" export of the fixture's images a and b (groups = persons,
+    polygons named by channel, points and skeleton points named by joint) gives the same people as train.json."""
+    _, recs = records
+    labels = tmp_path / "labels" / "cvat.json"
+    r = _cli(
+        "--cvat", FIXTURE / "cvat" / "annotations.xml", "--cvat_images", FIXTURE / "images",
+        "--input", labels, "--out", tmp_path / "cvat",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "2 images written to" in r.stdout and "2 images written (0 without persons), 3 persons" in r.stdout
+    data = json.loads(labels.read_text())
+    assert data["images"][0]["image"] == os.path.relpath(FIXTURE / "images" / "a.png", labels.parent)
+    cvat = {x.source_id.rsplit("/", 1)[-1]: x for x in conversion.load_records(str(tmp_path / "cvat"))}
+    a, (a2,) = recs["images/a"].persons[0], cvat["a"].persons
+    np.testing.assert_array_equal(a.parts, a2.parts)
+    np.testing.assert_array_equal(a.parts_valid, a2.parts_valid)
+    np.testing.assert_array_equal(a.keypoints, a2.keypoints)
+    p0, p1 = cvat["b"].persons
+    assert p0.parts_valid.tolist() == [0, 1, 0, 0, 0, 0, 0] and p0.channel(C["head"])[4:10, 8:16].all()
+    assert p1.keypoints[K["left_ankle"]].tolist() == [40.5, 44.5, 1] and p1.keypoints[K["right_ankle"], 2] == 0
+    bad = (FIXTURE / "cvat" / "annotations.xml").read_text().replace('label="head"', 'label="hat"', 1)
+    (tmp_path / "bad.xml").write_text(bad)
+    with pytest.raises(ValueError, match=r"bad.xml: image 'a.png': a <polygon label='hat'> is not read"):
+        custom.from_cvat_xml(str(tmp_path / "bad.xml"), str(FIXTURE / "images"), str(tmp_path))

@@ -233,3 +233,51 @@ def test_draw_records_and_cli(converted, tmp_path):
     }
     assert colour["left_arm"].sum() > 50 and colour["right_arm"].sum() > 50
     assert _mean_x(colour["left_arm"]) > _mean_x(colour["right_arm"])
+
+
+@pytest.mark.slow  # four processes with ResNet-50: `make test-fast` leaves it out
+def test_end_to_end_convert_train_evaluate_predict(tmp_path):
+    """docs/TRAINING.md's DensePose-COCO recipe at tiny sizes, through the scripts a user types:
+    convert (DensePose-COCO fixture + the hand-made custom fixture, mixed) -> a few steps of
+    r50_fpn_imagenet -> evaluate -> predict."""
+    from helpers.recipe import ROOT as REPO
+    from helpers.recipe import SHRINK, imagenet_standin, run_script
+
+    weights = imagenet_standin(tmp_path / "resnet50_imagenet.weights.h5")
+    out = run_script(
+        [REPO / "convert_data" / "convert_densepose_coco.py", "--root", FIXTURE, "--split", "minival"]
+        + ["--out", "records/densepose_minival", "--keep_crowd_images", "--noprogress"],
+        tmp_path,
+    )
+    assert "3 images written" in out and "4 persons" in out
+    out = run_script(
+        [REPO / "convert_data" / "convert_custom.py", "--input", REPO / "tests" / "data" / "custom" / "labels"]
+        + ["--out", "records/mine", "--noprogress"],
+        tmp_path,
+    )
+    assert "3 images written" in out
+    records = "records/densepose_minival-*,records/mine-*"
+    out = run_script(
+        [REPO / "train" / "train.py", "--preset", "r50_fpn_imagenet", "--set", f"model.backbone.weights={weights}"]
+        + ["--records", records, "--val_records", "records/densepose_minival-*", "--batch_size", "1"]
+        + ["--max_steps", "3", "--set", "train.checkpoint_every=0", "--train_dir", "run", "--eval_images", "2"]
+        + SHRINK,
+        tmp_path,
+    )
+    assert "finished at step 3" in out and "COCO AP" in out
+    out = run_script(
+        [REPO / "train" / "evaluate.py", "--train_dir", "run", "--records", "records/densepose_minival-*"]
+        + ["--dump_dir", "dumps"],
+        tmp_path,
+    )
+    assert "wrote 3 dumps" in out
+    metrics = json.loads((tmp_path / "dumps" / "metrics.json").read_text())
+    assert set(metrics) >= {"box", "mask", "parsing", "keypoints"}
+    out = run_script(
+        [REPO / "train" / "infer.py", "--model", "run", "--input", FIXTURE / "val2014", "--output", "pred"]
+        + ["--score_threshold", "0"],
+        tmp_path,
+    )
+    results = sorted((tmp_path / "pred").glob("*.json"))
+    assert len(results) == 3, out
+    assert "persons" in json.loads(results[0].read_text())

@@ -15,6 +15,7 @@ nothing was converted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from maskrcnn_body.cli.args import Parser, add_bool, positive_int
@@ -153,10 +154,26 @@ def _custom(p):
         "annotations'): JSON files, folders of them or globs, comma-separated.",
     )
     add_bool(p, "check", False, "Only validate the files (every problem is listed) and write nothing")
+    p.add_argument(
+        "--cvat",
+        default=None,
+        metavar="XML",
+        help="A CVAT 'CVAT for images 1.1' export (annotations.xml): first written in this format to --input "
+        "(one JSON file), then validated and converted like any other (docs/TRAINING.md, 'Your own annotations').",
+    )
+    p.add_argument("--cvat_images", default=".", help="With --cvat: the folder of the exported images.")
 
     def build(a):
+        import json
+
         from maskrcnn_body.convert import custom
 
+        if a.cvat:
+            data = custom.from_cvat_xml(a.cvat, a.cvat_images, os.path.dirname(os.path.abspath(a.input)))
+            os.makedirs(os.path.dirname(os.path.abspath(a.input)), exist_ok=True)
+            with open(a.input, "w") as f:
+                json.dump(data, f, indent=1)
+            print(f"{a.cvat}: {len(data['images'])} images written to {a.input}")
         files = custom.expand_inputs(a.input)
         images, persons, problems = custom.validate_files(files)
         if problems:

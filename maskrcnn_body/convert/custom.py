@@ -328,3 +328,65 @@ class CustomConverter(conversion.Converter):
                 yield conversion.Skipped(f"{item.key}#person{j}", str(e))
         source_id = source_id_of(entry["image"])
         yield conversion.record_or_negative(image, item.key, source_id, self.dataset, persons, keep_negatives=True)
+
+
+# --------------------------------------------------------------------------- CVAT export -> this format
+def from_cvat_xml(xml_path: str, image_dir: str, json_dir: str) -> dict:
+    """A CVAT "CVAT for images 1.1" export (``annotations.xml``) -> this format (a dict to write as JSON).
+
+    What is read, per ``<image>``: ``<box label="person">`` (the person's box), ``<polygon label=CHANNEL>`` (one
+    polygon each, united per channel), ``<points label=JOINT>`` (``occluded="1"`` -> v = 1, else 2) and
+    ``<skeleton>`` elements' ``<points>`` (``outside="1"`` ones left out). Shapes with the same ``group_id``
+    (CVAT's "group", key G) are one person; an image with a single person may leave its shapes ungrouped.
+    Other labels and shapes (brush masks, ellipses) raise ``ValueError`` naming the image and the shape, as do
+    ungrouped shapes in an image with several persons. ``image`` paths are written relative to ``json_dir``.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(xml_path).getroot()
+    images = []
+    for im in root.iter("image"):
+        name = im.get("name", "")
+        where = f"{xml_path}: image {name!r}"
+        persons: Dict[str, dict] = {}
+
+        def person(el, _persons=persons) -> dict:
+            return _persons.setdefault(el.get("group_id") or "", {})
+
+        for el in im:
+            label = el.get("label", "")
+            if el.tag == "box" and label == "person":
+                p = person(el)
+                if "box" in p:
+                    raise ValueError(f"{where}: two person boxes in group {el.get('group_id') or '(none)'}")
+                p["box"] = [float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")]
+            elif el.tag == "polygon" and label in constants.CHANNEL_INDEX:
+                pts = [float(v) for xy in el.get("points", "").split(";") for v in xy.split(",")]
+                shapes = person(el).setdefault("parts", {}).setdefault(label, {"polygons": []})
+                shapes["polygons"].append(pts)
+            elif el.tag == "points" and label in constants.KEYPOINT_INDEX:
+                x, y = (float(v) for v in el.get("points", "").split(";")[0].split(","))
+                person(el).setdefault("keypoints", {})[label] = [x, y, 1 if el.get("occluded") == "1" else 2]
+            elif el.tag == "skeleton":
+                p = person(el)
+                for pt in el.iter("points"):
+                    if pt.get("outside") == "1" or pt.get("label") not in constants.KEYPOINT_INDEX:
+                        continue
+                    x, y = (float(v) for v in pt.get("points", "").split(";")[0].split(","))
+                    p.setdefault("keypoints", {})[pt.get("label")] = [x, y, 1 if pt.get("occluded") == "1" else 2]
+            elif el.tag in ("box", "polygon", "points", "polyline", "ellipse", "mask", "cuboid", "tag"):
+                raise ValueError(
+                    f"{where}: a <{el.tag} label={label!r}> is not read (labels: 'person' boxes, polygons named "
+                    f"{', '.join(constants.CHANNELS)}, points or skeleton points named by our joints)"
+                )
+        if "" in persons and len(persons) > 1:
+            raise ValueError(f"{where}: shapes without a group in an image with several persons; group each person's "
+                             "shapes in CVAT (select them, key G)")  # fmt: skip
+        entry = {
+            "image": os.path.relpath(os.path.join(image_dir, name), json_dir),
+            "width": int(im.get("width", 0)),
+            "height": int(im.get("height", 0)),
+            "persons": [persons[g] for g in sorted(persons, key=lambda g: (len(g), g))],
+        }
+        images.append(entry)
+    return {"format": FORMAT, "version": VERSION, "images": images}
