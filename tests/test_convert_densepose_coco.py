@@ -281,3 +281,29 @@ def test_end_to_end_convert_train_evaluate_predict(tmp_path):
     results = sorted((tmp_path / "pred").glob("*.json"))
     assert len(results) == 3, out
     assert "persons" in json.loads(results[0].read_text())
+
+
+@pytest.mark.slow  # the download script's conversion step: three converter processes
+def test_download_script_step(tmp_path):
+    root = tmp_path / "data" / "densepose_coco"
+    (root / "annotations").mkdir(parents=True)
+    (root / "train2014").mkdir()
+    shutil.copytree(FIXTURE / "val2014", root / "val2014")
+    shutil.copytree(FIXTURE / "val2014", root / "train2014", dirs_exist_ok=True)
+    for split in ("train", "valminusminival", "minival"):  # the fixture's file standing in for each split
+        data = json.loads(ANNOTATIONS.read_text())
+        if split == "train":
+            for im in data["images"]:
+                im["file_name"] = im["file_name"].replace("val2014", "train2014")
+                shutil.move(
+                    root / "train2014" / im["file_name"].replace("train2014", "val2014"),
+                    root / "train2014" / im["file_name"],
+                )
+        (root / "annotations" / f"densepose_coco_2014_{split}.json").write_text(json.dumps(data))
+    script = ROOT / "convert_data" / "download_and_convert_data.sh"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHON=sys.executable)
+    cmd = ["bash", str(script), "--no-download", "--data_dir", str(tmp_path / "data"), "--num_workers", "1"]
+    r = subprocess.run([*cmd, "densepose_coco"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "data" / "records").glob("*.tfrecord"))
+    assert names == [f"densepose_coco_{s}-00000-of-00001.tfrecord" for s in ("minival", "train", "valminusminival")]
