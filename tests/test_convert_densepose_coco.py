@@ -186,6 +186,7 @@ def test_keep_crowd_images_and_bad_dp_masks(tmp_path):
     data = json.loads(ANNOTATIONS.read_text())
     bad = next(a for a in data["annotations"] if a["image_id"] == 3)
     bad["dp_masks"] = bad["dp_masks"][:13]
+    next(a for a in data["annotations"] if a["id"] == 101)["bbox"] = None
     (root / "annotations" / ANNOTATIONS.name).write_text(json.dumps(data))
     s = conversion.run_conversion(
         dp.DensePoseCocoConverter(str(root), split="minival", keep_crowd_images=True),
@@ -194,7 +195,8 @@ def test_keep_crowd_images_and_bad_dp_masks(tmp_path):
     )
     recs = {r.source_id: r for r in conversion.load_records(str(tmp_path / "o"))}
     assert len(recs["COCO_val2014_000000000002"].persons) == 1  # the crowd left out
-    assert {x.kind for x in s.skipped} == {"bad dp_masks", "no persons"}
+    assert {x.kind for x in s.skipped} == {"bad dp_masks", "bad box", "no persons"}
+    assert len(recs["COCO_val2014_000000000001"].persons) == 1  # the person without a box dropped, not the image
     with pytest.raises(FileNotFoundError, match="densepose_coco_2014_train.json"):
         list(dp.DensePoseCocoConverter(str(root), split="train").items())
 

@@ -143,7 +143,10 @@ def densepose_parts(ann: dict, height: int, width: int) -> Dict[int, np.ndarray]
     labels = dp_label_map(ann["dp_masks"])
     if not labels.any():
         return {}
-    channels = LABEL_TO_CHANNEL[paste_box_labels(labels, ann["bbox"], height, width)]
+    bbox = ann.get("bbox")
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        raise conversion.SkipItem(f"bad box: annotation {ann.get('id')} has dp_masks but bbox {bbox!r}")
+    channels = LABEL_TO_CHANNEL[paste_box_labels(labels, bbox, height, width)]
     return {k: channels == k for k in constants.PART_CHANNELS}
 
 
