@@ -20,7 +20,7 @@ Layout under ``root`` (docs/DATASETS.md)::
   Arm Left + Lower Arm Left + Left Hand; right arm likewise; left leg = Upper Leg Left + Lower Leg
   Left + Left Foot; right leg likewise. "Left"/"Right" are the person's own sides, as our channels
   are (verified on DensePose's own documentation, flip tables and real annotations: docs/DATASETS.md,
-  "DensePose-COCO: how the side convention and the mask frame were verified").
+  "DensePose-COCO", "How the side convention and the mask frame were verified").
 * **Mask frame**: the 256x256 grid divides the annotation's ``bbox`` ``[x, y, w, h]`` into 256 x 256
   equal cells in the pixel-edge frame: cell ``(r, c)`` covers ``x + c * w / 256 <= X < x + (c + 1) *
   w / 256`` (and likewise in y). An image pixel takes, nearest neighbour, the label of the cell under
