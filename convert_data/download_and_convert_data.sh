@@ -3,7 +3,7 @@
 #
 # usage: convert_data/download_and_convert_data.sh [--data_dir DIR] [--out_dir DIR] [--no-download]
 #                                                  [--num_workers N] [--num_shards N] [DATASET ...]
-#   DATASET: pascal_part jhmdb ade20k chalearn coco (default: all of them). Each step runs alone.
+#   DATASET: pascal_part jhmdb ade20k chalearn coco densepose_coco (default: all of them). Each step runs alone.
 #   --data_dir     where datasets are downloaded/extracted (default: data); dataset roots are
 #                  DATA_DIR/<dataset> in the layout the converters expect (see datasets.md).
 #   --out_dir      where records go (default: DATA_DIR/records): OUT_DIR/<dataset>_<split>-*.tfrecord
@@ -32,11 +32,11 @@ while [[ $# -gt 0 ]]; do
     --num_workers) NUM_WORKERS="$2"; shift 2 ;;
     --num_shards) NUM_SHARDS="$2"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
-    pascal_part|jhmdb|ade20k|chalearn|coco) DATASETS+=("$1"); shift ;;
+    pascal_part|jhmdb|ade20k|chalearn|coco|densepose_coco) DATASETS+=("$1"); shift ;;
     *) echo "error: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-[[ ${#DATASETS[@]} -gt 0 ]] || DATASETS=(pascal_part jhmdb ade20k chalearn coco)
+[[ ${#DATASETS[@]} -gt 0 ]] || DATASETS=(pascal_part jhmdb ade20k chalearn coco densepose_coco)
 OUT_DIR="${OUT_DIR:-$DATA_DIR/records}"
 DOWNLOADS="$DATA_DIR/downloads"
 
@@ -163,6 +163,28 @@ coco() {
   need_root coco annotations
   convert coco val2017
   convert coco train2017
+}
+
+densepose_coco() {
+  # DensePose-COCO annotations (facebookresearch/DensePose, DensePoseData/get_DensePose_COCO.sh; CC BY-NC 4.0
+  # repository, docs/DATASETS.md) on the COCO 2014 images (~19 GB): train + valminusminival train, minival tests.
+  local root="$DATA_DIR/densepose_coco" split file
+  if [[ $DOWNLOAD -eq 1 ]]; then
+    mkdir -p "$root/annotations"
+    for split in train valminusminival minival; do
+      if [[ ! -s "$root/annotations/densepose_coco_2014_$split.json" ]]; then
+        file="$(fetch "https://dl.fbaipublicfiles.com/densepose/densepose_coco_2014_$split.json")"
+        cp "$file" "$root/annotations/"
+      fi
+    done
+    for split in train2014 val2014; do
+      [[ -d "$root/$split" ]] || fetch_extract "http://images.cocodataset.org/zips/$split.zip" "$root"
+    done
+  fi
+  need_root densepose_coco annotations train2014 val2014
+  convert densepose_coco minival
+  convert densepose_coco valminusminival
+  convert densepose_coco train
 }
 
 for ds in "${DATASETS[@]}"; do

@@ -128,7 +128,8 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 """The model's loss terms, in the order they are logged; ``total`` is their weighted sum."""
 
 # --------------------------------------------------------------------------- datasets
-DATASETS = ("synthetic", "pascal_part", "jhmdb", "ade20k", "chalearn", "coco")
+DATASETS = ("synthetic", "pascal_part", "jhmdb", "ade20k", "chalearn", "coco", "densepose_coco", "custom")
+"""Values of ``image/dataset``; ``custom`` = converted from the format of docs/DATASETS.md, "Your own annotations"."""
 
 # colours (RGB) for drawing the six parts; distinct hues, one per part channel 1..6
 PART_COLOURS = {

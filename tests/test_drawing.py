@@ -96,6 +96,15 @@ def test_low_scores_are_not_drawn():
     assert not (pic[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4] == constants.PART_COLOURS[LEFT_ARM]).all(-1).any()
 
 
+def test_boxes_thinner_than_a_pixel_are_drawn():
+    """An untrained model predicts boxes under one pixel high; drawing them must not fail (PIL refuses a
+    rectangle whose bottom is above its top)."""
+    pasted = np.zeros((2, H, W, 7), bool)
+    boxes = np.array([[10, 20.2, 30, 20.6], [5, 5, 5.5, 40]], np.float32)
+    pic = draw.draw_people(np.zeros((H, W, 3), np.uint8), pasted, boxes=boxes, scores=[0.3, 0.2], scale=1)
+    assert np.asarray(pic).any()
+
+
 def test_plots_written(tmp_path):
     r = evaluate([dump(0), dict(dump(1), **scenes.empty_predictions(M))])
     paths = plots.save_plots(r, str(tmp_path))

@@ -3,62 +3,18 @@ types: a local ImageNet-style weights file, the real Pascal-Part fixtures conver
 a few steps of r50_fpn_imagenet (shrunk with --set), evaluation and export."""
 
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
-import keras
 import pytest
+
+from helpers.recipe import ROOT, SHRINK, imagenet_standin, run_script
 
 pytestmark = pytest.mark.slow  # three processes with ResNet-50: `make test-fast` leaves it out
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHRINK = [
-    "--set",
-    "input.min_size=128",
-    "--set",
-    "input.max_size=160",
-    "--set",
-    "input.max_persons=4",
-    "--set",
-    "input.gt_mask_size=32",
-    "--set",
-    "model.rpn.pre_nms_topk_train=200",
-    "--set",
-    "model.rpn.post_nms_topk_train=50",
-    "--set",
-    "model.rpn.pre_nms_topk_test=100",
-    "--set",
-    "model.rpn.post_nms_topk_test=20",
-    "--set",
-    "model.roi.per_image=32",
-    "--set",
-    "model.mask_head.max_rois_per_image=4",
-    "--set",
-    "model.mask_head.output_size=28",
-    "--set",
-    "model.keypoint_head.heatmap_size=28",
-    "--set",
-    "model.postprocess.max_detections=5",
-    "--set",
-    "model.postprocess.score_threshold=0",
-]
-
-
-def _run(args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    r = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, f"{args[0]}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
-    return r.stdout
-
 
 def test_finetune_recipe_on_pascal_part(tmp_path, fixtures_dir):
-    weights = tmp_path / "resnet50_imagenet.weights.h5"  # stands in for the ImageNet download
-    keras.utils.set_random_seed(0)
-    keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3)).save_weights(weights)
+    weights = imagenet_standin(tmp_path / "resnet50_imagenet.weights.h5")  # stands in for the ImageNet download
 
-    out = _run(
+    out = run_script(
         [
             ROOT / "convert_data" / "convert_pascal_part.py",
             "--root",
@@ -71,7 +27,7 @@ def test_finetune_recipe_on_pascal_part(tmp_path, fixtures_dir):
     )
     assert "images" in out and list((tmp_path / "records").glob("pascal_part-*.tfrecord"))
 
-    out = _run(
+    out = run_script(
         [
             ROOT / "train" / "train.py",
             "--preset",
@@ -104,7 +60,7 @@ def test_finetune_recipe_on_pascal_part(tmp_path, fixtures_dir):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"]["backbone"]["norm"] == "frozen_bn" and cfg["model"]["backbone"]["freeze_at"] == 2
 
-    out = _run(
+    out = run_script(
         [
             ROOT / "train" / "evaluate.py",
             "--train_dir",
@@ -122,5 +78,7 @@ def test_finetune_recipe_on_pascal_part(tmp_path, fixtures_dir):
     metrics = json.loads((tmp_path / "dumps" / "metrics.json").read_text())
     assert set(metrics) >= {"box", "mask", "parsing", "keypoints"}
 
-    out = _run([ROOT / "train" / "export.py", "--train_dir", "run", "--saved_model", "export/saved_model"], tmp_path)
+    out = run_script(
+        [ROOT / "train" / "export.py", "--train_dir", "run", "--saved_model", "export/saved_model"], tmp_path
+    )
     assert (tmp_path / "export" / "saved_model" / "saved_model.pb").exists()

@@ -3,6 +3,8 @@
     maskrcnn-body convert pascal_part --root data/pascal_part --out data/records/pascal_part_train --split train
     maskrcnn-body convert jhmdb --root data/jhmdb --split train1 --out data/records/jhmdb_train1
     maskrcnn-body convert coco --root data/coco --split train2017 --out data/records/coco_train
+    maskrcnn-body convert densepose_coco --root data/densepose_coco --split train --out data/records/densepose_train
+    maskrcnn-body convert custom --input labels/ --out data/records/mine_train [--check]
     maskrcnn-body convert legacy --input 'old/*.tfrecord' --dataset jhmdb --out data/records/jhmdb_legacy
 
 Every converter writes atomic shards PREFIX-0000i-of-0000K.tfrecord and PREFIX.summary.json, shows
@@ -13,6 +15,7 @@ nothing was converted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from maskrcnn_body.cli.args import Parser, add_bool, positive_int
@@ -121,6 +124,68 @@ def _coco(p):
     return build
 
 
+def _densepose_coco(p):
+    _common(p)
+    add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
+    add_bool(
+        p,
+        "keep_crowd_images",
+        False,
+        "Write images that have iscrowd regions (the crowd is left out; "
+        "schema v1 has no ignore regions). Default: skip those images",
+    )
+
+    def build(a):
+        from maskrcnn_body.convert.densepose_coco import DensePoseCocoConverter
+
+        return DensePoseCocoConverter(
+            a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images
+        )
+
+    return build
+
+
+def _custom(p):
+    _common(p, dataset_root=False)
+    p.add_argument(
+        "--input",
+        required=True,
+        help="Annotation files of the maskrcnn_body/annotations format (docs/DATASETS.md, 'Your own "
+        "annotations'): JSON files, folders of them or globs, comma-separated.",
+    )
+    add_bool(p, "check", False, "Only validate the files (every problem is listed) and write nothing")
+    p.add_argument(
+        "--cvat",
+        default=None,
+        metavar="XML",
+        help="A CVAT 'CVAT for images 1.1' export (annotations.xml): first written in this format to --input "
+        "(one JSON file), then validated and converted like any other (docs/TRAINING.md, 'Your own annotations').",
+    )
+    p.add_argument("--cvat_images", default=".", help="With --cvat: the folder of the exported images.")
+
+    def build(a):
+        import json
+
+        from maskrcnn_body.convert import custom
+
+        if a.cvat:
+            data = custom.from_cvat_xml(a.cvat, a.cvat_images, os.path.dirname(os.path.abspath(a.input)))
+            os.makedirs(os.path.dirname(os.path.abspath(a.input)), exist_ok=True)
+            with open(a.input, "w") as f:
+                json.dump(data, f, indent=1)
+            print(f"{a.cvat}: {len(data['images'])} images written to {a.input}")
+        files = custom.expand_inputs(a.input)
+        images, persons, problems = custom.validate_files(files)
+        if problems:
+            raise custom.AnnotationFileError(
+                [f"{len(problems)} problem(s) in the annotation files; nothing was converted:", *problems]
+            )
+        print(f"{len(files)} annotation file(s) valid: {images} images, {persons} persons")
+        return None if a.check else custom.CustomConverter(a.input)
+
+    return build
+
+
 def _legacy(p):
     _common(p, dataset_root=False)
     p.add_argument("--input", required=True, help="Legacy TFRecord file glob(s), comma-separated.")
@@ -160,6 +225,12 @@ DATASETS = {
     "ade20k": (_ade20k, "ADE20K (2016/2017 and 2021 layouts): person instances with parts"),
     "chalearn": (_chalearn, "ChaLearn LAP 2014 Track 1: 14 limb masks -> 6 parts"),
     "coco": (_coco, "COCO person keypoints: body masks + 17 -> 15 joints"),
+    "densepose_coco": (
+        _densepose_coco,
+        "DensePose-COCO: 14 dp_masks -> 6 sided parts, body = segmentation + parts, 17 -> 15 joints; "
+        "splits train, valminusminival, minival",
+    ),
+    "custom": (_custom, "Your own annotations (maskrcnn_body/annotations JSON, version 1): validate + convert"),
     "legacy": (_legacy, "The 2017 project's TFRecords -> schema v1"),
 }
 
@@ -178,6 +249,8 @@ def run(args) -> int:
     from maskrcnn_body.data import conversion
 
     converter = args._build(args)
+    if converter is None:  # a check-only run
+        return 0
     try:
         summary = conversion.run_conversion(
             converter,

@@ -23,12 +23,12 @@ from __future__ import annotations
 import glob
 import json
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.data import conversion
+from maskrcnn_body.data import conversion, schema
 
 PERSON_CATEGORY = 1
 COCO_KEYPOINTS = (
@@ -90,6 +90,11 @@ def coco_to_keypoints(kps: List[float]) -> np.ndarray:
     return out
 
 
+def annotation_keypoints(ann: dict) -> Optional[np.ndarray]:
+    """The annotation's ``keypoints`` as schema keypoints (:func:`coco_to_keypoints`), None without them."""
+    return coco_to_keypoints(ann["keypoints"]) if ann.get("keypoints") else None
+
+
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """Decoded segmentation (polygons, RLE or uncompressed RLE) as bool (H, W)."""
     from pycocotools import mask as mask_utils
@@ -118,6 +123,18 @@ class CocoConverter(conversion.Converter):
         self.root, self.split = root, split
         self.keep_negatives, self.keep_crowd_images = keep_negatives, keep_crowd_images
 
+    def image_path(self, split: str, info: dict) -> str:
+        """Path of the image of ``info`` (an entry of the file's ``images``) of ``split``."""
+        return os.path.join(self.root, split, info["file_name"])
+
+    def person(self, ann: dict, image: conversion.SourceImage) -> schema.Person:
+        """One non-crowd person annotation -> :class:`~maskrcnn_body.data.schema.Person` (body + keypoints).
+
+        Raises :class:`~maskrcnn_body.data.conversion.SkipItem` when the person cannot be converted.
+        """
+        body = annotation_mask(ann, image.height, image.width)
+        return conversion.build_person(body, None, conversion.BODY_ONLY, annotation_keypoints(ann))
+
     def _annotation_files(self) -> List[Tuple[str, str]]:
         adir = os.path.join(self.root, "annotations")
         if self.split == "all":
@@ -144,7 +161,7 @@ class CocoConverter(conversion.Converter):
                     if a.get("category_id") == PERSON_CATEGORY:
                         anns.setdefault(a["image_id"], []).append(a)
             except Exception as e:
-                raise ValueError(f"{path}: not a COCO keypoints file ({type(e).__name__}: {e})") from None
+                raise ValueError(f"{path}: not a COCO-format annotation file ({type(e).__name__}: {e})") from None
             for image_id in sorted(anns):
                 if image_id not in images:
                     yield conversion.Skipped(
@@ -157,7 +174,7 @@ class CocoConverter(conversion.Converter):
 
     def convert(self, item: conversion.Item):
         split, info, anns = item.data
-        image = conversion.load_image(os.path.join(self.root, split, info["file_name"]))
+        image = conversion.load_image(self.image_path(split, info))
         if (image.height, image.width) != (info["height"], info["width"]):
             raise conversion.SkipItem(
                 f"size mismatch: {info['file_name']} is {image.height}x{image.width}, "
@@ -177,9 +194,7 @@ class CocoConverter(conversion.Converter):
                 continue
             key = f"{item.key}#ann{a.get('id')}"
             try:
-                body = annotation_mask(a, image.height, image.width)
-                kp = coco_to_keypoints(a["keypoints"]) if a.get("keypoints") else None
-                persons.append(conversion.build_person(body, None, conversion.BODY_ONLY, kp))
+                persons.append(self.person(a, image))
             except conversion.SkipItem as e:
                 yield conversion.Skipped(key, str(e))
         source_id = os.path.splitext(info["file_name"])[0]

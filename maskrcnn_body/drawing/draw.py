@@ -330,8 +330,11 @@ def ground_truth_panel(
     title: Optional[str] = "ground truth",
 ) -> Image.Image:
     """Ground-truth panel: ``gt_parts`` uint8 (G, H, W) bit fields, ``gt_valid`` (G, 7) (unannotated
-    channels are not drawn), ``gt_boxes`` (G, 4), ``gt_keypoints`` (G, 15, 3) (drawn where v > 0)."""
-    pasted = unpack_channels(gt_parts) & (np.asarray(gt_valid) != 0)[:, None, None, :]
+    parts are not drawn; an unannotated body's bit, the union of the person's parts, still places them),
+    ``gt_boxes`` (G, 4), ``gt_keypoints`` (G, 15, 3) (drawn where v > 0)."""
+    shown = np.asarray(gt_valid) != 0
+    shown[..., constants.BODY] = True
+    pasted = unpack_channels(gt_parts) & shown[:, None, None, :]
     kp = np.asarray(gt_keypoints)
     return draw_people(
         image, pasted, boxes=gt_boxes, keypoints=kp, keypoint_visible=kp[..., 2] > 0, title=title, scale=scale
