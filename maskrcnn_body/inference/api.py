@@ -31,12 +31,13 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Unio
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.data import images
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import results as results_json
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+IMAGE_EXTS = images.IMAGE_EXTS  # the formats the decoder accepts (JPEG, PNG, WebP, BMP)
 PART_MAP_LABELS = {0: "background", **{k: constants.CHANNELS[k] for k in constants.PART_CHANNELS}}
 """Values of :attr:`Result.part_map`: 0 background (and body pixels no part covers), 1 head,
 2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg (the part channel indices)."""
@@ -162,14 +163,11 @@ class Result:
 
 # --------------------------------------------------------------------------- inputs
 def _decode(fp, name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+    """The one decoder (:mod:`maskrcnn_body.data.images`: allow-listed formats, EXIF orientation, 16-bit grey)."""
     try:
-        with Image.open(fp) as im:
-            im.load()
-            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputImageError(f"{name} cannot be read as an image: {e}") from None
+        return images.decode_image(fp, name=name)
+    except images.ImageDecodeError as e:
+        raise InputImageError(str(e)) from None
 
 
 def load_image(item: ImageInput) -> tuple:
@@ -188,7 +186,7 @@ def load_image(item: ImageInput) -> tuple:
             raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
         return _decode(path, repr(path)), path
     if hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
-        return np.asarray(item.convert("RGB")), ""
+        return images.to_rgb(item), ""
     if isinstance(item, np.ndarray):
         a = item
         if a.dtype != np.uint8:
