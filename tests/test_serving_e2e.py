@@ -138,7 +138,7 @@ def test_bad_requests_then_the_server_keeps_serving(server, case):
 
 def test_slow_client_gets_408_and_server_keeps_serving(server):
     s = socket.create_connection(server.server_address, timeout=10)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
+    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
     head = _recv_all(s).split(b"\r\n")[0]
     s.close()
     assert b" 408 " in head
