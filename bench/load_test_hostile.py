@@ -107,13 +107,33 @@ def _loopback(server: str):
     return u.hostname, u.port or 80
 
 
+# The attackers connect from other loopback addresses than the normal clients (127.0.0.1), as separate
+# machines would: the server's per-client cap is about addresses.
+STALLED_FROM, SLOW_READERS_FROM, PARSERS_FROM = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+
+
+def connect(host: str, port: int, source: str = "", timeout: float = 30.0) -> socket.socket:
+    """A TCP connection to ``host:port``, from the loopback address ``source`` when given (IPv4 only)."""
+    if source and host in ("127.0.0.1", "localhost"):
+        return socket.create_connection((host, port), timeout=timeout, source_address=(source, 0))
+    return socket.create_connection((host, port), timeout=timeout)
+
+
 def raw_request(
-    server: str, path: str, body: bytes, ctype: str, extra: str = "", timeout: float = 60.0, read: bool = True
+    server: str,
+    path: str,
+    body: bytes,
+    ctype: str,
+    extra: str = "",
+    timeout: float = 60.0,
+    read: bool = True,
+    source: str = "",
 ):
-    """One POST on a fresh socket; returns ``(status or None, seconds)`` (``read=False``: the socket, unread)."""
+    """One POST on a fresh socket (from loopback address ``source``); returns ``(status or None, seconds)``
+    (``read=False``: the socket, unread)."""
     host, port = _loopback(server)
     t0 = time.monotonic()
-    s = socket.create_connection((host, port), timeout=timeout)
+    s = connect(host, port, source, timeout)
     head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {ctype}\r\n{extra}"
     if "transfer-encoding" not in extra.lower():
         head += f"Content-Length: {len(body)}\r\n"
@@ -218,7 +238,7 @@ def hostile_mix(
             socks = [s for s in socks if s.fileno() >= 0]
             while len(socks) < stalled and not stop.is_set():
                 try:
-                    s = socket.create_connection((host, port), timeout=5)
+                    s = connect(host, port, STALLED_FROM, 5)
                     s.sendall(head)
                     s.setblocking(False)
                     socks.append(s)
@@ -242,7 +262,7 @@ def hostile_mix(
             if stop.is_set():
                 break
             try:
-                s = socket.create_connection((host, port), timeout=5)
+                s = connect(host, port, SLOW_READERS_FROM, 5)
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
                 head = (
                     f"POST /v1/render HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/jpeg\r\n"
@@ -261,17 +281,19 @@ def hostile_mix(
             for name, body in hostile.items():
                 if stop.is_set():
                     break
-                status, seconds = raw_request(server, "/v1/predict", body, "image/png", timeout=60)
+                status, seconds = raw_request(server, "/v1/predict", body, "image/png", timeout=60, source=PARSERS_FROM)
                 out["hostile"].setdefault(name, []).append([status, round(seconds, 3)])
-            # both framings: 60 MB of chunked body behind a declared Content-Length of 100
+            # both framings: a small JPEG and 60 MB more of chunked body behind a declared Content-Length of 100
             blob = b"%x\r\n%s\r\n" % (1 << 20, b"\0" * (1 << 20))
+            first = b"%x\r\n%s\r\n" % (len(normal_image), normal_image)
             t0 = time.monotonic()
             try:
-                s = socket.create_connection((host, port), timeout=30)
+                s = connect(host, port, PARSERS_FROM, 30)
                 s.sendall(
                     f"POST /v1/predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: image/jpeg\r\n"
                     "Content-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
                 )
+                s.sendall(first)
                 for _ in range(60):
                     s.sendall(blob)
                 s.sendall(b"0\r\n\r\n")
@@ -286,27 +308,45 @@ def hostile_mix(
         for _ in range(large):
             if stop.is_set():
                 break
-            status, seconds = raw_request(server, "/v1/predict", large_image, "image/jpeg", timeout=120)
+            status, seconds = raw_request(
+                server, "/v1/predict", large_image, "image/jpeg", timeout=120, source=PARSERS_FROM
+            )
             out["hostile"].setdefault("large_3000x4000", []).append([status, round(seconds, 3)])
 
+    sampling = threading.Event()
+
     def sample_rss():
-        while not stop.is_set():
+        while not sampling.is_set():
             out["rss"].append(rss_mb(pid))
-            stop.wait(0.1)
+            sampling.wait(0.1)
+
+    def idle() -> bool:
+        try:
+            with urllib.request.urlopen(server.rstrip("/") + "/healthz", timeout=10) as r:
+                h = json.loads(r.read())
+            return h["queue"] == h["in_flight"] == h["receiving"] == 0
+        except Exception:
+            return False
 
     rss_before = rss_mb(pid) if pid else 0.0
     threads = [threading.Thread(target=normal) for _ in range(clients)]
     threads += [threading.Thread(target=f) for f in (healthz, stall, slow_read, parser_heavy, burst)]
     if pid:
-        threads.append(threading.Thread(target=sample_rss))
+        threads.append(threading.Thread(target=sample_rss, name="rss"))
     for t in threads:
         t.daemon = True
         t.start()
     time.sleep(duration)
     stop.set()
     for t in threads:
-        t.join(120)
+        if t.name != "rss":
+            t.join(120)
+    t_stop = time.monotonic()
+    while not idle() and time.monotonic() - t_stop < 180:  # the queue drains: then the server is at rest
+        time.sleep(0.5)
+    drained_s = time.monotonic() - t_stop
     time.sleep(settle)
+    sampling.set()
     rss_after = rss_mb(pid) if pid else 0.0
     return {
         "duration_s": duration,
@@ -314,6 +354,7 @@ def hostile_mix(
         "healthz": {**_percentiles(out["healthz"]), "errors": out["healthz_errors"]},
         "hostile": out["hostile"],
         "rss_mb": {"before": rss_before, "peak": max(out["rss"] or [0.0]), "after": rss_after},
+        "drained_s": drained_s,
     }
 
 
@@ -343,7 +384,8 @@ def main(argv=None):
     print(
         f"normal: {n['n']} ok, p50 {n['p50_ms']:.0f} ms, p95 {n['p95_ms']:.0f} ms, errors {n['errors']}\n"
         f"/healthz: {h['n']} ok, p50 {h['p50_ms']:.0f} ms, p95 {h['p95_ms']:.0f} ms, max {h['max_ms']:.0f} ms, "
-        f"errors {h['errors']}\nRSS MB: before {r['before']:.0f}, peak {r['peak']:.0f}, after {r['after']:.0f}\n"
+        f"errors {h['errors']}\nRSS MB: before {r['before']:.0f}, peak {r['peak']:.0f}, after {r['after']:.0f} "
+        f"({res['drained_s']:.0f} s to drain the queue, then {args.settle:g} s)\n"
         f"hostile: {json.dumps(res['hostile'])}"
     )
     if args.json:

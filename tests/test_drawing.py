@@ -162,3 +162,11 @@ def test_visualize_records_draws_ground_truth(tmp_path):
     scale = 4
     # same drawing code: identical pixels below the title bar
     np.testing.assert_array_equal(pic[40 : H * scale], gt_panel[40 : H * scale])
+
+
+def test_boxes_thinner_than_a_pixel_are_drawn():
+    """Issue 25: a box of height 0.5 px (thin images) made /v1/render answer 500 (PIL: y1 < y0)."""
+    image = np.full((16, 320, 3), 90, np.uint8)
+    boxes = np.array([[10.0, 15.5, 200.0, 16.0], [50.0, 2.0, 50.4, 12.0]], np.float32)
+    pic = draw.draw_people(image, np.zeros((2, 16, 320, 7), bool), boxes, scores=[0.9, 0.8])
+    assert pic.size == (320, 16) and (np.asarray(pic) != 90).any()

@@ -102,7 +102,7 @@ def draw_people(
     n = pasted.shape[0]
     for i in range(n if boxes is not None else 0):
         x1, y1, x2, y2 = (float(v) * scale for v in boxes[i])
-        d.rectangle([x1, y1, x2 - 1, y2 - 1], outline=BOX, width=line)
+        d.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=BOX, width=line)  # boxes under 1 px too
         if scores is not None:
             text = f"{float(scores[i]):.2f}"
             tb = d.textbbox((x1, y1), text, font=f)
