@@ -183,8 +183,10 @@ def hostile_mix(
     slow_readers: int = 20,
     large: int = 6,
     settle: float = 5.0,
+    attack: bool = True,
 ) -> dict:
-    """Runs the mix of the module docstring; returns the figures (latencies in ms, RSS in MB)."""
+    """Runs the mix of the module docstring (``attack=False``: only the normal clients and the /healthz
+    prober, the quiet baseline); returns the figures (latencies in ms, RSS in MB)."""
     from maskrcnn_body.serving import client
 
     host, port = _loopback(server)
@@ -330,7 +332,9 @@ def hostile_mix(
 
     rss_before = rss_mb(pid) if pid else 0.0
     threads = [threading.Thread(target=normal) for _ in range(clients)]
-    threads += [threading.Thread(target=f) for f in (healthz, stall, slow_read, parser_heavy, burst)]
+    threads += [
+        threading.Thread(target=f) for f in ((healthz, stall, slow_read, parser_heavy, burst) if attack else (healthz,))
+    ]
     if pid:
         threads.append(threading.Thread(target=sample_rss, name="rss"))
     for t in threads:
@@ -368,8 +372,17 @@ def main(argv=None):
     ap.add_argument("--slow_readers", type=int, default=20)
     ap.add_argument("--large", type=int, default=6)
     ap.add_argument("--settle", type=float, default=5.0)
+    ap.add_argument("--baseline", type=float, default=0.0, help="first run the normal clients alone this long")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
+    baseline = None
+    if args.baseline:
+        baseline = hostile_mix(args.server, args.pid or None, args.baseline, args.clients, settle=0.0, attack=False)
+        n, h = baseline["normal"], baseline["healthz"]
+        print(
+            f"baseline (no attack): normal p50 {n['p50_ms']:.0f} ms, p95 {n['p95_ms']:.0f} ms; /healthz p50 "
+            f"{h['p50_ms']:.0f} ms, p95 {h['p95_ms']:.0f} ms"
+        )
     res = hostile_mix(
         args.server,
         args.pid or None,
@@ -380,6 +393,7 @@ def main(argv=None):
         args.large,
         args.settle,
     )
+    res["baseline"] = baseline
     n, h, r = res["normal"], res["healthz"], res["rss_mb"]
     print(
         f"normal: {n['n']} ok, p50 {n['p50_ms']:.0f} ms, p95 {n['p95_ms']:.0f} ms, errors {n['errors']}\n"

@@ -171,9 +171,9 @@ def _decode(fp, name: str) -> np.ndarray:
 
 
 def load_image(item: ImageInput) -> tuple:
-    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, ...) or a
-    binary file object, a PIL image or an array (gray and RGBA are converted; anything else is an
-    :class:`InputImageError` saying what is accepted)."""
+    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, WebP, BMP; EXIF
+    orientation applied: :mod:`maskrcnn_body.data.images`) or a binary file object, a PIL image or an array
+    (gray and RGBA are converted; anything else is an :class:`InputImageError` saying what is accepted)."""
     if isinstance(item, (bytes, bytearray, memoryview)):
         import io
 
