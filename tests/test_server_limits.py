@@ -20,9 +20,10 @@ from bench.load_test_hostile import EPS, encode, junk_jpeg, many_subblock_gif, p
 from maskrcnn_body.serving import http_server
 
 
-def _raw(srv, head: bytes, body: bytes = b"", timeout: float = 10.0):
-    """Sends ``head`` + ``body`` on a fresh socket; returns (status, headers dict, JSON or bytes body)."""
-    s = socket.create_connection(srv.server_address, timeout=timeout)
+def _raw(srv, head: bytes, body: bytes = b"", timeout: float = 10.0, source: str = ""):
+    """Sends ``head`` + ``body`` on a fresh socket (from loopback address ``source``); returns (status,
+    headers dict, JSON or bytes body)."""
+    s = socket.create_connection(srv.server_address, timeout=timeout, source_address=(source, 0) if source else None)
     try:
         s.sendall(head + body)
         data = _recv_all(s)
@@ -144,6 +145,36 @@ def test_one_client_cannot_take_every_slot():
         while srv.app.open_per_client and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
+
+
+def test_one_client_with_many_queued_requests_does_not_delay_another_by_all_of_them():
+    """Client A (127.0.0.2) queues 5 requests while the model is busy; client B's one request is let in
+    right after A's running one (least-recently-served first), not after all of A's (FIFO)."""
+    order = []
+
+    def predict(img):
+        srv.gate.wait(10)
+        order.append("B" if img.shape[1] == 50 else "A")
+        return {"width": img.shape[1], "height": img.shape[0], "persons": []}
+
+    with running_server(predict=predict, max_queue=8, read_timeout_s=10.0) as srv:
+        srv.gate.clear()
+
+        def post(width, source):
+            body = _png(width, 32)
+            _raw(srv, (HEAD + f"Content-Length: {len(body)}\r\n\r\n").encode(), body, source=source)
+
+        threads = []
+        for i, (width, source) in enumerate([(40, "127.0.0.2")] * 5 + [(50, "127.0.0.1")]):
+            threads.append(threading.Thread(target=post, args=(width, source)))
+            threads[-1].start()
+            deadline = time.monotonic() + 5
+            while srv.app.admitted < i + 1 and time.monotonic() < deadline:  # in arrival order
+                time.sleep(0.01)
+        srv.gate.set()
+        for t in threads:
+            t.join(20)
+        assert order == ["A", "B", "A", "A", "A", "A"], order
 
 
 # --------------------------------------------------------------------------- 4: extreme aspect ratios

@@ -435,6 +435,58 @@ def _declares_body(scope) -> bool:
 
 
 # --------------------------------------------------------------------------- application
+class _FairSlots:
+    """``slots`` model calls at a time; waiting requests are let in least-recently-served client first (event
+    loop only), so one address with many queued requests (or slow, large ones) delays another client by at
+    most one of its calls per turn instead of all of them (a FIFO queue made normal clients wait behind every
+    queued render of one client)."""
+
+    def __init__(self, slots: int):
+        self.free = slots
+        self.waiting: dict = {}  # client -> deque of futures, in arrival order
+        self.last_served: dict = {}  # client -> tick of its last grant
+        self.tick = 0
+
+    def _grant(self, client: str) -> None:
+        self.tick += 1
+        self.last_served[client] = self.tick
+        if len(self.last_served) > 4096:  # forget long-gone clients (those not waiting)
+            self.last_served = {c: t for c, t in self.last_served.items() if c in self.waiting or c == client}
+
+    async def acquire(self, client: str) -> None:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            self._grant(client)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(client, collections.deque()).append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release()  # granted just as it was cancelled: pass the slot on
+            else:
+                queue = self.waiting.get(client)
+                if queue and future in queue:
+                    queue.remove(future)
+                    if not queue:
+                        del self.waiting[client]
+            raise
+
+    def release(self) -> None:
+        while self.waiting:
+            client = min(self.waiting, key=lambda c: self.last_served.get(c, 0))
+            queue = self.waiting[client]
+            future = queue.popleft()
+            if not queue:
+                del self.waiting[client]
+            if not future.done():
+                self._grant(client)
+                future.set_result(None)
+                return
+        self.free += 1
+
+
 class InferenceApp:
     """The ASGI application: routes, limits and the model worker.
 
@@ -452,6 +504,7 @@ class InferenceApp:
         self.decode_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="decode")
         self.stats: dict = {"slow_readers_closed": 0}  # shared with the connection protocol
         self.open_per_client: collections.Counter = collections.Counter()
+        self.model_slots = _FairSlots(cfg.max_inflight)
         self._count_lock = threading.Lock()
         self.admitted = 0  # requests waiting for or in a model call (event loop only)
         self.in_flight = 0  # model calls running
@@ -610,8 +663,9 @@ class InferenceApp:
                 400, f"image header not parsed within {self.cfg.decode_timeout_s:g} s; re-encode it"
             ) from None
 
-    async def run_model(self, kind: str, data: bytes):
-        """Queues ``data`` for the model worker (503 when ``max_queue`` requests already wait);
+    async def run_model(self, kind: str, data: bytes, client: str = ""):
+        """Queues ``data`` for the model worker (503 when ``max_queue`` requests already wait; the waiting
+        requests are served least-recently-served client address first, :class:`_FairSlots`);
         returns (answer bytes, media type, timings in ms)."""
         cfg = self.cfg
         if self.admitted >= cfg.max_queue + cfg.max_inflight:
@@ -619,7 +673,11 @@ class InferenceApp:
         self.admitted += 1
         t0 = time.perf_counter()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.model_pool, self._work, kind, data, t0)
+            await self.model_slots.acquire(client)
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.model_pool, self._work, kind, data, t0)
+            finally:
+                self.model_slots.release()
         finally:
             self.admitted -= 1
 
@@ -655,7 +713,7 @@ class _ImageEndpoint:
                 data = await server.read_image_bytes(scope, receive)
                 large = bool(server.cfg.trim_after_bytes) and len(data) >= server.cfg.trim_after_bytes
                 await server.check_image(data)  # cheap checks before queueing
-                out, media, timing = await server.run_model(self.kind, data)
+                out, media, timing = await server.run_model(self.kind, data, (scope.get("client") or ("?",))[0])
             finally:
                 data = b""
                 server.release(scope)
