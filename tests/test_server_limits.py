@@ -239,6 +239,9 @@ def test_cross_origin_post_is_refused_unless_allowed():
         got, data = _post(srv, "/v1/predict", body, headers={"Origin": "http://evil.example"})
         assert got == 403 and "--allowed-origin http://evil.example" in json.loads(data)["error"]
         assert _post(srv, "/v1/predict", body, headers={"Origin": "null"})[0] == 403
+        assert _post(srv, "/v1/predict", body, headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})[0] == 403
+        # a form posted by the server's own page under Referrer-Policy: no-referrer
+        assert _post(srv, "/v1/predict", body, headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"})[0] == 200
     with running_server(allowed_origins=("https://app.example",)) as srv:
         assert _post(srv, "/v1/predict", body, headers={"Origin": "https://app.example"})[0] == 200
 

@@ -302,11 +302,15 @@ def host_allowed(host_header: str, allowed: Tuple[str, ...]) -> bool:
     return any(name == a.lower() or (a.startswith(".") and name.endswith(a.lower())) for a in allowed)
 
 
-def origin_allowed(origin: str, host_header: str, allowed: Tuple[str, ...]) -> bool:
+def origin_allowed(origin: str, host_header: str, allowed: Tuple[str, ...], fetch_site: str = "") -> bool:
     """Whether a POST with this ``Origin`` may spend the server: the page's own origin (its host:port is the
-    ``Host`` header), or one of ``allowed`` (full origins such as ``https://app.example``; ``"*"``: any)."""
+    ``Host`` header), or one of ``allowed`` (full origins such as ``https://app.example``; ``"*"``: any).
+    ``Origin: null`` (what a browser sends for a form posted under ``Referrer-Policy: no-referrer``) is the
+    page's own when the browser's ``Sec-Fetch-Site`` (which no script can set) says ``same-origin``."""
     if "*" in allowed or origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
         return True
+    if origin == "null":
+        return fetch_site == "same-origin"
     parts = urllib.parse.urlsplit(origin)
     return parts.scheme in ("http", "https") and parts.netloc.lower() == host_header.lower()
 
@@ -403,7 +407,8 @@ class _DrainMiddleware:
             )
         origin = headers.get("origin")
         posting = scope["method"] not in ("GET", "HEAD")
-        if posting and origin is not None and not origin_allowed(origin, host or "", cfg.allowed_origins):
+        fetch_site = headers.get("sec-fetch-site", "")
+        if posting and origin is not None and not origin_allowed(origin, host or "", cfg.allowed_origins, fetch_site):
             return (
                 403,
                 f"cross-origin request from {origin!r} refused; start the server with --allowed-origin "

@@ -68,7 +68,7 @@ def index_page(max_body_bytes: int, max_pixels: int) -> Tuple[bytes, Dict[str, s
     headers = {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # no referrer leaves the origin; the page's own POSTs carry its Origin
         "Cache-Control": "no-cache",
     }
     return html.encode("utf-8"), headers
