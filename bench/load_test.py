@@ -9,6 +9,9 @@ stops by itself at the time limit, and reports errors, p50/p95 latency and throu
 ``--stalled N`` measures something else: N clients each send the head of a POST declaring a 100 KB body,
 10 bytes of it, and stall; meanwhile it times ``GET /healthz`` and one normal request (a server that
 keeps a thread per stalled client makes both wait for its read timeout).
+
+The hostile mix (stalled uploads, slow readers, parser-heavy images, both framings, large photos at once, with
+the server's RSS) is ``bench/load_test_hostile.py``.
 """
 
 from __future__ import annotations

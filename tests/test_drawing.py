@@ -103,6 +103,11 @@ def test_boxes_thinner_than_a_pixel_are_drawn():
     boxes = np.array([[10, 20.2, 30, 20.6], [5, 5, 5.5, 40]], np.float32)
     pic = draw.draw_people(np.zeros((H, W, 3), np.uint8), pasted, boxes=boxes, scores=[0.3, 0.2], scale=1)
     assert np.asarray(pic).any()
+    # issue 25: a 16x320 image's boxes of height 0.5 px made /v1/render answer 500 (PIL: y1 < y0)
+    image = np.full((16, 320, 3), 90, np.uint8)
+    boxes = np.array([[10.0, 15.5, 200.0, 16.0], [50.0, 2.0, 50.4, 12.0]], np.float32)
+    pic = draw.draw_people(image, np.zeros((2, 16, 320, 7), bool), boxes, scores=[0.9, 0.8])
+    assert pic.size == (320, 16) and (np.asarray(pic) != 90).any()
 
 
 def test_plots_written(tmp_path):

@@ -33,13 +33,14 @@ def _jpeg(w, h):
 
 
 @contextlib.contextmanager
-def running_server(model_s=0.0, **overrides):
+def running_server(model_s=0.0, predict=None, render=None, **overrides):
     """A server on a free loopback port whose stand-in model answers ``{"width", "height", "persons": []}``
-    after ``model_s`` seconds (and waits while ``srv.gate`` is cleared)."""
+    after ``model_s`` seconds (and waits while ``srv.gate`` is cleared); ``predict``/``render`` replace the
+    stand-ins (RGB uint8 image -> dict / PNG bytes)."""
     gate = threading.Event()
     gate.set()
 
-    def predict(img):
+    def stand_in(img):
         gate.wait(10)
         time.sleep(model_s)
         return {"width": img.shape[1], "height": img.shape[0], "persons": []}
@@ -54,7 +55,7 @@ def running_server(model_s=0.0, **overrides):
         shutdown_timeout_s=1.0,
     )
     kw.update(overrides)
-    srv = InferenceServer(ServerConfig(**kw), predict, lambda img: _png(8, 8))
+    srv = InferenceServer(ServerConfig(**kw), predict or stand_in, render or (lambda img: _png(8, 8)))
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     srv.gate = gate
@@ -129,7 +130,9 @@ def test_bad_requests_get_clear_json_errors(server, case):
 def test_body_over_limit_gets_413_before_upload(server):
     host, port = server.server_address[:2]
     s = socket.create_connection((host, port), timeout=5)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n")
+    s.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 300000\r\n\r\n"
+    )
     data = _recv_all(s)
     s.close()
     assert b" 413 " in data.split(b"\r\n")[0] and b"over the limit" in data
@@ -170,7 +173,9 @@ def test_idle_connection_gets_408(server):
 def test_slow_client_gets_408(server):
     host, port = server.server_address[:2]
     s = socket.create_connection((host, port), timeout=5)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
+    s.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc"
+    )
     data = _recv_all(s)
     s.close()
     assert b" 408 " in data.split(b"\r\n")[0]
@@ -309,7 +314,7 @@ def test_refused_small_bodies_are_read_before_closing(server):
 def _stall(srv, n, declared=100_000):
     """n connections that send a POST head declaring ``declared`` bytes, then 10 bytes, then nothing."""
     head = (
-        f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {declared}\r\n\r\n"
+        f"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: {declared}\r\n\r\n"
     ).encode() + b"\x89PNG\r\n\x1a\n\0\0"
     socks = []
     for _ in range(n):
@@ -359,7 +364,7 @@ def test_stalled_clients_get_408_at_their_deadline():
 
 def test_half_sent_request_head_gets_408(server):
     s = socket.create_connection(server.server_address, timeout=5)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Ty")
+    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty")
     data = _recv_all(s)
     s.close()
     assert b" 408 " in data.split(b"\r\n")[0] and json.loads(data.split(b"\r\n\r\n", 1)[1])["status"] == 408

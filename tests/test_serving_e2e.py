@@ -6,6 +6,7 @@
 * ``train/client.py --mode both`` against the server, whose answers equal infer.py's for the same files.
 """
 
+import io
 import json
 import os
 import socket
@@ -18,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from test_http_server import BAD, _jpeg, _post, _recv_all, png_header_only
+from test_images import exif_jpeg
 
+from bench.load_test_hostile import encode, scene
 from helpers.models import write_random_train_dir
 from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
@@ -138,7 +141,9 @@ def test_bad_requests_then_the_server_keeps_serving(server, case):
 
 def test_slow_client_gets_408_and_server_keeps_serving(server):
     s = socket.create_connection(server.server_address, timeout=10)
-    s.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc")
+    s.sendall(
+        b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\nabc"
+    )
     head = _recv_all(s).split(b"\r\n")[0]
     s.close()
     assert b" 408 " in head
@@ -154,6 +159,28 @@ def test_predict_render_and_healthz(server, data):
         status, png = _post(server, "/v1/render", _image_bytes(data, name), ctype)
         assert status == 200 and png.startswith(b"\x89PNG")
     assert _healthy(server)
+
+
+def test_extreme_aspect_ratios_give_a_clear_400_or_positive_boxes(server):
+    """Issue 25: 16x20000 answered 500 on /v1/render and zero-height boxes on /v1/predict."""
+    thin = np.full((16, 20000, 3), 100, np.uint8)
+    for path in ("/v1/predict", "/v1/render"):
+        status, raw = _post(server, path, encode(thin, "PNG"), "image/png")
+        assert status == 400 and "aspect ratio of 1250:1" in json.loads(raw)["error"], raw
+    allowed = np.random.default_rng(1).integers(0, 255, (16, 320, 3), np.uint8)  # 20:1, the default limit
+    status, raw = _post(server, "/v1/predict", encode(allowed, "PNG"), "image/png")
+    assert status == 200
+    res = json.loads(raw)
+    _check_result(res, 16, 320)
+    assert all(p["box"][2] > p["box"][0] and p["box"][3] > p["box"][1] for p in res["persons"])
+    status, png = _post(server, "/v1/render", encode(allowed, "PNG"), "image/png")
+    assert status == 200 and Image.open(io.BytesIO(png)).size[0] == 320  # a valid drawing (legend below)
+
+
+def test_phone_photos_are_answered_in_the_upright_frame(server):
+    status, raw = _post(server, "/v1/predict", exif_jpeg(scene(48, 80), 6), "image/jpeg")
+    assert status == 200
+    _check_result(json.loads(raw), 80, 48)  # stored 80x48 landscape, shown (and answered) 48 wide, 80 high
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@
 
 Starlette on uvicorn (maskrcnn_body.serving.http_server): uploads are read asynchronously (slow clients
 hold no thread), the model runs one call at a time behind a bounded queue. Errors are JSON
-{"error", "status"} with 400/404/405/408/411/413/415/503 (README, "Inference, server, export").
+{"error", "status"} with 400/403/404/405/408/411/413/415/503 (docs/SERVING.md: the limits, Host/Origin rules,
+serving behind a reverse proxy).
 """
 
 from __future__ import annotations
@@ -52,6 +53,46 @@ def add_arguments(p) -> None:
         default=10.0,
         help="Seconds a client has to send its request head and body (408 after).",
     )
+    p.add_argument(
+        "--write_timeout",
+        type=float,
+        default=15.0,
+        help="Seconds a client may leave its answer unread before it is disconnected (default: %(default)s).",
+    )
+    p.add_argument(
+        "--max_aspect_ratio",
+        type=float,
+        default=20.0,
+        help="Refuse (400) images whose long side is more than this many times the short one (0 = any; "
+        "default: %(default)s).",
+    )
+    p.add_argument(
+        "--max_open_per_client",
+        type=int,
+        default=64,
+        help="Uploads in progress from one client address before 503 (0 = no cap; behind a reverse proxy every "
+        "client has the proxy's address) (default: %(default)s).",
+    )
+    p.add_argument(
+        "--allowed-host",
+        "--allowed_host",
+        dest="allowed_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="A Host name the server answers to besides loopback names and IP addresses (repeatable; "
+        "'.example.com' = the domain and its subdomains; '*' = any). Needed behind a reverse proxy or a DNS name.",
+    )
+    p.add_argument(
+        "--allowed-origin",
+        "--allowed_origin",
+        dest="allowed_origins",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="An origin (https://app.example) whose pages may POST images here (repeatable; '*' = any). "
+        "The server's own page is always allowed.",
+    )
 
 
 def run(args) -> int:
@@ -90,6 +131,11 @@ def run(args) -> int:
         num_workers=args.workers,
         max_queue=args.max_queue,
         read_timeout_s=args.read_timeout,
+        write_timeout_s=args.write_timeout,
+        max_aspect_ratio=args.max_aspect_ratio,
+        max_open_per_client=args.max_open_per_client,
+        allowed_hosts=tuple(args.allowed_hosts),
+        allowed_origins=tuple(args.allowed_origins),
     )
     serve(
         cfg,

@@ -32,12 +32,13 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.data import images
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import results as results_json
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+IMAGE_EXTS = images.IMAGE_EXTS  # the formats the decoder accepts (JPEG, PNG, WebP, BMP)
 PART_MAP_LABELS = {0: "background", **{k: constants.CHANNELS[k] for k in constants.PART_CHANNELS}}
 """Values of :attr:`Result.part_map`: 0 background (and body pixels no part covers), 1 head,
 2 torso, 3 left arm, 4 right arm, 5 left leg, 6 right leg (the part channel indices)."""
@@ -196,20 +197,17 @@ class Result:
 
 # --------------------------------------------------------------------------- inputs
 def _decode(fp, name: str) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+    """The one decoder (:mod:`maskrcnn_body.data.images`: allow-listed formats, EXIF orientation, 16-bit grey)."""
     try:
-        with Image.open(fp) as im:
-            im.load()
-            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as e:
-        raise InputImageError(f"{name} cannot be read as an image: {e}") from None
+        return images.decode_image(fp, name=name)
+    except images.ImageDecodeError as e:
+        raise InputImageError(str(e)) from None
 
 
 def load_image(item: ImageInput) -> tuple:
-    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, ...) or a
-    binary file object, a PIL image or an array (gray and RGBA are converted; anything else is an
-    :class:`InputImageError` saying what is accepted)."""
+    """``(RGB uint8 (H, W, 3), source name)`` of a path, encoded image bytes (JPEG, PNG, WebP, BMP; EXIF
+    orientation applied: :mod:`maskrcnn_body.data.images`) or a binary file object, a PIL image or an array
+    (gray and RGBA are converted; anything else is an :class:`InputImageError` saying what is accepted)."""
     if isinstance(item, (bytes, bytearray, memoryview)):
         import io
 
@@ -222,7 +220,7 @@ def load_image(item: ImageInput) -> tuple:
             raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
         return _decode(path, repr(path)), path
     if hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
-        return np.asarray(item.convert("RGB")), ""
+        return images.to_rgb(item), ""
     if isinstance(item, np.ndarray):
         a = item
         if a.dtype != np.uint8:

@@ -12,7 +12,8 @@ from typing import Iterator, Sequence, Tuple, Union
 
 import numpy as np
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+from maskrcnn_body.data.images import IMAGE_EXTS, decode_image
+
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 Payload = Union[str, np.ndarray]
 
@@ -97,13 +98,11 @@ def iter_video(source, name: str, max_frames: int = 0, frame_step: int = 1) -> I
 
 
 def load_rgb(payload: Payload) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of a path or a frame."""
+    """RGB uint8 (H, W, 3) of a path (:func:`maskrcnn_body.data.images.decode_image`: upright, allow-listed
+    formats) or a frame."""
     if isinstance(payload, np.ndarray):
         return payload
-    from PIL import Image
-
-    with Image.open(payload) as im:
-        return np.asarray(im.convert("RGB"))
+    return decode_image(payload)
 
 
 def content_type(path: str) -> str:

@@ -69,7 +69,7 @@ def index_page(max_body_bytes: int, max_pixels: int) -> Tuple[bytes, Dict[str, s
     headers = {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        "Referrer-Policy": "same-origin",  # no referrer leaves the origin; the page's own POSTs carry its Origin
         "Cache-Control": "no-cache",
     }
     return html.encode("utf-8"), headers
@@ -80,7 +80,9 @@ def _error(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_schema(image_types, max_body_bytes: int, max_pixels: int, min_side: int) -> dict:
+def openapi_schema(
+    image_types, max_body_bytes: int, max_pixels: int, min_side: int, max_aspect_ratio: float = 0.0
+) -> dict:
     """OpenAPI 3.1 description of the endpoints (served at ``/openapi.json``)."""
     raw = {t: {"schema": {"type": "string", "format": "binary"}} for t in image_types}
     form = {
@@ -101,18 +103,24 @@ def openapi_schema(image_types, max_body_bytes: int, max_pixels: int, min_side: 
     body = {
         "required": True,
         "content": {**raw, **form},
-        "description": f"An image (JPEG, PNG, BMP or WebP; at most {max_body_bytes} bytes, "
-        f"{max_pixels} pixels, sides of at least {min_side}) as the raw body or as the "
-        "file of a multipart form.",
+        "description": f"An image (JPEG, PNG, WebP or BMP; no other format is decoded; at most {max_body_bytes} "
+        f"bytes, {max_pixels} pixels, sides of at least {min_side}"
+        + (f", an aspect ratio of at most {max_aspect_ratio:g}:1" if max_aspect_ratio else "")
+        + ") as the raw body (Content-Length or chunked) or as the file of a multipart form. EXIF orientation "
+        "is applied: boxes, masks and keypoints are in the upright frame that image viewers show.",
     }
     errors = {
-        "400": _error("not an image, empty, truncated, too small, too many pixels, bad multipart form"),
+        "400": _error(
+            "not an image, empty, truncated, too small, too many pixels, too elongated, bad multipart form, "
+            "a Host that is not served, both Content-Length and Transfer-Encoding"
+        ),
+        "403": _error("a POST from another origin (Origin header) that the server does not accept"),
         "408": _error("the client did not send its request in time"),
         "411": _error("no Content-Length"),
         "413": _error("body over the limit"),
-        "415": _error("unsupported Content-Type"),
+        "415": _error("unsupported Content-Type, or an image format other than JPEG, PNG, WebP, BMP"),
         "503": _error("queue full or too many uploads at once: retry later (Retry-After)"),
-        "500": _error("the model failed; the server keeps serving"),
+        "500": _error("the model failed (the body has an error id the server log carries); the server keeps serving"),
     }
     person = {
         "type": "object",
