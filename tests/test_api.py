@@ -150,3 +150,21 @@ def test_clear_errors(model, tmp_path):
     with pytest.raises(InputImageError, match="cannot be read as an image"):
         load_image(str(tmp_path / "broken.jpg"))
     assert os.path.exists(tmp_path / "broken.jpg")  # nothing is lost
+
+
+def test_boxes_flattened_by_clipping_are_dropped():
+    """Issue 25, item 4: on a 16x20000 image the model put boxes in the padding, which clipping flattened to
+    zero height ([x, 16, x, 16]); every returned person has a box of positive size."""
+    from maskrcnn_body.inference.api import make_result
+
+    k = len(constants.KEYPOINTS)
+    det = {
+        "boxes": np.array([[10, 16, 40, 16], [5, 2, 30, 14], [7, 3, 7, 9]], np.float32),
+        "scores": np.array([0.9, 0.8, 0.7], np.float32),
+        "keypoints": np.zeros((3, k, 3), np.float32),
+        "masks": np.zeros((3, 28, 28, 7), np.float32),
+    }
+    r = make_result(np.zeros((16, 20000, 3), np.uint8), det, 0.5)
+    assert len(r.persons) == 1 and r.persons[0].score == pytest.approx(0.8)
+    x1, y1, x2, y2 = r.persons[0].box
+    assert x2 > x1 and y2 > y1

@@ -368,9 +368,15 @@ class Model:
 
 
 def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float, source: str = "") -> Result:
-    """A :class:`Result` from one image's detections (any backend's output)."""
+    """A :class:`Result` from one image's detections (any backend's output).
+
+    Detections whose box, clipped to the image, has no area are dropped: on an extreme aspect ratio
+    (e.g. 16x20000) the model can place a box in the padding, which clipping flattens to ``[x, 16, x, 16]``;
+    every returned box has positive width and height."""
     scores = np.asarray(det["scores"], np.float32).reshape(-1)
-    order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= score_threshold]
+    boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
+    has_area = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    order = [int(i) for i in np.argsort(-scores, kind="stable") if scores[i] >= score_threshold and has_area[i]]
     h, w = image.shape[:2]
     persons = [
         Person(
