@@ -77,7 +77,7 @@ def decode(rle: RLE) -> np.ndarray:
     """(H, W) uint8 0/1 mask of a COCO RLE whose counts are a compressed string (``str`` or ``bytes``) or a
     list of uncompressed counts (``pycocotools.mask.decode``); a ValueError when the counts do not add up to
     H * W."""
-    h, w = (int(v) for v in rle["size"])  # type: ignore[union-attr]
+    h, w = (int(v) for v in rle["size"])
     counts = rle["counts"]
     runs = decompress(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
     if sum(runs) != h * w or min(runs, default=0) < 0:
