@@ -145,6 +145,14 @@ def test_missing_route_says_which_extra_to_install(tmp_path):
         [sys.executable, "-S", "-c", code, model], env=_restricted_env(site), capture_output=True, text=True
     )
     assert r.returncode != 0 and 'pip install "maskrcnn_body[runtime-onnx]"' in r.stderr, r.stderr[-2000:]
+    # a training directory needs TensorFlow: the command line says so and what to load instead
+    train_dir = tmp_path / "run"
+    train_dir.mkdir()
+    (train_dir / "config.json").write_text("{}")
+    cli = [sys.executable, "-S", "-m", "maskrcnn_body.cli.main", "predict", "--model", train_dir, "--input", model]
+    r = subprocess.run([str(c) for c in cli], env=_restricted_env(site), capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "is a training directory, which needs TensorFlow" in r.stderr and "--onnx model.onnx" in r.stderr
 
 
 # --------------------------------------------------------------------------- slow: the wheel in a fresh venv

@@ -255,6 +255,13 @@ def choose_backend(
     fmt = model_format(path)
     name = canonical(backend)
     parse_device(device)
+    if fmt in ("train_dir", "savedmodel") and not _installed("tensorflow"):
+        what = "a training directory" if fmt == "train_dir" else "a SavedModel"
+        raise BackendError(
+            f"{path!r} is {what}, which needs TensorFlow to run or to convert (pip install "
+            f'"maskrcnn_body[cpu]"); without TensorFlow, load its .onnx or .tflite export (maskrcnn-body export '
+            f"--model {path} --onnx model.onnx --tflite model.tflite, where TensorFlow is installed; docs/DEPLOY.md)"
+        )
     if name == "auto":
         for cand in AUTO_ORDER[fmt]:
             cached_only = cand.endswith("*")
