@@ -53,8 +53,7 @@ if backend != "none":
     import importlib
     from maskrcnn_body.inference import backends
     t0 = time.perf_counter()
-    importlib.import_module({"onnxruntime": "onnxruntime", "openvino": "openvino", "tensorflow": "tensorflow",
-                             "tflite": backends.tflite_module()}[backend])
+    importlib.import_module(backends.tflite_module() if backend == "tflite" else backend)
     out["import_engine_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = mb.load(path, backend=backend, score_threshold=0.0)
@@ -94,6 +93,9 @@ def build_wheel(work: str) -> str:
 def export_models(work: str) -> dict:
     """A random-weight cpu_small training directory and its .onnx and .tflite exports."""
     train_dir = os.path.join(work, "model", "run")
+    onnx, tflite = os.path.join(work, "model", "model.onnx"), os.path.join(work, "model", "model.tflite")
+    if os.path.exists(onnx) and os.path.exists(tflite):  # from an earlier run in the same --out
+        return {"train_dir": train_dir, "onnx": onnx, "tflite": tflite}
     script = (
         "import sys; sys.path.insert(0, 'tests')\n"
         "from helpers.models import write_random_train_dir\n"
@@ -101,7 +103,6 @@ def export_models(work: str) -> dict:
     )
     env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="2")
     run([sys.executable, "-c", script], cwd=REPO_ROOT, env=env)
-    onnx, tflite = os.path.join(work, "model", "model.onnx"), os.path.join(work, "model", "model.tflite")
     export = [sys.executable, "train/export.py", "--train_dir", train_dir, "--onnx", onnx, "--tflite", tflite]
     run(export, cwd=REPO_ROOT, env=env)
     return {"train_dir": train_dir, "onnx": onnx, "tflite": tflite}
@@ -169,15 +170,19 @@ def main(argv=None) -> int:
     os.makedirs(work, exist_ok=True)
     wheel = build_wheel(work)
     models = export_models(work)
+    results_path = os.path.join(work, "results.json")
     results = {}
+    if os.path.exists(results_path):  # an earlier run's routes; those measured now replace theirs
+        with open(results_path) as f:
+            results = json.load(f)
     for route in args.routes.split(","):
         print(f"{route}: installing", flush=True)
         py = make_venv(work, route, wheel, args.pip_cache)
         results[route] = measure(py, route, models, args.repeats, work)
         print(f"{route}: {json.dumps({k: v for k, v in results[route].items() if k != 'packages'})}", flush=True)
-        with open(os.path.join(work, "results.json"), "w") as f:
+        with open(results_path, "w") as f:
             json.dump(results, f, indent=1)
-    print(table(results))
+    print(table({r: results[r] for r in ROUTES if r in results}))
     return 0
 
 

@@ -143,6 +143,20 @@ def test_quantised_tflite_files_run_and_float16_stays_close(exported):
 
 
 @pytest.mark.slow
+def test_litert_and_tf_lite_give_the_same_detections(exported):
+    """The same .tflite files (float32 and float16) on LiteRT (the default) and on tf.lite (the fallback)."""
+    pytest.importorskip("ai_edge_litert", reason="the [runtime-tflite] extra (ai-edge-litert) is not installed")
+    quant = exported[3]
+    for q in ("none", "float16"):
+        litert = backends.load_tflite(quant[q], runtime="litert")
+        tf_lite = backends.load_tflite(quant[q], runtime="tensorflow")
+        for hw in SIZES[:2]:
+            got = backends.run_tflite(quant[q], _image(*hw), runner=litert)
+            want = backends.run_tflite(quant[q], _image(*hw), runner=tf_lite)
+            _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
+
+
+@pytest.mark.slow
 def test_backend_argument_selects_the_engine_and_results_agree(exported, tmp_path, monkeypatch):
     train_dir, sm, onnx_path, quant, *_ = exported
     monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "cache"))

@@ -65,7 +65,7 @@ def _run(cmd, **kw) -> subprocess.CompletedProcess:
 
 def _probe(python, args, env, package_root: str) -> dict:
     code = PROBE.format(forbidden=restricted.FORBIDDEN, package_root=package_root)
-    out = _run([*python, "-c", code, *args], env=env).stdout
+    out = _run([*python, "-c", code, *args], env=env, cwd=os.path.dirname(args[1])).stdout  # not this checkout
     return json.loads(next(x for x in out.splitlines() if x.startswith("PROBE "))[len("PROBE ") :])
 
 
@@ -153,6 +153,30 @@ def test_missing_route_says_which_extra_to_install(tmp_path):
     r = subprocess.run([str(c) for c in cli], env=_restricted_env(site), capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "is a training directory, which needs TensorFlow" in r.stderr and "--onnx model.onnx" in r.stderr
+
+
+def test_the_routes_here_are_the_ones_pyproject_declares():
+    """helpers.restricted's package lists are pyproject.toml's: the base dependencies (none of the heavy ones)
+    and each runtime extra's single engine; the backends' install hints name those extras."""
+    import tomllib
+
+    from maskrcnn_body.inference import backends
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(reqs):
+        return tuple(restricted._norm(r.split(">")[0].split("=")[0].split("<")[0].split("[")[0]) for r in reqs)
+
+    assert names(project["dependencies"]) == restricted.BASE
+    assert not set(names(project["dependencies"])) & set(restricted.FORBIDDEN)
+    for route, engines in restricted.ROUTES.items():
+        assert names(project["optional-dependencies"][route]) == engines, route
+    assert {backends.install_hint(b, "onnx" if b != "tflite" else "tflite") for b in ENGINE_BACKENDS} == {
+        f'pip install "maskrcnn_body[{route}]"' for route in restricted.ROUTES
+    }
+
+
+ENGINE_BACKENDS = ("onnxruntime", "tflite", "openvino")
 
 
 # --------------------------------------------------------------------------- slow: the wheel in a fresh venv
