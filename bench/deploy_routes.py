@@ -6,7 +6,8 @@
 For each route (``base``: ``pip install maskrcnn_body``; ``runtime-onnx``, ``runtime-tflite``,
 ``runtime-openvino``: ``pip install "maskrcnn_body[ROUTE]"``; ``cpu``: ``[cpu]``, TensorFlow) a fresh venv
 without pip gets this checkout's wheel and the route's dependencies (resolved by pip from the configured
-index; ``--pip_cache`` keeps the downloads for reruns). Measured:
+index; ``--pip_cache`` keeps the downloads for reruns; ``base-before``: the base install as it was before
+issue 29, for comparison). Measured:
 
 * ``site-packages MB``: ``du`` of the venv's site-packages (the package, its dependencies, nothing else);
 * ``import s``: wall time of ``import maskrcnn_body; from maskrcnn_body.inference import api`` plus the
@@ -32,6 +33,7 @@ import tempfile
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = {
+    "base-before": ("", None, None),
     "base": ("", None, None),
     "runtime-onnx": ("runtime-onnx", "onnx", "onnxruntime"),
     "runtime-tflite": ("runtime-tflite", "tflite", "tflite"),
@@ -39,6 +41,20 @@ ROUTES = {
     "cpu": ("cpu", "train_dir", "tensorflow"),
 }
 """route -> (extra, model format, backend)."""
+BASE_BEFORE = [
+    "numpy>=1.26",
+    "pillow>=10",
+    "scipy>=1.11",
+    "pycocotools>=2.0.7",
+    "absl-py>=2.0",
+    "matplotlib>=3.8",
+    "starlette>=0.40,<2",
+    "uvicorn>=0.30,<1",
+    "h11>=0.14",
+    "python-multipart>=0.0.18",
+    "threadpoolctl>=3.1",
+]
+"""The base dependencies before issue 29 (``base-before``: the wheel with these instead of its own)."""
 ENGINE_MODULE = {"onnxruntime": "onnxruntime", "tflite": "ai_edge_litert.interpreter", "openvino": "openvino"}
 
 WORKER = r"""
@@ -114,8 +130,12 @@ def make_venv(work: str, route: str, wheel: str, pip_cache: str) -> str:
     run([sys.executable, "-m", "venv", "--without-pip", venv])
     py = os.path.join(venv, "bin", "python")
     extra = ROUTES[route][0]
-    req = f"{wheel}[{extra}]" if extra else wheel
-    run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--cache-dir", pip_cache, req], timeout=3600)
+    pip = [sys.executable, "-m", "pip", "--python", py, "install", "-q", "--cache-dir", pip_cache]
+    if route == "base-before":
+        run([*pip, "--no-deps", wheel])
+        run([*pip, *BASE_BEFORE], timeout=3600)
+    else:
+        run([*pip, f"{wheel}[{extra}]" if extra else wheel], timeout=3600)
     return py
 
 
@@ -151,6 +171,8 @@ def table(results: dict) -> str:
     for route, r in results.items():
         extra = ROUTES[route][0]
         install = f'`pip install "maskrcnn_body[{extra}]"`' if extra else "`pip install maskrcnn_body`"
+        if route == "base-before":
+            install = "the same, before issue 29 (+ scipy, matplotlib, pycocotools, absl-py)"
         imp = r["import_package_s"] + r.get("import_engine_s", 0.0)
         load = f"{r['load_s']:.2f}" if "load_s" in r else "-"
         first = f"{r['first_call_s']:.2f}" if "first_call_s" in r else "-"
@@ -165,6 +187,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="output/deploy_routes", help="work folder and results.json (default: %(default)s)")
     p.add_argument("--pip_cache", default=os.path.join(tempfile.gettempdir(), "maskrcnn_body_pip_cache"))
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--reuse", action="store_true", help="measure the venvs of an earlier run again (no install)")
     args = p.parse_args(argv)
     work = os.path.abspath(args.out)
     os.makedirs(work, exist_ok=True)
@@ -176,8 +199,10 @@ def main(argv=None) -> int:
         with open(results_path) as f:
             results = json.load(f)
     for route in args.routes.split(","):
-        print(f"{route}: installing", flush=True)
-        py = make_venv(work, route, wheel, args.pip_cache)
+        py = os.path.join(work, "venv-" + route, "bin", "python")
+        if not (args.reuse and os.path.exists(py)):
+            print(f"{route}: installing", flush=True)
+            py = make_venv(work, route, wheel, args.pip_cache)
         results[route] = measure(py, route, models, args.repeats, work)
         print(f"{route}: {json.dumps({k: v for k, v in results[route].items() if k != 'packages'})}", flush=True)
         with open(results_path, "w") as f:
