@@ -134,6 +134,33 @@ def test_predict_command_runs_an_onnx_export_without_tensorflow(tmp_path):
     assert r.returncode == 2 and "onnxruntime-gpu" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
 
+def test_serve_answers_with_an_onnx_export_without_tensorflow(tmp_path, monkeypatch):
+    """``maskrcnn-body serve`` on the runtime-onnx route answers /v1/predict with the JSON of the full install."""
+    import urllib.request
+
+    from helpers.servers import start_server, stop_server
+
+    site = _route_site(tmp_path, "runtime-onnx")
+    pytest.importorskip("onnx", reason="the onnx package writes the stand-in model")
+    model = write_standin_onnx(str(tmp_path / "m.onnx"))
+    image = _image(tmp_path / "in.png")
+    for key in [k for k in os.environ if k.startswith("PYTHON")]:
+        monkeypatch.delenv(key)
+    for key, value in _restricted_env(site).items():
+        monkeypatch.setenv(key, value)
+    cmd = [sys.executable, "-S", "-m", "maskrcnn_body.cli.main", "serve", "--model", model, "--port", "0"]
+    proc, url = start_server(cmd + ["--score_threshold", "0.5"], cwd=str(tmp_path))
+    try:
+        body = pathlib.Path(image).read_bytes()
+        request = urllib.request.Request(f"{url}/v1/predict", data=body, headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            got = json.loads(answer.read())
+    finally:
+        stop_server(proc)
+    want = mb.load(model)(image)[0].to_json()
+    assert got["persons"] == json.loads(json.dumps(want["persons"])) and len(got["persons"]) == 2
+
+
 def test_missing_route_says_which_extra_to_install(tmp_path):
     """Only the base install: loading an export names the runtime extra to install."""
     site = str(tmp_path / "site-base")
