@@ -369,6 +369,20 @@ def test_tensorflow_device_cpu_and_an_absent_gpu():
         backends.tensorflow_device(f"cuda:{n}")
 
 
+@pytest.mark.slow
+def test_a_training_directory_on_tensorflow_with_device_cpu_equals_the_default(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    n = len(tf.config.list_physical_devices("GPU"))
+    write_random_train_dir(str(tmp_path), "cpu_small", **{**SMALL, "input.min_size": 64, "input.max_size": 64})
+    with pytest.raises(backends.BackendError, match=rf"TensorFlow sees {n} GPU"):
+        mb.load(str(tmp_path), backend="tensorflow", device=f"gpu:{n}")
+    image = _image(48, 64)
+    on_cpu = mb.load(str(tmp_path), device="cpu", score_threshold=0.0)(image)[0].detections
+    default = mb.load(str(tmp_path), score_threshold=0.0)(image)[0].detections
+    for k in KEYS:
+        np.testing.assert_allclose(on_cpu[k], default[k], atol=1e-5, err_msg=k)
+
+
 def test_tflite_runs_on_litert_when_installed_and_falls_back_to_tf_lite(tmp_path, monkeypatch):
     """LiteRT (ai-edge-litert) is the default interpreter; tf.lite (deprecated, warns) only without it; both
     give the same outputs. Neither installed: the error names the extra."""
