@@ -11,3 +11,28 @@ EXIT_USER_ERROR = 2
 
 class UserError(RuntimeError):
     """Something the user can fix (a path, a file, a flag); printed without a traceback."""
+
+
+class MissingDependency(UserError, ImportError):
+    """An optional package (an extra of pyproject.toml) that a feature needs is not installed."""
+
+
+def optional_import(module: str, extra: str, purpose: str):
+    """``module``, imported; a :class:`MissingDependency` naming the extra to install when it is not.
+
+    Args:
+      module: the dotted module to import (``"scipy.io"``).
+      extra: the pyproject.toml extra that installs it (``pip install "maskrcnn_body[EXTRA]"``).
+      purpose: what needs it, as the start of a sentence (``"reading .mat annotations"``).
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        missing = (e.name or module).split(".")[0]
+        if missing != module.split(".")[0]:
+            raise  # the package is there but one of its own dependencies is not: its error says which
+        raise MissingDependency(
+            f'{purpose} needs {missing}, which is not installed: pip install "maskrcnn_body[{extra}]"'
+        ) from None

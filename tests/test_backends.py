@@ -17,6 +17,7 @@ are matched by box where the order may differ):
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -143,6 +144,20 @@ def test_quantised_tflite_files_run_and_float16_stays_close(exported):
 
 
 @pytest.mark.slow
+def test_litert_and_tf_lite_give_the_same_detections(exported):
+    """The same .tflite files (float32 and float16) on LiteRT (the default) and on tf.lite (the fallback)."""
+    pytest.importorskip("ai_edge_litert", reason="the [runtime-tflite] extra (ai-edge-litert) is not installed")
+    quant = exported[3]
+    for q in ("none", "float16"):
+        litert = backends.load_tflite(quant[q], runtime="litert")
+        tf_lite = backends.load_tflite(quant[q], runtime="tensorflow")
+        for hw in SIZES[:2]:
+            got = backends.run_tflite(quant[q], _image(*hw), runner=litert)
+            want = backends.run_tflite(quant[q], _image(*hw), runner=tf_lite)
+            _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
+
+
+@pytest.mark.slow
 def test_backend_argument_selects_the_engine_and_results_agree(exported, tmp_path, monkeypatch):
     train_dir, sm, onnx_path, quant, *_ = exported
     monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "cache"))
@@ -258,3 +273,165 @@ def test_tflite_paths_name_each_variant():
     assert tflite_paths("a/m.tflite", ["int8"]) == {"int8": "a/m.tflite"}
     assert tflite_paths("a/m.tflite", ["none", "float16"]) == {"none": "a/m.tflite", "float16": "a/m.float16.tflite"}
     assert exporting.TFLITE_QUANT == ("float16", "dynamic", "int8")
+
+
+# --------------------------------------------------------------------------- devices and runtimes (issue 29)
+@pytest.fixture(scope="module")
+def standin_onnx(tmp_path_factory):
+    """A stand-in .onnx with the exports' interface (helpers.exports): loads in a second."""
+    pytest.importorskip("onnx")
+    from helpers.exports import write_standin_onnx
+
+    return write_standin_onnx(str(tmp_path_factory.mktemp("standin") / "m.onnx"))
+
+
+def test_device_strings_parse_and_unknown_ones_list_the_kinds():
+    assert backends.parse_device(None) == (None, None) and backends.parse_device("") == (None, None)
+    assert backends.parse_device("CUDA:1") == ("cuda", 1) and backends.parse_device("GPU.1") == ("gpu", 1)
+    assert backends.parse_device("tensorrt") == ("tensorrt", None) and backends.parse_device("npu") == ("npu", None)
+    assert backends.device_kind("onnxruntime", "gpu") == "cuda" and backends.device_kind("openvino", "gpu") == "gpu"
+    assert backends.device_kind("tflite", None) is None
+    kinds = "cpu, cuda, gpu, npu, tensorrt"
+    with pytest.raises(backends.BackendError, match=rf"unknown device 'tpu': choose one of {kinds} \(with :N"):
+        backends.parse_device("tpu")
+    with pytest.raises(backends.BackendError, match=r"unknown device 'cuda:x'"):
+        backends.parse_device("cuda:x")
+    with pytest.raises(backends.BackendError, match=r"backend 'tflite' cannot run on device 'cuda': it runs on cpu; "):
+        backends.device_kind("tflite", "cuda")
+    with pytest.raises(backends.BackendError, match=r"'onnxruntime' cannot run on device 'npu'.*npu runs on openvino"):
+        backends.device_kind("onnxruntime", "npu")
+
+
+def test_onnxruntime_runs_on_the_cpu_and_an_absent_gpu_says_what_to_install(standin_onnx, monkeypatch):
+    import onnxruntime as ort
+
+    for device in (None, "cpu"):
+        model = mb.load(standin_onnx, device=device)
+        assert model.backend == "onnxruntime" and len(model(np.zeros((96, 128, 3), np.uint8))[0].persons) == 2
+    assert backends.onnxruntime_session(standin_onnx, 1, "cpu").get_providers() == ["CPUExecutionProvider"]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider: the absent-device message cannot be checked here")
+    with pytest.raises(backends.BackendError) as e:
+        mb.load(standin_onnx, device="cuda")
+    assert str(e.value) == (
+        f"device 'cuda' needs ONNX Runtime's CUDAExecutionProvider, which this onnxruntime {ort.__version__} does "
+        f"not have (it has {', '.join(ort.get_available_providers())}): install the GPU build instead (pip "
+        "uninstall -y onnxruntime && pip install onnxruntime-gpu; NVIDIA driver, CUDA 12 and cuDNN 9), or use "
+        "device='cpu'"
+    )
+    with pytest.raises(backends.BackendError, match="TensorrtExecutionProvider and CUDAExecutionProvider.*TensorRT 10"):
+        mb.load(standin_onnx, device="tensorrt:0")
+    # a provider onnxruntime lists but cannot start (no CUDA libraries): ONNX Runtime falls back to the CPU
+    # silently, which is an error here, not a CPU run under a GPU label
+    have = ort.get_available_providers()
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", *have])
+    assert backends.onnxruntime_providers("cuda:1") == [
+        ("CUDAExecutionProvider", {"device_id": 1}),
+        "CPUExecutionProvider",
+    ]
+    with warnings.catch_warnings():  # onnxruntime's own warning about the provider it lacks
+        warnings.simplefilter("ignore")
+        with pytest.raises(backends.BackendError, match=r"ONNX Runtime has CUDAExecutionProvider but could not start"):
+            mb.load(standin_onnx, device="cuda:1")
+
+
+def test_openvino_devices_map_to_its_names_and_an_absent_one_lists_what_it_sees():
+    several = ["CPU", "GPU.0", "GPU.1", "NPU"]
+    assert backends.openvino_device(None, ["CPU"]) == "CPU" and backends.openvino_device("cpu", several) == "CPU"
+    assert backends.openvino_device("gpu", several) == "GPU" and backends.openvino_device("gpu:1", several) == "GPU.1"
+    assert backends.openvino_device("GPU.0", ["CPU", "GPU"]) == "GPU"
+    assert backends.openvino_device("npu", several) == "NPU"
+    with pytest.raises(backends.BackendError, match=r"device 'npu': OpenVINO sees CPU here; an Intel NPU needs its"):
+        backends.openvino_device("npu", ["CPU"])
+    with pytest.raises(backends.BackendError, match=r"device 'gpu:2': OpenVINO sees CPU, GPU.0, GPU.1, NPU here"):
+        backends.openvino_device("gpu:2", several)
+    with pytest.raises(backends.BackendError, match=r"'openvino' cannot run on device 'tensorrt'"):
+        backends.openvino_device("tensorrt", several)
+
+
+def test_auto_skips_backends_that_cannot_use_the_device(standin_onnx, tmp_path, monkeypatch):
+    tfl = tmp_path / "m.tflite"
+    tfl.write_bytes(b"x")
+    with pytest.raises(backends.BackendError, match=r"no backend runs .*m.tflite.* \(tflite\) on device 'cuda'"):
+        backends.choose_backend(str(tfl), device="cuda")
+    monkeypatch.setattr(backends, "is_available", lambda b: b != "openvino")
+    with pytest.raises(
+        backends.BackendError,
+        match=r"no installed backend runs .* on device 'npu'; it runs on openvino: "
+        r'pip install "maskrcnn_body\[runtime-openvino\]"',
+    ):
+        backends.choose_backend(standin_onnx, device="npu")
+    assert backends.choose_backend(standin_onnx, device="cuda") == ("onnx", "onnxruntime")
+
+
+def test_tensorflow_device_cpu_and_an_absent_gpu():
+    tf = pytest.importorskip("tensorflow")
+    assert backends.tensorflow_device(None) is None and backends.tensorflow_device("cpu") == "/CPU:0"
+    n = len(tf.config.list_physical_devices("GPU"))
+    with pytest.raises(backends.BackendError, match=rf"device 'cuda:{n}': TensorFlow sees {n} GPU\(s\) here"):
+        backends.tensorflow_device(f"cuda:{n}")
+
+
+@pytest.mark.slow
+def test_a_training_directory_on_tensorflow_with_device_cpu_equals_the_default(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    n = len(tf.config.list_physical_devices("GPU"))
+    write_random_train_dir(str(tmp_path), "cpu_small", **{**SMALL, "input.min_size": 64, "input.max_size": 64})
+    with pytest.raises(backends.BackendError, match=rf"TensorFlow sees {n} GPU"):
+        mb.load(str(tmp_path), backend="tensorflow", device=f"gpu:{n}")
+    image = _image(48, 64)
+    on_cpu = mb.load(str(tmp_path), device="cpu", score_threshold=0.0)(image)[0].detections
+    default = mb.load(str(tmp_path), score_threshold=0.0)(image)[0].detections
+    for k in KEYS:
+        np.testing.assert_allclose(on_cpu[k], default[k], atol=1e-5, err_msg=k)
+
+
+def test_tflite_runs_on_litert_when_installed_and_falls_back_to_tf_lite(tmp_path, monkeypatch):
+    """LiteRT (ai-edge-litert) is the default interpreter; tf.lite (deprecated, warns) only without it; both
+    give the same outputs. Neither installed: the error names the extra."""
+    pytest.importorskip("ai_edge_litert", reason="the [runtime-tflite] extra (ai-edge-litert) is not installed")
+    pytest.importorskip("tensorflow")
+    from helpers.exports import write_standin_tflite
+
+    path = write_standin_tflite(str(tmp_path / "m.tflite"))
+    image = np.zeros((96, 128, 3), np.uint8)
+    assert backends.tflite_runtime() == "litert" and backends.tflite_module() == "ai_edge_litert.interpreter"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # LiteRT does not warn on use (tf.lite.Interpreter does)
+        litert = backends.run_tflite(path, image, runner=backends.load_tflite(path))
+    with pytest.warns(UserWarning, match="tf.lite.Interpreter is deprecated"):
+        tf_lite = backends.run_tflite(path, image, runner=backends.load_tflite(path, runtime="tensorflow"))
+    assert sorted(litert) == sorted(tf_lite) == ["boxes", "keypoints", "masks", "num_detections", "scores"]
+    for k in litert:
+        np.testing.assert_array_equal(litert[k], tf_lite[k], err_msg=k)
+    installed = backends._installed
+    monkeypatch.setattr(backends, "_installed", lambda m: not m.startswith("ai_edge_litert") and installed(m))
+    assert backends.tflite_runtime() == "tensorflow"
+    with pytest.warns(UserWarning, match="deprecated"):
+        assert len(mb.load(path, score_threshold=0.5)(image)[0].persons) == 2
+    monkeypatch.setattr(backends, "_installed", lambda m: False)
+    with pytest.raises(backends.BackendError, match=r'no TFLite interpreter.*: pip install "maskrcnn_body\[runtime-tf'):
+        backends.tflite_runtime()
+    with pytest.raises(backends.BackendError, match=r"backend 'tflite' is not installed: .*\[runtime-tflite\]"):
+        mb.load(path, backend="tflite")
+
+
+def test_cli_device_flag_reports_an_absent_device(standin_onnx, tmp_path):
+    """--device on predict (and serve, evaluate: the same add_device_argument) reaches the backend; an absent or
+    unusable device is exit code 2 with the message, no traceback."""
+    for device, message in (("npu", "cannot run on device 'npu'"), ("tpu", "unknown device 'tpu'")):
+        r = subprocess.run(
+            [sys.executable, "-m", "maskrcnn_body.cli.main", "predict", "--model", standin_onnx, "--backend", "onnx"]
+            + ["--device", device, "--input", standin_onnx],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    from maskrcnn_body.cli.main import build_parser
+
+    parser = build_parser()
+    for command in ("predict", "serve", "evaluate"):
+        args = parser.parse_args([command, "--device", "cuda:1"])
+        assert args.device == "cuda:1", command

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from maskrcnn_body.errors import UserError
 from maskrcnn_body.cli import display
+from maskrcnn_body.errors import UserError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEADLESS = "General configuration for OpenCV 4.10.0\n  GUI:                           NONE\n  Media I/O:\n"

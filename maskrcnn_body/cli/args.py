@@ -113,7 +113,7 @@ def positive_int(text: str) -> int:
 
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
-    """``--backend``, ``--threads``, ``--precision``: how ``predict`` and ``serve`` run a model
+    """``--backend``, ``--threads``, ``--precision``, ``--device``: how ``predict`` and ``serve`` run a model
     (``maskrcnn_body.inference.backends``; README, "Backends")."""
     p.add_argument(
         "--backend",
@@ -134,4 +134,16 @@ def add_backend_arguments(p: argparse.ArgumentParser) -> None:
         choices=("float32", "bfloat16"),
         help="bfloat16: tensorflow (training directory) or openvino in bfloat16, several times faster "
         "on CPUs with AMX / AVX512-BF16 (default: %(default)s).",
+    )
+    add_device_argument(p)
+
+
+def add_device_argument(p: argparse.ArgumentParser) -> None:
+    """``--device``: where the backend runs (``maskrcnn_body.inference.backends.DEVICES``; docs/DEPLOY.md)."""
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda[:N] or gpu[:N] (tensorflow; onnxruntime with onnxruntime-gpu), tensorrt[:N] "
+        "(onnxruntime), gpu[:N] or npu (openvino); an absent device is an error that says what to install "
+        "(default: the CPU; tensorflow uses its GPU when it sees one).",
     )

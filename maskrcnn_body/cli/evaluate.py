@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from maskrcnn_body.cli.args import add_bool, add_list, list_value
+from maskrcnn_body.cli.args import add_bool, add_device_argument, add_list, list_value
 from maskrcnn_body.errors import UserError
 
 
@@ -44,6 +44,7 @@ def add_arguments(p) -> None:
         choices=("float32", "bfloat16"),
         help="With --backend: float32 or bfloat16 (default: %(default)s).",
     )
+    add_device_argument(p)
     add_list(p, "records", ["data/records/synthetic_val-*.tfrecord"], "Evaluation TFRecord glob(s)", "GLOB")
     p.add_argument(
         "--dump_dir", default=None, help="Where the .npz dumps go (default: TRAIN_DIR/eval_dumps); emptied first."
@@ -75,7 +76,7 @@ def run(args) -> int:
         if fmt == "train_dir"
         else os.path.splitext(args.train_dir.rstrip("/"))[0] + "_eval_dumps"
     )
-    if args.backend or fmt != "train_dir":
+    if args.backend or args.device or fmt != "train_dir":
         from maskrcnn_body.inference.api import load
 
         if args.score_threshold is not None and fmt != "train_dir":
@@ -85,6 +86,7 @@ def run(args) -> int:
             checkpoint=args.checkpoint,
             backend=args.backend or "auto",
             precision=args.precision,
+            device=args.device,
             score_threshold=0.0,
         )  # every detection: AP needs them all
         shutil.rmtree(dump_dir, ignore_errors=True)

@@ -151,6 +151,7 @@ def run(args) -> int:
         backend=args.backend,
         num_threads=args.threads,
         precision=args.precision,
+        device=args.device,
     )
     summary = run_inputs(
         model,

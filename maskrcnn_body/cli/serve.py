@@ -111,6 +111,7 @@ def run(args) -> int:
         backend=args.backend,
         num_threads=args.threads,
         precision=args.precision,
+        device=args.device,
     )
     runner, thr = model.runner, args.score_threshold
 

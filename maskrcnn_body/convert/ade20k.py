@@ -48,6 +48,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
+from maskrcnn_body.errors import optional_import
 
 PERSON_NAME = "person, individual, someone, somebody, mortal, soul"
 
@@ -167,9 +168,9 @@ def read_json_objects(path: str) -> List[dict]:
 
 def read_index_names(path: str) -> List[str]:
     """``objectnames`` of a 2016 ``index_ade20k.mat`` (class id k = names[k - 1])."""
-    import scipy.io
+    scipy_io = optional_import("scipy.io", "convert", "reading the dataset's .mat annotations")
 
-    index = scipy.io.loadmat(path)["index"][0, 0]
+    index = scipy_io.loadmat(path)["index"][0, 0]
     return [str(np.asarray(n).ravel()[0]) if np.asarray(n).size else "" for n in index["objectnames"].ravel()]
 
 
@@ -216,12 +217,12 @@ def person_channels(person: AdePerson, derive_torso: bool, key: str) -> Tuple[Di
 
 
 def _derive_torso(body: np.ndarray, parts: Dict[int, np.ndarray]) -> np.ndarray:
-    import scipy.ndimage
+    ndimage = optional_import("scipy.ndimage", "convert", "deriving the torso mask")
 
     rest = body.copy()
     for m in parts.values():
         rest &= ~m
-    labels, n = scipy.ndimage.label(rest)
+    labels, n = ndimage.label(rest)
     if n == 0:
         return rest
     sizes = np.bincount(labels.ravel())[1:]

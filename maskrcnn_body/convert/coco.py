@@ -29,6 +29,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion, schema
+from maskrcnn_body.errors import optional_import
 
 PERSON_CATEGORY = 1
 COCO_KEYPOINTS = (
@@ -97,7 +98,7 @@ def annotation_keypoints(ann: dict) -> Optional[np.ndarray]:
 
 def annotation_mask(ann: dict, height: int, width: int) -> np.ndarray:
     """Decoded segmentation (polygons, RLE or uncompressed RLE) as bool (H, W)."""
-    from pycocotools import mask as mask_utils
+    mask_utils = optional_import("pycocotools.mask", "convert", "decoding COCO segmentations")
 
     seg = ann["segmentation"]
     if isinstance(seg, list):

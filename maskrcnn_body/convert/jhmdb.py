@@ -42,6 +42,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
+from maskrcnn_body.errors import optional_import
 
 FLOW_LABEL_CHANNELS: Dict[int, int] = {
     2: constants.CHANNEL_INDEX["head"],
@@ -80,12 +81,12 @@ def matlab_to_keypoints(pos: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def _loadmat_var(path: str, var: str, ndim: int) -> np.ndarray:
-    import scipy.io
+    scipy_io = optional_import("scipy.io", "convert", "reading the dataset's .mat annotations")
 
     if not os.path.isfile(path):
         raise conversion.SkipItem(f"missing annotation: {path} does not exist")
     try:
-        value = scipy.io.loadmat(path, variable_names=[var])[var]
+        value = scipy_io.loadmat(path, variable_names=[var])[var]
     except Exception as e:
         raise conversion.SkipItem(f"corrupt annotation: {path} ({type(e).__name__}: {e})") from None
     if value.ndim != ndim:

@@ -31,6 +31,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
+from maskrcnn_body.errors import optional_import
 
 PART_CHANNELS: Dict[str, int] = {}
 for _channel, _names in {
@@ -55,10 +56,10 @@ def read_annotation(path: str) -> List[dict]:
     array shape; an empty ``parts`` (shape (0, 0)) becomes ``[]``. Raises
     :class:`~maskrcnn_body.convert.conversion.SkipItem` ("corrupt annotation") on unreadable files.
     """
-    import scipy.io
+    scipy_io = optional_import("scipy.io", "convert", "reading the dataset's .mat annotations")
 
     try:
-        anno = scipy.io.loadmat(path)["anno"][0, 0]
+        anno = scipy_io.loadmat(path)["anno"][0, 0]
         objects = []
         for o in anno["objects"][0] if anno["objects"].size else []:
             parts = o["parts"][0] if o["parts"].size else []

@@ -10,10 +10,13 @@ import os
 from typing import Dict, List, Optional
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import optional_import
+
+_PURPOSE = "plotting the metrics (PR curves, AP bars)"
+FigureCanvasAgg = optional_import("matplotlib.backends.backend_agg", "eval", _PURPOSE).FigureCanvasAgg
+Figure = optional_import("matplotlib.figure", "eval", _PURPOSE).Figure
 
 BODY_COLOUR = (0.0, 0.0, 0.0)
 BOX_COLOUR = (0.5, 0.5, 0.5)

@@ -22,6 +22,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from maskrcnn_body.errors import optional_import
+
 
 @dataclasses.dataclass
 class CocoResult:
@@ -83,7 +85,7 @@ class CocoSet:
         self.dts.append(dict(ann, id=len(self.dts) + 1, iscrowd=0))
 
     def _coco(self, anns):
-        from pycocotools.coco import COCO
+        COCO = optional_import("pycocotools.coco", "eval", "computing the COCO metrics").COCO
 
         c = COCO()
         c.dataset = {
@@ -97,7 +99,7 @@ class CocoSet:
 
     def evaluate(self, iou_type: str, kpt_oks_sigmas: Optional[Sequence[float]] = None) -> CocoResult:
         """Runs ``COCOeval(iouType=iou_type)``: ``"bbox"``, ``"segm"`` or ``"keypoints"``."""
-        from pycocotools.cocoeval import COCOeval
+        COCOeval = optional_import("pycocotools.cocoeval", "eval", "computing the COCO metrics").COCOeval
 
         if not self.images:
             raise ValueError("CocoSet.evaluate: no images were added")

@@ -23,6 +23,7 @@ from typing import Dict, Optional
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import optional_import
 from maskrcnn_body.evaluation.coco import CocoSet
 from maskrcnn_body.evaluation.prepared import PreparedImage
 
@@ -43,14 +44,14 @@ def xywh(box) -> list:
 
 def _rle(masks_hwn: np.ndarray) -> list:
     """bool (H, W, N) -> N COCO RLEs."""
-    from pycocotools import mask as mask_utils
+    mask_utils = optional_import("pycocotools.mask", "eval", "computing the COCO metrics")
 
     return mask_utils.encode(np.asfortranarray(masks_hwn, dtype=np.uint8))
 
 
 def _bbox(rle) -> list:
     """[x, y, w, h] of an RLE."""
-    from pycocotools import mask as mask_utils
+    mask_utils = optional_import("pycocotools.mask", "eval", "computing the COCO metrics")
 
     return [float(v) for v in mask_utils.toBbox(rle)]
 

@@ -3,6 +3,7 @@
     import maskrcnn_body as mb
     model = mb.load("output/mask_rcnn")        # a train dir, a SavedModel dir, a .onnx or a .tflite file
     model = mb.load("output/mask_rcnn", backend="onnxruntime")   # or tensorflow, openvino, tflite, auto
+    model = mb.load("model.onnx", device="cuda")   # cpu (default), cuda[:N], tensorrt[:N], gpu[:N], npu
     results = model("photo.jpg")               # a path, image bytes, a PIL image, an RGB uint8 array, or a list
     r = results[0]
     r.persons[0].box, r.persons[0].score       # x1, y1, x2, y2 in the input image's pixels; float
@@ -399,6 +400,7 @@ def load(
     backend: str = "auto",
     num_threads: Optional[int] = None,
     precision: str = "float32",
+    device: Optional[str] = None,
 ) -> Model:
     """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``), an exported
     SavedModel directory, a ``.onnx`` or a ``.tflite`` file, run by ``backend``: ``auto`` (default),
@@ -413,7 +415,12 @@ def load(
     ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
     (TensorFlow on a training directory, OpenVINO): bfloat16 convolutions, several times faster on
     CPUs with AMX or AVX512-BF16, outputs within bfloat16's rounding of float32's (docs/BENCHMARKS.md
-    gives the accuracy change)."""
+    gives the accuracy change). ``device``: ``None`` (default: the CPU; TensorFlow uses its GPU when
+    it sees one), ``"cpu"``, ``"cuda"`` / ``"cuda:N"`` / ``"gpu"`` (TensorFlow, ONNX Runtime's CUDA provider),
+    ``"tensorrt"`` (ONNX Runtime), ``"gpu"`` / ``"npu"`` (OpenVINO); a device that is absent or that the
+    backend cannot use is a :class:`~maskrcnn_body.inference.backends.BackendError` saying what to install
+    (``backends.DEVICES``; docs/DEPLOY.md). An exported ``.onnx`` / ``.tflite`` file runs without TensorFlow
+    (``pip install "maskrcnn_body[runtime-onnx]"``, ``[runtime-tflite]``, ``[runtime-openvino]``)."""
     from maskrcnn_body.inference import backends
 
     path = os.fspath(path)
@@ -426,5 +433,6 @@ def load(
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
         precision=precision,
         min_score=score_threshold,
+        device=device,
     )
     return Model(runner, score_threshold, path, name, fmt)

@@ -10,7 +10,8 @@ Format::
 
 Coordinates are in the original image's pixel-edge frame (README, Conventions). Masks follow the
 pasting rule of :mod:`maskrcnn_body.evaluation.paste` (bilinear onto the box, >= 0.5, parts clipped
-to the body). Decode a mask with ``pycocotools.mask.decode(rle)``.
+to the body). Decode a mask with ``pycocotools.mask.decode(rle)`` or :func:`maskrcnn_body.evaluation.rle.decode`
+(numpy only: the JSON is written without pycocotools, :mod:`maskrcnn_body.evaluation.rle`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
+from maskrcnn_body.evaluation import rle as coco_rle
 
 
 def rle_counts(crop: paste.PastedCrop, height: int, width: int) -> List[List[int]]:
@@ -59,10 +60,8 @@ def rle_counts(crop: paste.PastedCrop, height: int, width: int) -> List[List[int
 
 def encode_crop(crop: paste.PastedCrop, height: int, width: int) -> List[dict]:
     """``{"size": [H, W], "counts": "<COCO compressed string>"}`` per channel of a bool crop."""
-    objs = [{"size": [height, width], "counts": counts} for counts in rle_counts(crop, height, width)]
     return [
-        {"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")}
-        for r in mask_utils.frPyObjects(objs, height, width)
+        {"size": [int(height), int(width)], "counts": coco_rle.compress(c)} for c in rle_counts(crop, height, width)
     ]
 
 
@@ -109,10 +108,7 @@ def json_to_masks(result: dict) -> Optional[np.ndarray]:
         return None
     out = []
     for p in result["persons"]:
-        chans = [
-            mask_utils.decode({"size": p["masks"][n]["size"], "counts": p["masks"][n]["counts"].encode()})
-            for n in constants.CHANNELS
-        ]
+        chans = [coco_rle.decode(p["masks"][n]) for n in constants.CHANNELS]
         out.append(np.stack(chans, -1).astype(bool))
     return np.stack(out)
 

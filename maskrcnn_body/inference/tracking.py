@@ -121,8 +121,11 @@ def assign(similarity: np.ndarray, valid: np.ndarray, method: str = "optimal") -
                 used_c.add(j)
                 pairs.append((i, j))
         return pairs
-    from scipy.optimize import linear_sum_assignment
+    from maskrcnn_body.errors import optional_import
 
+    linear_sum_assignment = optional_import(
+        "scipy.optimize", "video", "the tracker's optimal assignment (or TrackerConfig(assignment='greedy'))"
+    ).linear_sum_assignment
     # an invalid pair costs 0, as leaving both unmatched does (valid similarities are > 0): the
     # assignment maximises the total similarity, not the number of pairs
     rows, cols = linear_sum_assignment(np.where(valid, -np.maximum(similarity, 1e-9), 0.0))
