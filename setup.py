@@ -29,7 +29,14 @@ setup(
     description="Multi-person body-part segmentation (7 channels) and 15 keypoints with one Keras Mask R-CNN",
     license="Apache-2.0",
     packages=find_packages(include=["maskrcnn_body", "maskrcnn_body.*"]),
-    package_data={"maskrcnn_body": ["ops/*.so", "serving/static/*.html"]},
+    package_data={
+        "maskrcnn_body": [
+            "ops/*.so",
+            "serving/static/*.html",
+            "serving/static/browser/*.*",
+            "serving/static/browser/runtime/*",
+        ]
+    },
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.26",

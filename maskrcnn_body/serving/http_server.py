@@ -11,6 +11,8 @@ Endpoints:
 * ``POST /v1/render``: same input; answers ``image/png`` with the drawn prediction.
 * ``GET /healthz``: ``{"status": "ok", "queue": n, "in_flight": n, "receiving": n}``.
 * ``GET /openapi.json``: the OpenAPI description.
+* ``GET /web/``: with ``ServerConfig.web_dir`` (``serve --web DIR``), the in-browser page that ``export --web``
+  wrote (:mod:`maskrcnn_body.serving.browser`), with the cross-origin isolation headers.
 
 Errors are JSON ``{"error": message, "status": code}``: 400 (not an image, empty body, truncated image,
 image too small or too large in pixels, bad form), 404 (unknown path), 405 (wrong method), 408 (client
@@ -58,10 +60,10 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from maskrcnn_body.serving import web
+from maskrcnn_body.serving import browser, web
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class ServerConfig:
     max_open_requests: int = 512  # requests in progress (any stage); 503 beyond
     max_drain_bytes: int = 64 * 1024 * 1024  # how much of a refused body is read and discarded
     shutdown_timeout_s: float = 5.0  # graceful shutdown: wait this long for open requests
+    web_dir: Optional[str] = None  # an `export --web` folder, served at /web/
 
 
 class HTTPError(Exception):
@@ -304,6 +307,8 @@ class InferenceApp:
             Route("/v1/predict", _ImageEndpoint(self, "predict"), methods=["POST"]),
             Route("/v1/render", _ImageEndpoint(self, "render"), methods=["POST"]),
         ]
+        if cfg.web_dir:  # the in-browser page (serving.browser), static files
+            routes.append(Mount("/web", app=browser.static_app(cfg.web_dir)))
         handlers = {HTTPException: self._http_exception, Exception: self._internal_error}
         self.starlette = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
         self.asgi = _DrainMiddleware(self.starlette, self)
