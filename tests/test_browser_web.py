@@ -18,7 +18,8 @@ with the command line; the tests check that
 Needs the runtime (``make web`` = ``python web/fetch_runtime.py``: ONNX Runtime Web from npm), Chromium and
 Playwright as tests/test_browser_demo.py. Without the runtime or Node.js the tests that need them skip
 with the reason, except under CI=true, where they fail. ``MASKRCNN_BODY_WEB_SCREENSHOT=docs/images/browser.png``
-also writes the README screenshot there.
+also writes the README screenshot there; ``MASKRCNN_BODY_DEMO_MODEL=DIR`` exports that training directory
+(score threshold 0.5) instead of the random model.
 """
 
 import base64
@@ -85,14 +86,17 @@ def site(tmp_path_factory):
     import maskrcnn_body as mb
 
     d = tmp_path_factory.mktemp("web")
-    write_random_train_dir(str(d / "run"), "cpu_small", seed=0, **SIZE)
+    train_dir, threshold = os.environ.get("MASKRCNN_BODY_DEMO_MODEL"), "0.5"  # a trained model, for the screenshot
+    if not train_dir:
+        train_dir, threshold = str(d / "run"), "0"
+        write_random_train_dir(train_dir, "cpu_small", seed=0, **SIZE)
     cmd = [sys.executable, "-c", "import sys; from maskrcnn_body.cli import main; sys.exit(main())", "export"]
-    args = ["--train_dir", str(d / "run"), "--saved_model", str(d / "sm"), "--web", str(d / "site")]
-    proc = subprocess.run(cmd + args + ["--score_threshold", "0"], cwd=ROOT, capture_output=True, text=True)
+    args = ["--train_dir", train_dir, "--saved_model", str(d / "sm"), "--web", str(d / "site")]
+    proc = subprocess.run(cmd + args + ["--score_threshold", threshold], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "in-browser demo ->" in proc.stdout
     folder = str(d / "site")
-    return folder, mb.load(os.path.join(folder, "model.onnx"), score_threshold=0.0)
+    return folder, mb.load(os.path.join(folder, "model.onnx"), score_threshold=float(threshold))
 
 
 @pytest.fixture(scope="module")
