@@ -9,7 +9,8 @@ with the command line; the tests check that
   several WebAssembly threads (cross-origin isolated) and with one (no isolation headers); that PNG pixels
   reach the model as PIL decodes them; the part toggles; the README screenshot;
 * the page loads nothing from any other origin (its Content-Security-Policy blocks a script and a fetch
-  to another live origin, which receives nothing) and keeps working offline once loaded;
+  to another live origin, which receives nothing) and keeps working offline once loaded, reload included
+  (its service worker's copy);
 * the webcam path on Chromium's fake camera equals ``mb.load`` on the frame the page ran;
 * ``maskrcnn-body serve --web DIR`` serves the folder at ``/web/`` with the isolation headers;
 * paste.js (the page's port of evaluation/paste.py) equals paste.py under Node.js, and the runtime fetch
@@ -285,8 +286,14 @@ def test_nothing_from_other_origins_and_works_offline(site, isolated, playwright
         ), blocked
         assert hits == []  # the other origin saw nothing: blocked before leaving the browser
 
-        page.context.set_offline(True)  # loaded: the model and runtime are in the page
-        _upload(page, _synthetic_png(tmp_path / "offline.png", index=11))
+        page.wait_for_function("() => window.demo.offline", timeout=120_000)  # the service worker's copy
+        page.context.set_offline(True)
+        _upload(page, _synthetic_png(tmp_path / "offline.png", index=11))  # loaded: runs with no network
+        _check_parity(page, site[1])
+        page.reload()  # and opens with no network
+        page.wait_for_function("() => window.demo.ready || window.demo.error !== null", timeout=180_000)
+        assert page.evaluate("window.demo.error") is None and page.evaluate("self.crossOriginIsolated")
+        _upload(page, _synthetic_png(tmp_path / "offline2.png", index=12))
         _check_parity(page, site[1])
     finally:
         b.close()

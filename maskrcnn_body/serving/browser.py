@@ -4,6 +4,7 @@ the visitor's browser (``maskrcnn-body export --web DIR``; docs/BROWSER.md).
 The folder::
 
     index.html  style.css  app.js  paste.js     the page (static/browser/): the server demo's look and controls
+    sw.js                                       service worker: a copy of everything, so the page opens offline
     config.json                                 drawing constants (web.page_config), model input name, thresholds
     model.onnx                                  the ONNX export (inference.exporting.export_onnx)
     runtime/ort.wasm.min.mjs, runtime/ort-wasm-simd-threaded.{mjs,wasm}, runtime/package.json
@@ -27,7 +28,7 @@ from typing import Dict, List, Optional
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.serving import web
 
-PAGE_FILES = ("index.html", "style.css", "app.js", "paste.js")
+PAGE_FILES = ("index.html", "style.css", "app.js", "paste.js", "sw.js")
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 """Headers that make the page cross-origin isolated (SharedArrayBuffer: multi-threaded WebAssembly)."""
 MASK_THRESHOLD = 0.5

@@ -8,7 +8,8 @@
 // masks (D, M, M, 7) box-frame probabilities, keypoints (D, 15, 3)).
 //
 // URL parameters: ?threads=N (WebAssembly threads; more than 1 needs cross-origin isolation, i.e. the
-// server sends COOP/COEP headers), ?threshold=S (score threshold; default: config.json's).
+// server sends COOP/COEP headers), ?threshold=S (score threshold; default: config.json's), ?nosw (no service
+// worker, i.e. no offline copy).
 "use strict";
 import * as ort from "./runtime/ort.wasm.min.mjs";
 import {areas, labelMap, outline, pasteCrop} from "./paste.js";
@@ -20,7 +21,7 @@ const params = new URLSearchParams(location.search);
 // What the page holds; window.demo lets tests and the console look at it.
 const state = {ready: false, loadMs: null, threads: 1, picture: null, input: null, result: null, labels: null,
                outline: null, areas: null, latency: null, show: {}, cam: null, frames: 0, busy: false, scale: 1,
-               runs: 0, error: null};
+               runs: 0, error: null, offline: false};
 window.demo = state;
 let CFG = null, session = null, N = 7, PARTS = [];
 
@@ -316,12 +317,24 @@ function controls() {
   window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(paint, 100); });
 }
 
+// A service worker (sw.js) keeps a copy of the page, runtime and model: the page then opens and runs offline.
+// state.offline: true once that copy is complete.
+async function keepOffline() {
+  if (!("serviceWorker" in navigator) || params.has("nosw")) return;
+  try {
+    await navigator.serviceWorker.register("sw.js");
+    await navigator.serviceWorker.ready;
+    state.offline = Boolean(await caches.match(new URL(CFG.model, location.href).href));
+  } catch (e) { /* no offline copy (e.g. a private window): the page still works online */ }
+}
+
 (async () => {
   try {
     await loadModel();
     controls();
     state.ready = true;
     say(`Model loaded in ${(state.loadMs / 1000).toFixed(1)} s. Pick an image or start the webcam.`);
+    keepOffline();
   } catch (e) {
     fail(`The model did not load: ${e.message || e}`);
     say("No model.");
