@@ -73,7 +73,7 @@ def measure(url: str, threads: int, frames: int, image: str, chromium: str) -> d
         try:
             page = ctx.new_page()
             t0 = time.perf_counter()
-            page.goto(f"{url}/?threads={threads}")
+            page.goto(f"{url}/?threads={threads}&nosw")  # no service worker copying files meanwhile
             page.wait_for_function("() => window.demo.ready || window.demo.error !== null", timeout=300_000)
             wall = time.perf_counter() - t0
             assert page.evaluate("window.demo.error") is None, page.evaluate("window.demo.error")

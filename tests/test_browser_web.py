@@ -350,6 +350,8 @@ def test_export_web_without_the_runtime_says_what_to_run(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="make web"):
         browser.export_web(str(tmp_path / "model.onnx"), str(tmp_path / "site"))
     assert not (tmp_path / "site").exists()
+    with pytest.raises(UserError, match="not an export --web folder"):
+        browser.find_web_dir(str(tmp_path))  # serve --web DIR with the wrong folder
 
 
 NODE_PASTE = """
