@@ -104,6 +104,25 @@ def measure(url: str, threads: int, frames: int, image: str, chromium: str) -> d
             ctx.close()
 
 
+def native_ms(model_path: str, image: str, threads: int, frames: int) -> float:
+    """Median ms of ``mb.load(model.onnx)`` (native ONNX Runtime, ``threads`` threads) on ``image``: the
+    model call, pasting and labels (the Python path's share of what the page does per frame)."""
+    import numpy as np
+    from PIL import Image
+
+    import maskrcnn_body as mb
+
+    model = mb.load(model_path, num_threads=threads)
+    rgb = np.asarray(Image.open(image).convert("RGB"))
+    _ = model(rgb)[0].part_map  # warm-up
+    times = []
+    for _ in range(frames):
+        t0 = time.perf_counter()
+        _ = model(rgb)[0].part_map
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train_dir", default="", help="a training directory (default: random cpu_small at 256 px)")
@@ -142,6 +161,8 @@ def main() -> int:
             rows = [measure(url, int(t), args.frames, image, chromium_path()) for t in args.threads.split(",")]
         finally:
             srv.shutdown()
+        for r in rows:  # the same model.onnx on the same picture in native ONNX Runtime (mb.load), same run
+            r["native_ms"] = native_ms(os.path.join(site, "model.onnx"), image, r["threads"], args.frames)
         sizes = {
             "model.onnx": os.path.getsize(os.path.join(site, "model.onnx")),
             "runtime": browser.folder_size(os.path.join(site, "runtime")),
@@ -151,14 +172,14 @@ def main() -> int:
     print(f"In-browser page, headless Chromium, {cpu}, {os.cpu_count()} cores; median of {args.frames} frames:\n")
     print(
         "| WebAssembly threads | model load (ms) | first frame (ms) | frame (ms) | model (ms) | masks + drawing (ms) |"
-        " JS+Wasm heap (MB) | renderer RSS (MB) |"
+        " native ONNX Runtime, same threads (ms) | JS+Wasm heap (MB) | renderer RSS (MB) |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         heap = f"{r['heap_mb']:.0f}" if r["heap_mb"] else "n/a"
         print(
             f"| {r['threads']} | {r['load_ms']:.0f} | {r['first_frame_ms']:.0f} | {r['frame_ms']:.1f} | "
-            f"{r['model_ms']:.1f} | {r['draw_ms']:.1f} | {heap} | {r['renderer_rss_mb']:.0f} |"
+            f"{r['model_ms']:.1f} | {r['draw_ms']:.1f} | {r['native_ms']:.1f} | {heap} | {r['renderer_rss_mb']:.0f} |"
         )
     print(
         f"\nFolder: {sizes['total'] / 1e6:.1f} MB (model.onnx {sizes['model.onnx'] / 1e6:.1f} MB, "
