@@ -24,6 +24,7 @@ also writes the README screenshot there; ``MASKRCNN_BODY_DEMO_MODEL=DIR`` export
 """
 
 import base64
+import hashlib
 import importlib.util
 import json
 import os
@@ -345,6 +346,18 @@ def test_serve_mounts_the_folder_at_web(site, playwright):
         srv.server_close()
 
 
+def test_export_web_refuses_a_runtime_changed_after_the_fetch(tmp_path, monkeypatch):
+    need_runtime()
+    copy = tmp_path / "runtime"
+    shutil.copytree(browser.runtime_dir(), copy)
+    monkeypatch.setattr(browser, "runtime_dir", lambda: str(copy))
+    assert set(browser.runtime_files()) == {os.path.basename(f) for f in browser.runtime_spec()["files"]}
+    with open(copy / "ort.wasm.min.mjs", "a") as f:
+        f.write("\n// edited\n")
+    with pytest.raises(UserError, match="ort.wasm.min.mjs changed since the fetch"):
+        browser.runtime_files()
+
+
 def test_export_web_without_the_runtime_says_what_to_run(tmp_path, monkeypatch):
     monkeypatch.setattr(browser, "runtime_dir", lambda: str(tmp_path / "nothing"))
     with pytest.raises(UserError, match="make web"):
@@ -430,5 +443,12 @@ def test_runtime_fetch_checks_the_pinned_sha512(tmp_path):
     fetch.extract(spec, tarball, out)
     assert open(os.path.join(out, "a.mjs")).read() == "export const a = 1;"
     assert fetch.up_to_date(spec, out)
+    with open(os.path.join(out, "a.mjs"), "a") as f:
+        f.write("// edited")
+    assert not fetch.up_to_date(spec, out)  # make web fetches it again
+    assert (
+        json.load(open(os.path.join(out, "runtime.json")))["sha256"]["a.mjs"]
+        == hashlib.sha256(b"export const a = 1;").hexdigest()
+    )
     pinned = browser.runtime_spec()
     assert pinned["integrity"].startswith("sha512-") and pinned["version"].count(".") == 2

@@ -50,7 +50,13 @@ def up_to_date(spec: dict, out: str) -> bool:
     with open(stamp) as f:
         have = json.load(f)
     names = [os.path.basename(p) for p in spec["files"]]
-    return have.get("integrity") == spec["integrity"] and all(os.path.isfile(os.path.join(out, n)) for n in names)
+    if have.get("integrity") != spec["integrity"] or not all(os.path.isfile(os.path.join(out, n)) for n in names):
+        return False
+    for n in names:  # unchanged since the fetch
+        with open(os.path.join(out, n), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != have.get("sha256", {}).get(n):
+                return False
+    return True
 
 
 def npm_pack(spec: dict, tmp: str) -> str:
@@ -87,8 +93,12 @@ def extract(spec: dict, tarball: str, out: str) -> None:
                 raise RuntimeError(f"{tarball}: package/{rel} is not a file")
             with open(os.path.join(staging, os.path.basename(rel)), "wb") as f:
                 shutil.copyfileobj(src, f)
-    with open(os.path.join(staging, "runtime.json"), "w") as f:
-        json.dump({**spec, "tarball_integrity_checked": got}, f, indent=1)
+    sha256 = {}
+    for rel in spec["files"]:
+        with open(os.path.join(staging, os.path.basename(rel)), "rb") as f:
+            sha256[os.path.basename(rel)] = hashlib.sha256(f.read()).hexdigest()
+    with open(os.path.join(staging, "runtime.json"), "w") as f:  # the stamp: export --web checks the files
+        json.dump({**spec, "tarball_integrity_checked": got, "sha256": sha256}, f, indent=1)
     shutil.rmtree(out, ignore_errors=True)
     os.replace(staging, out)
 

@@ -19,6 +19,7 @@ Content-Security-Policy (a ``<meta>`` tag): it loads nothing from any other orig
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -53,7 +54,8 @@ def runtime_dir() -> str:
 
 def runtime_files() -> Dict[str, str]:
     """``{name: path}`` of the fetched runtime files; a :class:`UserError` saying how to get them when
-    they are missing or from another version than ``runtime.json`` pins."""
+    they are missing, from another version than ``runtime.json`` pins, or changed since the fetch (their
+    SHA-256 against the fetch's stamp)."""
     spec, folder = runtime_spec(), runtime_dir()
     stamp = os.path.join(folder, "runtime.json")
     files = {os.path.basename(f): os.path.join(folder, os.path.basename(f)) for f in spec["files"]}
@@ -62,8 +64,20 @@ def runtime_files() -> Dict[str, str]:
     if os.path.isfile(stamp):
         with open(stamp) as f:
             have = json.load(f)
-    if missing or not have or have.get("integrity") != spec["integrity"]:
-        what = f"missing {', '.join(missing)}" if missing else "not the pinned version"
+    changed = []
+    if not missing and have and have.get("integrity") == spec["integrity"]:
+        sums = have.get("sha256", {})
+        for name, path in files.items():
+            with open(path, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() != sums.get(name):
+                    changed.append(name)
+    if missing or not have or have.get("integrity") != spec["integrity"] or changed:
+        if missing:
+            what = f"missing {', '.join(missing)}"
+        elif changed:
+            what = f"not as npm shipped it ({', '.join(changed)} changed since the fetch)"
+        else:
+            what = "not the pinned version"
         raise UserError(
             f"the browser runtime ({spec['package']}@{spec['version']}) is {what} in {folder}: {FETCH_HINT}"
         )
