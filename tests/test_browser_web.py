@@ -7,7 +7,8 @@ with the command line; the tests check that
 * the page's people (boxes within 1 px, scores within 1e-3) and per-pixel part labels (>= 99% of pixels)
   equal ``mb.load(DIR/model.onnx)`` on the same pixels, for an uploaded and a dropped picture, with
   several WebAssembly threads (cross-origin isolated) and with one (no isolation headers); that PNG pixels
-  reach the model as PIL decodes them; the part toggles; the README screenshot;
+  reach the model as PIL decodes them; the part toggles; the server page's look, labelled controls and
+  contrast; the README screenshot;
 * the page loads nothing from any other origin (its Content-Security-Policy blocks a script and a fetch
   to another live origin, which receives nothing) and keeps working offline once loaded, reload included
   (its service worker's copy);
@@ -38,7 +39,7 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
-from test_browser_demo import Watch, _launch, chromium_path
+from test_browser_demo import CONTRAST, Watch, _launch, chromium_path
 
 from helpers.models import write_random_train_dir
 from helpers.servers import start_static_server
@@ -252,6 +253,14 @@ def test_one_thread_from_a_plain_static_server(site, plain, playwright, tmp_path
         _upload(page, _synthetic_png(tmp_path / "scene.png", index=8))
         _check_parity(page, site[1])
         assert "1 thread" in page.inner_text("#latency")
+        # the server page's look and basics of accessibility: labelled controls, AA contrast
+        assert page.evaluate("getComputedStyle(document.querySelector('section')).borderRadius") == "8px"
+        unlabelled = page.evaluate("""() => [...document.querySelectorAll("input, button")]
+            .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.textContent.trim())
+            .map((e) => e.id || e.outerHTML)""")
+        assert unlabelled == []
+        low = [(what, round(r, 2)) for what, r in page.evaluate(CONTRAST) if r < 4.5]
+        assert not low, f"text below WCAG AA contrast 4.5: {low}"
         watch.check()
     finally:
         b.close()

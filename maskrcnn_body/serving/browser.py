@@ -3,7 +3,8 @@ the visitor's browser (``maskrcnn-body export --web DIR``; docs/BROWSER.md).
 
 The folder::
 
-    index.html  style.css  app.js  paste.js     the page (static/browser/): the server demo's look and controls
+    index.html  app.js  paste.js                the page (static/browser/): the server demo's look and controls
+    style.css                                   the server demo page's own <style> (static/index.html): one look
     sw.js                                       service worker: a copy of everything, so the page opens offline
     config.json                                 drawing constants (web.page_config), model input name, thresholds
     model.onnx                                  the ONNX export (inference.exporting.export_onnx)
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from importlib import resources
 from typing import Dict, List, Optional
@@ -29,7 +31,7 @@ from typing import Dict, List, Optional
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.serving import web
 
-PAGE_FILES = ("index.html", "style.css", "app.js", "paste.js", "sw.js")
+PAGE_FILES = ("index.html", "app.js", "paste.js", "sw.js")
 ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 """Headers that make the page cross-origin isolated (SharedArrayBuffer: multi-threaded WebAssembly)."""
 MASK_THRESHOLD = 0.5
@@ -84,6 +86,16 @@ def runtime_files() -> Dict[str, str]:
     return files
 
 
+def page_style() -> str:
+    """The CSS of the server's demo page (the ``<style>`` block of ``static/index.html``): the in-browser
+    page's ``style.css``, so the two pages share one look."""
+    html = resources.files("maskrcnn_body.serving").joinpath("static/index.html").read_text("utf-8")
+    found = re.search(r"<style>(.*?)</style>", html, re.S)
+    if not found:
+        raise RuntimeError("static/index.html has no <style> block for the in-browser page")
+    return "/* maskrcnn_body/serving/static/index.html's style, for the in-browser page */\n" + found.group(1).lstrip()
+
+
 def page_config(onnx_path: str, score_threshold: float, threads: int = 0) -> dict:
     """``config.json`` of the page: :func:`web.page_config` (colours, names, limits) plus the model's
     input name, the thresholds and the runtime's version."""
@@ -119,6 +131,9 @@ def export_web(onnx_path: str, out_dir: str, score_threshold: float = 0.5, threa
     written = []
     for name in PAGE_FILES:
         written.append(shutil.copyfile(os.path.join(static_dir(), name), os.path.join(out_dir, name)))
+    with open(os.path.join(out_dir, "style.css"), "w") as f:
+        f.write(page_style())
+    written.append(os.path.join(out_dir, "style.css"))
     for name, path in runtime.items():
         written.append(shutil.copyfile(path, os.path.join(out_dir, "runtime", name)))
     target = os.path.join(out_dir, "model.onnx")
