@@ -128,11 +128,11 @@ def playwright():
 
 
 # ------------------------------------------------------------------ helpers
-def _open(browser_, url, **context):
+def _open(browser_, url, query="", **context):
     ctx = browser_.new_context(viewport={"width": 1200, "height": 900}, **context)
     page = ctx.new_page()
     watch = Watch(page, url)
-    page.goto(url + "/")
+    page.goto(url + "/" + query)
     page.wait_for_function("() => window.demo.ready || window.demo.error !== null", timeout=180_000)
     assert page.evaluate("window.demo.error") is None
     return page, watch
@@ -211,8 +211,8 @@ def test_page_equals_mb_load_on_the_same_export(site, isolated, playwright, tmp_
     model = site[1]
     b = _launch(playwright)
     try:
-        page, watch = _open(b, isolated)
-        assert page.evaluate("self.crossOriginIsolated") and page.evaluate("window.demo.threads") >= 2
+        page, watch = _open(b, isolated, "?threads=2")
+        assert page.evaluate("self.crossOriginIsolated") and page.evaluate("window.demo.threads") == 2
         scene = _synthetic_png(tmp_path / "scene.png")
         _upload(page, scene)
         rgb, _ = _check_parity(page, model)
@@ -248,7 +248,7 @@ def test_page_equals_mb_load_on_the_same_export(site, isolated, playwright, tmp_
 def test_one_thread_from_a_plain_static_server(site, plain, playwright, tmp_path):
     b = _launch(playwright)
     try:
-        page, watch = _open(b, plain)
+        page, watch = _open(b, plain, "?threads=2")  # asks for 2: without isolation the page runs 1
         assert not page.evaluate("self.crossOriginIsolated") and page.evaluate("window.demo.threads") == 1
         _upload(page, _synthetic_png(tmp_path / "scene.png", index=8))
         _check_parity(page, site[1])
@@ -345,8 +345,8 @@ def test_serve_mounts_the_folder_at_web(site, playwright):
             assert r.headers["Content-Type"].startswith("text/javascript")
         b = _launch(playwright)
         try:
-            page, watch = _open(b, srv.url + "/web")
-            assert page.evaluate("window.demo.threads") >= 2
+            page, watch = _open(b, srv.url + "/web", "?threads=2")
+            assert page.evaluate("window.demo.threads") == 2
             watch.check()
         finally:
             b.close()

@@ -13,7 +13,7 @@ The folder::
                                                 pinned version + sha512; fetched by web/fetch_runtime.py, `make web`)
 
 Any static file server serves it (``python -m http.server``: one WebAssembly thread); with the
-cross-origin isolation headers (:data:`ISOLATION_HEADERS`) the page uses several threads.
+cross-origin isolation headers (:data:`ISOLATION_HEADERS`) the page can use several threads.
 ``maskrcnn-body serve --web DIR`` serves it under ``/web/`` with those headers. The page carries its own
 Content-Security-Policy (a ``<meta>`` tag): it loads nothing from any other origin.
 """
@@ -121,8 +121,8 @@ def page_config(onnx_path: str, score_threshold: float, threads: int = 0) -> dic
 def export_web(onnx_path: str, out_dir: str, score_threshold: float = 0.5, threads: int = 0) -> List[str]:
     """Writes the static folder (module doc) for the ONNX model ``onnx_path`` (an ``export_onnx``
     file) into ``out_dir``; returns the files written. ``score_threshold``: the page's default
-    (``?threshold=`` overrides it); ``threads``: WebAssembly threads when cross-origin isolated (0: up
-    to 4, as the CPU has)."""
+    (``?threshold=`` overrides it); ``threads``: WebAssembly threads when cross-origin isolated (0:
+    ONNX Runtime Web's default, min(4, ceil(cores / 2)); ``?threads=`` overrides it)."""
     runtime = runtime_files()
     if not os.path.isfile(onnx_path):
         raise UserError(f"{onnx_path}: no such ONNX file")

@@ -7,8 +7,8 @@
 // by construction; outputs are in the picture's pixels (boxes (D, 4), scores (D,), num_detections,
 // masks (D, M, M, 7) box-frame probabilities, keypoints (D, 15, 3)).
 //
-// URL parameters: ?threads=N (WebAssembly threads; more than 1 needs cross-origin isolation, i.e. the
-// server sends COOP/COEP headers), ?threshold=S (score threshold; default: config.json's), ?nosw (no service
+// URL parameters: ?threads=N (WebAssembly threads, default config.json's or ONNX Runtime Web's
+// min(4, ceil(cores / 2)); more than 1 needs cross-origin isolation, i.e. the server sends COOP/COEP headers), ?threshold=S (score threshold; default: config.json's), ?nosw (no service
 // worker, i.e. no offline copy).
 "use strict";
 import * as ort from "./runtime/ort.wasm.min.mjs";
@@ -34,10 +34,11 @@ async function loadModel() {
   CFG = await (await fetch("config.json")).json();
   N = CFG.channels.length;
   PARTS = CFG.part_priority.slice().sort((a, b) => a - b);
-  const want = Number(params.get("threads") || CFG.threads || 0) || Math.min(4, navigator.hardwareConcurrency || 1);
-  state.threads = self.crossOriginIsolated ? want : 1;  // threads need SharedArrayBuffer
+  // threads need SharedArrayBuffer (cross-origin isolation); unset, ONNX Runtime Web picks
+  // min(4, ceil(cores / 2)): on a busy 2-core machine 2 threads ran slower than 1 (docs/BENCHMARKS.md)
+  const want = Number(params.get("threads") || CFG.threads || 0);
+  if (want > 0) ort.env.wasm.numThreads = self.crossOriginIsolated ? want : 1;
   state.threshold = params.has("threshold") ? Number(params.get("threshold")) : CFG.score_threshold;
-  ort.env.wasm.numThreads = state.threads;
   ort.env.wasm.wasmPaths = new URL("runtime/", location.href).href;
   ort.env.logLevel = "error";
   const resp = await fetch(CFG.model);
@@ -45,6 +46,7 @@ async function loadModel() {
   const bytes = new Uint8Array(await resp.arrayBuffer());
   session = await ort.InferenceSession.create(bytes, {executionProviders: ["wasm"], graphOptimizationLevel: "all"});
   state.loadMs = performance.now() - t0;
+  state.threads = ort.env.wasm.numThreads;  // what the runtime uses
   $("runtime").textContent = `ONNX Runtime Web ${CFG.runtime.version}, WebAssembly, ${state.threads} thread${state.threads === 1 ? "" : "s"}`;
 }
 
