@@ -8,16 +8,16 @@
 #
 # The interpreter: PYTHON=... when given, else the active virtual environment's python, else python3, else
 # python (tools/find_python.sh; it explains what to do when there is none, or when it is a system Python that
-# refuses pip installs). `make test` also installs what the tests need from the system (Chromium, shellcheck)
-# through apt when it can, or says in one line what to run (tools/test_system_deps.sh).
+# refuses pip installs). `make` and `make test` install what they need from the system (Node.js/npm for `make web`;
+# Chromium, shellcheck for the tests) through apt when they can, or say in one line what to run (tools/system_deps.sh).
 ifeq ($(origin PYTHON),undefined)
 PYTHON := $(shell tools/find_python.sh 2>/dev/null)
 endif
 TF ?= cpu
 EXTRAS := $(if $(filter none,$(TF)),test,$(TF),test)
 
-.PHONY: all install ops gpu test test-fast test-deps check-python lint bench clean
-all: install ops
+.PHONY: all install ops web gpu test test-fast test-deps check-python lint bench clean
+all: install ops web
 
 check-python:
 	@if [ -z "$(PYTHON)" ]; then tools/find_python.sh >/dev/null; exit 1; fi
@@ -28,11 +28,17 @@ install: check-python
 ops: check-python
 	$(MAKE) -C libs PYTHON=$(PYTHON)
 
+# ONNX Runtime Web for the in-browser page (`export --web`), from the npm registry, pinned and checked
+# (web/fetch_runtime.py, docs/BROWSER.md). Without npm and no way to install it: a warning (an error under CI).
+web: check-python
+	@tools/system_deps.sh node npm || [ "$${CI:-}" != "true" ]
+	$(PYTHON) web/fetch_runtime.py --optional
+
 gpu:
 	$(MAKE) -C libs gpu PYTHON=$(PYTHON)
 
 test-deps:
-	@tools/test_system_deps.sh
+	@tools/system_deps.sh chromium shellcheck node npm
 
 test: check-python test-deps
 	$(PYTHON) -m pytest -q tests

@@ -8,7 +8,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIND_PYTHON = ROOT / "tools" / "find_python.sh"
-SYSTEM_DEPS = ROOT / "tools" / "test_system_deps.sh"
+SYSTEM_DEPS = ROOT / "tools" / "system_deps.sh"
 
 
 def _fake(bin_dir: pathlib.Path, name: str, script: str) -> None:
@@ -17,7 +17,7 @@ def _fake(bin_dir: pathlib.Path, name: str, script: str) -> None:
     path.chmod(0o755)
 
 
-def _run(script, bin_dir, **env):
+def _run(script, bin_dir, *args, **env):
     """``script`` with only ``bin_dir`` and the shell's basic tools on PATH (no Python, no Chromium)."""
     basic = bin_dir / "basic"
     basic.mkdir(exist_ok=True)
@@ -27,7 +27,7 @@ def _run(script, bin_dir, **env):
             (basic / tool).symlink_to(real)
     path = f"{bin_dir}:{basic}"
     full_env = {"PATH": path, "HOME": os.environ.get("HOME", "/tmp"), **env}
-    return subprocess.run(["bash", str(script)], capture_output=True, text=True, env=full_env, timeout=60)
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=full_env, timeout=60)
 
 
 def test_find_python_prefers_the_active_venv(tmp_path):
@@ -64,8 +64,10 @@ def test_find_python_takes_python3_when_it_may_install(tmp_path):
 def test_system_deps_found_on_path_installs_nothing(tmp_path):
     _fake(tmp_path, "chromium", "exit 0")
     _fake(tmp_path, "shellcheck", "exit 0")
+    _fake(tmp_path, "node", "exit 0")
+    _fake(tmp_path, "npm", "exit 0")
     _fake(tmp_path, "apt-get", f"touch {tmp_path}/apt-called")
-    r = _run(SYSTEM_DEPS, tmp_path)
+    r = _run(SYSTEM_DEPS, tmp_path, "chromium", "shellcheck", "node", "npm")
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "apt-called").exists()
 
@@ -73,21 +75,21 @@ def test_system_deps_found_on_path_installs_nothing(tmp_path):
 def test_system_deps_installed_with_apt_as_root(tmp_path):
     _fake(tmp_path, "id", "echo 0")
     _fake(tmp_path, "apt-get", f'echo "$@" >> {tmp_path}/apt-log')
-    r = _run(SYSTEM_DEPS, tmp_path)
+    r = _run(SYSTEM_DEPS, tmp_path, "chromium", "shellcheck", "node", "npm")
     assert r.returncode == 0, r.stderr
     log = (tmp_path / "apt-log").read_text().splitlines()
     assert log[0] == "update -qq"
-    assert log[1].endswith("install -y -qq --no-install-recommends chromium chromium-driver shellcheck")
+    assert log[1].endswith("install -y -qq --no-install-recommends chromium chromium-driver shellcheck nodejs npm")
 
 
 def test_system_deps_without_root_or_sudo_give_one_line_instruction(tmp_path):
     _fake(tmp_path, "id", "echo 1000")
     _fake(tmp_path, "sudo", "exit 1")  # sudo that needs a password
     _fake(tmp_path, "apt-get", f"touch {tmp_path}/apt-called")
-    r = _run(SYSTEM_DEPS, tmp_path)
+    r = _run(SYSTEM_DEPS, tmp_path, "chromium", "shellcheck", "node", "npm")
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "sudo apt-get install chromium chromium-driver shellcheck" in lines[0]
+    assert len(lines) == 1 and "sudo apt-get install chromium chromium-driver shellcheck nodejs npm" in lines[0]
     assert "MASKRCNN_BODY_SKIP_BROWSER=1" in lines[0]
     assert not (tmp_path / "apt-called").exists()
 

@@ -3,6 +3,7 @@ use without this package.
 
     maskrcnn-body export --train_dir output/mask_rcnn --saved_model output/export/saved_model \\
         --tflite output/export/model.tflite --onnx output/export/model.onnx
+    maskrcnn-body export --train_dir output/mask_rcnn --web output/web     (the in-browser demo, docs/BROWSER.md)
     maskrcnn-body export --train_dir output/mask_rcnn --tflite output/export/model.tflite \\
         --tflite_quant float16,dynamic,int8 --calib_records 'data/records/synthetic_val-*.tfrecord'
 
@@ -57,6 +58,12 @@ def add_arguments(p) -> None:
         default="",
         help='Also write an ONNX file here (tf2onnx from the SavedModel; pip install "maskrcnn_body[onnx]").',
     )
+    p.add_argument(
+        "--web",
+        default="",
+        help="Also write the in-browser demo here: a static folder (page, ONNX Runtime Web, model.onnx) that runs "
+        "the model in the browser (docs/BROWSER.md; needs tf2onnx and `make web`).",
+    )
     p.add_argument("--score_threshold", type=float, default=None, help="Override the score threshold in the export.")
     p.add_argument("--max_detections", type=int, default=None, help="Override the number of detection slots.")
 
@@ -79,11 +86,15 @@ def run(args) -> int:
     calib = list_value(args, "calib_records")
     if args.tflite and "int8" in quants and not calib:
         raise UserError("--tflite_quant int8 needs --calib_records GLOB (images to calibrate the activations on)")
-    if args.onnx:
+    if args.web:
+        from maskrcnn_body.serving.browser import runtime_files
+
+        runtime_files()  # fails now, with what to run, when the runtime is not fetched
+    if args.onnx or args.web:
         import importlib.util
 
         if importlib.util.find_spec("tf2onnx") is None:
-            raise UserError('--onnx needs tf2onnx: pip install "maskrcnn_body[onnx]"')
+            raise UserError(f'{"--onnx" if args.onnx else "--web"} needs tf2onnx: pip install "maskrcnn_body[onnx]"')
     from maskrcnn_body.inference import exporting
     from maskrcnn_body.inference.loading import load_trained_model
 
@@ -114,4 +125,14 @@ def run(args) -> int:
     if args.onnx:
         exporting.export_onnx(args.saved_model, args.onnx)
         print(f"ONNX -> {args.onnx} ({os.path.getsize(args.onnx) / 1e6:.1f} MB)")
+    if args.web:
+        from maskrcnn_body.serving import browser
+
+        onnx_path = args.onnx or exporting.export_onnx(args.saved_model, os.path.join(args.web, "model.onnx"))
+        threshold = 0.5 if args.score_threshold is None else args.score_threshold
+        browser.export_web(onnx_path, args.web, score_threshold=threshold)
+        print(
+            f"in-browser demo -> {args.web} ({browser.folder_size(args.web) / 1e6:.1f} MB; any static file server, "
+            f"e.g. python -m http.server -d {args.web}, or maskrcnn-body serve --web {args.web})"
+        )
     return 0

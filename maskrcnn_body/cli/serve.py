@@ -7,6 +7,7 @@
     curl -s -F image=@photo.jpg http://127.0.0.1:8080/v1/predict          (a multipart form works too)
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/render > out.png
     curl -s http://127.0.0.1:8080/healthz
+    maskrcnn-body serve --train_dir output/mask_rcnn --web output/web     (also /web/: the model in the browser)
 
 Starlette on uvicorn (maskrcnn_body.serving.http_server): uploads are read asynchronously (slow clients
 hold no thread), the model runs one call at a time behind a bounded queue. Errors are JSON
@@ -45,6 +46,12 @@ def add_arguments(p) -> None:
         default=4,
         help="Ignored (kept so old command lines work): the server "
         "reads uploads asynchronously and runs the model one call at a time.",
+    )
+    p.add_argument(
+        "--web",
+        default="",
+        help="Also serve this `maskrcnn-body export --web` folder (the page that runs the model in the browser) "
+        "at /web/, with the headers that allow multi-threaded WebAssembly.",
     )
     p.add_argument("--max_queue", type=int, default=16, help="Requests waiting for the model before 503.")
     p.add_argument(
@@ -101,6 +108,9 @@ def run(args) -> int:
     import numpy as np
 
     logging.basicConfig(level=logging.WARNING)
+    from maskrcnn_body.serving.browser import find_web_dir
+
+    web_dir = find_web_dir(args.web)
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.http_server import ServerConfig, serve
     from maskrcnn_body.serving.infer import predict_json, render_png
@@ -137,13 +147,16 @@ def run(args) -> int:
         max_open_per_client=args.max_open_per_client,
         allowed_hosts=tuple(args.allowed_hosts),
         allowed_origins=tuple(args.allowed_origins),
+        web_dir=web_dir,
     )
+    pages = ", GET /web/ in-browser page" if web_dir else ""
     serve(
         cfg,
         lambda image: predict_json(predictor, image, score_threshold=thr),
         render,
         ready=lambda url: print(
-            f"serving on {url} (GET / demo page, POST /v1/predict, POST /v1/render, GET /healthz, GET /openapi.json)",
+            f"serving on {url} (GET / demo page{pages}, POST /v1/predict, POST /v1/render, GET /healthz, "
+            "GET /openapi.json)",
             flush=True,
         ),
     )

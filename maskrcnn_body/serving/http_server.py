@@ -11,6 +11,8 @@ Endpoints:
 * ``POST /v1/render``: same input; answers ``image/png`` with the drawn prediction.
 * ``GET /healthz``: ``{"status": "ok", "queue": n, "in_flight": n, "receiving": n}``.
 * ``GET /openapi.json``: the OpenAPI description.
+* ``GET /web/``: with ``ServerConfig.web_dir`` (``serve --web DIR``), the in-browser page that ``export --web``
+  wrote (:mod:`maskrcnn_body.serving.browser`), with the cross-origin isolation headers.
 
 Errors are JSON ``{"error": message, "status": code}`` (docs/SERVING.md has the table of limits): 400 (not an
 image, empty body, truncated image, image too small or too large in pixels or too elongated, bad form, a
@@ -78,11 +80,11 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from maskrcnn_body.data import images
-from maskrcnn_body.serving import web
+from maskrcnn_body.serving import browser, web
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,7 @@ class ServerConfig:
     trim_after_bytes: int = 1024 * 1024  # hand freed memory back to the system after bodies this large (0: never)
     max_drain_bytes: int = 64 * 1024 * 1024  # how much of a refused body is read and discarded
     shutdown_timeout_s: float = 5.0  # graceful shutdown: wait this long for open requests
+    web_dir: Optional[str] = None  # an `export --web` folder, served at /web/
 
 
 class HTTPError(Exception):
@@ -527,6 +530,8 @@ class InferenceApp:
             Route("/v1/predict", _ImageEndpoint(self, "predict"), methods=["POST"]),
             Route("/v1/render", _ImageEndpoint(self, "render"), methods=["POST"]),
         ]
+        if cfg.web_dir:  # the in-browser page (serving.browser), static files
+            routes.append(Mount("/web", app=browser.static_app(cfg.web_dir)))
         handlers = {HTTPException: self._http_exception, Exception: self._internal_error}
         self.starlette = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
         self.asgi = _DrainMiddleware(self.starlette, self)

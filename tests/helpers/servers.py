@@ -6,7 +6,7 @@ import queue
 import subprocess
 import threading
 import time
-from typing import List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -35,3 +35,31 @@ def start_server(cmd: List[str], cwd: str, timeout: float = 180) -> Tuple[subpro
 def stop_server(proc: subprocess.Popen) -> None:
     proc.terminate()
     proc.wait(30)
+
+
+def start_static_server(directory: str, headers: Optional[Dict[str, str]] = None):
+    """A plain static file server (Python's ``http.server``) for ``directory`` on a free loopback port,
+    in a thread, adding ``headers`` to every answer; returns ``(server, url)`` (``server.shutdown()``
+    stops it). The in-browser page's "any static file server"."""
+    import functools
+    import http.server
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        extensions_map = {
+            **http.server.SimpleHTTPRequestHandler.extensions_map,
+            ".mjs": "text/javascript",
+            ".js": "text/javascript",
+            ".wasm": "application/wasm",
+        }
+
+        def end_headers(self):
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            super().end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=directory))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}"
