@@ -114,12 +114,12 @@ def positive_int(text: str) -> int:
 
 def add_backend_arguments(p: argparse.ArgumentParser) -> None:
     """``--backend``, ``--threads``, ``--precision``, ``--device``: how ``predict`` and ``serve`` run a model
-    (``maskrcnn_body.inference.backends``; README, "Backends")."""
+    (``maskrcnn_body.inference.backends``; docs/GUIDE.md, "Backends")."""
     p.add_argument(
         "--backend",
         default="auto",
         help="auto, tensorflow, onnxruntime, openvino or tflite "
-        '(README, "Backends"; a training directory is exported once, cached, for the non-TensorFlow ones) '
+        '(docs/GUIDE.md, "Backends"; a training directory is exported once, cached, for the non-TensorFlow ones) '
         "(default: %(default)s).",
     )
     p.add_argument(

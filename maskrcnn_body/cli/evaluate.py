@@ -4,13 +4,13 @@
         --dump_dir output/eval_dumps --json output/eval_metrics.json
 
 --model may also be an exported SavedModel, .onnx or .tflite file, and --backend picks the engine
-(README, "Backends"): each image then runs through that backend at full resolution (the exports'
+(docs/GUIDE.md, "Backends"): each image then runs through that backend at full resolution (the exports'
 resize), e.g. to score a quantised TFLite file on the same images as the float model:
 
     maskrcnn-body evaluate --model output/export/model.int8.tflite --dump_dir output/eval_int8
 
 The dumps are the input of `maskrcnn-body metric --dumps DIR` and `maskrcnn-body draw --dumps DIR`
-(format in README, "Evaluation dumps").
+(format in docs/GUIDE.md, "Evaluation dumps").
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     maskrcnn-body metric --dumps DIR [--json FILE] [--plots_dir DIR]
 
 Prints the tables (COCO box/mask AP per channel, parsing, keypoints, left/right confusion and the
-original's metric in its row order); --json writes the metrics JSON (README, "Evaluation");
+original's metric in its row order); --json writes the metrics JSON (docs/GUIDE.md, "Evaluation");
 --plots_dir adds the PR curves and the per-part AP bar chart.
 """
 

@@ -7,9 +7,9 @@ video and a JSON Lines file with tracked people per video.
     maskrcnn-body predict --model output/mask_rcnn --webcam 0 --show
 
 --model is a training directory, an exported SavedModel directory, a .onnx or a .tflite file;
---backend picks the engine (auto, tensorflow, onnxruntime, openvino, tflite; README, "Backends"). Per image:
+--backend picks the engine (auto, tensorflow, onnxruntime, openvino, tflite; docs/GUIDE.md, "Backends"). Per image:
 NAME.png (the drawing, the input's size) and NAME.json {"width", "height", "source", "persons": [{"box",
-"score", "keypoints", "masks": {channel: RLE}}]} (README, "Inference"); inputs sharing a name get NAME_2,
+"score", "keypoints", "masks": {channel: RLE}}]} (docs/GUIDE.md, "Inference"); inputs sharing a name get NAME_2,
 NAME_3, ... Per video: NAME.mp4 (H.264, the source's size and frame rate, track ids drawn), NAME.jsonl (one
 row per frame: "frame", "time_s" and the image JSON, each person with a "track_id", null until confirmed)
 and NAME.coco.json (COCO results: image_id = frame). The tracker (--track_* flags) is ByteTrack-style

@@ -152,7 +152,7 @@ def cpu_small() -> Config:
 
 @register("legacy")
 def legacy() -> Config:
-    """The 2017 original's hyper-parameters (README, "the original's hyper-parameters beside ours")."""
+    """The 2017 original's hyper-parameters (docs/GUIDE.md, "the original's hyper-parameters beside ours")."""
     return Config(
         name="legacy",
         input=InputConfig(min_size=600, max_size=1000, flip=True, scale_jitter=(1.0, 1.0)),

@@ -8,7 +8,7 @@ Format::
                   "masks": {"body": RLE, "head": RLE, ...}}]}  # constants.CHANNELS; COCO RLE
     RLE = {"size": [H, W], "counts": "<COCO compressed string>"}
 
-Coordinates are in the original image's pixel-edge frame (README, Conventions). Masks follow the
+Coordinates are in the original image's pixel-edge frame (docs/GUIDE.md, Conventions). Masks follow the
 pasting rule of :mod:`maskrcnn_body.evaluation.paste` (bilinear onto the box, >= 0.5, parts clipped
 to the body). Decode a mask with ``pycocotools.mask.decode(rle)`` or :func:`maskrcnn_body.evaluation.rle.decode`
 (numpy only: the JSON is written without pycocotools, :mod:`maskrcnn_body.evaluation.rle`).
