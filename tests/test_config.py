@@ -142,6 +142,9 @@ def test_version_1_config_files_are_upgraded():
     assert cfg.model.mask_head.point == PointHeadConfig()
     now = get_config("cpu_small")
     now.model.mask_head.point = PointHeadConfig()
+    # cpu_small of that time (issue 26 changed these defaults; a saved config keeps its own values)
+    now.input.gt_mask_size = 64
+    now.model.anchors.scales = (1.0, 2.0)
     assert cfg.to_dict() == now.to_dict()
     old["model"]["head_norm"] = False
     assert from_dict(old).model.mask_head.norm == "none" and from_dict(old).model.keypoint_head.norm == "none"
