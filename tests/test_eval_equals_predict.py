@@ -5,6 +5,10 @@ input pipeline, each padded to its batch's largest image) equal those computed f
 Before the mask-aware GroupNorm the padding entered the backbone's statistics, so the same image gave
 other detections in a batch than alone. Images of four different sizes make the padding differ; the
 resize scale is 1 for all of them, so the two paths' resizing (tf.data vs the export's) is the identity.
+
+What remains different: RoIAlign and the point head sample up to the image's edge; padded, the cell beyond
+the last valid one is the (zero) padding, unpadded it is clamped to the edge cell, so boxes touching the
+right/bottom edge get slightly other features (scores within ~0.01 on this random model).
 """
 
 from __future__ import annotations
@@ -63,8 +67,8 @@ def test_evaluate_equals_one_image_at_a_time_prediction(tmp_path):
         rows = np.flatnonzero(dist.min(1) < 0.05)
         matched += len(rows)
         order = dist.argmin(1)[rows]
-        np.testing.assert_allclose(a["scores"][rows], b["scores"][order], atol=1e-3, err_msg=a["source_id"])
-        assert_masks_close(a["masks"][rows], b["masks"][order], atol=2e-3)
+        np.testing.assert_allclose(a["scores"][rows], b["scores"][order], atol=0.02, err_msg=a["source_id"])
+        assert_masks_close(a["masks"][rows], b["masks"][order], atol=0.02)
     assert matched >= 0.8 * sum(len(d["boxes"]) for d in batched)  # with padding in GroupNorm: ~0
     want = dict(_leaves(runner.evaluate(batched).summary))
     got = dict(_leaves(runner.evaluate(single).summary))
