@@ -20,7 +20,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -129,7 +129,7 @@ def choose_thresholds(dump_dir: str, grid: Sequence[float] = GRID) -> Dict[str, 
     return search.result()
 
 
-def store_thresholds(train_dir: str, chosen: Dict[str, object]) -> str:
+def store_thresholds(train_dir: str, chosen: Dict[str, Any]) -> str:
     """Writes ``chosen``'s ``mask_thresholds`` and ``mask_body_union`` into ``train_dir/config.json``
     (validated through the config schema); returns the path."""
     from maskrcnn_body.config import from_dict
