@@ -5,7 +5,10 @@ any size, (H, W, 3), in; for the D = ``max_detections`` detection slots (rows pa
 ``num_detections`` are zero), in original image pixels:
 
 * ``boxes`` float32 (D, 4) x1, y1, x2, y2; ``scores`` float32 (D,); ``num_detections`` int32 ()
-* ``masks`` float32 (D, M, M, 7) box-frame probabilities (paste with the README's rule)
+* ``masks`` float32 (D, M, M, 7) box-frame probabilities decoded with the model's
+  ``model.postprocess.mask_thresholds`` / ``mask_body_union`` (``sigmoid(logit - logit(t_k))``, body = max
+  over channels: a 0.5 cut keeps probability >= t_k; plain sigmoids with the defaults), so every
+  backend decodes alike (paste with the README's rule)
 * ``keypoints`` float32 (D, 15, 3) x, y, score
 
 The SavedModel also has ``serving_batch(images)``: a batch of same-size images (B, H, W, 3) uint8
