@@ -103,46 +103,33 @@ def _chalearn(p):
     return build
 
 
-def _coco(p):
-    _common(p)
-    add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
-    add_bool(
-        p,
-        "keep_crowd_images",
-        False,
-        "Write images that have iscrowd regions (the crowd is left out; "
-        "schema v1 has no ignore regions). Default: skip those images",
-    )
+def _coco_family(module: str, converter: str):
+    """Flags + builder of a COCO-format converter (COCO person keypoints, DensePose-COCO): the same flags."""
 
-    def build(a):
-        from maskrcnn_body.convert.coco import CocoConverter
-
-        return CocoConverter(
-            a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images
+    def flags(p):
+        _common(p)
+        add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
+        add_bool(
+            p,
+            "keep_crowd_images",
+            False,
+            "Write images that have iscrowd regions (the crowd is left out; "
+            "schema v1 has no ignore regions). Default: skip those images",
         )
 
-    return build
+        def build(a):
+            import importlib
+
+            cls = getattr(importlib.import_module(module), converter)
+            return cls(a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images)
+
+        return build
+
+    return flags
 
 
-def _densepose_coco(p):
-    _common(p)
-    add_bool(p, "keep_negatives", False, "Also write images without persons (as negatives)")
-    add_bool(
-        p,
-        "keep_crowd_images",
-        False,
-        "Write images that have iscrowd regions (the crowd is left out; "
-        "schema v1 has no ignore regions). Default: skip those images",
-    )
-
-    def build(a):
-        from maskrcnn_body.convert.densepose_coco import DensePoseCocoConverter
-
-        return DensePoseCocoConverter(
-            a.root, split=a.split, keep_negatives=a.keep_negatives, keep_crowd_images=a.keep_crowd_images
-        )
-
-    return build
+_coco = _coco_family("maskrcnn_body.convert.coco", "CocoConverter")
+_densepose_coco = _coco_family("maskrcnn_body.convert.densepose_coco", "DensePoseCocoConverter")
 
 
 def _custom(p):
