@@ -138,13 +138,16 @@ function paint() {
     const rad = Math.max(2, 1.5 * lw);
     for (const p of r.persons) {
       const kp = p.keypoints.map((k) => [k[0] * s, k[1] * s]);
+      const shown = p.keypoints.map((k) => k[2] >= CFG.kpt_thr);  // as Result.plot: joints above kpt_thr
       for (const [a, b, colour] of CFG.skeleton) {
+        if (!shown[a] || !shown[b]) continue;
         for (const [width, style] of [[lw + 2, "#000"], [lw, rgb(colour)]]) {
           ctx.beginPath(); ctx.moveTo(kp[a][0], kp[a][1]); ctx.lineTo(kp[b][0], kp[b][1]);
           ctx.lineWidth = width; ctx.strokeStyle = style; ctx.stroke();
         }
       }
       kp.forEach((k, j) => {
+        if (!shown[j]) return;
         ctx.beginPath(); ctx.arc(k[0], k[1], rad, 0, 2 * Math.PI);
         ctx.fillStyle = rgb(CFG.joint_colours[j]); ctx.fill();
         ctx.lineWidth = 1; ctx.strokeStyle = "#000"; ctx.stroke();
