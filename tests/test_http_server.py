@@ -402,22 +402,28 @@ def test_unparsable_request_gets_json_400(server):
     assert _post(server, "/v1/predict", _png(32, 32))[0] == 200
 
 
+def assert_cap_refuses_then_recovers(srv, n: int, counter, message: str):
+    """``n`` stalled uploads fill a cap: the next predict is a 503 whose error says ``message``; once they are
+    closed and ``counter(srv)`` is back to 0, predict answers 200 again."""
+    socks = _stall(srv, n)
+    try:
+        deadline = time.monotonic() + 5
+        while srv.app.open_requests < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got, data = _post(srv, "/v1/predict", _png(32, 32))
+        assert got == 503 and message in json.loads(data)["error"]
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 5
+    while counter(srv) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
+
+
 def test_open_request_cap_gives_503():
     with running_server(read_timeout_s=5.0, max_open_requests=5) as srv:
-        socks = _stall(srv, 5)
-        try:
-            deadline = time.monotonic() + 5
-            while srv.app.open_requests < 5 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            got, data = _post(srv, "/v1/predict", _png(32, 32))
-            assert got == 503 and "requests open" in json.loads(data)["error"]
-        finally:
-            for s in socks:
-                s.close()
-        deadline = time.monotonic() + 5
-        while srv.app.open_requests and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
+        assert_cap_refuses_then_recovers(srv, 5, lambda s: s.app.open_requests, "requests open")
 
 
 def test_listens_on_loopback_unless_told_otherwise(server):

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from test_http_server import _get, _png, _post, _recv_all, _stall, running_server
+from test_http_server import _get, _png, _post, _recv_all, _stall, assert_cap_refuses_then_recovers, running_server
 from test_images import exif_jpeg, png16
 
 from bench.load_test_hostile import EPS, encode, junk_jpeg, many_subblock_gif, padded_png, scene
@@ -131,20 +131,7 @@ def test_healthz_and_the_page_stay_reachable_when_uploads_fill_the_cap():
 
 def test_one_client_cannot_take_every_slot():
     with running_server(read_timeout_s=5.0, max_open_requests=50, max_open_per_client=3) as srv:
-        socks = _stall(srv, 3)
-        try:
-            deadline = time.monotonic() + 5
-            while srv.app.open_requests < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            got, data = _post(srv, "/v1/predict", _png(32, 32))
-            assert got == 503 and "from your address" in json.loads(data)["error"]
-        finally:
-            for s in socks:
-                s.close()
-        deadline = time.monotonic() + 5
-        while srv.app.open_per_client and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
+        assert_cap_refuses_then_recovers(srv, 3, lambda s: s.app.open_per_client, "from your address")
 
 
 def test_one_client_with_many_queued_requests_does_not_delay_another_by_all_of_them():
