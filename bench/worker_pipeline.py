@@ -2,7 +2,7 @@
 
     python -m bench.worker_pipeline --records=16 --record_size=512 --train_size=512 --batches=40
 
-Writes ``--records`` synthetic training records (``data.synthetic.write_dataset``, PNG images of
+Writes ``--records`` synthetic training records (``convert.synthetic.write_dataset``, PNG images of
 ``--record_size`` pixels) into a temporary directory, builds the training pipeline
 (``data.pipeline.build_dataset(..., training=True)``: shuffle, decode, parse, flip, scale jitter,
 resize, pad, GT mask crops) of preset ``--preset`` with ``input.min_size = input.max_size =
@@ -35,8 +35,8 @@ flags.DEFINE_integer("threads", 2, "TF intra-op threads (tf.data uses its own po
 
 def bench_pipeline(preset, records, record_size, train_size, batch_size, batches):
     from maskrcnn_body.config import get_config
+    from maskrcnn_body.convert.synthetic import write_dataset
     from maskrcnn_body.data.pipeline import build_dataset
-    from maskrcnn_body.data.synthetic import write_dataset
 
     overrides = {"input.min_size": train_size, "input.max_size": train_size} if train_size else {}
     cfg = get_config(preset, **overrides)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # end-to-end CLI: `make test-fast` leaves these o
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from helpers.models import write_random_train_dir
-    from maskrcnn_body.data import synthetic
+    from maskrcnn_body.convert import synthetic
 
     d = tmp_path_factory.mktemp("eval")
     synthetic.write_dataset(

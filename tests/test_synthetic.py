@@ -1,18 +1,13 @@
-"""The built-in synthetic dataset: determinism, schema validity, label invariants, sides, CLI."""
+"""The built-in synthetic renderer: determinism, schema validity, label invariants, sides.
 
-import json
-import os
-import pathlib
-import subprocess
-import sys
+The record files are tested in test_convert_synthetic.py."""
 
 import numpy as np
 import pytest
 
 from maskrcnn_body import constants
-from maskrcnn_body.data import schema, synthetic, writer
+from maskrcnn_body.data import schema, synthetic
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 KP = constants.KEYPOINT_INDEX
 
 
@@ -152,57 +147,3 @@ def test_both_facings_occur_and_sides_are_consistent(scenes):
                 assert s[0] == s[1], r.source_id
                 signs.append(s[0])
     assert signs.count(1) >= 3 and signs.count(-1) >= 3
-
-
-def test_write_dataset_and_cli_agree(tmp_path):
-    """The package writer (in-process) and the CLI (2 workers) write identical, valid shards."""
-    prefix = str(tmp_path / "a" / "syn")
-    summary = synthetic.write_dataset(prefix, 5, 3, seed=2, size=96, num_shards=2, num_workers=1, progress=False)
-    assert [os.path.basename(p) for p in summary["splits"]["train"]["shards"]] == [
-        "syn_train-00000-of-00002.tfrecord",
-        "syn_train-00001-of-00002.tfrecord",
-    ]
-    assert summary["seed"] == 2 and summary["splits"]["val"]["images_written"] == 3
-    assert json.loads(pathlib.Path(prefix + ".summary.json").read_text()) == summary
-    assert os.path.exists(prefix + "_val.summary.json")
-    records = [
-        schema.decode_example(s, f"{p}:{i}", decode_image=True)
-        for p, i, s in writer.iterate_records(prefix + "_train-*")
-    ]
-    assert sorted(r.source_id for r in records) == [f"synthetic_train_{i:06d}" for i in range(5)]
-    assert sum(len(r.persons) for r in records) == summary["splits"]["train"]["persons"]
-
-    cli_prefix = str(tmp_path / "b" / "syn")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "convert_data/make_synthetic.py",
-            "--out",
-            cli_prefix,
-            "--num_train",
-            "5",
-            "--num_val",
-            "3",
-            "--seed",
-            "2",
-            "--size",
-            "96",
-            "--num_shards",
-            "2",
-            "--num_workers",
-            "2",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "synthetic [" in out.stderr  # progress bar
-    for split in ("train", "val"):
-        mine = writer.existing_shards(f"{prefix}_{split}")
-        theirs = writer.existing_shards(f"{cli_prefix}_{split}")
-        assert [os.path.basename(p) for p in mine] == [os.path.basename(p) for p in theirs]
-        for p, q in zip(mine, theirs):
-            assert pathlib.Path(p).read_bytes() == pathlib.Path(q).read_bytes(), p
-    assert os.path.exists(cli_prefix + ".summary.json")

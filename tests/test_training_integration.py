@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # the real model trained: `make test-fast` leaves
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    from maskrcnn_body.data.synthetic import write_dataset
+    from maskrcnn_body.convert.synthetic import write_dataset
 
     prefix = str(tmp_path_factory.mktemp("records") / "syn")
     write_dataset(prefix, 4, 2, seed=0, size=64, num_shards=1, num_workers=1, progress=False)

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from maskrcnn_body.data import synthetic
+    from maskrcnn_body.convert import synthetic
 
     if args.size < 32 or args.num_train < 0 or args.num_val < 0:
         raise ValueError("--size must be >= 32 and --num_train/--num_val >= 0")

@@ -165,7 +165,7 @@ def ensure_synthetic_data(train: List[str], val: List[str], num_train: int, num_
             "docs/DATASETS.md) or leave --records/--val_records at their defaults to use the "
             "synthetic dataset"
         )
-    from maskrcnn_body.data.synthetic import summary_path, write_dataset
+    from maskrcnn_body.convert.synthetic import summary_path, write_dataset
 
     print(
         f"no records at {DEFAULT_TRAIN}: generating the synthetic dataset ({num_train} train / {num_val} val images)",

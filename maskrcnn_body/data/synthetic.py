@@ -33,29 +33,23 @@ Determinism: image ``i`` of split ``s`` is rendered from
 record depends only on ``(seed, split, index, size)`` (not on the number of workers or
 shards), and train and val never share an image seed.
 
-Files: :func:`write_dataset` with ``out_prefix=PREFIX`` writes ``PREFIX_train-0000i-of-0000K.tfrecord``
-and ``PREFIX_val-0000i-of-0000K.tfrecord`` (schema v1, PNG images, ``image/dataset = "synthetic"``,
-``image/source_id = "synthetic_<split>_<index:06d>"``), the per-split summaries
-``PREFIX_train.summary.json`` / ``PREFIX_val.summary.json`` and the combined ``PREFIX.summary.json``
-(seed, size, speed). Writing, workers and progress are :func:`convert.conversion.run_conversion`'s.
+Records: :func:`render_image` is image ``index`` of a split as a schema-v1 record (PNG image,
+``image/dataset = "synthetic"``, ``image/source_id = "synthetic_<split>_<index:06d>"``). The record
+files (splits, shards, summaries) are written by :mod:`maskrcnn_body.convert.synthetic`.
 
-Only numpy and PIL are used for rendering; TensorFlow is imported (by the writer, in the
-writing process) only to serialise and write records.
+Only numpy and PIL are used; no TensorFlow.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from maskrcnn_body import constants
-from maskrcnn_body.data import conversion, schema
+from maskrcnn_body.data import schema
 
 DATASET = "synthetic"
 SPLIT_KEYS = {"train": 0, "val": 1}
@@ -541,84 +535,3 @@ def generate(
     """Yields images ``start .. start + num - 1`` of ``split`` (deterministic, in-process)."""
     for i in range(start, start + num):
         yield render_image(seed, split, i, height, width)
-
-
-# --------------------------------------------------------------------------- writing
-class SyntheticConverter(conversion.Converter):
-    """Renders images ``0 .. num - 1`` of one split (a :class:`convert.conversion.Converter`)."""
-
-    dataset = DATASET
-
-    def __init__(self, split: str, num: int, seed: int = 0, height: int = 256, width: int = 256):
-        if split not in SPLIT_KEYS:
-            raise ValueError(f"split {split!r} is not one of {tuple(SPLIT_KEYS)}")
-        self.split, self.num, self.seed, self.height, self.width = split, int(num), int(seed), height, width
-
-    def items(self) -> List[conversion.Item]:
-        return [conversion.Item(source_id(self.split, i), i) for i in range(self.num)]
-
-    def convert(self, item: conversion.Item) -> Iterator[schema.ImageRecord]:
-        yield render_image(self.seed, self.split, item.data, self.height, self.width)
-
-
-def summary_path(out_prefix: str) -> str:
-    """The combined summary of :func:`write_dataset` (each split also has its own)."""
-    return conversion.summary_path(out_prefix)
-
-
-def write_dataset(
-    out_prefix: str,
-    num_train: int,
-    num_val: int,
-    seed: int = 0,
-    size: int = 256,
-    num_shards: int = 4,
-    num_workers: Optional[int] = None,
-    progress: bool = True,
-) -> dict:
-    """Renders and writes the train and val splits with :func:`convert.conversion.run_conversion`.
-
-    Writes ``{out_prefix}_train-0000i-of-0000K.tfrecord`` and ``{out_prefix}_val-...`` with
-    ``K = min(num_shards, images in the split)`` (a split with 0 images writes nothing), each with
-    its ``{out_prefix}_<split>.summary.json``, plus the combined ``{out_prefix}.summary.json``.
-    Records depend only on ``seed`` and ``size`` (not on ``num_shards``/``num_workers``).
-
-    Args:
-      out_prefix: path prefix, e.g. ``data/records/synthetic``.
-      num_train, num_val: number of images per split.
-      seed: dataset seed. size: images are ``size`` x ``size`` pixels.
-      num_shards: shards per split. num_workers: rendering processes (default ``os.cpu_count()``;
-        1 renders in this process). progress: progress bar on stderr.
-
-    Returns:
-      The combined summary: ``dataset, seed, size, num_workers, seconds, images_per_second`` and
-      ``splits[name]`` = that split's ``convert.conversion.Summary.as_dict()``.
-    """
-    if num_train < 0 or num_val < 0 or size < 32 or num_shards < 1:
-        raise ValueError(
-            f"need num_train >= 0, num_val >= 0, size >= 32, num_shards >= 1; got "
-            f"{num_train}, {num_val}, {size}, {num_shards}"
-        )
-    num_workers = (os.cpu_count() or 1) if num_workers is None else max(1, int(num_workers))
-    start = time.monotonic()
-    summary = {"dataset": DATASET, "seed": int(seed), "size": int(size), "num_workers": num_workers, "splits": {}}
-    for split, num in (("train", num_train), ("val", num_val)):
-        if num > 0:
-            result = conversion.run_conversion(
-                SyntheticConverter(split, num, seed, size, size),
-                f"{out_prefix}_{split}",
-                num_shards=min(num_shards, num),
-                num_workers=num_workers,
-                strict=True,
-                progress=progress,
-            )
-            summary["splits"][split] = result.as_dict()
-    secs = time.monotonic() - start
-    summary["seconds"] = round(secs, 2)
-    summary["images_per_second"] = round((num_train + num_val) / max(secs, 1e-9), 1)
-    path = summary_path(out_prefix)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, path)
-    return summary
