@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from maskrcnn_body.data import conversion, schema
 from maskrcnn_body.data.synthetic import DATASET, SPLIT_KEYS, render_image, source_id
@@ -82,7 +82,13 @@ def write_dataset(
         )
     num_workers = (os.cpu_count() or 1) if num_workers is None else max(1, int(num_workers))
     start = time.monotonic()
-    summary = {"dataset": DATASET, "seed": int(seed), "size": int(size), "num_workers": num_workers, "splits": {}}
+    summary: Dict[str, Any] = {
+        "dataset": DATASET,
+        "seed": int(seed),
+        "size": int(size),
+        "num_workers": num_workers,
+        "splits": {},
+    }
     for split, num in (("train", num_train), ("val", num_val)):
         if num > 0:
             result = conversion.run_conversion(
