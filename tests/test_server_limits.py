@@ -17,7 +17,7 @@ from test_http_server import _get, _png, _post, _recv_all, _stall, assert_cap_re
 from test_images import exif_jpeg, png16
 
 from bench.load_test_hostile import EPS, encode, junk_jpeg, many_subblock_gif, padded_png, scene
-from maskrcnn_body.serving import http_server
+from maskrcnn_body.serving import http_decode
 
 
 def _raw(srv, head: bytes, body: bytes = b"", timeout: float = 10.0, source: str = ""):
@@ -250,7 +250,7 @@ def test_500_body_is_generic_and_its_id_is_in_the_log(caplog):
     def broken(img):
         raise ValueError("secret detail /home/model/path")
 
-    with running_server(predict=broken) as srv, caplog.at_level(logging.ERROR, "maskrcnn_body.serving.http_server"):
+    with running_server(predict=broken) as srv, caplog.at_level(logging.ERROR, "maskrcnn_body.serving.http_errors"):
         got, data = _post(srv, "/v1/predict", _png(32, 32))
         err = json.loads(data)["error"]
         assert got == 500 and "secret" not in err and "ValueError" not in err
@@ -261,7 +261,7 @@ def test_500_body_is_generic_and_its_id_is_in_the_log(caplog):
 # --------------------------------------------------------------------------- 7: memory handed back
 def test_memory_is_handed_back_after_large_bodies(monkeypatch):
     calls = []
-    monkeypatch.setattr(http_server, "release_memory", lambda: calls.append(1))
+    monkeypatch.setattr(http_decode, "release_memory", lambda: calls.append(1))
     with running_server(trim_after_bytes=100_000) as srv:
         assert _post(srv, "/v1/predict", _png(32, 32))[0] == 200
         time.sleep(0.2)
@@ -272,4 +272,4 @@ def test_memory_is_handed_back_after_large_bodies(monkeypatch):
         while not calls and time.monotonic() < deadline:
             time.sleep(0.05)
         assert calls
-    http_server.__dict__["release_memory"]  # the real one exists and runs (glibc or nothing)
+    http_decode.__dict__["release_memory"]  # the real one exists and runs (glibc or nothing)
