@@ -88,8 +88,6 @@ def server(data):
             str(MAX_BODY_MB),
             "--read_timeout",
             "1",
-            "--workers",
-            "2",
             "--max_queue",
             "4",
         ],

@@ -17,7 +17,22 @@ serving behind a reverse proxy).
 
 from __future__ import annotations
 
+import argparse
+
 from maskrcnn_body.cli.args import add_backend_arguments
+
+WORKERS_REMOVED = (
+    "--workers was removed (it was accepted and ignored): one server reads uploads asynchronously and runs "
+    "the model one call at a time behind a bounded queue; drop the flag (--max_queue sets how many requests "
+    "may wait), or run several servers on different --port values behind a reverse proxy (docs/SERVING.md)"
+)
+
+
+class _RemovedWorkers(argparse.Action):
+    """``--workers N`` of old command lines: a clear error before any model is loaded (exit 2)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.error(WORKERS_REMOVED)
 
 
 def add_arguments(p) -> None:
@@ -40,13 +55,7 @@ def add_arguments(p) -> None:
     p.add_argument("--score_threshold", type=float, default=0.5, help="Keep detections with at least this score.")
     p.add_argument("--max_body_mb", type=float, default=20.0, help="Largest accepted request body in MB (413 above).")
     p.add_argument("--max_pixels", type=int, default=40_000_000, help="Largest accepted image in pixels (400 above).")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=4,
-        help="Ignored (kept so old command lines work): the server "
-        "reads uploads asynchronously and runs the model one call at a time.",
-    )
+    p.add_argument("--workers", action=_RemovedWorkers, nargs="?", help=argparse.SUPPRESS)
     p.add_argument(
         "--web",
         default="",
@@ -139,7 +148,6 @@ def run(args) -> int:
         port=args.port,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
-        num_workers=args.workers,
         max_queue=args.max_queue,
         read_timeout_s=args.read_timeout,
         write_timeout_s=args.write_timeout,
