@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from bench import common, report
+from bench import common, report, report_torchvision
 
 pytestmark = pytest.mark.slow  # benchmark smoke runs: `make test-fast` leaves these out
 
@@ -121,7 +121,7 @@ def _fake_results():
 
 
 def test_aims_use_same_run_ratios_at_the_largest_size():
-    rows = report.aim_rows(_fake_results())
+    rows = report_torchvision.aim_rows(_fake_results())
     by_name = {r[0]: r for r in rows}
     alone = by_name["inference <= 1.0x torchvision Mask R-CNN alone"]
     assert alone[1] == "800x800, D=100" and alone[2] == pytest.approx(0.75)
@@ -129,9 +129,9 @@ def test_aims_use_same_run_ratios_at_the_largest_size():
     assert together[2] == pytest.approx(0.5) and together[3] == pytest.approx(0.5)
     train = by_name["training step <= 1.0x torchvision Mask R-CNN"]
     assert train[2] == pytest.approx(2.0) and train[3] == pytest.approx(0.75)
-    assert report.verdict(*train[2:]) == "met by one measure only"
-    assert report.verdict(0.75, 0.8, 1.0) == "met" and report.verdict(1.2, 1.1, 1.0) == "missed"
-    assert report.verdict(None, None, 1.0) == "not measured"
+    assert report_torchvision.verdict(*train[2:]) == "met by one measure only"
+    assert report_torchvision.verdict(0.75, 0.8, 1.0) == "met" and report_torchvision.verdict(1.2, 1.1, 1.0) == "missed"
+    assert report_torchvision.verdict(None, None, 1.0) == "not measured"
 
 
 def test_render_tables_missing_peers_and_failures():
@@ -152,8 +152,8 @@ def test_render_tables_missing_peers_and_failures():
     assert "| keypoint branch | 0.500 | - |" in md and "| **sum of stages** | 3.000 | 4.000 |" in md
     assert "| backbone | 1.500 (0.500 + 1.000) |" in md and "| **all ops** | **1.800** |" in md
     assert "- old head: exit code 1" in md
-    assert report.stage_category("keypoint RoIAlign+head+decode") == "keypoint branch"
-    assert report.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
+    assert report_torchvision.stage_category("keypoint RoIAlign+head+decode") == "keypoint branch"
+    assert report_torchvision.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
 
 
 def test_run_all_quick_smoke(tmp_path):

@@ -1,5 +1,5 @@
 """The fast bytes -> JSON path: COCO RLE from the crop only, single-threaded BLAS pasting, image bytes
-as input, and the issue-17 tables of the benchmark report (no TensorFlow needed)."""
+as input, and the fast-inference aims of the benchmark report (no TensorFlow needed)."""
 
 import io
 
@@ -117,7 +117,7 @@ def _fake_results():
     }
 
 
-def test_report_renders_the_issue_17_tables_and_verdicts():
+def test_report_renders_the_fast_inference_aims_and_verdicts():
     text = report.render(_fake_results())
     assert "0.24x (TensorFlow bfloat16), memory 0.75x | met" in text
     assert "18.2 ms (ONNX Runtime) | met" in text and "25.0 ms (ONNX Runtime) | met" in text
