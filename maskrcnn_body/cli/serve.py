@@ -113,7 +113,7 @@ def run(args) -> int:
     web_dir = find_web_dir(args.web)
     from maskrcnn_body.inference.api import load
     from maskrcnn_body.serving.http_server import ServerConfig, serve
-    from maskrcnn_body.serving.infer import predict_json, render_png
+    from maskrcnn_body.inference.api import predict_json, render_png
 
     model = load(
         args.train_dir,
