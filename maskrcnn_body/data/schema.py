@@ -41,7 +41,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8"
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A record does not follow the schema. The message names the record and the field."""
 
 

@@ -251,12 +251,12 @@ def video_stem(path: Union[str, os.PathLike]) -> str:
     return os.path.splitext(os.path.basename(os.fspath(path)))[0]
 
 
-def iter_images(items: Iterable, max_frames: int = 0, frame_step: int = 1) -> Iterator[tuple]:
+def iter_images(items: Iterable, max_frames: int = 0, frame_step: int = 1, webcams: bool = False) -> Iterator[tuple]:
     """``(RGB uint8 (H, W, 3), source name)`` of each input, lazily: images through :func:`load_image`, a video
-    path (:data:`~maskrcnn_body.data.video.VIDEO_EXTS`) or a webcam index (int) as its frames (every
-    ``frame_step``-th, at most ``max_frames``; named ``<stem>_<frame index>``)."""
+    path (:data:`~maskrcnn_body.data.video.VIDEO_EXTS`) or, with ``webcams``, a webcam index (int) as its frames
+    (every ``frame_step``-th, at most ``max_frames``; named ``<stem>_<frame index>``)."""
     for item in items:
-        if isinstance(item, int) and not isinstance(item, bool):
+        if webcams and isinstance(item, int) and not isinstance(item, bool):
             yield from ((f, n) for n, f in video.iter_video(item, f"webcam{item}", max_frames, frame_step))
         elif video.is_video(item):
             if not os.path.isfile(item):
@@ -408,7 +408,7 @@ class Model:
         low = min(thr, tracks.cfg.low_score)
         model = self.at_threshold(low)
         if isinstance(frames, (str, os.PathLike, int)) and not isinstance(frames, bool):
-            loaded = iter_images([frames], max_frames, frame_step)
+            loaded = iter_images([frames], max_frames, frame_step, webcams=True)
         else:
             loaded = (load_image(f) for f in frames)
         for result in model._results(loaded, batch_size, low):
