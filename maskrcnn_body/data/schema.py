@@ -34,6 +34,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import UserError
 
 SCHEMA_VERSION = 1
 IMAGE_FORMATS = (b"png", b"jpeg")
