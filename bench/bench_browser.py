@@ -135,7 +135,7 @@ def main() -> int:
     from helpers.models import write_random_train_dir
     from helpers.servers import start_static_server
     from maskrcnn_body.data.synthetic import render_image
-    from maskrcnn_body.serving import browser
+    from maskrcnn_body.workflows import web_page
 
     with tempfile.TemporaryDirectory() as d:
         train_dir = args.train_dir
@@ -156,7 +156,7 @@ def main() -> int:
         )
         image = os.path.join(d, "scene.png")
         Image.fromarray(render_image(seed=7, split="val", index=3, height=192, width=256).decode_image()).save(image)
-        srv, url = start_static_server(site, browser.ISOLATION_HEADERS)
+        srv, url = start_static_server(site, web_page.ISOLATION_HEADERS)
         try:
             rows = [measure(url, int(t), args.frames, image, chromium_path()) for t in args.threads.split(",")]
         finally:
@@ -165,8 +165,8 @@ def main() -> int:
             r["native_ms"] = native_ms(os.path.join(site, "model.onnx"), image, r["threads"], args.frames)
         sizes = {
             "model.onnx": os.path.getsize(os.path.join(site, "model.onnx")),
-            "runtime": browser.folder_size(os.path.join(site, "runtime")),
-            "total": browser.folder_size(site),
+            "runtime": web_page.folder_size(os.path.join(site, "runtime")),
+            "total": web_page.folder_size(site),
         }
     cpu = common.cpu_model()
     print(f"In-browser page, headless Chromium, {cpu}, {os.cpu_count()} cores; median of {args.frames} frames:\n")

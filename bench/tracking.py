@@ -109,7 +109,7 @@ def run(make: Callable, clips, min_score: float = 0.0) -> Dict[str, float]:
 def write_clip(seed: int, path: str, frames: int) -> None:
     """Clip ``seed`` as an H.264 video (PyAV) at its frame rate."""
     from maskrcnn_body.inference.api import Result
-    from maskrcnn_body.serving.infer import VideoOutput
+    from maskrcnn_body.workflows.video_writer import VideoOutput
 
     clip = render_clip(seed, frames)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

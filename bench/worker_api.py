@@ -181,7 +181,7 @@ def server():
     from maskrcnn_body.inference import api
     from maskrcnn_body.serving import client
     from maskrcnn_body.serving.http_server import ServerConfig, serve
-    from maskrcnn_body.serving.infer import predict_json, render_png
+    from maskrcnn_body.inference.api import predict_json, render_png
 
     model = _model()
     thr = model.score_threshold

@@ -22,7 +22,7 @@ directory, compiled ops), ``tensorflow_bf16`` (the same, ``precision="bfloat16"`
 ``quant``: a trained model's float32 / float16 / dynamic-range int8 / full int8 TFLite exports (int8
 calibrated on ``--calib_images`` images of ``--calib_records``), TensorFlow float32 and bfloat16 and
 ONNX Runtime, each scored on the first ``--max_images`` validation images by the same metrics
-(``inference.evaluate.write_runner_dumps``) and timed per image (median of the model calls).
+(``inference.record_dumps.write_runner_dumps``) and timed per image (median of the model calls).
 Prints one ``BENCH_RESULT`` JSON line (:mod:`bench.common`).
 """
 
@@ -176,9 +176,9 @@ def infer():
 
 
 def quant():
-    from maskrcnn_body.evaluation import runner as eval_runner
+    from maskrcnn_body.evaluation import evaluator
     from maskrcnn_body.inference import backends, exporting
-    from maskrcnn_body.inference.evaluate import write_runner_dumps
+    from maskrcnn_body.inference.record_dumps import write_runner_dumps
     from maskrcnn_body.inference.loading import load_trained_model
 
     work = os.path.join(_abs(FLAGS.work_dir), "quant")
@@ -228,7 +228,7 @@ def quant():
 
         shutil.rmtree(dump_dir, ignore_errors=True)
         write_runner_dumps(timed, FLAGS.records, dump_dir, FLAGS.max_images)
-        summary = eval_runner.evaluate_dir(dump_dir).summary
+        summary = evaluator.evaluate_dir(dump_dir).summary
         rows[variant] = {
             "summary": summary,
             "median_ms": float(np.median(times)) * 1e3,

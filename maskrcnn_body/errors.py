@@ -7,10 +7,21 @@ command line prints its message without a traceback and exits with :data:`EXIT_U
 from __future__ import annotations
 
 EXIT_USER_ERROR = 2
+EXIT_BUG = 70  # EX_SOFTWARE (sysexits.h): an internal error
+REPORT_HINT = (
+    "this is not an error in your input but in maskrcnn_body: please report it with the command and the "
+    "traceback above (the project's issue tracker; `maskrcnn-body --version` names the version)"
+)
+"""What the command line prints under the traceback of an error that is not the user's."""
 
 
 class UserError(RuntimeError):
     """Something the user can fix (a path, a file, a flag); printed without a traceback."""
+
+
+class InvalidArgument(UserError, ValueError):
+    """A value the user chose (a flag, a config field, an argument) that cannot work; the message says which
+    values can. Also a ValueError, for Python callers."""
 
 
 class MissingDependency(UserError, ImportError):

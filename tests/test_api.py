@@ -14,7 +14,7 @@ from maskrcnn_body import constants
 from maskrcnn_body.drawing.draw import render_dump
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import InputImageError, Model, load_image
-from maskrcnn_body.inference.results import json_to_masks
+from maskrcnn_body.inference.result_json import json_to_masks
 
 SMALL = {
     "input.min_size": 96,
@@ -114,7 +114,7 @@ def test_score_threshold_filters_persons(model):
 @pytest.mark.slow  # exports a SavedModel and a TFLite file
 def test_every_backend_gives_the_same_result_object(model_dir, model):
     from maskrcnn_body.inference.loading import load_trained_model
-    from maskrcnn_body.serving.export import export_saved_model, export_tflite
+    from maskrcnn_body.inference.exporting import export_saved_model, export_tflite
 
     keras_model, cfg, _ = load_trained_model(str(model_dir / "run"))
     sm = export_saved_model(keras_model, cfg, str(model_dir / "saved_model"))

@@ -40,7 +40,7 @@ from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
 from maskrcnn_body.data.synthetic import render_image
 from maskrcnn_body.evaluation import paste
-from maskrcnn_body.inference.results import json_to_masks
+from maskrcnn_body.inference.result_json import json_to_masks
 
 pytestmark = pytest.mark.slow
 

@@ -47,6 +47,7 @@ from maskrcnn_body.data.synthetic import render_image
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.serving import browser
+from maskrcnn_body.workflows import web_page
 
 pytestmark = pytest.mark.slow
 
@@ -69,7 +70,7 @@ def missing(what: str):
 
 def need_runtime():
     try:
-        browser.runtime_files()
+        web_page.runtime_files()
     except UserError as e:
         missing(str(e))
 
@@ -105,7 +106,7 @@ def site(tmp_path_factory):
 @pytest.fixture(scope="module")
 def isolated(site):
     """The folder behind a static server that sends the cross-origin isolation headers (threads)."""
-    srv, url = start_static_server(site[0], browser.ISOLATION_HEADERS)
+    srv, url = start_static_server(site[0], web_page.ISOLATION_HEADERS)
     yield url
     srv.shutdown()
 
@@ -358,19 +359,19 @@ def test_serve_mounts_the_folder_at_web(site, playwright):
 def test_export_web_refuses_a_runtime_changed_after_the_fetch(tmp_path, monkeypatch):
     need_runtime()
     copy = tmp_path / "runtime"
-    shutil.copytree(browser.runtime_dir(), copy)
-    monkeypatch.setattr(browser, "runtime_dir", lambda: str(copy))
-    assert set(browser.runtime_files()) == {os.path.basename(f) for f in browser.runtime_spec()["files"]}
+    shutil.copytree(web_page.runtime_dir(), copy)
+    monkeypatch.setattr(web_page, "runtime_dir", lambda: str(copy))
+    assert set(web_page.runtime_files()) == {os.path.basename(f) for f in web_page.runtime_spec()["files"]}
     with open(copy / "ort.wasm.min.mjs", "a") as f:
         f.write("\n// edited\n")
     with pytest.raises(UserError, match="ort.wasm.min.mjs changed since the fetch"):
-        browser.runtime_files()
+        web_page.runtime_files()
 
 
 def test_export_web_without_the_runtime_says_what_to_run(tmp_path, monkeypatch):
-    monkeypatch.setattr(browser, "runtime_dir", lambda: str(tmp_path / "nothing"))
+    monkeypatch.setattr(web_page, "runtime_dir", lambda: str(tmp_path / "nothing"))
     with pytest.raises(UserError, match="make web"):
-        browser.export_web(str(tmp_path / "model.onnx"), str(tmp_path / "site"))
+        web_page.export_web(str(tmp_path / "model.onnx"), str(tmp_path / "site"))
     assert not (tmp_path / "site").exists()
     with pytest.raises(UserError, match="not an export --web folder"):
         browser.find_web_dir(str(tmp_path))  # serve --web DIR with the wrong folder
@@ -416,7 +417,7 @@ def test_paste_js_equals_paste_py(tmp_path):
         "body_only": paste.BODY_ONLY,
     }
     (tmp_path / "a.json").write_text(json.dumps(args))
-    src = json.dumps("file://" + os.path.join(browser.static_dir(), "paste.js"))
+    src = json.dumps("file://" + os.path.join(web_page.static_dir(), "paste.js"))
     (tmp_path / "run.mjs").write_text(NODE_PASTE % src)
     proc = subprocess.run([node, str(tmp_path / "run.mjs"), str(tmp_path / "a.json")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -459,5 +460,5 @@ def test_runtime_fetch_checks_the_pinned_sha512(tmp_path):
         json.load(open(os.path.join(out, "runtime.json")))["sha256"]["a.mjs"]
         == hashlib.sha256(b"export const a = 1;").hexdigest()
     )
-    pinned = browser.runtime_spec()
+    pinned = web_page.runtime_spec()
     assert pinned["integrity"].startswith("sha512-") and pinned["version"].count(".") == 2

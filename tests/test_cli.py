@@ -63,7 +63,13 @@ def test_list_config_and_saved_config_round_trip(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "script, command",
-    [("train/train.py", "train"), ("draw/metric.py", "metric"), ("convert_data/convert_coco.py", "convert coco")],
+    [
+        ("train/train.py", "train"),
+        ("train/serve.py", "serve"),
+        ("train/test.py", "serve"),  # the original's name of the server script
+        ("draw/metric.py", "metric"),
+        ("convert_data/convert_coco.py", "convert coco"),
+    ],
 )
 def test_original_scripts_are_the_same_commands(script, command):
     r = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120)
@@ -142,3 +148,26 @@ def test_predict_help_shows_the_drawing_and_tracker_settings(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for text in ("--kpt_thr KPT_THR", "(default: 0.05)", "--legend, --no-legend", "--track_max_lost", "(default: 30)"):
         assert text in out, text
+
+
+def test_an_internal_error_keeps_its_traceback_and_says_where_to_report(monkeypatch, capsys):
+    """A ValueError that is not the user's (a bug) is not turned into a one-line user error: the traceback is
+    printed, then the hint; exit 70. A UserError stays one line with exit 2."""
+    from maskrcnn_body.cli import main as cli_main
+    from maskrcnn_body.errors import EXIT_BUG, EXIT_USER_ERROR, InvalidArgument
+
+    def bug(args):
+        raise ValueError("shapes (3,) and (4,) not aligned")
+
+    def users(args):
+        raise InvalidArgument("--alpha must be in [0, 1], got 2")
+
+    class Args:
+        _run = staticmethod(bug)
+
+    assert cli_main.run_command(Args()) == EXIT_BUG
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "not aligned" in err and "please report it" in err
+    Args._run = staticmethod(users)
+    assert cli_main.run_command(Args()) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "error: --alpha must be in [0, 1], got 2\n"

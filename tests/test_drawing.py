@@ -260,7 +260,7 @@ def test_plot_draws_joints_above_kpt_thr_only():
 def test_save_writes_the_plot_with_its_options_and_render_png_is_the_same_drawing(tmp_path):
     import io
 
-    from maskrcnn_body.serving.infer import render_png
+    from maskrcnn_body.inference.api import render_png
 
     r, d = _result()
     assert Image.open(r.save(tmp_path / "a.png")).size == (W, H)

@@ -1,4 +1,4 @@
-"""The one image decoder (maskrcnn_body.data.images) and its call sites (the API, the CLI's media loader)."""
+"""The one image decoder (maskrcnn_body.data.images) and its call sites (the API, the walker of `predict`)."""
 
 import io
 import time
@@ -10,7 +10,6 @@ from PIL import Image
 from bench.load_test_hostile import EPS, encode, junk_jpeg, many_subblock_gif, padded_png, scene
 from maskrcnn_body.data import images
 from maskrcnn_body.inference import api
-from maskrcnn_body.serving import media
 
 
 def exif_jpeg(rgb: np.ndarray, orientation: int) -> bytes:
@@ -27,7 +26,7 @@ def png16(grey: np.ndarray) -> bytes:
 
 
 def _decoders(tmp_path):
-    """The three call sites, each given encoded bytes: the API (bytes and path), the CLI loader (path)."""
+    """The three call sites, each given encoded bytes: the API (bytes and path), the walker of predict (path)."""
 
     def via_path(fn):
         def run(data):
@@ -40,11 +39,11 @@ def _decoders(tmp_path):
     return {
         "api_bytes": lambda data: api.load_image(data)[0],
         "api_path": via_path(lambda p: api.load_image(p)[0]),
-        "cli_media": via_path(media.load_rgb),
+        "cli_predict": via_path(lambda p: next(api.iter_images([p]))[0]),  # the walker of predict
     }
 
 
-@pytest.mark.parametrize("site", ["api_bytes", "api_path", "cli_media"])
+@pytest.mark.parametrize("site", ["api_bytes", "api_path", "cli_predict"])
 def test_exif_orientation_is_applied_everywhere(tmp_path, site):
     landscape = scene(48, 80)  # stored 80 wide, 48 high; orientation 6 = shown rotated 90 degrees clockwise
     data = exif_jpeg(landscape, 6)
@@ -54,7 +53,7 @@ def test_exif_orientation_is_applied_everywhere(tmp_path, site):
     assert np.abs(out.astype(int) - expected.astype(int)).mean() < 4  # JPEG loss only
 
 
-@pytest.mark.parametrize("site", ["api_bytes", "cli_media"])
+@pytest.mark.parametrize("site", ["api_bytes", "cli_predict"])
 def test_16_bit_greyscale_is_scaled_not_clipped(tmp_path, site):
     ramp = np.tile(np.linspace(0, 65535, 64), (32, 1)).round()
     out = _decoders(tmp_path)[site](png16(ramp))
@@ -72,7 +71,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
-@pytest.mark.parametrize("site", ["api_bytes", "api_path", "cli_media"])
+@pytest.mark.parametrize("site", ["api_bytes", "api_path", "cli_predict"])
 def test_only_allowed_formats_reach_pillow(tmp_path, monkeypatch, case, site):
     data, fmt = REFUSED[case]
     opened = []

@@ -25,8 +25,9 @@ LAYERS = {
     "model": 5,
     "training": 6,
     "inference": 6,
-    "serving": 7,
-    "cli": 8,
+    "workflows": 7,
+    "serving": 8,
+    "cli": 9,
 }
 """Layer of each top-level module / subpackage: a module may import its own subpackage and any
 lower layer, never its own layer's other subpackages or a higher layer."""

@@ -25,7 +25,7 @@ from bench.load_test_hostile import encode, scene
 from helpers.models import write_random_train_dir
 from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
-from maskrcnn_body.inference.results import json_to_masks
+from maskrcnn_body.inference.result_json import json_to_masks
 
 pytestmark = pytest.mark.slow  # serving end to end: `make test-fast` leaves these out
 

@@ -231,7 +231,7 @@ def test_predict_on_a_video_writes_an_h264_video_tracked_rows_and_coco_results(t
     av = pytest.importorskip("av")
     path = str(tmp_path / "walk.avi")
     _walk_video(path, cv2)
-    from maskrcnn_body.serving.infer import run
+    from maskrcnn_body.workflows.predict import predict as run
 
     summary = run(_colour_model(), [path], str(tmp_path / "out"), batch_size=4, progress=False)
     (video,) = summary["videos"]
@@ -281,7 +281,7 @@ def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
 
     for d in ("a", "b"):
         Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(tmp_path / d / "photo.png")
-    from maskrcnn_body.serving.infer import run
+    from maskrcnn_body.workflows.predict import predict as run
 
     out = tmp_path / "out"
     inputs = [str(tmp_path / d / f) for d in ("a", "b") for f in ("walk.avi", "photo.png")]
@@ -297,7 +297,7 @@ def test_inputs_sharing_a_name_get_distinct_outputs(tmp_path):
 def test_an_odd_sized_video_is_padded_by_one_pixel_for_h264(tmp_path):
     av = pytest.importorskip("av")
     from maskrcnn_body.inference.api import Result
-    from maskrcnn_body.serving.infer import VideoOutput
+    from maskrcnn_body.workflows.video_writer import VideoOutput
 
     out = VideoOutput(str(tmp_path), "odd", 30000 / 1001)
     for i in range(3):
@@ -354,7 +354,7 @@ def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
     pytest.importorskip("cv2")
     pytest.importorskip("av")
     from bench import tracking as bench_tracking
-    from maskrcnn_body.serving.infer import run
+    from maskrcnn_body.workflows.predict import predict as run
 
     seed, frames = 101, 30
     bench_tracking.write_clip(seed, str(tmp_path / "clip.mp4"), frames)
@@ -373,7 +373,7 @@ def test_predict_on_the_synthetic_clip_tracks_as_the_tracker_does(tmp_path):
 def test_without_pyav_the_video_is_mp4v_with_a_warning_that_says_how_to_get_h264(tmp_path, monkeypatch, capsys):
     cv2 = pytest.importorskip("cv2")
     from maskrcnn_body.inference.api import Result
-    from maskrcnn_body.serving.infer import VideoOutput
+    from maskrcnn_body.workflows.video_writer import VideoOutput
 
     monkeypatch.setitem(__import__("sys").modules, "av", None)  # import av -> ImportError
     out = VideoOutput(str(tmp_path), "plain", 10)

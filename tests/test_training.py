@@ -14,7 +14,7 @@ import tensorflow as tf
 from helpers import standin
 from maskrcnn_body.training import checkpoints, schedules
 from maskrcnn_body.training.faults import TrainingDivergedError
-from maskrcnn_body.training.trainer import Hook, Trainer
+from maskrcnn_body.training.trainer import Hook, RunOptions, Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +26,13 @@ def _float32_policy():
 def _trainer(train_dir, data=None, shuffle=True, **train):
     cfg = standin.tiny_config(**train)
     data = standin.make_batches(16, cfg.input.pad_size) if data is None else data
-    return Trainer(cfg, standin.build_standin, standin.dataset_fn_from(data, shuffle), str(train_dir), progress=False)
+    return Trainer(
+        cfg,
+        standin.build_standin,
+        standin.dataset_fn_from(data, shuffle),
+        str(train_dir),
+        options=RunOptions(progress=False),
+    )
 
 
 def _weights(model):
@@ -142,8 +148,7 @@ def test_partial_restore_matches_name_and_shape(tmp_path):
         lambda c: standin.build_standin(c, extra_head=True),
         standin.dataset_fn_from(standin.make_batches(8, 32)),
         str(tmp_path / "dst"),
-        restore_from=str(tmp_path / "src"),
-        progress=False,
+        options=RunOptions(restore_from=str(tmp_path / "src"), progress=False),
     )
     assert tr.restore() is None and tr.step == 0
     np.testing.assert_array_equal(tr.model.get_layer("conv").kernel.numpy(), src.model.get_layer("conv").kernel.numpy())
@@ -157,8 +162,7 @@ def test_mixed_precision_trains(tmp_path, policy):
         standin.build_standin,
         standin.dataset_fn_from(standin.make_batches(8, 32)),
         str(tmp_path),
-        precision=policy,
-        progress=False,
+        options=RunOptions(precision=policy, progress=False),
     )
     assert tr.model.conv.compute_dtype == policy.split("_")[1]
     result = tr.train()
@@ -177,8 +181,7 @@ def test_mirrored_strategy_one_cpu_replica(tmp_path):
         standin.build_standin,
         standin.dataset_fn_from(standin.make_batches(8, 32)),
         str(tmp_path),
-        strategy=strategy,
-        progress=False,
+        options=RunOptions(strategy=strategy, progress=False),
     )
     assert isinstance(tr.model.weights[0].value, tf.distribute.DistributedValues)
     result = tr.train()
@@ -194,7 +197,7 @@ def test_sigterm_saves_a_checkpoint_and_stops_cleanly(tmp_path):
         standin.dataset_fn_from(standin.make_batches(8, 32)),
         str(tmp_path),
         hooks=[kill],
-        progress=False,
+        options=RunOptions(progress=False),
     )
     before = signal.getsignal(signal.SIGTERM)
     result = tr.train()
@@ -221,7 +224,9 @@ def test_step_error_names_the_step_and_its_images(tmp_path):
 
     cfg = standin.tiny_config(max_steps=4, checkpoint_every=1)
     data = standin.make_batches(8, cfg.input.pad_size, nan_at=(4,))  # step 3 = examples 4, 5
-    tr = Trainer(cfg, build, standin.dataset_fn_from(data, shuffle=False), str(tmp_path), progress=False)
+    tr = Trainer(
+        cfg, build, standin.dataset_fn_from(data, shuffle=False), str(tmp_path), options=RunOptions(progress=False)
+    )
     with pytest.raises(TrainingStepError) as err:
         tr.train()
     msg = str(err.value)

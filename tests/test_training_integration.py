@@ -9,8 +9,8 @@ from helpers.kernels import convolutions_refuse_empty_batches
 from maskrcnn_body.config import get_config
 from maskrcnn_body.data import pipeline
 from maskrcnn_body.evaluation import dumps
-from maskrcnn_body.inference.evaluate import write_dumps
-from maskrcnn_body.training.trainer import Trainer
+from maskrcnn_body.inference.record_dumps import write_dumps
+from maskrcnn_body.training.trainer import RunOptions, Trainer
 
 pytestmark = pytest.mark.slow  # the real model trained: `make test-fast` leaves these out
 
@@ -43,13 +43,13 @@ def test_real_model_trains_resumes_and_dumps(records, tmp_path):
     def dataset_fn(b):
         return pipeline.build_dataset(train, cfg.input, b, training=True, seed=0)
 
-    tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
+    tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), options=RunOptions(progress=False))
     result = tr.train()
     assert result.step == 2 and result.skipped_steps == 0
     assert all(np.isfinite(result.logs[k]) for k in ("total", "mask", "point", "keypoint", "rpn_class"))
     assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-2")
 
-    again = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
+    again = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), options=RunOptions(progress=False))
     assert again.restore().endswith("ckpt-2") and again.step == 2
     for a, b in zip(tr.model.weights, again.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -95,7 +95,7 @@ def test_batch_size_one_trains_through_images_without_people(tmp_path):
         return pipeline.build_dataset(path + "*", cfg.input, b, training=True, seed=0)
 
     with convolutions_refuse_empty_batches():  # 4 steps at batch 1 = one epoch: both empty images
-        tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), progress=False)
+        tr = Trainer(cfg, build_model, dataset_fn, str(tmp_path / "run"), options=RunOptions(progress=False))
         result = tr.train()
     assert result.step == 4 and result.skipped_steps == 0
     assert all(np.isfinite(v) for v in result.logs.values())

@@ -1,11 +1,8 @@
-"""The inference server (the original's `python train/test.py`). Same as `maskrcnn-body serve`."""
+"""The original's name for the inference server, kept so its command line keeps working: `python train/test.py`
+= `python train/serve.py` = `maskrcnn-body serve`. It starts the server; it does not run tests (`make test` does)."""
 
-import sys
-
-try:
-    from maskrcnn_body.cli import script_main
-except ImportError as e:  # run `make` (pip install -e .) first
-    sys.exit(f"error: cannot import maskrcnn_body ({e}); install it first: make (or pip install -e .)")
+import os
+import runpy
 
 if __name__ == "__main__":
-    sys.exit(script_main("serve", None))
+    runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "serve.py"), run_name="__main__")

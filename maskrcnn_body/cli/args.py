@@ -147,3 +147,18 @@ def add_device_argument(p: argparse.ArgumentParser) -> None:
         "(onnxruntime), gpu[:N] or npu (openvino); an absent device is an error that says what to install "
         "(default: the CPU; tensorflow uses its GPU when it sees one).",
     )
+
+
+MODEL_FORMATS = "a training directory (config.json + checkpoints), a SavedModel directory, a .onnx or a .tflite file"
+
+
+def add_model_argument(p: argparse.ArgumentParser, what: str = MODEL_FORMATS) -> None:
+    """``--model`` (also spelled ``--train_dir``, the original scripts' name): the model a command reads, in
+    every command that reads one (``evaluate``, ``predict``, ``export``, ``serve``); ``args.model``."""
+    p.add_argument(
+        "--model",
+        "--train_dir",
+        dest="model",
+        default="output/mask_rcnn",
+        help=f"The model: {what}; --train_dir is the same flag (default: %(default)s).",
+    )

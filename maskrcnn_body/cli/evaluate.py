@@ -1,6 +1,6 @@
 """Evaluate a trained model on records: one .npz dump per image, then the metrics table.
 
-    maskrcnn-body evaluate --train_dir output/mask_rcnn --records 'data/records/synthetic_val-*.tfrecord' \\
+    maskrcnn-body evaluate --model output/mask_rcnn --records 'data/records/synthetic_val-*.tfrecord' \\
         --dump_dir output/eval_dumps --json output/eval_metrics.json
 
 --model may also be an exported SavedModel, .onnx or .tflite file, and --backend picks the engine
@@ -15,21 +15,12 @@ The dumps are the input of `maskrcnn-body metric --dumps DIR` and `maskrcnn-body
 
 from __future__ import annotations
 
-import os
-import shutil
-
-from maskrcnn_body.cli.args import add_bool, add_device_argument, add_list, list_value
-from maskrcnn_body.errors import UserError
+from maskrcnn_body.cli.args import add_bool, add_device_argument, add_list, add_model_argument, list_value
+from maskrcnn_body.workflows.evaluate import DEFAULT_RECORDS
 
 
 def add_arguments(p) -> None:
-    p.add_argument(
-        "--train_dir",
-        "--model",
-        dest="train_dir",
-        default="output/mask_rcnn",
-        help="Training directory (config.json + checkpoints) (default: %(default)s).",
-    )
+    add_model_argument(p)
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument(
         "--backend",
@@ -45,9 +36,11 @@ def add_arguments(p) -> None:
         help="With --backend: float32 or bfloat16 (default: %(default)s).",
     )
     add_device_argument(p)
-    add_list(p, "records", ["data/records/synthetic_val-*.tfrecord"], "Evaluation TFRecord glob(s)", "GLOB")
+    add_list(p, "records", [DEFAULT_RECORDS], "Evaluation TFRecord glob(s)", "GLOB")
     p.add_argument(
-        "--dump_dir", default=None, help="Where the .npz dumps go (default: TRAIN_DIR/eval_dumps); emptied first."
+        "--dump_dir",
+        default=None,
+        help="Where the .npz dumps go (default: MODEL/eval_dumps for a training directory); emptied first.",
     )
     p.add_argument("--json", default=None, help="Write the metrics JSON here (default: DUMP_DIR/metrics.json).")
     p.add_argument("--plots_dir", default=None, help="Also write PR curves and the per-part AP chart here.")
@@ -63,60 +56,22 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from maskrcnn_body.evaluation import report, runner
-    from maskrcnn_body.inference import backends
-    from maskrcnn_body.inference.evaluate import write_dumps, write_runner_dumps
+    from maskrcnn_body.workflows.evaluate import evaluate
 
-    records = list_value(args, "records")
-    path = args.train_dir
-    exported = backends.is_saved_model(path) or (os.path.isfile(path) and path.lower().endswith((".onnx", ".tflite")))
-    fmt = backends.model_format(path) if exported else "train_dir"  # else: the training-directory errors
-    dump_dir = args.dump_dir or (
-        os.path.join(args.train_dir, "eval_dumps")
-        if fmt == "train_dir"
-        else os.path.splitext(args.train_dir.rstrip("/"))[0] + "_eval_dumps"
+    evaluate(
+        args.model,
+        list_value(args, "records"),
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
+        dump_dir=args.dump_dir,
+        json_path=args.json,
+        plots_dir=args.plots_dir,
+        max_images=args.max_images,
+        batch_size=args.batch_size,
+        score_threshold=args.score_threshold,
+        skip_corrupt=args.skip_corrupt,
+        log=lambda msg: print(msg, flush=True),
     )
-    if args.backend or args.device or fmt != "train_dir":
-        from maskrcnn_body.inference.api import load
-
-        if args.score_threshold is not None and fmt != "train_dir":
-            raise UserError("--score_threshold applies to a training directory; an export has its threshold built in")
-        model = load(
-            args.train_dir,
-            checkpoint=args.checkpoint,
-            backend=args.backend or "auto",
-            precision=args.precision,
-            device=args.device,
-            score_threshold=0.0,
-        )  # every detection: AP needs them all
-        shutil.rmtree(dump_dir, ignore_errors=True)
-        print(
-            f"evaluating {args.train_dir} ({model.format}) on backend {model.backend} on {records} -> {dump_dir}",
-            flush=True,
-        )
-        paths = write_runner_dumps(model.runner, records, dump_dir, args.max_images, args.skip_corrupt)
-    else:
-        from maskrcnn_body.inference.loading import load_trained_model
-
-        model, cfg, ckpt = load_trained_model(
-            args.train_dir,
-            args.checkpoint,
-            **{
-                "model.postprocess.score_threshold": args.score_threshold,
-                "input.skip_corrupt": True if args.skip_corrupt else None,
-            },
-        )
-        shutil.rmtree(dump_dir, ignore_errors=True)
-        print(f"evaluating {ckpt} on {records} -> {dump_dir}", flush=True)
-        paths = write_dumps(model, records, cfg, dump_dir, args.batch_size, args.max_images)
-    print(f"wrote {len(paths)} dumps", flush=True)
-    result = runner.evaluate_dir(dump_dir)
-    print(report.format_report(result.summary, result.num_images))
-    json_path = args.json or os.path.join(dump_dir, "metrics.json")
-    print(f"wrote {report.write_json(result.summary, json_path)}")
-    if args.plots_dir:
-        from maskrcnn_body.drawing import plots
-
-        for path in plots.save_plots(result, args.plots_dir):
-            print(f"wrote {path}")
     return 0

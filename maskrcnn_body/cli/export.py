@@ -1,10 +1,10 @@
 """Export a trained model as a SavedModel, and optionally TFLite (float or quantised) and ONNX, for
 use without this package.
 
-    maskrcnn-body export --train_dir output/mask_rcnn --saved_model output/export/saved_model \\
+    maskrcnn-body export --model output/mask_rcnn --saved_model output/export/saved_model \\
         --tflite output/export/model.tflite --onnx output/export/model.onnx
-    maskrcnn-body export --train_dir output/mask_rcnn --web output/web     (the in-browser demo, docs/BROWSER.md)
-    maskrcnn-body export --train_dir output/mask_rcnn --tflite output/export/model.tflite \\
+    maskrcnn-body export --model output/mask_rcnn --web output/web     (the in-browser demo, docs/BROWSER.md)
+    maskrcnn-body export --model output/mask_rcnn --tflite output/export/model.tflite \\
         --tflite_quant float16,dynamic,int8 --calib_records 'data/records/synthetic_val-*.tfrecord'
 
     import tensorflow as tf
@@ -27,21 +27,12 @@ trained cpu_small model float16 and dynamic keep the AP within 0.5 points, but f
 
 from __future__ import annotations
 
-import os
-
-from maskrcnn_body.cli.args import add_list, list_value, positive_int
-
-QUANTS = ("none", "float16", "dynamic", "int8")
+from maskrcnn_body.cli.args import add_list, add_model_argument, list_value, positive_int
+from maskrcnn_body.workflows.export import QUANTS
 
 
 def add_arguments(p) -> None:
-    p.add_argument(
-        "--train_dir",
-        "--model",
-        dest="train_dir",
-        default="output/mask_rcnn",
-        help="Training directory (config.json + checkpoints) (default: %(default)s).",
-    )
+    add_model_argument(p, "the training directory to export (config.json + checkpoints)")
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument("--saved_model", default="output/export/saved_model", help="SavedModel output directory.")
     p.add_argument("--tflite", default="", help="Also write a TFLite file here (builtin ops only).")
@@ -68,71 +59,21 @@ def add_arguments(p) -> None:
     p.add_argument("--max_detections", type=int, default=None, help="Override the number of detection slots.")
 
 
-def tflite_paths(path: str, quants):
-    """``{quant: file}``: ``path`` itself for a single variant, else ``NAME.<quant>.tflite``."""
-    if len(quants) == 1:
-        return {quants[0]: path}
-    stem = path[: -len(".tflite")] if path.endswith(".tflite") else path
-    return {q: (f"{stem}.tflite" if q == "none" else f"{stem}.{q}.tflite") for q in quants}
-
-
 def run(args) -> int:
-    from maskrcnn_body.errors import UserError
+    from maskrcnn_body.workflows.export import export
 
-    quants = list(dict.fromkeys(q.strip().lower() for q in list_value(args, "tflite_quant")))
-    bad = [q for q in quants if q not in QUANTS]
-    if bad:
-        raise UserError(f"--tflite_quant {bad}: choose from {', '.join(QUANTS)}")
-    calib = list_value(args, "calib_records")
-    if args.tflite and "int8" in quants and not calib:
-        raise UserError("--tflite_quant int8 needs --calib_records GLOB (images to calibrate the activations on)")
-    if args.web:
-        from maskrcnn_body.serving.browser import runtime_files
-
-        runtime_files()  # fails now, with what to run, when the runtime is not fetched
-    if args.onnx or args.web:
-        import importlib.util
-
-        if importlib.util.find_spec("tf2onnx") is None:
-            raise UserError(f'{"--onnx" if args.onnx else "--web"} needs tf2onnx: pip install "maskrcnn_body[onnx]"')
-    from maskrcnn_body.inference import exporting
-    from maskrcnn_body.inference.loading import load_trained_model
-
-    model, cfg, ckpt = load_trained_model(
-        args.train_dir,
-        args.checkpoint,
-        **{
-            "model.postprocess.score_threshold": args.score_threshold,
-            "model.postprocess.max_detections": args.max_detections,
-        },
+    export(
+        args.model,
+        args.saved_model,
+        checkpoint=args.checkpoint,
+        tflite=args.tflite,
+        tflite_quant=list_value(args, "tflite_quant"),
+        calib_records=list_value(args, "calib_records"),
+        calib_images=args.calib_images,
+        onnx=args.onnx,
+        web=args.web,
+        score_threshold=args.score_threshold,
+        max_detections=args.max_detections,
+        log=lambda msg: print(msg, flush=True),
     )
-    exporting.export_saved_model(model, cfg, args.saved_model)
-    print(f"SavedModel from {ckpt} -> {args.saved_model}")
-    if args.tflite:
-        images = exporting.calibration_images(calib, args.calib_images) if "int8" in quants else None
-        for quant, path in tflite_paths(args.tflite, quants).items():
-            exporting.export_tflite(
-                args.saved_model, path, quant=None if quant == "none" else quant, calib_images=images
-            )
-            what = "float32" if quant == "none" else quant
-            print(f"TFLite ({what}) -> {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
-            if quant == "int8":
-                print(
-                    "warning: full int8 lost all accuracy on the trained cpu_small model (docs/BENCHMARKS.md); "
-                    f"score it first: maskrcnn-body evaluate --model {path}",
-                    flush=True,
-                )
-    if args.onnx:
-        exporting.export_onnx(args.saved_model, args.onnx)
-        print(f"ONNX -> {args.onnx} ({os.path.getsize(args.onnx) / 1e6:.1f} MB)")
-    if args.web:
-        from maskrcnn_body.serving import browser
-
-        onnx_path = args.onnx or exporting.export_onnx(args.saved_model, os.path.join(args.web, "model.onnx"))
-        threshold = 0.5 if args.score_threshold is None else args.score_threshold
-        browser.export_web(onnx_path, args.web, score_threshold=threshold)
-        print(
-            f"in-browser demo -> {args.web} ({browser.folder_size(args.web) / 1e6:.1f} MB; any static file server, "
-            f"e.g. python -m http.server -d {args.web}, or maskrcnn-body serve --web {args.web})"
-        )
     return 0

@@ -16,7 +16,8 @@ Each command module (``maskrcnn_body/cli/<name>.py``) has ``add_arguments(parser
 original scripts (``python train/train.py`` ...) call :func:`script_main` with their command.
 
 Exit codes: 0 success; 1 the work failed (training diverged, nothing converted, ...); 2 a problem
-the user can fix (bad flag, missing file, invalid config value), printed as one ``error:`` line.
+the user can fix (bad flag, missing file, invalid config value), printed as one ``error:`` line; 70 an
+error that is not the user's (a bug): its traceback, then where to report it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from maskrcnn_body.cli.args import HelpFormatter, Parser
-from maskrcnn_body.errors import EXIT_USER_ERROR, UserError
+from maskrcnn_body.errors import EXIT_BUG, EXIT_USER_ERROR, REPORT_HINT, UserError
 
 COMMANDS = ("train", "evaluate", "predict", "export", "serve", "convert", "synth", "metric", "draw", "client")
 
@@ -70,7 +71,7 @@ def _user_errors():
     """Exception types that mean "the user can fix this" (no traceback, exit 2)."""
     from maskrcnn_body.config import ConfigError
 
-    return (UserError, ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError)
+    return (UserError, ConfigError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
 
 
 def run_command(args) -> int:
@@ -83,6 +84,12 @@ def run_command(args) -> int:
     except _user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Exception:  # not the user's: keep the traceback, say where to report it
+        import traceback
+
+        traceback.print_exc()
+        print(f"\ninternal error: {REPORT_HINT}", file=sys.stderr)
+        return EXIT_BUG
     return int(code or 0)
 
 

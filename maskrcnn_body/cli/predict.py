@@ -18,20 +18,14 @@ and NAME.coco.json (COCO results: image_id = frame). The tracker (--track_* flag
 
 from __future__ import annotations
 
-from maskrcnn_body.cli.args import add_backend_arguments, add_bool
+from maskrcnn_body.cli.args import add_backend_arguments, add_bool, add_model_argument
 from maskrcnn_body.drawing.draw import KEYPOINT_THRESHOLD, PART_ALPHA
 
 
 def add_arguments(p) -> None:
     from maskrcnn_body.inference.tracking import ASSIGNMENTS, TrackerConfig  # numpy only: --help stays instant
 
-    p.add_argument(
-        "--model",
-        "--train_dir",
-        dest="model",
-        default="output/mask_rcnn",
-        help="Training directory, SavedModel directory, .onnx or .tflite file (default: %(default)s).",
-    )
+    add_model_argument(p)
     add_backend_arguments(p)
     p.add_argument("--checkpoint", default=None, help="Training directory only: a specific checkpoint prefix.")
     p.add_argument(
@@ -137,34 +131,27 @@ def run(args) -> int:
         raise UserError(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.line_width is not None and args.line_width < 1:
         raise UserError(f"--line_width must be >= 1, got {args.line_width}")
-    tracker = tracker_config(args)
-    from maskrcnn_body.inference.api import load
-    from maskrcnn_body.serving.infer import run as run_inputs
-    from maskrcnn_body.serving.media import VIDEO_EXTS
+    from maskrcnn_body.workflows.predict import predict_paths
 
-    # videos: the tracker's second pass needs the detections down to --track_low_score
-    video = args.webcam >= 0 or any(i.lower().endswith(VIDEO_EXTS) for i in args.input)
-    model = load(
+    summary = predict_paths(
         args.model,
-        score_threshold=min(args.score_threshold, tracker.low_score) if video else args.score_threshold,
-        checkpoint=args.checkpoint,
-        backend=args.backend,
-        num_threads=args.threads,
-        precision=args.precision,
-        device=args.device,
-    )
-    summary = run_inputs(
-        model,
         args.input,
         args.output,
-        args.webcam,
-        args.max_frames,
-        args.frame_step,
-        args.batch_size,
-        args.show,
-        args.progress,
+        webcam=args.webcam,
+        load_options=dict(
+            checkpoint=args.checkpoint,
+            backend=args.backend,
+            num_threads=args.threads,
+            precision=args.precision,
+            device=args.device,
+        ),
+        max_frames=args.max_frames,
+        frame_step=args.frame_step,
+        batch_size=args.batch_size,
+        display=args.show,
+        progress=args.progress,
         score_threshold=args.score_threshold,
-        tracker=tracker,
+        tracker=tracker_config(args),
         draw=draw_options(args),
     )
     videos = "".join(

@@ -120,9 +120,8 @@ def run(args) -> int:
     from maskrcnn_body.serving.browser import find_web_dir
 
     web_dir = find_web_dir(args.web)
-    from maskrcnn_body.inference.api import load
+    from maskrcnn_body.inference.api import load, predict_json, render_png
     from maskrcnn_body.serving.http_server import ServerConfig, serve
-    from maskrcnn_body.serving.infer import predict_json, render_png
 
     model = load(
         args.train_dir,

@@ -10,6 +10,7 @@ and the combined PREFIX.summary.json. The output is deterministic given --seed a
 from __future__ import annotations
 
 from maskrcnn_body.cli.args import add_bool, positive_int
+from maskrcnn_body.errors import InvalidArgument
 
 
 def add_arguments(p) -> None:
@@ -27,7 +28,7 @@ def run(args) -> int:
     from maskrcnn_body.convert import synthetic
 
     if args.size < 32 or args.num_train < 0 or args.num_val < 0:
-        raise ValueError("--size must be >= 32 and --num_train/--num_val >= 0")
+        raise InvalidArgument("--size must be >= 32 and --num_train/--num_val >= 0")
     summary = synthetic.write_dataset(
         args.out,
         args.num_train,

@@ -48,7 +48,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
-from maskrcnn_body.errors import optional_import
+from maskrcnn_body.errors import InvalidArgument, optional_import
 
 PERSON_NAME = "person, individual, someone, somebody, mortal, soul"
 
@@ -323,7 +323,7 @@ class Ade20kConverter(conversion.Converter):
         atr = read_atr(base + "_atr.txt") if names is None else []
         if names is not None:
             if PERSON_NAME not in names:
-                raise ValueError(f"{self.index}: objectnames has no {PERSON_NAME!r}; is this an ADE20K index?")
+                raise InvalidArgument(f"{self.index}: objectnames has no {PERSON_NAME!r}; is this an ADE20K index?")
             person_id = names.index(PERSON_NAME) + 1
             ranks = [int(r) for r in np.unique(inst[cls == person_id])]
             bodies = [(cls == person_id) & (inst == r) for r in ranks]

@@ -27,6 +27,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
+from maskrcnn_body.errors import InvalidArgument
 
 LIMB_NAMES = (
     "head",
@@ -110,7 +111,7 @@ class ChalearnConverter(conversion.Converter):
 
     def __init__(self, root: str, split: str = "all", frame_step: int = 1):
         if frame_step < 1:
-            raise ValueError(f"frame_step must be >= 1, got {frame_step}")
+            raise InvalidArgument(f"frame_step must be >= 1, got {frame_step}")
         self.root, self.split, self.frame_step = root, split, frame_step
 
     def items(self):

@@ -29,7 +29,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion, schema
-from maskrcnn_body.errors import optional_import
+from maskrcnn_body.errors import InvalidArgument, optional_import
 
 PERSON_CATEGORY = 1
 COCO_KEYPOINTS = (
@@ -162,7 +162,7 @@ class CocoConverter(conversion.Converter):
                     if a.get("category_id") == PERSON_CATEGORY:
                         anns.setdefault(a["image_id"], []).append(a)
             except Exception as e:
-                raise ValueError(f"{path}: not a COCO-format annotation file ({type(e).__name__}: {e})") from None
+                raise InvalidArgument(f"{path}: not a COCO-format annotation file ({type(e).__name__}: {e})") from None
             for image_id in sorted(anns):
                 if image_id not in images:
                     yield conversion.Skipped(

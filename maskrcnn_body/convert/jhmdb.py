@@ -42,7 +42,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data import conversion
-from maskrcnn_body.errors import optional_import
+from maskrcnn_body.errors import InvalidArgument, optional_import
 
 FLOW_LABEL_CHANNELS: Dict[int, int] = {
     2: constants.CHANNEL_INDEX["head"],
@@ -101,7 +101,7 @@ class JhmdbConverter(conversion.Converter):
 
     def __init__(self, root: str, split: str = "all"):
         if split != "all" and not SPLIT_RE.match(split):
-            raise ValueError(f"--split {split!r}: JHMDB splits are train1..3, test1..3 or all")
+            raise InvalidArgument(f"--split {split!r}: JHMDB splits are train1..3, test1..3 or all")
         self.root, self.split = root, split
 
     def items(self):

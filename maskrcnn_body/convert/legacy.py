@@ -46,6 +46,7 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.convert.jhmdb import MATLAB_TO_SCHEMA
 from maskrcnn_body.data import conversion
+from maskrcnn_body.errors import InvalidArgument
 
 
 def _scalar(f, key, name):
@@ -136,9 +137,9 @@ class LegacyConverter(conversion.Converter):
         keypoint_range: float = 1.0,
     ):
         if dataset not in constants.DATASETS:
-            raise ValueError(f"--dataset {dataset!r} is not one of {constants.DATASETS}")
+            raise InvalidArgument(f"--dataset {dataset!r} is not one of {constants.DATASETS}")
         if 0 not in valid_channels:
-            raise ValueError("valid_channels must include channel 0 (the body)")
+            raise InvalidArgument("valid_channels must include channel 0 (the body)")
         self.pattern, self.dataset, self.bgr = pattern, dataset, bgr
         self.valid_channels = tuple(sorted(set(valid_channels)))
         self.compression, self.keypoint_range = compression, keypoint_range

@@ -34,6 +34,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import UserError
 
 SCHEMA_VERSION = 1
 IMAGE_FORMATS = (b"png", b"jpeg")
@@ -41,7 +42,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8"
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A record does not follow the schema. The message names the record and the field."""
 
 

@@ -9,6 +9,8 @@ truncated shard under a final name. Writing the same prefix again replaces the o
 
 from __future__ import annotations
 
+from maskrcnn_body.errors import InvalidArgument
+
 import contextlib
 import glob
 import os
@@ -40,7 +42,7 @@ class ShardedWriter:
 
     def __init__(self, prefix: str, num_shards: int = 1, compression: str = ""):
         if num_shards < 1:
-            raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+            raise InvalidArgument(f"num_shards must be >= 1, got {num_shards}")
         import tensorflow as tf
 
         self.prefix = prefix

@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import UserError
 
 DTYPES = {
     "image": np.uint8,
@@ -43,7 +44,7 @@ DTYPES = {
 KEYS = ("image", "source_id") + tuple(k for k in DTYPES if k != "image")
 
 
-class DumpError(ValueError):
+class DumpError(UserError, ValueError):
     """A dump does not follow the format; the message names the file and the key."""
 
 

@@ -1,6 +1,6 @@
 """COCO run-length encoding in numpy: the compressed ``counts`` strings of ``pycocotools.mask``.
 
-The JSON of ``predict`` / ``POST /v1/predict`` (:mod:`maskrcnn_body.inference.results`) carries each mask as
+The JSON of ``predict`` / ``POST /v1/predict`` (:mod:`maskrcnn_body.inference.result_json`) carries each mask as
 a COCO RLE ``{"size": [H, W], "counts": "<compressed string>"}``. Encoding it here, byte for byte what
 ``pycocotools.mask.encode`` writes, keeps the inference install free of pycocotools (which brings
 matplotlib); the metrics still use pycocotools (the ``[eval]`` extra).

@@ -25,7 +25,6 @@ import dataclasses
 import itertools
 import json
 import os
-import pathlib
 import sys
 from functools import cached_property
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
@@ -33,10 +32,10 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.data import images
+from maskrcnn_body.data import images, inputs, video
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
-from maskrcnn_body.inference import results as results_json
+from maskrcnn_body.inference import result_json
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
 IMAGE_EXTS = images.IMAGE_EXTS  # the formats the decoder accepts (JPEG, PNG, WebP, BMP)
@@ -169,7 +168,7 @@ class Result:
         """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.results``), plus a
         ``track_id`` per person when the result comes from a tracked video."""
         h, w = self.image.shape[:2]
-        out = results_json.detections_to_json(self.detections, h, w, self.source)
+        out = result_json.detections_to_json(self.detections, h, w, self.source)
         for person, p in zip(out["persons"], self.persons):
             if p.track_id is not None:
                 person["track_id"] = int(p.track_id)
@@ -218,7 +217,7 @@ def load_image(item: ImageInput) -> tuple:
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if not os.path.isfile(path):
-            raise InputImageError(f"{path!r} is not an image file (give a path, a PIL image or an RGB uint8 array)")
+            raise InputImageError(f"{path!r} is not an image file ({inputs.ACCEPTED})")
         return _decode(path, repr(path)), path
     if hasattr(item, "convert") and hasattr(item, "size"):  # PIL image
         return images.to_rgb(item), ""
@@ -236,35 +235,55 @@ def load_image(item: ImageInput) -> tuple:
         if a.ndim != 3 or a.shape[-1] != 3 or min(a.shape[:2]) < 1:
             raise InputImageError(f"array images must be RGB uint8 (H, W, 3), got shape {item.shape}")
         return np.ascontiguousarray(a), ""
-    raise InputImageError(
-        f"cannot use {type(item).__name__} as an image: give a path, a PIL image or an RGB "
-        "uint8 array (H, W, 3), or a list of them"
-    )
+    raise InputImageError(f"cannot use {type(item).__name__} as an image: {inputs.ACCEPTED}")
 
 
-def expand_inputs(inputs) -> List[ImageInput]:
-    """A single input or a list; folders become their image files (sorted)."""
-    if (
-        isinstance(inputs, (str, os.PathLike, np.ndarray, bytes, bytearray, memoryview))
-        or hasattr(inputs, "read")
-        or (hasattr(inputs, "convert") and hasattr(inputs, "size"))
-    ):
-        inputs = [inputs]
+def expand_inputs(items) -> List[ImageInput]:
+    """A single input or a list; folders become their image files (sorted): :func:`maskrcnn_body.data.inputs.expand`."""
     try:
-        items = list(inputs)
-    except TypeError:
-        raise InputImageError(
-            f"cannot use {type(inputs).__name__} as an image: give a path, a PIL image or an RGB "
-            "uint8 array (H, W, 3), or a list of them"
-        ) from None
-    out: List[ImageInput] = []
+        return inputs.expand(items)
+    except inputs.InputError as e:
+        raise InputImageError(str(e)) from None
+
+
+def video_stem(path: Union[str, os.PathLike]) -> str:
+    """The name a video's frames are called by: its file name without the extension (``clip.mp4`` -> ``clip``)."""
+    return os.path.splitext(os.path.basename(os.fspath(path)))[0]
+
+
+def iter_images(items: Iterable, max_frames: int = 0, frame_step: int = 1, webcams: bool = False) -> Iterator[tuple]:
+    """``(RGB uint8 (H, W, 3), source name)`` of each input, lazily: images through :func:`load_image`, a video
+    path (:data:`~maskrcnn_body.data.video.VIDEO_EXTS`) or, with ``webcams``, a webcam index (int) as its frames
+    (every ``frame_step``-th, at most ``max_frames``; named ``<stem>_<frame index>``)."""
     for item in items:
-        if isinstance(item, (str, os.PathLike)) and os.path.isdir(item):
-            folder = pathlib.Path(item)
-            out.extend(str(p) for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS)
+        if webcams and isinstance(item, int) and not isinstance(item, bool):
+            yield from ((f, n) for n, f in video.iter_video(item, f"webcam{item}", max_frames, frame_step))
+        elif video.is_video(item):
+            if not os.path.isfile(item):
+                raise InputImageError(f"video {os.fspath(item)!r} not found")
+            yield from ((f, n) for n, f in video.iter_video(os.fspath(item), video_stem(item), max_frames, frame_step))
         else:
-            out.append(item)
-    return out
+            yield load_image(item)
+
+
+def count_images(items: Sequence) -> int:
+    """How many images :func:`iter_images` yields for ``items`` (video frames counted from the file's header;
+    0 when a count is unknown)."""
+    n = 0
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            return 0
+        if video.is_video(item):
+            try:
+                frames = video.video_info(os.fspath(item))[1]
+            except video.VideoError:
+                return 0
+            if not frames:
+                return 0
+            n += frames
+        else:
+            n += 1
+    return n
 
 
 # --------------------------------------------------------------------------- the model
@@ -274,22 +293,34 @@ Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
 
 
 class Model:
-    """A loaded model (any backend); call it on images. See the module docstring.
+    """A loaded model (any backend): call it on images, track people through a video, score it on records,
+    export it. See the module docstring.
 
     Args:
       runner: the backend (:data:`Runner`).
       score_threshold: persons below this score are left out of the results (the model itself keeps
         everything above ``model.postprocess.score_threshold``).
-      name: what was loaded (shown in ``repr``).
+      name: what was loaded (shown in ``repr``; the path).
       backend: the engine's name (``tensorflow``, ``onnxruntime``, ``openvino``, ``tflite``).
       format: what was loaded (``train_dir``, ``savedmodel``, ``onnx``, ``tflite``).
+      reopen: ``reopen(min_score) -> Runner``: the same model with another in-model score threshold
+        (:func:`load` sets it; :meth:`evaluate` needs every detection). None: the runner is used as it is.
+      checkpoint: the checkpoint a training directory was loaded from (None: its newest).
     """
 
     def __init__(
-        self, runner: Runner, score_threshold: float = 0.5, name: str = "", backend: str = "", format: str = ""
+        self,
+        runner: Runner,
+        score_threshold: float = 0.5,
+        name: str = "",
+        backend: str = "",
+        format: str = "",
+        reopen: Optional[Callable[[float], Runner]] = None,
+        checkpoint: Optional[str] = None,
     ):
         self.runner, self.score_threshold, self.name, self.backend = runner, float(score_threshold), name, backend
-        self.format = format
+        self.format, self._reopen, self.checkpoint = format, reopen, checkpoint
+        self._lower: Dict[float, Model] = {}  # at_threshold's reopened models, built once each
 
     def __repr__(self) -> str:
         return (
@@ -297,10 +328,13 @@ class Model:
             f"score_threshold={self.score_threshold})"
         )
 
+    # ----------------------------------------------------------------------- predict
     def __call__(
         self, inputs, batch_size: int = 8, score_threshold: Optional[float] = None, progress: Optional[bool] = None
     ) -> List[Result]:
-        """Results for a path, a PIL image, an RGB uint8 array, a folder, or a list of them.
+        """Results for a path (image, folder of images, video), image bytes, a PIL image, an RGB uint8
+        array, or a list of them; a video gives one result per frame (named ``<stem>_<frame index>``;
+        :meth:`iter_results` streams them, :meth:`track` adds identities).
 
         Images run ``batch_size`` at a time (images of the same size share one model call); a
         progress bar is shown on stderr for more than ``batch_size`` images (``progress`` forces it
@@ -315,57 +349,116 @@ class Model:
         if not items:
             raise InputImageError(f"no images in {inputs!r}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise InputImageError(f"batch_size must be >= 1, got {batch_size}")
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
+        total = count_images(items) if progress is not False else 0
         bar = None
-        if progress or (progress is None and len(items) > batch_size):
+        if total and (progress or (progress is None and total > batch_size)):
             from maskrcnn_body.utils.progress import ProgressBar
 
-            bar = ProgressBar(len(items), stream=sys.stderr)
+            bar = ProgressBar(total, stream=sys.stderr)
         done = persons = 0
-        for start in range(0, len(items), batch_size):
-            loaded = [load_image(x) for x in items[start : start + batch_size]]
-            for (image, source), det in zip(loaded, self.runner([im for im, _ in loaded])):
-                result = make_result(image, det, thr, source)
+        try:
+            for result in self._results(iter_images(items), batch_size, thr):
                 done, persons = done + 1, persons + len(result.persons)
                 yield result
+                if bar and (done % batch_size == 0 or done == total):
+                    bar.update(done, {"persons": float(persons)})
+        finally:
             if bar:
-                bar.update(done, {"persons": float(persons)})
-        if bar:
-            bar.close()
+                bar.close()
 
+    def _results(self, loaded: Iterable[tuple], batch_size: int, score_threshold: float) -> Iterator[Result]:
+        """Results of ``(image, source)`` pairs, ``batch_size`` images per runner call."""
+        chunk: List[tuple] = []
+        for pair in itertools.chain(loaded, [None]):
+            if pair is not None:
+                chunk.append(pair)
+            if chunk and (pair is None or len(chunk) == batch_size):
+                for (image, source), det in zip(chunk, self.runner([im for im, _ in chunk])):
+                    yield make_result(image, det, score_threshold, source)
+                chunk = []
+
+    # ----------------------------------------------------------------------- track
     def track(
         self,
-        frames: Iterable,
+        frames,
         batch_size: int = 8,
         score_threshold: Optional[float] = None,
         tracker=None,
+        max_frames: int = 0,
+        frame_step: int = 1,
     ) -> Iterator[Result]:
-        """The :class:`Result` of each of consecutive video ``frames`` (an iterable of images: RGB
-        arrays, paths, PIL images; read lazily, ``batch_size`` at a time), each person with its
-        ``track_id`` (:class:`~maskrcnn_body.inference.tracking.Tracker`; None until the track is
-        confirmed). ``tracker``: a :class:`~maskrcnn_body.inference.tracking.TrackerConfig` (default:
-        its defaults). The model runs down to ``min(score_threshold, tracker.low_score)`` for the
-        tracker's second pass (a training directory keeps only what :func:`load`'s ``score_threshold``
-        lets through: load with ``score_threshold=0.1`` to give the tracker its low-score detections);
-        the results keep the persons scoring at least ``score_threshold`` (default: the model's) and
-        the lower ones that extended a track. ``maskrcnn-body predict`` on a video is this loop."""
+        """The :class:`Result` of each frame of a video, each person with its ``track_id``
+        (:class:`~maskrcnn_body.inference.tracking.Tracker`; None until the track is confirmed).
+
+        ``frames``: a video file path (``"clip.mp4"``; every ``frame_step``-th frame, at most ``max_frames``,
+        named ``clip_<frame index>``), a webcam index (int), or an iterable of consecutive frames (RGB
+        arrays, paths, PIL images), read lazily ``batch_size`` at a time. ``tracker``: a
+        :class:`~maskrcnn_body.inference.tracking.TrackerConfig` (default: its defaults). The model runs down
+        to ``min(score_threshold, tracker.low_score)`` for the tracker's second pass (a training directory
+        loaded with a higher ``score_threshold`` is reopened at that threshold when it can be); the results
+        keep the persons scoring at least ``score_threshold`` (default: the model's) and the lower ones that
+        extended a track. ``maskrcnn-body predict`` on a video is this loop
+        (:func:`maskrcnn_body.workflows.track.track`)."""
         from maskrcnn_body.inference.tracking import Tracker
 
         thr = self.score_threshold if score_threshold is None else float(score_threshold)
         tracks = Tracker(tracker)
-        chunk: List = []
-        for frame in itertools.chain(frames, [None]):
-            if frame is not None:
-                chunk.append(frame)
-            if chunk and (frame is None or len(chunk) == batch_size):
-                for result in self.iter_results(
-                    chunk, batch_size, score_threshold=min(thr, tracks.cfg.low_score), progress=False
-                ):
-                    tracks.update(result.persons)
-                    result.persons = [p for p in result.persons if p.score >= thr or p.track_id is not None]
-                    yield result
-                chunk = []
+        low = min(thr, tracks.cfg.low_score)
+        model = self.at_threshold(low)
+        if isinstance(frames, (str, os.PathLike, int)) and not isinstance(frames, bool):
+            loaded = iter_images([frames], max_frames, frame_step, webcams=True)
+        else:
+            loaded = (load_image(f) for f in frames)
+        for result in model._results(loaded, batch_size, low):
+            tracks.update(result.persons)
+            result.persons = [p for p in result.persons if p.score >= thr or p.track_id is not None]
+            yield result
+
+    def at_threshold(self, min_score: float) -> Model:
+        """This model, reopened so that the model itself keeps detections down to ``min_score`` when it was
+        loaded with a higher threshold (a training directory); else itself."""
+        if self._reopen is None or min_score >= self.score_threshold:
+            return self
+        if min_score not in self._lower:
+            self._lower[min_score] = type(self)(
+                self._reopen(min_score), min_score, self.name, self.backend, self.format, self._reopen, self.checkpoint
+            )
+        return self._lower[min_score]
+
+    # ----------------------------------------------------------------------- evaluate
+    def evaluate(
+        self,
+        records,
+        max_images: Optional[int] = None,
+        dump_dir: Optional[str] = None,
+        skip_corrupt: bool = False,
+    ):
+        """Scores the model on TFRecords (a glob or a list of globs: schema v1, e.g. the synthetic val split)
+        with the project's metrics: :class:`~maskrcnn_body.evaluation.evaluator.EvaluationResult` (``summary``
+        has box AP, mask AP per channel, keypoint OKS AP, left/right confusion, parsing; docs/METRICS.md).
+
+        Every image runs at full resolution through this model's runner, exactly as a call would run it, with
+        every detection kept (score threshold 0: AP needs them all). ``dump_dir``: also write one ``.npz``
+        evaluation dump per image there (emptied first; ``maskrcnn-body metric --dumps`` / ``draw`` read
+        them). ``max_images``: the first N records only."""
+        import shutil
+
+        from maskrcnn_body.evaluation import evaluator
+        from maskrcnn_body.inference import record_dumps
+
+        patterns = [records] if isinstance(records, (str, os.PathLike)) else list(records)
+        patterns = [os.fspath(p) for p in patterns]
+        runner = self.at_threshold(0.0).runner
+        if dump_dir:
+            shutil.rmtree(dump_dir, ignore_errors=True)
+            record_dumps.write_runner_dumps(runner, patterns, dump_dir, max_images, skip_corrupt)
+            return evaluator.evaluate_dir(dump_dir)
+        return evaluator.evaluate(record_dumps.runner_dumps(runner, patterns, max_images, skip_corrupt))
+
+    def __iter__(self):
+        raise TypeError("a Model is not iterable: call it on images (model(images)) or use model.iter_results")
 
 
 def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float, source: str = "") -> Result:
@@ -392,6 +485,23 @@ def make_result(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: 
     return Result(image=image, persons=persons, source=source)
 
 
+def render_png(image: np.ndarray, det: Dict[str, np.ndarray], score_threshold: float = 0.5, **plot_options) -> bytes:
+    """PNG bytes of the drawn prediction (:meth:`Result.plot` with ``plot_options``: the drawing of
+    ``predict`` and of the server's ``POST /v1/render``)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(make_result(image, det, score_threshold).plot(**plot_options)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def predict_json(predictor: Callable, image: np.ndarray, name: str = "", score_threshold: float = 0.5) -> dict:
+    """The JSON of one image (``predictor``: a single-image callable returning detections)."""
+    return make_result(image, predictor(image), score_threshold, name).to_json()
+
+
 # --------------------------------------------------------------------------- loading
 def load(
     path: Union[str, os.PathLike],
@@ -401,6 +511,7 @@ def load(
     num_threads: Optional[int] = None,
     precision: str = "float32",
     device: Optional[str] = None,
+    model_class: type = Model,
 ) -> Model:
     """A :class:`Model` from a training directory (``config.json`` + ``ckpt-N``), an exported
     SavedModel directory, a ``.onnx`` or a ``.tflite`` file, run by ``backend``: ``auto`` (default),
@@ -410,9 +521,9 @@ def load(
     The same :class:`Result` comes back whatever the backend. A training directory on TensorFlow
     drops detections below ``score_threshold`` inside the model (fewer rows through the mask and
     keypoint heads); call the model with a lower ``score_threshold`` than :func:`load`'s and you get
-    only those at or above the model's, so load with the lowest threshold you will use. ``num_threads``: CPU
-    threads of the
-    ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
+    only those at or above the model's, so load with the lowest threshold you will use
+    (:meth:`Model.track` and :meth:`Model.evaluate` reopen it lower themselves). ``num_threads``: CPU
+    threads of the ONNX Runtime, OpenVINO and TFLite backends (default: all cores). ``precision="bfloat16"``
     (TensorFlow on a training directory, OpenVINO): bfloat16 convolutions, several times faster on
     CPUs with AMX or AVX512-BF16, outputs within bfloat16's rounding of float32's (docs/BENCHMARKS.md
     gives the accuracy change). ``device``: ``None`` (default: the CPU; TensorFlow uses its GPU when
@@ -420,19 +531,26 @@ def load(
     ``"tensorrt"`` (ONNX Runtime), ``"gpu"`` / ``"npu"`` (OpenVINO); a device that is absent or that the
     backend cannot use is a :class:`~maskrcnn_body.inference.backends.BackendError` saying what to install
     (``backends.DEVICES``; docs/DEPLOY.md). An exported ``.onnx`` / ``.tflite`` file runs without TensorFlow
-    (``pip install "maskrcnn_body[runtime-onnx]"``, ``[runtime-tflite]``, ``[runtime-openvino]``)."""
+    (``pip install "maskrcnn_body[runtime-onnx]"``, ``[runtime-tflite]``, ``[runtime-openvino]``).
+    ``model_class``: the class to build (``maskrcnn_body.load`` gives the workflow layer's, which adds
+    ``export``)."""
     from maskrcnn_body.inference import backends
 
     path = os.fspath(path)
     fmt = backends.model_format(path)
-    runner, name = backends.open_runner(
-        path,
-        checkpoint=checkpoint,
-        backend=backend,
-        num_threads=num_threads,
-        log=lambda msg: print(msg, file=sys.stderr, flush=True),
-        precision=precision,
-        min_score=score_threshold,
-        device=device,
-    )
-    return Model(runner, score_threshold, path, name, fmt)
+
+    def open_at(min_score: float):
+        return backends.open_runner(
+            path,
+            checkpoint=checkpoint,
+            backend=backend,
+            num_threads=num_threads,
+            log=lambda msg: print(msg, file=sys.stderr, flush=True),
+            precision=precision,
+            min_score=min_score,
+            device=device,
+        )
+
+    runner, name = open_at(score_threshold)
+    reopen = (lambda min_score: open_at(min_score)[0]) if fmt == "train_dir" else None
+    return model_class(runner, score_threshold, path, name, fmt, reopen=reopen, checkpoint=checkpoint)

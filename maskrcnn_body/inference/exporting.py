@@ -42,6 +42,7 @@ from typing import Iterable, Optional
 import numpy as np
 import tensorflow as tf
 
+from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess, preprocess_batch
 from maskrcnn_body.model.postprocess import use_nms
 from maskrcnn_body.ops.backend import use_backend
@@ -147,7 +148,7 @@ def export_tflite(
     if optimize and quant is None:
         quant = "dynamic"
     if quant is not None and quant not in TFLITE_QUANT:
-        raise ValueError(f"quant={quant!r}: expected None or one of {TFLITE_QUANT}")
+        raise InvalidArgument(f"quant={quant!r}: expected None or one of {TFLITE_QUANT}")
     module = frozen_serving_module(saved_model_dir)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([module.serve.get_concrete_function()], module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -157,10 +158,12 @@ def export_tflite(
         conv.target_spec.supported_types = [tf.float16]
     if quant == "int8":
         if calib_images is None:
-            raise ValueError("quant='int8' needs calib_images (RGB uint8 arrays), e.g. calibration_images(records)")
+            raise InvalidArgument(
+                "quant='int8' needs calib_images (RGB uint8 arrays), e.g. calibration_images(records)"
+            )
         images = [np.asarray(im, np.uint8) for im in calib_images]
         if not images:
-            raise ValueError("quant='int8': calib_images is empty")
+            raise InvalidArgument("quant='int8': calib_images is empty")
         conv.representative_dataset = lambda: ([im] for im in images)
         # int8 kernels where TFLite has them; float kernels for the rest (NMS, resize of the input, ...)
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body.config import Config
+from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.inference.loading import load_trained_model
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess
 
@@ -60,7 +61,7 @@ class Predictor:
     def _check(image) -> np.ndarray:
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+            raise InvalidArgument(f"image must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
         return image
 
     def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:

@@ -35,6 +35,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 
 from maskrcnn_body import constants
+from maskrcnn_body.errors import InvalidArgument
 
 ASSIGNMENTS = ("optimal", "greedy")
 
@@ -68,17 +69,19 @@ class TrackerConfig:
 
     def __post_init__(self):
         if not 0.0 <= self.low_score <= self.high_score <= 1.0:
-            raise ValueError(
+            raise InvalidArgument(
                 f"tracker: need 0 <= low_score <= high_score <= 1, got low_score={self.low_score}, "
                 f"high_score={self.high_score}"
             )
         for name in ("match_iou", "low_match_iou"):
             if not 0.0 < getattr(self, name) <= 1.0:
-                raise ValueError(f"tracker: {name} must be in (0, 1], got {getattr(self, name)}")
+                raise InvalidArgument(f"tracker: {name} must be in (0, 1], got {getattr(self, name)}")
         if self.min_hits < 1 or self.max_lost < 0:
-            raise ValueError(f"tracker: need min_hits >= 1 and max_lost >= 0, got {self.min_hits}, {self.max_lost}")
+            raise InvalidArgument(
+                f"tracker: need min_hits >= 1 and max_lost >= 0, got {self.min_hits}, {self.max_lost}"
+            )
         if self.assignment not in ASSIGNMENTS:
-            raise ValueError(f"tracker: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
+            raise InvalidArgument(f"tracker: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,21 +1,23 @@
 """Client for the inference server (``train/test.py``): images, folders, videos and webcam frames.
 
 Uses only the standard library for HTTP; OpenCV (``pip install -e ".[video]"``) is needed only for video
-files and webcams. Frames from OpenCV are BGR and are converted to RGB before encoding, so the server
-always receives an RGB image (the original client/server swapped colour channels on both ends).
+files and webcams (:mod:`maskrcnn_body.data.video`). Frames from OpenCV are BGR and are converted to RGB before
+encoding, so the server always receives an RGB image (the original client/server swapped colour channels on both ends).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import urllib.error
 import urllib.request
 from typing import Iterator, Tuple
 
 import numpy as np
 
-from maskrcnn_body.serving import media
+from maskrcnn_body.data import inputs as input_walker
+from maskrcnn_body.data import video
 
 
 class ServerError(RuntimeError):
@@ -62,11 +64,21 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 
 def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int = 1) -> Iterator[Tuple[str, bytes, str]]:
-    """Yields (name, encoded image bytes, content type): image files are sent as they are, video and
-    webcam frames (RGB, see :mod:`maskrcnn_body.serving.media`) as JPEG."""
-    for name, payload in media.iter_sources(inputs, webcam, max_frames, frame_step):
-        if isinstance(payload, str):
-            with open(payload, "rb") as f:
-                yield name, f.read(), media.content_type(payload)
+    """Yields (name, encoded image bytes, content type) of the inputs walked by
+    :func:`maskrcnn_body.data.inputs.expand` (folders -> their images): image files are sent as they are, video
+    files and the webcam (``webcam >= 0``, then ``inputs`` are ignored) frame by frame (RGB,
+    :mod:`maskrcnn_body.data.video`) as JPEG."""
+    if webcam >= 0:
+        for name, frame in video.iter_video(webcam, f"webcam{webcam}", max_frames, frame_step):
+            yield name, encode_jpeg(frame), "image/jpeg"
+        return
+    for item in input_walker.expand(list(inputs)):
+        if video.is_video(item):
+            stem = os.path.splitext(os.path.basename(item))[0]
+            for name, frame in video.iter_video(item, stem, max_frames, frame_step):
+                yield name, encode_jpeg(frame), "image/jpeg"
+        elif os.path.isfile(item):
+            with open(item, "rb") as f:
+                yield item, f.read(), input_walker.content_type(item)
         else:
-            yield name, encode_jpeg(payload), "image/jpeg"
+            raise FileNotFoundError(f"input {item!r} is not an image, a folder or a video file")

@@ -7,7 +7,7 @@ Endpoints:
 * ``POST /v1/predict``: the image as the raw body (``Content-Type`` ``image/jpeg``, ``image/png``,
   ``image/bmp``, ``image/webp`` or ``application/octet-stream``) or as the file of a
   ``multipart/form-data`` form (field ``image``, else the first file); answers the JSON of
-  ``train/infer.py`` byte for byte (:mod:`maskrcnn_body.inference.results`).
+  ``train/infer.py`` byte for byte (:mod:`maskrcnn_body.inference.result_json`).
 * ``POST /v1/render``: same input; answers ``image/png`` with the drawn prediction.
 * ``GET /healthz``: ``{"status": "ok", "queue": n, "in_flight": n, "receiving": n}``.
 * ``GET /openapi.json``: the OpenAPI description.

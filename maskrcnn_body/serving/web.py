@@ -22,30 +22,14 @@ from importlib import resources
 from typing import Dict, Tuple
 
 from maskrcnn_body import constants
-from maskrcnn_body.drawing import draw
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.drawing import palette
 from maskrcnn_body.version import __version__
 
 
 def page_config(max_body_bytes: int, max_pixels: int) -> dict:
-    """What the page needs to draw like :func:`maskrcnn_body.drawing.draw.draw_people`."""
-    return {
-        "channels": list(constants.CHANNELS),
-        "part_priority": list(paste.PART_PRIORITY),
-        "body_only": paste.BODY_ONLY,
-        "part_colours": {str(k): list(v) for k, v in constants.PART_COLOURS.items()},
-        "part_alpha": draw.PART_ALPHA,
-        "body_tint": list(draw.BODY_TINT),
-        "body_alpha": draw.BODY_ALPHA,
-        "outline": list(draw.OUTLINE),
-        "box": list(draw.BOX),
-        "keypoints": list(constants.KEYPOINTS),
-        "joint_colours": [list(draw.joint_colour(name)) for name in constants.KEYPOINTS],
-        "skeleton": [[a, b, list(draw.segment_colour(a, b))] for a, b in constants.SKELETON_INDEX],
-        "kpt_thr": draw.KEYPOINT_THRESHOLD,
-        "max_body_bytes": int(max_body_bytes),
-        "max_pixels": int(max_pixels),
-    }
+    """What the page needs to draw like :func:`maskrcnn_body.drawing.draw.draw_people`
+    (:func:`maskrcnn_body.drawing.palette.page_constants`) and the server's upload limits."""
+    return {**palette.page_constants(), "max_body_bytes": int(max_body_bytes), "max_pixels": int(max_pixels)}
 
 
 def _sha256(text: str) -> str:

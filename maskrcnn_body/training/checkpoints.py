@@ -38,6 +38,7 @@ from typing import Callable, ClassVar, List, Optional, Tuple
 
 import tensorflow as tf
 
+from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.model.weights import (
     CHECKPOINT_NAME,
     MODEL_PREFIX,
@@ -70,7 +71,7 @@ class Checkpointer:
         self, directory: str, model, optimizer, max_to_keep: int = 3, is_chief: bool = True, worker_id: int = 0
     ):
         if max_to_keep < 1:
-            raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
+            raise InvalidArgument(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = directory
         self.is_chief = is_chief
         self.max_to_keep = max_to_keep if is_chief else 1
@@ -238,7 +239,7 @@ def restore_partial(model, path: str) -> PartialRestoreReport:
         if k.startswith(prefix) and k.endswith(VALUE_SUFFIX) and k not in used
     )
     if not restored:
-        raise ValueError(
+        raise InvalidArgument(
             f"--restore_from {source}: no variable matched by name and shape; is it a maskrcnn_body checkpoint?"
         )
     return PartialRestoreReport(source, restored, skipped, unused)

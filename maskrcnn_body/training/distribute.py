@@ -19,6 +19,8 @@ import os
 
 import tensorflow as tf
 
+from maskrcnn_body.errors import InvalidArgument
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -30,12 +32,12 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=[d.name for d in gpus] or ["/cpu:0"])
     if name == "multi_worker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise InvalidArgument(
                 "--strategy=multi_worker needs the TF_CONFIG environment variable "
                 "(cluster + task); see docs/TRAINING.md"
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
+    raise InvalidArgument(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
 
 
 def task_info() -> tuple[str, int]:
@@ -59,7 +61,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def per_replica_batch(global_batch: int, strategy: tf.distribute.Strategy) -> int:
     n = strategy.num_replicas_in_sync
     if global_batch % n:
-        raise ValueError(
+        raise InvalidArgument(
             f"global batch size {global_batch} is not divisible by the {n} replicas; use a multiple of {n}"
         )
     return global_batch // n

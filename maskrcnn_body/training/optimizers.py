@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import keras
 
+from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.training import schedules
 
 MIXED_PRECISION_POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
@@ -23,7 +24,7 @@ NO_DECAY_NAMES = ["bias", "gamma", "beta"]
 def set_precision_policy(policy: str) -> None:
     """Sets the global Keras dtype policy; call before building the model."""
     if policy not in MIXED_PRECISION_POLICIES:
-        raise ValueError(f"unknown precision policy {policy!r}; choose one of {MIXED_PRECISION_POLICIES}")
+        raise InvalidArgument(f"unknown precision policy {policy!r}; choose one of {MIXED_PRECISION_POLICIES}")
     keras.mixed_precision.set_global_policy(policy)
 
 
@@ -36,7 +37,9 @@ def build_optimizer(train_cfg, precision: str = "float32") -> keras.optimizers.O
     elif name == "sgd":
         opt = keras.optimizers.SGD(learning_rate=lr, momentum=0.9, weight_decay=train_cfg.weight_decay or None)
     else:
-        raise ValueError(f"unknown optimizer {train_cfg.optimizer!r} in config train.optimizer; use 'adamw' or 'sgd'")
+        raise InvalidArgument(
+            f"unknown optimizer {train_cfg.optimizer!r} in config train.optimizer; use 'adamw' or 'sgd'"
+        )
     if train_cfg.weight_decay:
         opt.exclude_from_weight_decay(var_names=NO_DECAY_NAMES)
     if precision == "mixed_float16":

@@ -13,6 +13,8 @@ from typing import Sequence
 import keras
 import tensorflow as tf
 
+from maskrcnn_body.errors import InvalidArgument
+
 SCHEDULES = ("cosine", "step", "constant")
 
 
@@ -39,11 +41,11 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         final_fraction: float = 0.0,
     ):
         if schedule not in SCHEDULES:
-            raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
+            raise InvalidArgument(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
         if base_lr <= 0:
-            raise ValueError(f"learning rate must be > 0, got {base_lr}")
+            raise InvalidArgument(f"learning rate must be > 0, got {base_lr}")
         if warmup_steps < 0 or total_steps < 1:
-            raise ValueError(f"need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps}, {total_steps}")
+            raise InvalidArgument(f"need warmup_steps >= 0 and total_steps >= 1, got {warmup_steps}, {total_steps}")
         self.base_lr = float(base_lr)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)

@@ -56,6 +56,26 @@ class TrainResult:
     logs: Dict[str, float]
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How one training run executes (what it learns is the :class:`~maskrcnn_body.config.Config`).
+
+    Attributes:
+      strategy: a ``tf.distribute.Strategy`` (None: no distribution).
+      seed: initialisation, data order and augmentation seed.
+      precision: ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
+      restore_from: checkpoint (prefix or directory) to partially restore from when ``train_dir`` has no
+        checkpoint yet.
+      progress: show the progress bar (chief only).
+    """
+
+    strategy: Optional[tf.distribute.Strategy] = None
+    seed: int = 0
+    precision: str = "float32"
+    restore_from: Optional[str] = None
+    progress: bool = True
+
+
 class Trainer:
     """Owns model, optimizer, checkpoints and summaries for one ``train_dir``.
 
@@ -65,10 +85,9 @@ class Trainer:
       model_fn: ``cfg -> keras.Model`` with ``compute_losses``; called inside the strategy scope.
       dataset_fn: ``global_batch_size -> tf.data.Dataset`` of training batches.
       train_dir: checkpoints (``ckpt-<step>``), ``config.json`` and ``train/`` summaries.
-      strategy: a ``tf.distribute.Strategy`` (default: no distribution).
-      precision: ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``.
-      restore_from: checkpoint (prefix or directory) to partially restore from when
-        ``train_dir`` has no checkpoint yet.
+      options: :class:`RunOptions` (strategy, seed, precision, partial restore, progress bar).
+      hooks: :class:`Hook` s run between steps (evaluation, drawings: the workflow layer builds them;
+        the loop never imports evaluation).
       corrupt_count: optional ``() -> int`` (records skipped as corrupt so far), logged.
     """
 
@@ -78,23 +97,20 @@ class Trainer:
         model_fn,
         dataset_fn,
         train_dir: str,
-        strategy: Optional[tf.distribute.Strategy] = None,
-        seed: int = 0,
-        precision: str = "float32",
-        restore_from: Optional[str] = None,
+        options: RunOptions = RunOptions(),
         hooks: Sequence[Hook] = (),
         corrupt_count: Optional[Callable[[], int]] = None,
-        progress: bool = True,
     ):
         self.cfg = cfg
         self.dataset_fn = dataset_fn
         self.train_dir = train_dir
-        self.strategy = strategy or tf.distribute.get_strategy()
+        self.strategy = options.strategy or tf.distribute.get_strategy()
+        seed, precision = options.seed, options.precision
         self.seed = seed
-        self.restore_from = restore_from
+        self.restore_from = options.restore_from
         self.hooks: List[Hook] = list(hooks)
         self.corrupt_count = corrupt_count
-        self.show_progress = progress
+        self.show_progress = options.progress
         self.is_chief = distribute.is_chief(self.strategy)
         self.global_batch = cfg.train.batch_size
         distribute.per_replica_batch(self.global_batch, self.strategy)  # validates divisibility

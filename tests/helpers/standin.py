@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     if a.kill_at:
         _install_kill_hook(*a.kill_at.split(":"))
     from maskrcnn_body.training import distribute
-    from maskrcnn_body.training.trainer import Hook, Trainer
+    from maskrcnn_body.training.trainer import Hook, RunOptions, Trainer
 
     strategy = distribute.make_strategy(a.strategy)
     cfg = tiny_config(
@@ -169,7 +169,12 @@ def main(argv=None) -> int:
     data = make_batches(16, cfg.input.pad_size)
     hooks = [Hook(1, lambda s: time.sleep(a.step_sleep), chief_only=False)] if a.step_sleep else []
     trainer = Trainer(
-        cfg, build_standin, dataset_fn_from(data), a.train_dir, strategy=strategy, hooks=hooks, progress=False
+        cfg,
+        build_standin,
+        dataset_fn_from(data),
+        a.train_dir,
+        hooks=hooks,
+        options=RunOptions(strategy=strategy, progress=False),
     )
     start = trainer.restore()
     print(json.dumps({"event": "start", "step": trainer.step, "restored": start}), flush=True)

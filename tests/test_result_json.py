@@ -6,7 +6,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.evaluation import paste
-from maskrcnn_body.inference import results
+from maskrcnn_body.inference import result_json as results
 
 
 def test_json_roundtrip_matches_pasting_rule():

@@ -3,7 +3,7 @@
 ``write_dumps`` runs ``model.detect`` over validation records through the non-training input
 pipeline (same resizing as training), maps boxes and keypoints back to original-image pixels
 (``original = resized / scale``) and writes one ``evaluation.dumps`` ``.npz`` per image with the
-record's full-resolution ground truth. ``evaluate_model`` then runs ``evaluation.runner``.
+record's full-resolution ground truth. ``evaluate_model`` then runs ``evaluation.evaluator``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from maskrcnn_body.data import pipeline, schema
 from maskrcnn_body.data.writer import iterate_records
-from maskrcnn_body.evaluation import dumps, runner
+from maskrcnn_body.evaluation import dumps, evaluator
 from maskrcnn_body.utils.files import safe_file_name
 
 _DETECT_FNS = weakref.WeakKeyDictionary()
@@ -122,7 +122,7 @@ def write_dumps(model, patterns, cfg, out_dir: str, batch_size: int = 4, max_ima
 
 def evaluate_model(model, patterns, cfg, dump_dir: str, batch_size: int = 4, max_images: Optional[int] = None):
     """Writes the dumps (``dump_dir`` is emptied first) and returns
-    ``evaluation.runner.EvaluationResult``."""
+    ``evaluation.evaluator.EvaluationResult``."""
     shutil.rmtree(dump_dir, ignore_errors=True)
     write_dumps(model, patterns, cfg, dump_dir, batch_size, max_images)
-    return runner.evaluate_dir(dump_dir)
+    return evaluator.evaluate_dir(dump_dir)

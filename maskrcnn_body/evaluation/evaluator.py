@@ -7,6 +7,7 @@ from typing import Dict, Iterable, Tuple
 
 import numpy as np
 
+from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.evaluation import dumps as dumps_lib
 from maskrcnn_body.evaluation.confusion import LeftRightConfusion
 from maskrcnn_body.evaluation.keypoints import KeypointMetrics
@@ -43,7 +44,7 @@ def evaluate(dumps: Iterable[Dict]) -> EvaluationResult:
             acc.add(img)
         n += 1
     if n == 0:
-        raise ValueError("evaluate: no dumps to evaluate")
+        raise InvalidArgument("evaluate: no dumps to evaluate")
     summary, curves = box_mask.result()
     summary.update(
         {
