@@ -1,13 +1,13 @@
 """Serve a trained model over HTTP with a browser demo page (default 127.0.0.1:8080).
 
-    maskrcnn-body serve --train_dir output/mask_rcnn --port 8080
+    maskrcnn-body serve --model output/mask_rcnn --port 8080
     open http://127.0.0.1:8080/     (the demo page: a picture or the webcam, drawn in the browser)
     maskrcnn-body serve --model output/export/model.onnx --backend onnxruntime
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/predict
     curl -s -F image=@photo.jpg http://127.0.0.1:8080/v1/predict          (a multipart form works too)
     curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8080/v1/render > out.png
     curl -s http://127.0.0.1:8080/healthz
-    maskrcnn-body serve --train_dir output/mask_rcnn --web output/web     (also /web/: the model in the browser)
+    maskrcnn-body serve --model output/mask_rcnn --web output/web     (also /web/: the model in the browser)
 
 Starlette on uvicorn (maskrcnn_body.serving.http_server): uploads are read asynchronously (slow clients
 hold no thread), the model runs one call at a time behind a bounded queue. Errors are JSON
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 
-from maskrcnn_body.cli.args import add_backend_arguments
+from maskrcnn_body.cli.args import add_backend_arguments, add_model_argument
 
 WORKERS_REMOVED = (
     "--workers was removed (it was accepted and ignored): one server reads uploads asynchronously and runs "
@@ -36,14 +36,7 @@ class _RemovedWorkers(argparse.Action):
 
 
 def add_arguments(p) -> None:
-    p.add_argument(
-        "--train_dir",
-        "--model",
-        dest="train_dir",
-        default="output/mask_rcnn",
-        help="Training directory (config.json + checkpoints), SavedModel directory, .onnx or .tflite "
-        "file (default: %(default)s).",
-    )
+    add_model_argument(p)
     add_backend_arguments(p)
     p.add_argument("--checkpoint", default=None, help="A specific checkpoint prefix (default: the newest).")
     p.add_argument(
@@ -114,33 +107,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import logging
 
-    import numpy as np
-
     logging.basicConfig(level=logging.WARNING)
     from maskrcnn_body.serving.browser import find_web_dir
-
-    web_dir = find_web_dir(args.web)
-    from maskrcnn_body.inference.api import load, predict_json, render_png
-    from maskrcnn_body.serving.http_server import ServerConfig, serve
-
-    model = load(
-        args.train_dir,
-        checkpoint=args.checkpoint,
-        backend=args.backend,
-        num_threads=args.threads,
-        precision=args.precision,
-        device=args.device,
-    )
-    runner, thr = model.runner, args.score_threshold
-
-    def predictor(image):
-        return runner([image])[0]
-
-    predictor(np.zeros((64, 64, 3), np.uint8))  # trace now (one trace serves every size), not on request 1
-    print(f"model {args.train_dir} ({model.format}) on backend {model.backend}", flush=True)
-
-    def render(image):
-        return render_png(image, predictor(image), thr)
+    from maskrcnn_body.serving.http_server import ServerConfig, serve_model
 
     cfg = ServerConfig(
         host=args.host,
@@ -154,17 +123,17 @@ def run(args) -> int:
         max_open_per_client=args.max_open_per_client,
         allowed_hosts=tuple(args.allowed_hosts),
         allowed_origins=tuple(args.allowed_origins),
-        web_dir=web_dir,
+        web_dir=find_web_dir(args.web),
     )
-    pages = ", GET /web/ in-browser page" if web_dir else ""
-    serve(
+    serve_model(
+        args.model,
         cfg,
-        lambda image: predict_json(predictor, image, score_threshold=thr),
-        render,
-        ready=lambda url: print(
-            f"serving on {url} (GET / demo page{pages}, POST /v1/predict, POST /v1/render, GET /healthz, "
-            "GET /openapi.json)",
-            flush=True,
-        ),
+        args.score_threshold,
+        log=lambda msg: print(msg, flush=True),
+        checkpoint=args.checkpoint,
+        backend=args.backend,
+        num_threads=args.threads,
+        precision=args.precision,
+        device=args.device,
     )
     return 0

@@ -143,3 +143,40 @@ def serve(
         srv.serve_forever()
     finally:
         srv.server_close()
+
+
+def serve_model(
+    model: str,
+    cfg: ServerConfig,
+    score_threshold: float = 0.5,
+    log: Callable[[str], None] = print,
+    **load_options,
+) -> None:
+    """Loads ``model`` (a training directory, SavedModel, ``.onnx`` or ``.tflite``:
+    :func:`maskrcnn_body.workflows.model.load` with ``load_options``), traces it once on a small image (one trace
+    serves every size, so request 1 is not slow) and serves it with ``cfg`` until interrupted: ``POST /v1/predict``
+    answers the JSON of :func:`~maskrcnn_body.inference.api.predict_json`, ``POST /v1/render`` the drawing of
+    :func:`~maskrcnn_body.inference.api.render_png`, persons scoring at least ``score_threshold``."""
+    import numpy as np
+
+    from maskrcnn_body.inference.api import predict_json, render_png
+    from maskrcnn_body.workflows.model import load
+
+    loaded = load(model, **load_options)
+    runner = loaded.runner
+
+    def predictor(image):
+        return runner([image])[0]
+
+    predictor(np.zeros((64, 64, 3), np.uint8))
+    log(f"model {model} ({loaded.format}) on backend {loaded.backend}")
+    pages = ", GET /web/ in-browser page" if cfg.web_dir else ""
+    serve(
+        cfg,
+        lambda image: predict_json(predictor, image, score_threshold=score_threshold),
+        lambda image: render_png(image, predictor(image), score_threshold),
+        ready=lambda url: log(
+            f"serving on {url} (GET / demo page{pages}, POST /v1/predict, POST /v1/render, GET /healthz, "
+            "GET /openapi.json)"
+        ),
+    )
