@@ -69,7 +69,8 @@ def run(args) -> int:
                     import numpy as np
 
                     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)  # BGR for imshow
-                    cv2.imshow("maskrcnn_body", img)
+                    if img is not None:
+                        cv2.imshow("maskrcnn_body", img)
                     if cv2.waitKey(1) & 0xFF == ord("q"):
                         break
             n_ok += 1

@@ -42,7 +42,7 @@ import dataclasses
 import glob
 import json
 import os
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -191,7 +191,7 @@ def _name_candidates(name: str) -> List[str]:
 def person_channels(person: AdePerson, derive_torso: bool, key: str) -> Tuple[Dict[int, np.ndarray], Tuple[int, ...]]:
     """Maps a person's named parts to ({channel: mask}, valid channels); see the module doc."""
     parts: Dict[int, np.ndarray] = {}
-    unknown_channels = set()
+    unknown_channels: Set[int] = set()
     for name, mask in person.parts:
         cands = _name_candidates(name)
         ch = next((PART_CHANNELS[c] for c in cands if c in PART_CHANNELS), None)

@@ -290,7 +290,7 @@ def build_person(p: dict, height: int, width: int) -> schema.Person:
     packed = np.zeros((height, width), np.uint8)
     for ch, m in masks.items():
         packed |= m.astype(np.uint8) << ch
-    person = schema.make_person(packed, conversion.channels_valid(valid), kp)
+    person = schema.make_person(packed, list(conversion.channels_valid(valid)), kp)
     x1, y1, x2, y2 = (float(v) for v in p["box"])
     person.bbox = np.array([max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)], np.float32)
     return person

@@ -131,7 +131,9 @@ class JhmdbConverter(conversion.Converter):
         """{video: 1|2} from the action's split file, None for --split all."""
         if self.split == "all":
             return None
-        n = SPLIT_RE.match(self.split).group(2)
+        found = SPLIT_RE.match(self.split)
+        assert found is not None  # checked in __init__
+        n = found.group(2)
         path = os.path.join(self.root, "splits", f"{action}_test_split{n}.txt")
         if not os.path.isfile(path):
             return conversion.Skipped(action, f"missing split file: {path} does not exist")
@@ -180,7 +182,7 @@ class JhmdbConverter(conversion.Converter):
             try:
                 image = conversion.load_image(os.path.join(frames_dir, f"{t + 1:05d}.png"))
                 conversion.check_mask_shape(body[:, :, t], image, f"{key} puppet_mask")
-                parts = None
+                parts: Optional[Dict[int, np.ndarray]] = None
                 if flow is not None:
                     labels = flow[:, :, t]
                     parts = {}

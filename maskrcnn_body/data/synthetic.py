@@ -108,7 +108,8 @@ def _skin_colour(rng: np.random.Generator) -> np.ndarray:
 
 def _rgb(c) -> Tuple[int, int, int]:
     """(3,) float colour -> PIL's int triple, rounded and clipped to 0..255."""
-    return tuple(min(255, max(0, int(round(float(v))))) for v in c)
+    r, g, b = (min(255, max(0, int(round(float(v))))) for v in c)
+    return r, g, b
 
 
 def _ellipse_pts(centre, rx, ry, axis_x, axis_y, n=None) -> np.ndarray:
@@ -367,14 +368,14 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
     t = (t - t.min()) / max(1e-6, float(t.max() - t.min()))
     alpha = rng.uniform(0.1, 0.6)
     grid = (1 - alpha) * (c0 + t[..., None] * (c1 - c0)) + alpha * rng.uniform(0, 255, (gh, gw, 3))
-    im = Image.fromarray(grid.astype(np.uint8)).resize((w, h), Image.BILINEAR)
+    im = Image.fromarray(grid.astype(np.uint8)).resize((w, h), Image.Resampling.BILINEAR)
     for _ in range(rng.integers(0, 4)):  # textured patches (fine colour noise, blocky or smooth)
         pw, ph = (rng.uniform(0.1, 0.6, 2) * (w, h)).astype(int) + 1
         cells = rng.integers(4, 24)
         base = _rand_colour(rng)
         tex = base + rng.uniform(-60, 60, (cells, cells, 3))
         patch = Image.fromarray(np.clip(tex, 0, 255).astype(np.uint8)).resize(
-            (pw, ph), Image.NEAREST if rng.random() < 0.5 else Image.BILINEAR
+            (pw, ph), Image.Resampling.NEAREST if rng.random() < 0.5 else Image.Resampling.BILINEAR
         )
         im.paste(patch, (int(rng.integers(-pw // 2, w)), int(rng.integers(-ph // 2, h))))
     draw = ImageDraw.Draw(im)
@@ -389,21 +390,21 @@ def _background(rng: np.random.Generator, h: int, w: int) -> Image.Image:
             p, q = centre + nrm * k - tan * 2 * s, centre + nrm * k + tan * 2 * s
             draw.line([tuple(p), tuple(q)], fill=_rgb(col), width=int(width))
     for _ in range(rng.integers(3, 25)):
-        col = _rgb(_rand_colour(rng))
+        fill = _rgb(_rand_colour(rng))
         kind = rng.integers(4)
         c = rng.uniform([0, 0], [w, h])
         ext = rng.uniform(0.02, 0.35, size=2) * s
         if kind == 0:
-            draw.rectangle([tuple(c - ext), tuple(c + ext)], fill=col)
+            draw.rectangle([tuple(c - ext), tuple(c + ext)], fill=fill)
         elif kind == 1:
-            draw.ellipse([tuple(c - ext), tuple(c + ext)], fill=col)
+            draw.ellipse([tuple(c - ext), tuple(c + ext)], fill=fill)
         elif kind == 2:
             pts = c + rng.uniform(-1, 1, (rng.integers(3, 7), 2)) * ext
-            draw.polygon([tuple(p) for p in pts], fill=col)
+            draw.polygon([tuple(p) for p in pts], fill=fill)
         else:
             draw.line(
                 [tuple(c - ext), tuple(c + ext * rng.choice([-1, 1], 2))],
-                fill=col,
+                fill=fill,
                 width=int(rng.integers(1, max(2, s // 40))),
             )
     for _ in range(rng.integers(0, 6)):

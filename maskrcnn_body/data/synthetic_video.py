@@ -17,7 +17,7 @@ detections (more when occluded), and a few false positives. A tracker's quality 
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -71,8 +71,8 @@ def render_clip(
     depth (the nearer ones larger and lower in the image) and hide each other where they cross."""
     rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(7,)))
     background = np.asarray(synthetic._background(rng, height, width))
-    people = []
-    for k in range(num_people):
+    people: List[Dict[str, Any]] = []
+    for index in range(num_people):
         depth = rng.uniform(0, 1)  # 0 far .. 1 near
         h = (0.35 + 0.4 * depth) * height
         direction = 1 if rng.random() < 0.5 else -1
@@ -81,7 +81,7 @@ def render_clip(
         span = width + 0.6 * h
         people.append(
             dict(
-                id=k + 1,
+                id=index + 1,
                 depth=depth,
                 h=h,
                 y=0.55 * height + 0.35 * depth * height - 0.1 * h + rng.uniform(-0.04, 0.04) * height,

@@ -21,7 +21,7 @@ from maskrcnn_body.data.writer import iterate_records
 from maskrcnn_body.evaluation import dumps, evaluator
 from maskrcnn_body.utils.files import safe_file_name
 
-_DETECT_FNS = weakref.WeakKeyDictionary()
+_DETECT_FNS: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
 
 
 def detect_fn(model):

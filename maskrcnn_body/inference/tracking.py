@@ -168,6 +168,7 @@ class Track:
     def observe(self, box: np.ndarray, keypoints: np.ndarray, frame: int, high: bool, smoothing: float = 0.5) -> None:
         """A match in ``frame``; ``high``: a high-score detection (updates the motion)."""
         if high:
+            assert self.anchor is not None  # set in __post_init__
             anchor_box, anchor_frame = self.anchor
             step = (box - anchor_box) / max(frame - anchor_frame, 1)
             first = not self.velocity.any() and self.hits == 1

@@ -72,7 +72,7 @@ def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int =
         for name, frame in video.iter_video(webcam, f"webcam{webcam}", max_frames, frame_step):
             yield name, encode_jpeg(frame), "image/jpeg"
         return
-    for item in input_walker.expand(list(inputs)):
+    for item in map(str, input_walker.expand(list(inputs))):
         if video.is_video(item):
             stem = os.path.splitext(os.path.basename(item))[0]
             for name, frame in video.iter_video(item, stem, max_frames, frame_step):

@@ -100,7 +100,7 @@ class InferenceServer:
             access_log=False,
             server_header=False,
             timeout_keep_alive=5,
-            timeout_graceful_shutdown=cfg.shutdown_timeout_s,
+            timeout_graceful_shutdown=cfg.shutdown_timeout_s,  # type: ignore[arg-type]  # a float works
         )
         self._uvicorn = uvicorn.Server(config)
         self._running = threading.Event()

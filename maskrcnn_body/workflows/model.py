@@ -45,4 +45,6 @@ class Model(api.Model):
 
 def load(path: Union[str, os.PathLike], **options) -> Model:
     """:func:`maskrcnn_body.inference.api.load` (same arguments) giving a :class:`Model` that can also export."""
-    return api.load(path, model_class=Model, **options)
+    model = api.load(path, model_class=Model, **options)
+    assert isinstance(model, Model)
+    return model

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 from maskrcnn_body.data import inputs as input_walker
 from maskrcnn_body.data import video
@@ -66,7 +66,7 @@ def predict(
     os.makedirs(out_dir, exist_ok=True)
     t0 = time.time()
     summary: dict = {"images": 0, "persons": 0, "videos": [], "out_dir": out_dir}
-    video_args = dict(
+    video_args: Dict[str, Any] = dict(
         max_frames=max_frames,
         frame_step=frame_step,
         batch_size=batch_size,
@@ -82,7 +82,7 @@ def predict(
         summary["images"], summary["persons"] = v["frames"], v["persons"]
     images: List[str] = []
     video_stems: Set[str] = set()
-    for item in input_walker.expand(list(inputs)):
+    for item in map(str, input_walker.expand([os.fspath(i) for i in inputs])):
         if video.is_video(item):
             if not os.path.isfile(item):
                 raise FileNotFoundError(f"video {item!r} not found")

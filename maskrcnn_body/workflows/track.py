@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional, Union
+from typing import List, Optional, Set, Union
 
 import numpy as np
 
@@ -57,7 +57,7 @@ def track(
     if isinstance(source, int) and not isinstance(source, bool):
         name = name or f"webcam{source}"
     else:
-        source = os.fspath(source)
+        source = os.fspath(str(source))
         if not os.path.isfile(source):
             raise FileNotFoundError(f"video {source!r} not found")
         name = name or video_stem(source)
@@ -68,9 +68,9 @@ def track(
     count = min(total // max(frame_step, 1), max_frames or total) if total else 0
     bar = ProgressBar(count, stream=sys.stderr) if progress and count > 1 else None
     n = persons = 0
-    tracks = set()
+    tracks: Set[int] = set()
     frames = video.iter_video(source, name, max_frames, frame_step)
-    names = []
+    names: List[str] = []
 
     def images():
         for frame_name, frame in frames:

@@ -62,10 +62,9 @@ def make_config(
     from maskrcnn_body.config import apply_overrides, build_preset, load_file, parse_overrides
 
     cfg = load_file(config) if config else build_preset(preset)
-    if isinstance(overrides, dict):
-        values = dict(overrides)
-    else:
-        values = parse_overrides(list(overrides or []))
+    values: Dict[str, object] = dict(overrides) if isinstance(overrides, dict) else {}
+    if not isinstance(overrides, dict):
+        values.update(parse_overrides(list(overrides or [])))
     if batch_size is not None:
         values["train.batch_size"] = batch_size
     if skip_corrupt:

@@ -10,6 +10,7 @@ import fractions
 import json
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,9 @@ class VideoOutput:
         self.out_dir, self.stem, self.fps = out_dir, stem, fps if fps and fps > 0 else 25.0
         self.video_path = os.path.join(out_dir, stem + ".mp4")
         self.codec = ""
-        self._av = self._cv = self._stream = None
+        self._av: Any = None  # PyAV output container
+        self._cv: Any = None  # OpenCV VideoWriter
+        self._stream: Any = None
         self.jsonl_path = os.path.join(out_dir, stem + ".jsonl")
         self.coco_path = os.path.join(out_dir, stem + ".coco.json")
         self.rows = open(self.jsonl_path, "w")
@@ -44,11 +47,11 @@ class VideoOutput:
 
     def _open(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
-        try:
+        import importlib.util
+
+        if importlib.util.find_spec("av") is not None:
             import av
-        except ImportError:
-            av = None
-        if av is not None:
+
             self._av = av.open(self.video_path, "w", options={"movflags": "+faststart"})
             stream = self._av.add_stream("libx264", rate=frame_rate(self.fps))
             stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"

@@ -65,8 +65,8 @@ def runtime_files() -> Dict[str, str]:
     missing = [n for n, p in files.items() if not os.path.isfile(p)]
     have = None
     if os.path.isfile(stamp):
-        with open(stamp) as f:
-            have = json.load(f)
+        with open(stamp) as stamp_file:
+            have = json.load(stamp_file)
     changed = []
     if not missing and have and have.get("integrity") == spec["integrity"]:
         sums = have.get("sha256", {})
