@@ -153,7 +153,9 @@ def test_predict_help_shows_the_drawing_and_tracker_settings(capsys):
 def test_an_internal_error_keeps_its_traceback_and_says_where_to_report(monkeypatch, capsys):
     """A ValueError that is not the user's (a bug) is not turned into a one-line user error: the traceback is
     printed, then the hint; exit 70. A UserError stays one line with exit 2."""
-    from maskrcnn_body.cli import main as cli_main
+    import importlib
+
+    cli_main = importlib.import_module("maskrcnn_body.cli.main")
     from maskrcnn_body.errors import EXIT_BUG, EXIT_USER_ERROR, InvalidArgument
 
     def bug(args):

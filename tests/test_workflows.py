@@ -1,7 +1,6 @@
 """The workflow layer (maskrcnn_body/workflows): train, evaluate, predict, track and export as Python functions,
 the user-facing model's methods, and the one input walker they share."""
 
-import json
 import os
 
 import numpy as np
@@ -120,6 +119,13 @@ def test_predict_paths_loads_low_for_videos(monkeypatch, tmp_path):
     assert seen == [0.5, 0.1]
 
 
+def _leaves(tree, prefix=""):
+    """``{"a/b/c": number}`` of a nested metrics summary (None -> nan)."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}/{key}").items()}
+    return {prefix: float("nan") if tree is None else float(tree)}
+
+
 @pytest.mark.slow
 def test_train_returns_a_loadable_model_that_evaluates_and_exports(tmp_path, monkeypatch):
     """mb.train() -> the trained model: callable, with its TrainResult, evaluate() scores it on the val records
@@ -143,7 +149,9 @@ def test_train_returns_a_loadable_model_that_evaluates_and_exports(tmp_path, mon
     from maskrcnn_body.workflows.evaluate import evaluate
 
     again = evaluate("run", val, backend="tensorflow", log=lambda msg: None)
-    assert json.dumps(again.summary, sort_keys=True) == json.dumps(scored.summary, sort_keys=True)
+    assert _leaves(again.summary) == pytest.approx(
+        _leaves(scored.summary), abs=0.01, nan_ok=True
+    )  # oneDNN sums vary a little
     saved = model.export("savedmodel")
     assert saved == os.path.join("run", "export", "saved_model") and os.path.isfile(
         os.path.join(saved, "saved_model.pb")
