@@ -11,7 +11,7 @@ people scenes of ``--size``), each run ``--repeats`` times through exactly what 
 * ``decode``: JPEG bytes -> RGB uint8 (``api.load_image`` on the bytes);
 * ``model``: the backend's runner (resize/pad, network, NMS, box/keypoint mapping: everything that
   runs in TensorFlow / ONNX Runtime / TFLite);
-* ``paste``: box-frame masks -> thresholded crops in the image (``evaluation.paste.paste_crops``);
+* ``paste``: box-frame masks -> thresholded crops in the image (``ops.paste.paste_crops``);
 * ``rle``: COCO RLE of 7 channels per person (``inference.results``);
 * ``json``: the result dict (keypoints, rounding) and ``json.dumps``.
 
@@ -99,8 +99,8 @@ def _set_threads():
 
 
 def latency():
-    from maskrcnn_body.evaluation import paste
     from maskrcnn_body.inference import api, results
+    from maskrcnn_body.ops import paste
 
     model = _model()
     jpegs = _jpegs()

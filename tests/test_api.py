@@ -11,7 +11,7 @@ import maskrcnn_body as mb
 from helpers.masks import assert_masks_close
 from helpers.models import write_random_train_dir
 from maskrcnn_body import constants
-from maskrcnn_body.drawing.draw import render_dump
+from maskrcnn_body.drawing.people import render_dump
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import InputImageError, Model, load_image
 from maskrcnn_body.inference.results import json_to_masks

@@ -193,7 +193,7 @@ def prediction_images_hook(trainer, val_patterns, every: int, num_images: int = 
     """Every ``every`` steps: detections on the first ``num_images`` val images drawn (ground
     truth | prediction) into TensorBoard (``predictions``) and, when ``draw_dir`` is set, saved
     as ``draw_dir/step_<N>/<source_id>.png`` with the ``.npz`` dumps next to them."""
-    from maskrcnn_body.drawing.draw import render_dump
+    from maskrcnn_body.drawing.people import render_dump
     from maskrcnn_body.evaluation import dumps
     from maskrcnn_body.inference.evaluate import predict_dumps
     from maskrcnn_body.training.trainer import Hook

@@ -3,11 +3,11 @@
 The page is one file, ``static/index.html`` (inline CSS and JavaScript, no external resources, about
 20 KB): it posts the picture (a file, a dropped file, or webcam frames one at a time) to
 ``v1/predict`` and draws the answer itself on a canvas: it decodes the COCO RLE masks, labels each
-pixel with the rules of :mod:`maskrcnn_body.evaluation.paste` (the same as the PNG drawing), and
+pixel with the rules of :mod:`maskrcnn_body.ops.paste` (the same as the PNG drawing), and
 paints parts, body outlines, boxes and the skeleton, each part behind its own toggle.
 
 Colours, channel and keypoint names come from :mod:`maskrcnn_body.constants` and
-:mod:`maskrcnn_body.drawing.draw`, written into the page as a JSON block when the server starts, so
+:mod:`maskrcnn_body.drawing.people`, written into the page as a JSON block when the server starts, so
 the page and the PNG drawing cannot drift apart. The page is sent with a Content-Security-Policy
 that allows only its own inline script and style (by hash) and requests to its own origin.
 """
@@ -22,27 +22,27 @@ from importlib import resources
 from typing import Dict, Tuple
 
 from maskrcnn_body import constants
-from maskrcnn_body.drawing import draw
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.drawing import people
+from maskrcnn_body.ops import paste
 from maskrcnn_body.version import __version__
 
 
 def page_config(max_body_bytes: int, max_pixels: int) -> dict:
-    """What the page needs to draw like :func:`maskrcnn_body.drawing.draw.draw_people`."""
+    """What the page needs to draw like :func:`maskrcnn_body.drawing.people.draw_people`."""
     return {
         "channels": list(constants.CHANNELS),
         "part_priority": list(paste.PART_PRIORITY),
         "body_only": paste.BODY_ONLY,
         "part_colours": {str(k): list(v) for k, v in constants.PART_COLOURS.items()},
-        "part_alpha": draw.PART_ALPHA,
-        "body_tint": list(draw.BODY_TINT),
-        "body_alpha": draw.BODY_ALPHA,
-        "outline": list(draw.OUTLINE),
-        "box": list(draw.BOX),
+        "part_alpha": people.PART_ALPHA,
+        "body_tint": list(people.BODY_TINT),
+        "body_alpha": people.BODY_ALPHA,
+        "outline": list(people.OUTLINE),
+        "box": list(people.BOX),
         "keypoints": list(constants.KEYPOINTS),
-        "joint_colours": [list(draw.joint_colour(name)) for name in constants.KEYPOINTS],
-        "skeleton": [[a, b, list(draw.segment_colour(a, b))] for a, b in constants.SKELETON_INDEX],
-        "kpt_thr": draw.KEYPOINT_THRESHOLD,
+        "joint_colours": [list(people.joint_colour(name)) for name in constants.KEYPOINTS],
+        "skeleton": [[a, b, list(people.segment_colour(a, b))] for a, b in constants.SKELETON_INDEX],
+        "kpt_thr": people.KEYPOINT_THRESHOLD,
         "max_body_bytes": int(max_body_bytes),
         "max_pixels": int(max_pixels),
     }

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.ops import paste
 
 PART_ALPHA = 0.6
 BODY_TINT = (255, 255, 255)  # body pixels outside every part: light tint
@@ -116,7 +116,7 @@ def overlay_crops(
     tint and the outline).
 
     Args:
-      image: uint8 (H, W, 3) RGB.  crops: bool :class:`~maskrcnn_body.evaluation.paste.PastedCrop` s
+      image: uint8 (H, W, 3) RGB.  crops: bool :class:`~maskrcnn_body.ops.paste.PastedCrop` s
       (h, w, 7).  scores: (N,) or None (the person with the higher score wins overlaps).
     """
     if not channels or not len(crops):
