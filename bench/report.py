@@ -85,7 +85,7 @@ METHOD = """\
   resize), `box_score_thresh = 0`, `box_detections_per_img = D`, eval mode, `torch.inference_mode()`.
   With random weights torchvision uses BatchNorm2d (no frozen BN); its output masks are pasted into
   full-image (D, 1, S, S) probability maps (part of its latency), ours stay (D, 112, 112, 7) in the
-  box frame (pasting is done later, in numpy, by `evaluation.paste`).
+  box frame (pasting is done later, in numpy, by `ops.paste`).
 - Architecture differences that matter for the ratios: our backbone and head convolutions use
   GroupNorm (torchvision: BatchNorm), our mask head predicts 7 channels at 112x112 (theirs 1
   class-specific channel at 28x28) and also the keypoint heatmaps (Keypoint R-CNN: its own 8 x 512

@@ -11,8 +11,8 @@ people scenes of ``--size``), each run ``--repeats`` times through exactly what 
 * ``decode``: JPEG bytes -> RGB uint8 (``api.load_image`` on the bytes);
 * ``model``: the backend's runner (resize/pad, network, NMS, box/keypoint mapping: everything that
   runs in TensorFlow / ONNX Runtime / TFLite);
-* ``paste``: box-frame masks -> thresholded crops in the image (``evaluation.paste.paste_crops``);
-* ``rle``: COCO RLE of 7 channels per person (``inference.results``);
+* ``paste``: box-frame masks -> thresholded crops in the image (``ops.paste.paste_crops``);
+* ``rle``: COCO RLE of 7 channels per person (``inference.result_json``);
 * ``json``: the result dict (keypoints, rounding) and ``json.dumps``.
 
 ``total`` is the median of the per-run sums (bytes in -> JSON string out, one thread of Python).
@@ -99,8 +99,8 @@ def _set_threads():
 
 
 def latency():
-    from maskrcnn_body.evaluation import paste
     from maskrcnn_body.inference import api, results
+    from maskrcnn_body.ops import paste
 
     model = _model()
     jpegs = _jpegs()
@@ -179,9 +179,9 @@ def batch():
 
 def server():
     from maskrcnn_body.inference import api
+    from maskrcnn_body.inference.api import predict_json, render_png
     from maskrcnn_body.serving import client
     from maskrcnn_body.serving.http_server import ServerConfig, serve
-    from maskrcnn_body.inference.api import predict_json, render_png
 
     model = _model()
     thr = model.score_threshold

@@ -178,8 +178,8 @@ def infer():
 def quant():
     from maskrcnn_body.evaluation import evaluator
     from maskrcnn_body.inference import backends, exporting
-    from maskrcnn_body.inference.record_dumps import write_runner_dumps
     from maskrcnn_body.inference.loading import load_trained_model
+    from maskrcnn_body.inference.record_dumps import write_runner_dumps
 
     work = os.path.join(_abs(FLAGS.work_dir), "quant")
     os.makedirs(work, exist_ok=True)

@@ -172,7 +172,7 @@ def bench_padding(preset, repeats, warmup, people, photo):
     the two canvases alternate run by run, so both see the same machine load."""
     import tensorflow as tf
 
-    from maskrcnn_body.constants import SIZE_DIVISOR
+    from maskrcnn_body.constants import round_up
     from maskrcnn_body.data import augment
     from maskrcnn_body.model.maskrcnn import build_model
     from maskrcnn_body.training.optimizers import build_optimizer
@@ -184,8 +184,7 @@ def bench_padding(preset, repeats, warmup, people, photo):
     i = cfg.input
     scale = augment.resize_scale(h0, w0, i.min_size, i.max_size, i.pad_size)
     h, w = (int(v) for v in augment.resized_size(h0, w0, scale).numpy())
-    up = lambda v: -(-v // SIZE_DIVISOR) * SIZE_DIVISOR  # noqa: E731
-    canvases = {"square canvas (before)": (i.pad_size, i.pad_size), "own size (after)": (up(h), up(w))}
+    canvases = {"square canvas (before)": (i.pad_size, i.pad_size), "own size (after)": (round_up(h), round_up(w))}
     model = build_model(cfg)
     optimizer = build_optimizer(cfg.train)
     step = make_train_step(model, optimizer, tf.distribute.get_strategy(), cfg.train.clip_norm)

@@ -21,6 +21,8 @@ every x becomes ``W - x``.
 
 from __future__ import annotations
 
+from typing import Any, overload
+
 # --------------------------------------------------------------------------- channels
 CHANNELS = ("body", "head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 """Mask channel names, in channel order. Channel k is bit ``1 << k`` of a parts PNG."""
@@ -115,6 +117,29 @@ KP_UNLABELLED, KP_OCCLUDED, KP_VISIBLE = 0, 1, 2
 # --------------------------------------------------------------------------- model
 SIZE_DIVISOR = 32
 """Padded image sides are multiples of this (the coarsest RoI level, P5, has stride 32)."""
+
+
+@overload
+def ceil_div(n: int, divisor: int) -> int: ...
+@overload
+def ceil_div(n: Any, divisor: int) -> Any: ...
+def ceil_div(n, divisor):
+    """``ceil(n / divisor)`` for non-negative ``n``: a Python int, or an integer tensor / array.
+
+    Written ``(n + d - 1) // d``, not ``-(-n // d)``: ONNX's integer Div truncates, so a floor
+    division of a negative number would not survive the ONNX export (identical values for n >= 0)."""
+    return (n + divisor - 1) // divisor
+
+
+@overload
+def round_up(n: int, divisor: int = SIZE_DIVISOR) -> int: ...
+@overload
+def round_up(n: Any, divisor: int = SIZE_DIVISOR) -> Any: ...
+def round_up(n, divisor=SIZE_DIVISOR):
+    """``n`` rounded up to a multiple of ``divisor`` (default :data:`SIZE_DIVISOR`); an int, or an
+    integer tensor / array (:func:`ceil_div`)."""
+    return ceil_div(n, divisor) * divisor
+
 
 LOSS_KEYS = ("rpn_class", "rpn_box", "class", "box", "mask", "keypoint")
 """The model's loss terms, in the order they are logged; ``total`` is their weighted sum."""

@@ -11,7 +11,7 @@ import maskrcnn_body as mb
 from helpers.masks import assert_masks_close
 from helpers.models import write_random_train_dir
 from maskrcnn_body import constants
-from maskrcnn_body.drawing.draw import render_dump
+from maskrcnn_body.drawing.people import render_dump
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference.api import InputImageError, Model, load_image
 from maskrcnn_body.inference.result_json import json_to_masks
@@ -113,8 +113,8 @@ def test_score_threshold_filters_persons(model):
 
 @pytest.mark.slow  # exports a SavedModel and a TFLite file
 def test_every_backend_gives_the_same_result_object(model_dir, model):
-    from maskrcnn_body.inference.loading import load_trained_model
     from maskrcnn_body.inference.exporting import export_saved_model, export_tflite
+    from maskrcnn_body.inference.loading import load_trained_model
 
     keras_model, cfg, _ = load_trained_model(str(model_dir / "run"))
     sm = export_saved_model(keras_model, cfg, str(model_dir / "saved_model"))

@@ -6,7 +6,7 @@ picture has people) on a free loopback port. The tests
 * upload a synthetic picture through the file input (a multipart form) and by drag and drop, wait
   for the drawing, and check that the people listed (score, box, parts found, pixels per part) and
   the page's per-pixel part labels equal what ``/v1/predict`` answers for the same bytes (decoded
-  with pycocotools and labelled with ``evaluation.paste``); toggle parts; take the README screenshot;
+  with pycocotools and labelled with ``ops.paste``); toggle parts; take the README screenshot;
 * run the webcam path on Chromium's fake camera: frames go one at a time, and the last frame's
   answer on the page equals ``/v1/predict``'s for that frame;
 * check the basics of accessibility: every control has a label, the Tab order, text contrast;
@@ -39,8 +39,8 @@ from helpers.models import write_random_train_dir
 from helpers.servers import start_server, stop_server
 from maskrcnn_body import constants
 from maskrcnn_body.data.synthetic import render_image
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference.result_json import json_to_masks
+from maskrcnn_body.ops import paste
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ with the command line; the tests check that
   (its service worker's copy);
 * the webcam path on Chromium's fake camera equals ``mb.load`` on the frame the page ran;
 * ``maskrcnn-body serve --web DIR`` serves the folder at ``/web/`` with the isolation headers;
-* paste.js (the page's port of evaluation/paste.py) equals paste.py under Node.js, and the runtime fetch
+* paste.js (the page's port of ops/paste.py) equals paste.py under Node.js, and the runtime fetch
   refuses a tarball whose sha512 is not the pinned one.
 
 Needs the runtime (``make web`` = ``python web/fetch_runtime.py``: ONNX Runtime Web from npm), Chromium and
@@ -45,7 +45,7 @@ from helpers.models import write_random_train_dir
 from helpers.servers import start_static_server
 from maskrcnn_body.data.synthetic import render_image
 from maskrcnn_body.errors import UserError
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.ops import paste
 from maskrcnn_body.serving import browser
 from maskrcnn_body.workflows import web_page
 

@@ -173,13 +173,13 @@ def test_draw_records_shows_parts_of_a_person_without_body(records, tmp_path):
     from PIL import Image
 
     from maskrcnn_body.cli.draw import draw_records
-    from maskrcnn_body.drawing import draw
+    from maskrcnn_body.drawing import people
 
     prefix, _ = records
     pics = {os.path.basename(p): p for p in draw_records(prefix + "-*", str(tmp_path))}
     im = np.asarray(Image.open(pics["00002_custom_images_b.png"]).convert("RGB")).astype(int)[:-60]
     skin = np.array((230, 190, 150))  # the head's pixels in b.png
-    drawn = (1 - draw.PART_ALPHA) * skin + draw.PART_ALPHA * np.array(constants.PART_COLOURS[C["head"]])
+    drawn = (1 - people.PART_ALPHA) * skin + people.PART_ALPHA * np.array(constants.PART_COLOURS[C["head"]])
     assert (np.abs(im - drawn).sum(-1) < 12).sum() > 100
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from helpers import scenes
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
-from maskrcnn_body.drawing import draw, plots
+from maskrcnn_body.drawing import people, plots
 from maskrcnn_body.evaluation import dumps, evaluate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -31,42 +31,43 @@ def dump(seed=0):
 
 def test_skeleton_colours_follow_the_subjects_sides():
     kp = constants.KEYPOINT_INDEX
-    assert draw.segment_colour(kp["left_elbow"], kp["left_wrist"]) == constants.PART_COLOURS[LEFT_ARM]
+    assert people.segment_colour(kp["left_elbow"], kp["left_wrist"]) == constants.PART_COLOURS[LEFT_ARM]
     assert (
-        draw.segment_colour(kp["neck"], kp["right_shoulder"])
+        people.segment_colour(kp["neck"], kp["right_shoulder"])
         == constants.PART_COLOURS[constants.CHANNEL_INDEX["right_arm"]]
     )
-    assert draw.segment_colour(kp["right_knee"], kp["right_ankle"]) == constants.PART_COLOURS[RIGHT_LEG]
+    assert people.segment_colour(kp["right_knee"], kp["right_ankle"]) == constants.PART_COLOURS[RIGHT_LEG]
     assert (
-        draw.segment_colour(kp["belly"], kp["left_hip"]) == constants.PART_COLOURS[constants.CHANNEL_INDEX["left_leg"]]
+        people.segment_colour(kp["belly"], kp["left_hip"])
+        == constants.PART_COLOURS[constants.CHANNEL_INDEX["left_leg"]]
     )
-    assert draw.segment_colour(kp["face"], kp["neck"]) == draw.CENTRE
+    assert people.segment_colour(kp["face"], kp["neck"]) == people.CENTRE
     assert len(set(constants.PART_COLOURS.values())) == 6
 
 
 def test_overlay_colours_parts_outlines_body_and_keeps_background():
     d = dump()
     pasted = unpack_channels(d["gt_parts"])
-    out = draw.overlay_parts(d["image"], pasted)
+    out = people.overlay_parts(d["image"], pasted)
     img = d["image"].astype(np.float32)
     # a pixel inside the first person's left arm (image right side of its box), away from the outline
     y, x = 14 + 15, 6 + 32
-    assert pasted[0, y, x, LEFT_ARM] and not draw._outline(pasted[0, ..., 0])[y, x]
-    want = (1 - draw.PART_ALPHA) * img[y, x] + draw.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
+    assert pasted[0, y, x, LEFT_ARM] and not people._outline(pasted[0, ..., 0])[y, x]
+    want = (1 - people.PART_ALPHA) * img[y, x] + people.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
     np.testing.assert_allclose(out[y, x], want, atol=1)
-    assert tuple(out[49, 6 + 12]) == draw.OUTLINE  # bottom row of the right leg is on the outline
+    assert tuple(out[49, 6 + 12]) == people.OUTLINE  # bottom row of the right leg is on the outline
     np.testing.assert_array_equal(out[0, 0], d["image"][0, 0])  # background untouched
 
 
 def test_rendered_skeleton_is_not_mirrored():
     d = dump()
-    scale = draw.auto_scale(H, W, 256)
-    pic = np.asarray(draw.render_dump(d, side_by_side=False))
+    scale = people.auto_scale(H, W, 256)
+    pic = np.asarray(people.render_dump(d, side_by_side=False))
     kp = d["keypoints"][0]
     for a, b in constants.SKELETON_INDEX:
         mid = (kp[a, :2] + kp[b, :2]) / 2 * scale
         px = pic[int(mid[1]), int(mid[0])]
-        assert tuple(px) == draw.segment_colour(a, b), (constants.KEYPOINTS[a], constants.KEYPOINTS[b])
+        assert tuple(px) == people.segment_colour(a, b), (constants.KEYPOINTS[a], constants.KEYPOINTS[b])
     # the left wrist is drawn on the image's right half of the person's box (facing the camera)
     cx = (BOXES[0][0] + BOXES[0][2]) / 2
     assert kp[constants.KEYPOINT_INDEX["left_wrist"], 0] > cx > kp[constants.KEYPOINT_INDEX["right_wrist"], 0]
@@ -74,9 +75,9 @@ def test_rendered_skeleton_is_not_mirrored():
 
 def test_side_by_side_layout_and_legend():
     d = dump()
-    single = draw.render_dump(d)
-    both = draw.render_dump(d, side_by_side=True)
-    scale = draw.auto_scale(H, W, 256)
+    single = people.render_dump(d)
+    both = people.render_dump(d, side_by_side=True)
+    scale = people.auto_scale(H, W, 256)
     assert scale == 4 and single.width == W * scale and single.height > H * scale
     assert both.width == 2 * W * scale + 4 and H * scale < both.height <= single.height
     legend = np.asarray(both)[H * scale :]
@@ -90,8 +91,8 @@ def test_side_by_side_layout_and_legend():
 def test_low_scores_are_not_drawn():
     d = dump()
     d["scores"] = np.array([0.9, 0.1], np.float32)
-    pic = np.asarray(draw.render_dump(d, score_threshold=0.5))
-    scale = draw.auto_scale(H, W, 256)
+    pic = np.asarray(people.render_dump(d, score_threshold=0.5))
+    scale = people.auto_scale(H, W, 256)
     x1, y1, x2, y2 = (v * scale for v in BOXES[1])
     assert not (pic[y1 + 4 : y2 - 4, x1 + 4 : x2 - 4] == constants.PART_COLOURS[LEFT_ARM]).all(-1).any()
 
@@ -101,12 +102,12 @@ def test_boxes_thinner_than_a_pixel_are_drawn():
     rectangle whose bottom is above its top)."""
     pasted = np.zeros((2, H, W, 7), bool)
     boxes = np.array([[10, 20.2, 30, 20.6], [5, 5, 5.5, 40]], np.float32)
-    pic = draw.draw_people(np.zeros((H, W, 3), np.uint8), pasted, boxes=boxes, scores=[0.3, 0.2], scale=1)
+    pic = people.draw_people(np.zeros((H, W, 3), np.uint8), pasted, boxes=boxes, scores=[0.3, 0.2], scale=1)
     assert np.asarray(pic).any()
     # issue 25: a 16x320 image's boxes of height 0.5 px made /v1/render answer 500 (PIL: y1 < y0)
     image = np.full((16, 320, 3), 90, np.uint8)
     boxes = np.array([[10.0, 15.5, 200.0, 16.0], [50.0, 2.0, 50.4, 12.0]], np.float32)
-    pic = draw.draw_people(image, np.zeros((2, 16, 320, 7), bool), boxes, scores=[0.9, 0.8])
+    pic = people.draw_people(image, np.zeros((2, 16, 320, 7), bool), boxes, scores=[0.9, 0.8])
     assert pic.size == (320, 16) and (np.asarray(pic) != 90).any()
 
 
@@ -169,7 +170,7 @@ def test_visualize_records_draws_ground_truth(tmp_path):
     assert [pathlib.Path(p).name for p in paths] == ["00000_synthetic_a_b.png", "00001_synthetic_a_b.png"]
     pic = np.asarray(Image.open(paths[0]))
     gt_panel = np.asarray(
-        draw.ground_truth_panel(
+        people.ground_truth_panel(
             s["image"], s["gt_parts"], s["gt_valid"], s["gt_boxes"], s["gt_keypoints"], 4, title=None
         )
     )
@@ -193,7 +194,7 @@ def _result(seed=0, track_ids=None):
 def _pixel_in_part(d, channel):
     """(y, x) of a pixel of person 0's ``channel``, away from its body outline."""
     pasted = unpack_channels(d["gt_parts"])[0]
-    ys, xs = np.nonzero(pasted[..., channel] & ~draw._outline(pasted[..., 0]))
+    ys, xs = np.nonzero(pasted[..., channel] & ~people._outline(pasted[..., 0]))
     return ys[len(ys) // 2], xs[len(xs) // 2]
 
 
@@ -214,7 +215,7 @@ def test_plot_parts_alpha_and_which_parts():
     plot = lambda **kw: r.plot(boxes=False, keypoints=False, **kw)  # noqa: E731  (the parts alone)
     y, x = _pixel_in_part(d, LEFT_ARM)
     head = _pixel_in_part(d, constants.CHANNEL_INDEX["head"])
-    want = (1 - draw.PART_ALPHA) * image[y, x] + draw.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
+    want = (1 - people.PART_ALPHA) * image[y, x] + people.PART_ALPHA * np.array(constants.PART_COLOURS[LEFT_ARM])
     np.testing.assert_allclose(plot()[y, x], want, atol=1)
     np.testing.assert_array_equal(plot(parts=False)[y, x], image[y, x])
     np.testing.assert_array_equal(plot(alpha=0.0)[y, x], image[y, x])
@@ -233,16 +234,16 @@ def test_plot_boxes_line_width_and_track_ids():
     x1, y1, _, y2 = BOXES[1]
     ym = (y1 + y2) // 2
     plot = lambda r, **kw: r.plot(parts=False, keypoints=False, **kw)  # noqa: E731  (the boxes alone)
-    assert tuple(plot(r)[ym, x1]) == draw.BOX and tuple(plot(r)[ym, x1 + 1]) != draw.BOX
-    assert tuple(plot(r, boxes=False)[ym, x1]) != draw.BOX
+    assert tuple(plot(r)[ym, x1]) == people.BOX and tuple(plot(r)[ym, x1 + 1]) != people.BOX
+    assert tuple(plot(r, boxes=False)[ym, x1]) != people.BOX
     thick = plot(r, line_width=3)
-    assert all(tuple(thick[ym, x1 + i]) == draw.BOX for i in range(3))
+    assert all(tuple(thick[ym, x1 + i]) == people.BOX for i in range(3))
     tracked, _ = _result(track_ids=[7, 3])
     pic = plot(tracked)
-    assert tuple(pic[ym, x1]) == draw.track_colour(3) != draw.BOX
+    assert tuple(pic[ym, x1]) == people.track_colour(3) != people.BOX
     # the label "#3 0.80" in the track's colour, wider than the score alone
     near = lambda a, colour: np.abs(a[: y1 - 1, x1:].astype(int) - colour).sum(-1) < 150  # noqa: E731 (anti-aliased)
-    label, plain = near(pic, draw.track_colour(3)), near(plot(r), draw.BOX)
+    label, plain = near(pic, people.track_colour(3)), near(plot(r), people.BOX)
     assert np.flatnonzero(label.any(0)).max() > np.flatnonzero(plain.any(0)).max() + 5
 
 
@@ -251,9 +252,9 @@ def test_plot_draws_joints_above_kpt_thr_only():
     j = constants.KEYPOINT_INDEX["left_wrist"]
     r.persons[0].keypoints[j, 2] = 0.01  # below the default threshold
     x, y = (int(v) for v in d["keypoints"][0, j, :2])
-    colour = draw.joint_colour("left_wrist")
+    colour = people.joint_colour("left_wrist")
     near = lambda pic: (pic[y - 1 : y + 2, x - 1 : x + 2] == colour).all(-1).any()  # noqa: E731
-    assert draw.KEYPOINT_THRESHOLD > 0.01 and not near(r.plot()) and near(r.plot(kpt_thr=0.0))
+    assert people.KEYPOINT_THRESHOLD > 0.01 and not near(r.plot()) and near(r.plot(kpt_thr=0.0))
     assert not near(r.plot(keypoints=False, kpt_thr=0.0))
 
 

@@ -8,9 +8,9 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 
 from bench import report
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import result_json as results
 from maskrcnn_body.inference.api import load_image
+from maskrcnn_body.ops import paste
 from maskrcnn_body.utils.threads import single_threaded_blas
 
 

@@ -18,9 +18,9 @@ LAYERS = {
     "utils": 0,
     "config": 1,
     "data": 2,
-    "evaluation": 3,
     "ops": 3,
     "convert": 3,
+    "evaluation": 4,
     "drawing": 4,
     "model": 5,
     "training": 6,
@@ -32,7 +32,7 @@ LAYERS = {
 """Layer of each top-level module / subpackage: a module may import its own subpackage and any
 lower layer, never its own layer's other subpackages or a higher layer."""
 
-NO_TENSORFLOW = ("constants", "errors", "version", "utils", "config", "evaluation", "drawing")
+NO_TENSORFLOW = ("constants", "errors", "version", "utils", "config", "evaluation", "drawing", "ops/paste.py")
 """Modules that never use TensorFlow (``maskrcnn-body metric`` / ``draw`` run without it)."""
 NO_TENSORFLOW_AT_IMPORT = ("data/schema.py", "data/writer.py", "data/conversion.py", "data/synthetic.py", "convert")
 """Modules that import TensorFlow only inside the functions that read or write TFRecords."""

@@ -25,8 +25,8 @@ from PIL import Image
 
 from maskrcnn_body.config import get_config
 from maskrcnn_body.data import augment, synthetic
-from maskrcnn_body.evaluation.paste import paste_masks
 from maskrcnn_body.model.maskrcnn import build_model
+from maskrcnn_body.ops.paste import paste_masks
 
 pytestmark = pytest.mark.slow  # over-fit runs: `make test-fast` leaves these out
 

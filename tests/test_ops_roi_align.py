@@ -134,31 +134,6 @@ def test_assign_levels():
     assert levels.dtype == np.int32
 
 
-def test_backend_selection(monkeypatch):
-    """One owner decides: explicit argument > use_backend block > env MASKRCNN_BODY_OPS > auto."""
-    from maskrcnn_body.ops import backend
-
-    monkeypatch.setenv(backend.ENV_VAR, "tf")
-    assert backend.requested() == "tf" and backend.resolve() is None
-    with pytest.raises(ValueError, match="cuda"):
-        backend.resolve("cuda")
-    name = backend.name_of("auto")
-    assert name in ("tf", "custom") and (backend.resolve("auto") is None) == (name == "tf")
-    if name == "tf":
-        with pytest.raises(RuntimeError, match="compiled ops requested"):
-            backend.resolve("custom")
-    monkeypatch.setenv(backend.ENV_VAR, "auto")
-    with backend.use_backend("tf"):  # what export traces under
-        assert backend.requested() == "tf" and backend.requested("auto") == "auto"
-        with backend.use_backend("auto"):
-            assert backend.requested() == "auto"
-        assert backend.requested() == "tf"
-    assert backend.requested() == "auto"
-    monkeypatch.setenv(backend.ENV_VAR, "gpu")
-    with pytest.raises(ValueError, match="MASKRCNN_BODY_OPS"):
-        backend.requested()
-
-
 def test_custom_backend_matches_tf_when_built():
     from maskrcnn_body.ops import backend
 

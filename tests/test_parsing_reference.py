@@ -29,7 +29,8 @@ import pytest
 from helpers import scenes
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels
-from maskrcnn_body.evaluation import evaluate, paste
+from maskrcnn_body.evaluation import evaluate
+from maskrcnn_body.ops import paste
 
 H, W, M = 48, 64, 16
 PRIORITY = ("head", "left_arm", "right_arm", "left_leg", "right_leg", "torso")

@@ -16,6 +16,7 @@ from helpers.models import tiny_batch, tiny_config
 from maskrcnn_body.config import ConfigError, get_config
 from maskrcnn_body.model import losses as loss_fns
 from maskrcnn_body.model.maskrcnn import build_model
+from maskrcnn_body.model.roi_heads import PointLossRois
 from maskrcnn_body.ops import points, roi_align
 from maskrcnn_body.ops.targets import mask_targets
 
@@ -155,6 +156,36 @@ def test_point_head_trains_and_refines_the_detected_masks():
     assert m.mask_head.mask_size == 112
     assert det["masks"].shape == (2, 5, 112, 112, 7)
     assert np.isfinite(det["masks"].numpy()).all()
+
+
+def test_point_loss_without_positives_is_a_finite_zero():
+    """N = 0 positive RoIs: the point head runs on one zero-weight stand-in row (never on an empty
+    batch, emulated oneDNN), the loss is exactly 0 and its gradients 0; with RoIs it is positive."""
+    model = build_model(_cfg(**{"model.mask_head.point.features": "p2+image"}))
+    batch = _batch()
+    images = tf.constant(batch["images"])
+    feats = model.features(images, False)
+    ms = model.cfg.model.mask_head.output_size
+
+    def rois(n):
+        return PointLossRois(
+            image_index=tf.zeros([n], tf.int64),
+            boxes=tf.tile(tf.constant([[8.0, 4.0, 40.0, 60.0]]), [n, 1]),
+            coarse=tf.random.normal((n, ms, ms, 7), seed=2),
+            gt_index=tf.zeros([n], tf.int32),
+            weights=tf.ones([n, 7]),
+            gt_boxes=tf.constant(batch["gt_boxes"][0]),
+            gt_masks=tf.constant(batch["gt_masks"][0]),
+        )
+
+    with convolutions_refuse_empty_batches():
+        with tf.GradientTape() as tape:
+            zero = model.roi_heads.point_loss(feats, rois(0), images=images, training=True)
+        grads = tape.gradient(zero, model.point_head.trainable_variables)
+        some = model.roi_heads.point_loss(feats, rois(3), images=images, training=True)
+    assert float(zero) == 0.0
+    assert all(g is None or not np.any(g.numpy()) for g in grads)
+    assert np.isfinite(float(some)) and float(some) > 0
 
 
 @pytest.mark.parametrize("features", ["p2", "p2+image"])

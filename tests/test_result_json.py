@@ -5,8 +5,8 @@ import json
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import result_json as results
+from maskrcnn_body.ops import paste
 
 
 def test_json_roundtrip_matches_pasting_rule():

@@ -288,8 +288,8 @@ def test_features_outside_the_base_install_name_their_extra(tmp_path):
         print(message(lambda: metrics._rle(np.zeros((4, 4, 1), bool))))
         from maskrcnn_body.convert import jhmdb
         print(message(lambda: jhmdb._loadmat_var("x.mat", "part_mask", 3)))
-        from maskrcnn_body.evaluation import paste
         from maskrcnn_body.inference import result_json as results
+        from maskrcnn_body.ops import paste
         crop = paste.PastedCrop(1, 2, np.ones((3, 2, 7), bool))
         print(results.detections_to_json.__name__, results.encode_crop(crop, 6, 5)[0])
     """)

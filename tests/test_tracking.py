@@ -254,7 +254,7 @@ def test_predict_on_a_video_writes_an_h264_video_tracked_rows_and_coco_results(t
     data = open(video["video"], "rb").read()
     assert 0 <= data.find(b"moov") < data.find(b"mdat")
     # the track ids are drawn: the box label's colour of track 1 is in the frame
-    from maskrcnn_body.drawing.draw import track_colour
+    from maskrcnn_body.drawing.people import track_colour
 
     near = np.abs(decoded[6].astype(int) - np.array(track_colour(1))).sum(-1) < 60
     assert near.sum() > 50

@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
 def draw_records(records, out_dir: str, max_records: int = 0, min_size: int = 256) -> List[str]:
     """Draws the ground truth of records matching ``records`` into ``out_dir``; returns the PNG paths."""
     from maskrcnn_body.data import schema, writer
-    from maskrcnn_body.drawing import draw
+    from maskrcnn_body.drawing import people as draw
     from maskrcnn_body.utils.files import safe_file_name
 
     os.makedirs(out_dir, exist_ok=True)
@@ -57,7 +57,7 @@ def draw_dumps(
     min_size: int = 256,
 ) -> List[str]:
     """One PNG per dump in ``dump_dir``; returns the paths."""
-    from maskrcnn_body.drawing import draw
+    from maskrcnn_body.drawing import people as draw
     from maskrcnn_body.evaluation import dumps
     from maskrcnn_body.utils.files import safe_file_name
 

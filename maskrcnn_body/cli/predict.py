@@ -19,7 +19,7 @@ and NAME.coco.json (COCO results: image_id = frame). The tracker (--track_* flag
 from __future__ import annotations
 
 from maskrcnn_body.cli.args import add_backend_arguments, add_bool, add_model_argument
-from maskrcnn_body.drawing.draw import KEYPOINT_THRESHOLD, PART_ALPHA
+from maskrcnn_body.drawing.people import KEYPOINT_THRESHOLD, PART_ALPHA
 
 
 def add_arguments(p) -> None:

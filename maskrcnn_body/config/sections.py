@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Literal, Optional, Tuple
 
-from maskrcnn_body.constants import LOSS_KEYS, SIZE_DIVISOR
+from maskrcnn_body.constants import LOSS_KEYS, SIZE_DIVISOR, ceil_div, round_up
 
 CONFIG_VERSION = 2
 """Version of the ``config.json`` layout written by :meth:`Config.to_dict` (1: the flat layout of
@@ -86,7 +86,7 @@ class InputConfig:
     @property
     def pad_size(self) -> int:
         """Side of the padded square canvas: ``max_size`` rounded up to ``SIZE_DIVISOR`` (32)."""
-        return -(-self.max_size // SIZE_DIVISOR) * SIZE_DIVISOR
+        return round_up(self.max_size, SIZE_DIVISOR)
 
     def validate(self, p: str = "input") -> None:
         _positive(self, p, "min_size", "max_size", "max_persons", "gt_mask_size", "shuffle_buffer")
@@ -435,7 +435,7 @@ LR_REFERENCE_BATCH = 16
 
 
 def _steps(images: int, batch: int) -> int:
-    return max(1, -(-int(images) // int(batch)))
+    return max(1, ceil_div(int(images), int(batch)))
 
 
 @dataclasses.dataclass

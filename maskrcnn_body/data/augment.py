@@ -16,6 +16,7 @@ key             dtype   shape        meaning
 Coordinates follow :mod:`maskrcnn_body.constants`: pixel column ``i`` covers ``[i, i + 1)``
 and has its centre at ``i + 0.5``; a horizontal flip of width ``W`` maps ``x -> W - x``.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Tuple
@@ -101,18 +102,20 @@ def resize_image(image: tf.Tensor, scale: tf.Tensor, size: tf.Tensor) -> tf.Tens
     """
     scale = tf.cast(scale, tf.float32)
     out = tf.raw_ops.ScaleAndTranslate(
-        images=image[None], size=tf.cast(size, tf.int32), scale=tf.stack([scale, scale]),
-        translation=tf.zeros([2], tf.float32), kernel_type="triangle", antialias=False)
+        images=image[None],
+        size=tf.cast(size, tf.int32),
+        scale=tf.stack([scale, scale]),
+        translation=tf.zeros([2], tf.float32),
+        kernel_type="triangle",
+        antialias=False,
+    )
     return out[0]
 
 
 def pad_to_multiple(image: tf.Tensor, divisor: int) -> tf.Tensor:
     """Zero-pads an (H, W, C) image bottom/right to the next multiples of ``divisor``."""
     shape = tf.shape(image)
-    # (n + d - 1) // d, not -(-n // d): ONNX's integer Div truncates, so a floor division of a
-    # negative number would not survive the ONNX export (sizes are positive: identical values)
-    h = (shape[0] + divisor - 1) // divisor * divisor
-    w = (shape[1] + divisor - 1) // divisor * divisor
+    h, w = constants.round_up(shape[0], divisor), constants.round_up(shape[1], divisor)
     return tf.pad(image, [[0, h - shape[0]], [0, w - shape[1]], [0, 0]])
 
 
@@ -160,7 +163,7 @@ def crop_box_masks(parts: tf.Tensor, boxes: tf.Tensor, size: int) -> tf.Tensor:
     bits = tf.range(constants.NUM_CHANNELS, dtype=tf.int32)
 
     def corner(rows, cols):
-        r = tf.gather(parts, rows, axis=1, batch_dims=1)           # (N, size, W)
+        r = tf.gather(parts, rows, axis=1, batch_dims=1)  # (N, size, W)
         v = tf.cast(tf.gather(r, cols, axis=2, batch_dims=1), tf.int32)  # (N, size, size)
         return tf.cast(tf.bitwise.bitwise_and(tf.bitwise.right_shift(v[..., None], bits), 1), tf.float32)
 

@@ -1,13 +1,13 @@
 """The drawing constants as JSON: what the two web pages need to draw exactly like
-:func:`maskrcnn_body.drawing.draw.draw_people` (colours, names, priorities, skeleton, thresholds).
+:func:`maskrcnn_body.drawing.people.draw_people` (colours, names, priorities, skeleton, thresholds).
 Used by the server's page (:mod:`maskrcnn_body.serving.web`) and the in-browser page
 (:mod:`maskrcnn_body.workflows.web_page`)."""
 
 from __future__ import annotations
 
 from maskrcnn_body import constants
-from maskrcnn_body.drawing import draw
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.drawing import people as draw
+from maskrcnn_body.ops import paste
 
 
 def page_constants() -> dict:

@@ -39,8 +39,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.evaluation.prepared import PreparedImage
+from maskrcnn_body.ops import paste
 
 SCORE_THRESHOLD = 0.5
 MIN_BOX_AREA = 1000

@@ -71,8 +71,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.evaluation import matching, paste
+from maskrcnn_body.evaluation import matching
 from maskrcnn_body.evaluation.prepared import PreparedImage
+from maskrcnn_body.ops import paste
 
 PARTS = np.asarray(constants.PART_CHANNELS)
 NUM_CLASSES = len(PARTS) + 1

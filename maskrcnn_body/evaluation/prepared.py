@@ -9,7 +9,8 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels, unpack_channels
-from maskrcnn_body.evaluation import matching, paste
+from maskrcnn_body.evaluation import matching
+from maskrcnn_body.ops import paste
 
 
 @dataclasses.dataclass

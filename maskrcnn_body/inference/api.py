@@ -34,8 +34,8 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.data import images, inputs, video
 from maskrcnn_body.errors import UserError
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import result_json
+from maskrcnn_body.ops import paste
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
 IMAGE_EXTS = images.IMAGE_EXTS  # the formats the decoder accepts (JPEG, PNG, WebP, BMP)
@@ -114,7 +114,7 @@ class Result:
     def part_map(self) -> np.ndarray:
         """(H, W) uint8 label map of all persons: 0 background, 1..6 head, torso, left arm, right arm,
         left leg, right leg (:data:`PART_MAP_LABELS`). Where persons overlap the higher score wins;
-        within a person the part priority of ``evaluation.paste.PART_PRIORITY`` decides; body pixels
+        within a person the part priority of ``ops.paste.PART_PRIORITY`` decides; body pixels
         that no part covers are 0 here (they are in each person's ``masks["body"]``)."""
         h, w = self.image.shape[:2]
         d = self.detections
@@ -135,7 +135,7 @@ class Result:
     ) -> np.ndarray:
         """RGB uint8 (H, W, 3) drawing, the input's size: parts and body outlines, boxes labelled
         with the score (and ``#track_id`` in the track's colour for tracked video frames), skeletons
-        (:func:`maskrcnn_body.drawing.draw.render_detections`, the drawing of ``maskrcnn-body
+        (:func:`maskrcnn_body.drawing.people.render_detections`, the drawing of ``maskrcnn-body
         predict`` and the server's ``POST /v1/render``).
 
         Args:
@@ -143,29 +143,29 @@ class Result:
             ``"body"`` = the light body tint and the outline).
           boxes: boxes and their labels.  keypoints: skeletons and joints.
           kpt_thr: joints scoring below it are not drawn (default
-            :data:`~maskrcnn_body.drawing.draw.KEYPOINT_THRESHOLD`, 0.05).
+            :data:`~maskrcnn_body.drawing.people.KEYPOINT_THRESHOLD`, 0.05).
           legend: append a strip naming the part colours (the drawing gets taller: (H + strip, W, 3)).
           line_width: pixels (default from the image size: 1 at 256 x 256, 2 at 640 x 480).
           alpha: opacity of the part colours in [0, 1] (default 0.6).
         """
-        from maskrcnn_body.drawing import draw
+        from maskrcnn_body.drawing import people
 
-        pic = draw.render_detections(
+        pic = people.render_detections(
             self.image,
             self.detections,
             [p.track_id for p in self.persons],
             parts=parts,
             boxes=boxes,
             keypoints=keypoints,
-            kpt_thr=draw.KEYPOINT_THRESHOLD if kpt_thr is None else float(kpt_thr),
+            kpt_thr=people.KEYPOINT_THRESHOLD if kpt_thr is None else float(kpt_thr),
             legend=legend,
             line_width=line_width,
-            alpha=draw.PART_ALPHA if alpha is None else float(alpha),
+            alpha=people.PART_ALPHA if alpha is None else float(alpha),
         )
         return np.asarray(pic.convert("RGB"))
 
     def to_json(self) -> dict:
-        """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.results``), plus a
+        """The JSON of ``train/infer.py`` / ``POST /v1/predict`` (``inference.result_json``), plus a
         ``track_id`` per person when the result comes from a tracked video."""
         h, w = self.image.shape[:2]
         out = result_json.detections_to_json(self.detections, h, w, self.source)

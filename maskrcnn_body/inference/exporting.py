@@ -14,8 +14,8 @@ in one call, outputs (B, D, ...) and ``num_detections`` (B,) (equal to one-at-a-
 the single-image signature only: run a batch as a loop (the runners of
 :mod:`~maskrcnn_body.inference.backends` do).
 
-The graph is traced with the pure-TF ops (``ops.backend.use_backend("tf")``) and the
-``NonMaxSuppressionV4`` NMS op (``model.postprocess.use_nms("v4")``): no custom op and no
+The graph is traced with the pure-TF ops and the ``NonMaxSuppressionV4`` NMS op
+(``ops.backend.use_backend("tf", nms="v4")``): no custom op and no
 ``CropAndResize`` end up in it, so ``tf.saved_model.load`` works without this package, TFLite needs
 builtin ops only, and tf2onnx maps every op (NMS to ONNX ``NonMaxSuppression``).
 
@@ -44,7 +44,6 @@ import tensorflow as tf
 
 from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess, preprocess_batch
-from maskrcnn_body.model.postprocess import use_nms
 from maskrcnn_body.ops.backend import use_backend
 
 SIGNATURE = "serving_default"
@@ -83,7 +82,7 @@ def export_saved_model(model, cfg, export_dir: str) -> str:
     """Writes a SavedModel with signatures ``serving_default(image)`` and ``serving_batch(images)``
     (module docstring)."""
     module = ExportModule(model, cfg)
-    with use_backend("tf"), use_nms("v4"):  # no compiled op; one NMS op that TFLite and ONNX map
+    with use_backend("tf", nms="v4"):  # no compiled op; one NMS op that TFLite and ONNX map
         signatures = {
             SIGNATURE: module.serve.get_concrete_function(),
             BATCH_SIGNATURE: module.serve_batch.get_concrete_function(),

@@ -9,7 +9,7 @@ Format::
     RLE = {"size": [H, W], "counts": "<COCO compressed string>"}
 
 Coordinates are in the original image's pixel-edge frame (docs/GUIDE.md, Conventions). Masks follow the
-pasting rule of :mod:`maskrcnn_body.evaluation.paste` (bilinear onto the box, >= 0.5, parts clipped
+pasting rule of :mod:`maskrcnn_body.ops.paste` (bilinear onto the box, >= 0.5, parts clipped
 to the body). Decode a mask with ``pycocotools.mask.decode(rle)`` or :func:`maskrcnn_body.evaluation.rle.decode`
 (numpy only: the JSON is written without pycocotools, :mod:`maskrcnn_body.evaluation.rle`).
 """
@@ -21,8 +21,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from maskrcnn_body import constants
-from maskrcnn_body.evaluation import paste
 from maskrcnn_body.evaluation import rle as coco_rle
+from maskrcnn_body.ops import paste
 
 
 def rle_counts(crop: paste.PastedCrop, height: int, width: int) -> List[List[int]]:
@@ -76,7 +76,7 @@ def detections_to_json(
 ) -> dict:
     """Args: det with ``boxes`` (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7), ``keypoints`` (R, 15, 3)
     for the R kept detections, in original image pixels. ``crops`` / ``rles``: the pasted crops
-    (:func:`~maskrcnn_body.evaluation.paste.paste_crops` at ``threshold``) and their
+    (:func:`~maskrcnn_body.ops.paste.paste_crops` at ``threshold``) and their
     :func:`encode_crop`, when the caller already has them."""
     boxes = np.asarray(det["boxes"], np.float32).reshape(-1, 4)
     scores = np.asarray(det["scores"], np.float32).reshape(-1)

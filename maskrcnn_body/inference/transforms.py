@@ -13,7 +13,7 @@ from typing import Dict, Tuple
 
 import tensorflow as tf
 
-from maskrcnn_body.constants import SIZE_DIVISOR
+from maskrcnn_body.constants import SIZE_DIVISOR, round_up
 from maskrcnn_body.data import augment
 from maskrcnn_body.ops.boxes import clip_boxes
 
@@ -43,8 +43,7 @@ def preprocess_batch(
     scale = augment.resize_scale(shape[1], shape[2], min_size, max_size, pad_size)
     size = augment.resized_size(shape[1], shape[2], scale)
     resized = tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear")
-    h = (size[0] + SIZE_DIVISOR - 1) // SIZE_DIVISOR * SIZE_DIVISOR
-    w = (size[1] + SIZE_DIVISOR - 1) // SIZE_DIVISOR * SIZE_DIVISOR
+    h, w = round_up(size[0], SIZE_DIVISOR), round_up(size[1], SIZE_DIVISOR)
     padded = tf.pad(resized, [[0, 0], [0, h - size[0]], [0, w - size[1]], [0, 0]])
     return padded, tf.tile(size[None], [b, 1]), tf.fill([b], scale)
 

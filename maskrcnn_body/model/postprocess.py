@@ -7,39 +7,15 @@ validity mask / count, so a ``tf.function`` traces once per input size.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from typing import Dict, Iterator, Sequence
+from typing import Dict, Sequence
 
 import tensorflow as tf
-from tensorflow.python.ops import gen_image_ops
 
 from maskrcnn_body import constants
+from maskrcnn_body.ops import backend
 from maskrcnn_body.ops import boxes as box_ops
 
 _INVALID = -1e9  # score given to boxes that must never be selected
-_NMS_OPS = ("padded", "v4")
-_nms_op: contextvars.ContextVar[str] = contextvars.ContextVar("maskrcnn_body_nms", default="padded")
-
-
-@contextlib.contextmanager
-def use_nms(name: str) -> Iterator[None]:
-    """Within the block, :func:`batched_nms` traces with ``name``: ``"padded"`` (default:
-    ``tf.image.non_max_suppression_padded``, a tiled TF function that TFLite fuses into its
-    NON_MAX_SUPPRESSION_V4) or ``"v4"`` (the ``NonMaxSuppressionV4`` kernel itself, one op that
-    TFLite and ONNX (``NonMaxSuppression``) map directly; the export traces with it).
-
-    Both are the same greedy NMS (score order, lower index first on ties, suppress when IoU >
-    threshold); they compute the IoU with differently ordered float operations, so they can differ
-    only where an IoU equals the threshold to the last bit (never seen with real boxes; the export
-    tests compare them)."""
-    if name not in _NMS_OPS:
-        raise ValueError(f"use_nms({name!r}): expected one of {_NMS_OPS}")
-    token = _nms_op.set(name)
-    try:
-        yield
-    finally:
-        _nms_op.reset(token)
 
 
 def batched_nms(
@@ -52,14 +28,22 @@ def batched_nms(
       max_output: K, static.
     Returns:
       indices (B, K) int32 into N (0 where padded), valid (B, K) bool, sorted by score.
+
+    The op traced is ``ops.backend.nms_op()`` (``"padded"`` or ``"v4"``; chosen with
+    ``ops.backend.use_backend(nms=...)``); both give the same selection.
     """
-    v4 = _nms_op.get() == "v4"
+    v4 = backend.nms_op() == "v4"
 
     def one(args):
         b, s = args
         if v4:
-            idx, n = gen_image_ops.non_max_suppression_v4(
-                b, s, max_output, iou_threshold, score_threshold, pad_to_max_output_size=True
+            idx, n = tf.raw_ops.NonMaxSuppressionV4(
+                boxes=b,
+                scores=s,
+                max_output_size=max_output,
+                iou_threshold=iou_threshold,
+                score_threshold=score_threshold,
+                pad_to_max_output_size=True,
             )
         else:
             idx, n = tf.image.non_max_suppression_padded(

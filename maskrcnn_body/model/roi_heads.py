@@ -18,7 +18,7 @@ Coordinates: boxes in the (resized, padded) image's pixel-edge frame, as the RPN
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -41,10 +41,28 @@ def apply_head(head: keras.Model, rois: tf.Tensor, training: bool):
     return res if len(res) > 1 else res[0]
 
 
-def _pad_stand_in(t: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
-    """(N, ...) -> (max(N, 1), ...): one zero stand-in row appended when N is 0 (never an empty batch)."""
+def pad_stand_in(t: tf.Tensor, n: tf.Tensor) -> tf.Tensor:
+    """The stand-in row of a head run on a dynamic number N of rows (N may be 0): (N, ...) ->
+    (max(N, 1), ...), one zero row appended when N is 0.
+
+    A head never runs on an empty batch: TF's oneDNN convolution (Intel Xeon) returns a wrongly
+    shaped result for one. The caller then slices the outputs back to their N real rows
+    (:meth:`RoIHeads.part_outputs`) or gives the stand-in row weight 0 (its padded weights are 0,
+    :meth:`RoIHeads.point_loss`): zero losses and zero gradients, one trace either way."""
     pad = tf.zeros(tf.concat([[1], tf.shape(t)[1:]], 0), t.dtype)
     return tf.concat([t, pad], 0)[: tf.maximum(n, 1)]
+
+
+class PointLossRois(NamedTuple):
+    """The N real positive RoIs (N may be 0) of the point loss and the GT they match."""
+
+    image_index: tf.Tensor  # (N,) int: image of each RoI in the batch
+    boxes: tf.Tensor  # (N, 4) float32 image pixels
+    coarse: tf.Tensor  # (N, M, M, 7) the mask head's logits
+    gt_index: tf.Tensor  # (N,) int32: row of gt_boxes / gt_masks
+    weights: tf.Tensor  # (N, 7) float32 per-channel weight (1 = channel annotated)
+    gt_boxes: tf.Tensor  # (G, 4) float32 image pixels
+    gt_masks: tf.Tensor  # (G, MS, MS, 7) float32 box-frame GT masks
 
 
 def point_pixels(images: tf.Tensor) -> tf.Tensor:
@@ -114,12 +132,10 @@ class RoIHeads:
         """
         m = self.cfg
         if rows is not None:
-            # never run a convolution on an empty batch: TF's oneDNN convolution (Intel Xeon)
-            # returns a wrongly shaped result for one. With no positive RoI the heads run on one
-            # stand-in row (image 0, RoI 0) whose outputs are sliced away below, so the caller
-            # sees (1, 0, ...) outputs, zero losses and zero gradients (one trace either way).
+            # with no positive RoI the heads run on one stand-in row (image 0, RoI 0) whose outputs
+            # are sliced away below: the caller sees (1, 0, ...) outputs (pad_stand_in)
             n = tf.shape(rows)[0]
-            rows = tf.concat([rows, tf.zeros([1, 2], rows.dtype)], 0)[: tf.maximum(n, 1)]
+            rows = pad_stand_in(rows, n)
 
         def crops(size):
             c = self.crop(feats, boxes, size)
@@ -147,6 +163,11 @@ class RoIHeads:
         return postprocess.decode_keypoint_heatmaps(kp_out, boxes)
 
     # ------------------------------------------------------------------ the point head
+    def _point_head(self) -> keras.Model:
+        if self.point_head is None:
+            raise ValueError("this model has no point head (model.mask_head.point.dim is 0)")
+        return self.point_head
+
     def point_features(self, feats, images, image_index: tf.Tensor, boxes: tf.Tensor, rel: tf.Tensor) -> tf.Tensor:
         """Fine features (N, P, F) at RoI-relative points ``rel`` (N, P, 2) of ``boxes`` (N, 4) (image
         pixels) of images ``image_index`` (N,) int32: P2 bilinearly sampled, plus the 3x3 pixel
@@ -179,25 +200,29 @@ class RoIHeads:
                 cur = tf.image.resize(cur, [s, s], method="bilinear")
             idx, rel = points.most_uncertain_cells(cur, pc.refine_points)
             fine = self.point_features(feats, images, image_index, flat_boxes, rel)
-            new = self.point_head([fine, points.sample_grid(coarse, rel)], training=training)
+            new = self._point_head()([fine, points.sample_grid(coarse, rel)], training=training)
             cur = points.replace_cells(cur, idx, new)
         s = cur.shape[1]
         return tf.reshape(cur, [b, d, s, s, constants.NUM_CHANNELS])
 
-    def point_loss(self, feats, images, image_index, boxes, coarse, gt_boxes, gt_masks, gt_index, weights, training):
-        """The point head's training loss on N real positives (N may be 0: one zero-weight stand-in
-        row then runs, never an empty batch): ``point.train_points`` points per RoI (PointRend's
-        uncertainty-biased sampling on the ``coarse`` logits (N, M, M, 7)), targets from the GT
-        masks at those points. ``image_index`` (N,), ``boxes`` (N, 4), ``gt_index`` (N,) rows of
-        ``gt_boxes`` (G, 4) / ``gt_masks`` (G, MS, MS, 7), ``weights`` (N, 7)."""
+    def point_loss(
+        self, feats, rois: PointLossRois, *, images: Optional[tf.Tensor] = None, training: bool = True
+    ) -> tf.Tensor:
+        """The point head's training loss on the N real positives ``rois`` (N may be 0: one
+        zero-weight stand-in row then runs, never an empty batch, :func:`pad_stand_in`):
+        ``point.train_points`` points per RoI (PointRend's uncertainty-biased sampling on the
+        ``coarse`` logits), targets from the GT masks at those points. ``images`` (B, H, W, 3) for
+        ``point.features="p2+image"``."""
         pc = self.cfg.mask_head.point
-        n = tf.shape(boxes)[0]
-        coarse, boxes, gt_index = _pad_stand_in(coarse, n), _pad_stand_in(boxes, n), _pad_stand_in(gt_index, n)
-        weights, image_index = _pad_stand_in(weights, n), _pad_stand_in(tf.cast(image_index, tf.int32), n)
+        n = tf.shape(rois.boxes)[0]
+        coarse, boxes, gt_index, weights, image_index = (
+            pad_stand_in(t, n)
+            for t in (rois.coarse, rois.boxes, rois.gt_index, rois.weights, tf.cast(rois.image_index, tf.int32))
+        )
         rel = points.training_points(tf.stop_gradient(coarse), pc.train_points, pc.oversample, pc.importance)
         fine = self.point_features(feats, images, image_index, boxes, rel)
-        logits = self.point_head([fine, points.sample_grid(coarse, rel)], training=training)
-        point_t = points.point_mask_targets(points.rel_to_image(rel, boxes), gt_boxes, gt_masks, gt_index)
+        logits = self._point_head()([fine, points.sample_grid(coarse, rel)], training=training)
+        point_t = points.point_mask_targets(points.rel_to_image(rel, boxes), rois.gt_boxes, rois.gt_masks, gt_index)
         return losses.point_mask_loss(logits, point_t, weights)
 
     # ------------------------------------------------------------------ inference
@@ -288,18 +313,16 @@ class RoIHeads:
         mask_w = targets.gather_per_roi(as_one_image(gt["gt_parts_valid"]), gt_n)
         out["mask"] = losses.mask_loss(mask_logits, mask_t, mask_w, m.mask_head.dice_weight)
         if self.point_head is not None:
-            out["point"] = self.point_loss(
-                feats,
-                gt.get("images"),
-                rows[:, 0],
-                boxes_n[0],
-                mask_logits[0],
-                as_one_image(gt["gt_boxes"])[0],
-                as_one_image(gt["gt_masks"])[0],
-                gt_n[0],
-                mask_w[0],
-                training,
+            point_rois = PointLossRois(
+                image_index=rows[:, 0],
+                boxes=boxes_n[0],
+                coarse=mask_logits[0],
+                gt_index=gt_n[0],
+                weights=mask_w[0],
+                gt_boxes=as_one_image(gt["gt_boxes"])[0],
+                gt_masks=as_one_image(gt["gt_masks"])[0],
             )
+            out["point"] = self.point_loss(feats, point_rois, images=gt.get("images"), training=training)
         pos_kp = targets.gather_per_roi(as_one_image(gt["gt_keypoints"]), gt_n)
         out["keypoint"] = self.keypoint_loss(kp_out, boxes_n, pos_kp)
         return out

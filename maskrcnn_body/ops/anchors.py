@@ -23,6 +23,9 @@ from typing import List, Sequence, Tuple
 
 import tensorflow as tf
 
+from maskrcnn_body.config.sections import AnchorConfig
+from maskrcnn_body.constants import ceil_div
+
 
 def level_shapes(image_size, min_level: int, max_level: int) -> List[Tuple]:
     """Feature-map sizes ``[(Hl, Wl)]`` for levels ``min_level..max_level`` of a (height, width) =
@@ -30,8 +33,7 @@ def level_shapes(image_size, min_level: int, max_level: int) -> List[Tuple]:
     h, w = image_size
     if not (tf.is_tensor(h) or tf.is_tensor(w)):
         h, w = int(h), int(w)
-    # ceil as (n + d - 1) // d: ONNX's integer Div truncates, so -(-n // d) would not export
-    return [((h + 2**lvl - 1) // 2**lvl, (w + 2**lvl - 1) // 2**lvl) for lvl in range(min_level, max_level + 1)]
+    return [(ceil_div(h, 2**lvl), ceil_div(w, 2**lvl)) for lvl in range(min_level, max_level + 1)]
 
 
 def cell_anchors(
@@ -83,9 +85,9 @@ def generate_anchors(
     return per_level, tf.concat(per_level, axis=0)
 
 
-def generate_anchors_for_config(anchor_cfg, image_size) -> Tuple[List[tf.Tensor], tf.Tensor]:
+def generate_anchors_for_config(anchor_cfg: AnchorConfig, image_size) -> Tuple[List[tf.Tensor], tf.Tensor]:
     """:func:`generate_anchors` for the RPN levels P2..P{``anchor_cfg.max_level``} of an
-    :class:`~maskrcnn_body.config.AnchorConfig` (``size``, ``scales``, ``aspect_ratios``)."""
+    :class:`~maskrcnn_body.config.sections.AnchorConfig` (``size``, ``scales``, ``aspect_ratios``)."""
     return generate_anchors(
         image_size, 2, anchor_cfg.max_level, anchor_cfg.size, anchor_cfg.scales, anchor_cfg.aspect_ratios
     )

@@ -11,10 +11,11 @@ random generator.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 
+from maskrcnn_body.config.sections import RoiConfig, RpnConfig
 from maskrcnn_body.ops import backend as ops_backend
 from maskrcnn_body.ops.boxes import RPN_BOX_WEIGHTS, box_area, encode_boxes, pairwise_iou
 from maskrcnn_body.ops.roi_align import roi_align_flat
@@ -161,7 +162,12 @@ class RpnTargets(NamedTuple):
 
 @_no_autograph
 def rpn_targets(
-    anchors: tf.Tensor, gt_boxes: tf.Tensor, num_gt: tf.Tensor, cfg, seed=None, image_shape: Optional[tf.Tensor] = None
+    anchors: tf.Tensor,
+    gt_boxes: tf.Tensor,
+    num_gt: tf.Tensor,
+    cfg: RpnConfig,
+    seed=None,
+    image_shape: Optional[tf.Tensor] = None,
 ) -> RpnTargets:
     """RPN targets for anchors (N, 4) (``ops.anchors`` order) and GT (B, P, 4) + num_gt (B,).
 
@@ -171,8 +177,8 @@ def rpn_targets(
     ignored (-1) unless it is a positive (a GT at the border may have its best anchor there).
     Anchors crossing the border are kept. Then ``cfg.batch_per_image`` anchors are sampled per image
     with at most ``cfg.positive_fraction`` positives (:func:`subsample_labels`). Box targets encode
-    the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is an
-    :class:`~maskrcnn_body.config.RpnConfig`.
+    the matched GT with ``RPN_BOX_WEIGHTS`` (1, 1, 1, 1). ``cfg`` is the model's
+    :class:`~maskrcnn_body.config.sections.RpnConfig`.
     """
     anchors = tf.convert_to_tensor(anchors, tf.float32)
     gt_boxes = tf.convert_to_tensor(gt_boxes, tf.float32)
@@ -205,13 +211,13 @@ def sample_rois(
     proposals: tf.Tensor,
     gt_boxes: tf.Tensor,
     num_gt: tf.Tensor,
-    cfg,
-    box_weights,
+    cfg: RoiConfig,
+    box_weights: Sequence[float],
     proposal_valid: Optional[tf.Tensor] = None,
     seed=None,
 ) -> SampledRois:
     """Sample K = ``cfg.per_image`` RoIs per image for the box/mask/keypoint heads
-    (``cfg``: :class:`~maskrcnn_body.config.RoiConfig`; box targets encoded with ``box_weights``).
+    (``cfg``: :class:`~maskrcnn_body.config.sections.RoiConfig`; box targets encoded with ``box_weights``).
 
     Candidates are the proposals (B, Np, 4) followed by the real GT boxes (B, P, 4) (padding
     GT rows and proposals with ``proposal_valid`` False -- default: zero-area proposals --

@@ -3,11 +3,11 @@
 The page is one file, ``static/index.html`` (inline CSS and JavaScript, no external resources, about
 20 KB): it posts the picture (a file, a dropped file, or webcam frames one at a time) to
 ``v1/predict`` and draws the answer itself on a canvas: it decodes the COCO RLE masks, labels each
-pixel with the rules of :mod:`maskrcnn_body.evaluation.paste` (the same as the PNG drawing), and
+pixel with the rules of :mod:`maskrcnn_body.ops.paste` (the same as the PNG drawing), and
 paints parts, body outlines, boxes and the skeleton, each part behind its own toggle.
 
 Colours, channel and keypoint names come from :mod:`maskrcnn_body.constants` and
-:mod:`maskrcnn_body.drawing.draw`, written into the page as a JSON block when the server starts, so
+:mod:`maskrcnn_body.drawing.people`, written into the page as a JSON block when the server starts, so
 the page and the PNG drawing cannot drift apart. The page is sent with a Content-Security-Policy
 that allows only its own inline script and style (by hash) and requests to its own origin.
 """
@@ -27,7 +27,7 @@ from maskrcnn_body.version import __version__
 
 
 def page_config(max_body_bytes: int, max_pixels: int) -> dict:
-    """What the page needs to draw like :func:`maskrcnn_body.drawing.draw.draw_people`
+    """What the page needs to draw like :func:`maskrcnn_body.drawing.people.draw_people`
     (:func:`maskrcnn_body.drawing.palette.page_constants`) and the server's upload limits."""
     return {**palette.page_constants(), "max_body_bytes": int(max_body_bytes), "max_pixels": int(max_pixels)}
 

@@ -1,7 +1,7 @@
 """numpy's BLAS threads around the small matrix products of mask pasting.
 
 numpy's OpenBLAS starts one thread per core for every matrix product, and its idle threads spin. The
-products of :mod:`maskrcnn_body.evaluation.paste` are tiny (a 56 x 56 mask onto a box), so on a
+products of :mod:`maskrcnn_body.ops.paste` are tiny (a 56 x 56 mask onto a box), so on a
 2-core CPU shared with the model's own threads (TensorFlow, ONNX Runtime, TFLite) the spinning made
 pasting 6 people take 60 ms instead of 2 ms and slowed the next model call by a third
 (docs/BENCHMARKS.md, "cpu_small"). :func:`single_threaded_blas` runs a block with one BLAS thread

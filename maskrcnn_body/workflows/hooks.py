@@ -32,7 +32,7 @@ def prediction_images_hook(
     """Every ``every`` steps: detections on the first ``num_images`` val images drawn (ground
     truth | prediction) into TensorBoard (``predictions``) and, when ``draw_dir`` is set, saved
     as ``draw_dir/step_<N>/<source_id>.png`` with the ``.npz`` dumps next to them."""
-    from maskrcnn_body.drawing.draw import render_dump
+    from maskrcnn_body.drawing.people import render_dump
     from maskrcnn_body.evaluation import dumps
     from maskrcnn_body.inference.record_dumps import predict_dumps
     from maskrcnn_body.utils.files import safe_file_name

@@ -25,7 +25,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import pack_channels, unpack_channels
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.ops import paste
 
 PART_RECTS = {  # channel: (row0, row1, col0, col1) as fractions of the box
     constants.CHANNEL_INDEX["head"]: (0.0, 0.25, 0.35, 0.65),

@@ -1,5 +1,5 @@
 // The in-browser demo: ONNX Runtime Web runs the exported model (model.onnx) on the picture's pixels, then
-// this page pastes the box-frame masks (paste.js, the port of evaluation/paste.py) and draws parts, body
+// this page pastes the box-frame masks (paste.js, the port of ops/paste.py) and draws parts, body
 // outlines, boxes and skeletons like the server's demo page (serving/static/index.html) and draw/draw.py.
 //
 // The model's input is the picture itself: RGB uint8 (H, W, 3) of any size. The resize, padding and

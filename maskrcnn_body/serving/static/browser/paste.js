@@ -1,4 +1,4 @@
-// Pasting box-frame masks into the image and labelling pixels: a port of maskrcnn_body/evaluation/paste.py
+// Pasting box-frame masks into the image and labelling pixels: a port of maskrcnn_body/ops/paste.py
 // (paste_crops, person_part_labels, crops_label_map), rule for rule. Frames: continuous pixel-edge image
 // coordinates, pixel column i covers [i, i + 1) with centre i + 0.5; boxes x1, y1, x2, y2 with x2/y2 exclusive.
 // Mask cell j of an M x M box-frame mask covers [j, j + 1) in units of (x2 - x1) / M pixels.

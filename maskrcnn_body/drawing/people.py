@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from maskrcnn_body import constants
 from maskrcnn_body.data.schema import unpack_channels
-from maskrcnn_body.evaluation import paste
+from maskrcnn_body.ops import paste
 
 PART_ALPHA = 0.6
 BODY_TINT = (255, 255, 255)  # body pixels outside every part: light tint
@@ -106,7 +106,7 @@ def part_channels(parts: Union[bool, str, Iterable[str]]) -> Tuple[int, ...]:
 def overlay_crops(
     image: np.ndarray,
     crops: Sequence[paste.PastedCrop],
-    scores: Optional[Sequence[float]] = None,
+    scores: Optional[paste.Scores] = None,
     channels: Sequence[int] = tuple(range(constants.NUM_CHANNELS)),
     alpha: float = PART_ALPHA,
 ) -> np.ndarray:
@@ -116,7 +116,7 @@ def overlay_crops(
     tint and the outline).
 
     Args:
-      image: uint8 (H, W, 3) RGB.  crops: bool :class:`~maskrcnn_body.evaluation.paste.PastedCrop` s
+      image: uint8 (H, W, 3) RGB.  crops: bool :class:`~maskrcnn_body.ops.paste.PastedCrop` s
       (h, w, 7).  scores: (N,) or None (the person with the higher score wins overlaps).
     """
     if not channels or not len(crops):
@@ -139,7 +139,7 @@ def overlay_crops(
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def overlay_parts(image: np.ndarray, pasted: np.ndarray, scores: Optional[Sequence[float]] = None) -> np.ndarray:
+def overlay_parts(image: np.ndarray, pasted: np.ndarray, scores: Optional[paste.Scores] = None) -> np.ndarray:
     """uint8 (H, W, 3): :func:`overlay_crops` of full-image masks.
 
     Args:
@@ -250,7 +250,7 @@ def draw_people(
     image: np.ndarray,
     pasted: np.ndarray,
     boxes: Optional[np.ndarray] = None,
-    scores: Optional[Sequence[float]] = None,
+    scores: Optional[paste.Scores] = None,
     keypoints: Optional[np.ndarray] = None,
     keypoint_visible: Optional[np.ndarray] = None,
     title: Optional[str] = None,
@@ -265,7 +265,7 @@ def draw_people(
       (default: all joints).  scale: integer magnification for legibility of small images.
     """
     h, w = image.shape[:2]
-    pic = Image.fromarray(overlay_parts(image, pasted, scores)).resize((w * scale, h * scale), Image.NEAREST)
+    pic = Image.fromarray(overlay_parts(image, pasted, scores)).resize((w * scale, h * scale), Image.Resampling.NEAREST)
     d = ImageDraw.Draw(pic)
     f = font(max(10, 4 * scale))
     line = max(1, scale)
@@ -294,11 +294,13 @@ def add_legend(pic: Image.Image, font_size: int = 12) -> Image.Image:
         name = constants.CHANNELS[k].replace("_", " ")
         tw = probe.textbbox((0, 0), name, font=f)[2]
         items.append((name, colour, sw + 4 + tw + 12))
-    rows, row, used = [], [], 0
+    rows: List[List[Tuple[str, Tuple[int, int, int], float]]] = []
+    row: List[Tuple[str, Tuple[int, int, int], float]] = []
+    used = 0.0
     for it in items:
         if row and used + it[2] > pic.width - 8:
             rows.append(row)
-            row, used = [], 0
+            row, used = [], 0.0
         row.append(it)
         used += it[2]
     rows.append(row)
@@ -307,7 +309,7 @@ def add_legend(pic: Image.Image, font_size: int = 12) -> Image.Image:
     out.paste(pic, (0, 0))
     d = ImageDraw.Draw(out)
     for ri, row in enumerate(rows):
-        x, y = 6, pic.height + 4 + ri * row_h
+        x, y = 6.0, pic.height + 4 + ri * row_h
         for name, colour, width in row:
             d.rectangle([x, y, x + sw, y + sw], fill=colour, outline=(255, 255, 255))
             d.text((x + sw + 4, y), name, fill=(255, 255, 255), font=f)

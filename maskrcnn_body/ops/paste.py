@@ -20,12 +20,15 @@ interval ``[j, j + 1)`` in units of ``(x2 - x1) / M`` pixels, centre ``j + 0.5``
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.utils.threads import single_threaded_blas
+
+Scores = Union[Sequence[float], np.ndarray]
+"""Per-detection scores (N,): a list or a float array."""
 
 BODY_ONLY = constants.NUM_CHANNELS
 """Label of a body pixel that belongs to no part in :func:`part_label_map` (7)."""
@@ -188,9 +191,7 @@ def person_part_labels(channels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def crops_label_map(
-    crops: Sequence[PastedCrop], scores: Optional[Sequence[float]], height: int, width: int
-) -> np.ndarray:
+def crops_label_map(crops: Sequence[PastedCrop], scores: Optional[Scores], height: int, width: int) -> np.ndarray:
     """:func:`part_label_map` of people given as bool :class:`PastedCrop` s (memory-light)."""
     labels = np.zeros((height, width), np.int32)
     order = range(len(crops)) if scores is None else np.argsort(-np.asarray(scores, np.float64), kind="stable")
@@ -204,7 +205,7 @@ def crops_label_map(
     return labels
 
 
-def part_label_map(pasted: np.ndarray, scores: Optional[Sequence[float]] = None) -> np.ndarray:
+def part_label_map(pasted: np.ndarray, scores: Optional[Scores] = None) -> np.ndarray:
     """Multi-person part label map from per-person channel masks.
 
     Overlaps resolve in two steps: a pixel belongs to the highest-scoring person whose body
