@@ -34,7 +34,14 @@ lower layer, never its own layer's other subpackages or a higher layer."""
 
 NO_TENSORFLOW = ("constants", "errors", "version", "utils", "config", "evaluation", "drawing", "ops/paste.py")
 """Modules that never use TensorFlow (``maskrcnn-body metric`` / ``draw`` run without it)."""
-NO_TENSORFLOW_AT_IMPORT = ("data/schema.py", "data/writer.py", "data/conversion.py", "data/synthetic.py", "convert")
+NO_TENSORFLOW_AT_IMPORT = (
+    "data/schema.py",
+    "data/writer.py",
+    "data/conversion.py",
+    "data/synthetic.py",
+    "convert",
+    "workflows",
+)
 """Modules that import TensorFlow only inside the functions that read or write TFRecords."""
 
 TF_MODULES = ("tensorflow", "keras", "tf_keras")

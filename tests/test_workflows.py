@@ -156,3 +156,17 @@ def test_train_returns_a_loadable_model_that_evaluates_and_exports(tmp_path, mon
     assert saved == os.path.join("run", "export", "saved_model") and os.path.isfile(
         os.path.join(saved, "saved_model.pb")
     )
+
+
+def test_importing_the_workflows_does_not_import_tensorflow():
+    """``maskrcnn-body --help`` and the TF-free routes stay instant: TensorFlow loads when a workflow runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, maskrcnn_body.workflows.train, maskrcnn_body.workflows.evaluate, maskrcnn_body.workflows.predict,"
+        " maskrcnn_body.workflows.track, maskrcnn_body.workflows.export, maskrcnn_body.workflows.hooks,"
+        " maskrcnn_body.workflows.model; print('tensorflow' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stderr[-2000:]

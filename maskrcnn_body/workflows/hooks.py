@@ -8,11 +8,12 @@ over val records, score it, draw it) is wired here, so ``training`` never import
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
-from maskrcnn_body.training.trainer import Hook
+if TYPE_CHECKING:
+    from maskrcnn_body.training.trainer import Hook
 
 
 def stack_images(pictures) -> np.ndarray:
@@ -35,6 +36,7 @@ def prediction_images_hook(
     from maskrcnn_body.drawing.people import render_dump
     from maskrcnn_body.evaluation import dumps
     from maskrcnn_body.inference.record_dumps import predict_dumps
+    from maskrcnn_body.training.trainer import Hook
     from maskrcnn_body.utils.files import safe_file_name
 
     def run(step: int) -> None:
@@ -59,6 +61,7 @@ def evaluation_hook(trainer, val_patterns: Sequence[str], every: int, max_images
     TensorBoard (``eval/...``)."""
     from maskrcnn_body.evaluation import report
     from maskrcnn_body.inference.record_dumps import evaluate_model
+    from maskrcnn_body.training.trainer import Hook
 
     def run(step: int) -> None:
         eval_dir = os.path.join(trainer.train_dir, "eval")
