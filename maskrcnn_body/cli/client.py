@@ -7,10 +7,6 @@ maskrcnn-body client --server http://127.0.0.1:8080 --webcam 0 --show
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
 from maskrcnn_body.cli.args import add_bool
 
 
@@ -47,35 +43,15 @@ def run(args) -> int:
         from maskrcnn_body.cli.display import require_window
 
         require_window("--show")
-    if args.out_dir:
-        os.makedirs(args.out_dir, exist_ok=True)
-    n_ok = n_err = 0
-    for name, data, ctype in client.iter_inputs(args.input, args.webcam, args.max_frames, args.frame_step):
-        stem = os.path.splitext(os.path.basename(name))[0]
-        try:
-            if args.mode in ("predict", "both"):
-                result = client.predict(args.server, data, ctype)
-                print(f"{name}: {len(result['persons'])} person(s)")
-                if args.out_dir:
-                    with open(os.path.join(args.out_dir, stem + ".json"), "w") as f:
-                        json.dump(result, f)
-            if args.mode in ("render", "both"):
-                png = client.render(args.server, data, ctype)
-                if args.out_dir:
-                    with open(os.path.join(args.out_dir, stem + ".png"), "wb") as f:
-                        f.write(png)
-                if args.show:
-                    import cv2
-                    import numpy as np
-
-                    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)  # BGR for imshow
-                    if img is not None:
-                        cv2.imshow("maskrcnn_body", img)
-                    if cv2.waitKey(1) & 0xFF == ord("q"):
-                        break
-            n_ok += 1
-        except client.ServerError as e:
-            print(f"{name}: {e}", file=sys.stderr)
-            n_err += 1
-    print(f"done: {n_ok} answered, {n_err} errors" + (f"; saved under {args.out_dir}" if args.out_dir else ""))
-    return 1 if n_err and not n_ok else 0
+    answered, errors = client.send_inputs(
+        args.server,
+        args.input,
+        mode=args.mode,
+        out_dir=args.out_dir,
+        webcam=args.webcam,
+        max_frames=args.max_frames,
+        frame_step=args.frame_step,
+        display=args.show,
+    )
+    print(f"done: {answered} answered, {errors} errors" + (f"; saved under {args.out_dir}" if args.out_dir else ""))
+    return 1 if errors and not answered else 0

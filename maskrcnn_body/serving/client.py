@@ -82,3 +82,60 @@ def iter_inputs(inputs, webcam: int = -1, max_frames: int = 0, frame_step: int =
                 yield item, f.read(), input_walker.content_type(item)
         else:
             raise FileNotFoundError(f"input {item!r} is not an image, a folder or a video file")
+
+
+MODES = ("predict", "render", "both")
+
+
+def send_inputs(
+    server: str,
+    inputs,
+    mode: str = "predict",
+    out_dir: str = "",
+    webcam: int = -1,
+    max_frames: int = 0,
+    frame_step: int = 1,
+    display: bool = False,
+) -> Tuple[int, int]:
+    """Sends every input (:func:`iter_inputs`) to ``server``: ``mode`` ``predict`` (the JSON, one line per image
+    printed, ``OUT/<name>.json``), ``render`` (the drawing, ``OUT/<name>.png``) or ``both``; ``display`` shows
+    each drawing (OpenCV; q stops). A refused image is printed on stderr and the next one is sent. Returns
+    ``(answered, errors)``."""
+    import sys
+
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r}: choose from {MODES}")
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    answered = errors = 0
+    for name, data, ctype in iter_inputs(inputs, webcam, max_frames, frame_step):
+        stem = os.path.splitext(os.path.basename(name))[0]
+        try:
+            if mode in ("predict", "both"):
+                result = predict(server, data, ctype)
+                print(f"{name}: {len(result['persons'])} person(s)")
+                if out_dir:
+                    with open(os.path.join(out_dir, stem + ".json"), "w") as f:
+                        json.dump(result, f)
+            if mode in ("render", "both"):
+                png = render(server, data, ctype)
+                if out_dir:
+                    with open(os.path.join(out_dir, stem + ".png"), "wb") as f:
+                        f.write(png)
+                if display and not _show_png(png):
+                    break
+            answered += 1
+        except ServerError as e:
+            print(f"{name}: {e}", file=sys.stderr)
+            errors += 1
+    return answered, errors
+
+
+def _show_png(png: bytes) -> bool:
+    """Shows a PNG in a window; False when the user pressed q."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)  # BGR for imshow
+    if img is not None:
+        cv2.imshow("maskrcnn_body", img)
+    return (cv2.waitKey(1) & 0xFF) != ord("q")
