@@ -42,6 +42,7 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.data import schema
 from maskrcnn_body.data.writer import ShardedWriter
+from maskrcnn_body.utils.files import write_text_atomic
 
 
 class SkipItem(Exception):
@@ -389,13 +390,7 @@ def _record_skip(summary: Summary, skipped: Skipped, strict: bool) -> None:
 
 def write_summary(summary: Summary) -> str:
     """Writes ``PREFIX.summary.json`` atomically; returns its path."""
-    path = summary_path(summary.out_prefix)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary.as_dict(), f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(summary_path(summary.out_prefix), json.dumps(summary.as_dict(), indent=1))
 
 
 def load_records(out_prefix: str) -> List[schema.ImageRecord]:
