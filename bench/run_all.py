@@ -455,8 +455,10 @@ def _glob(pattern: str):
 def _existing(path: str) -> str:
     if not path:
         return ""
+    from maskrcnn_body.config.train_dir import is_train_dir
+
     full = path if os.path.isabs(path) else os.path.join(common.REPO_ROOT, path)
-    return full if os.path.exists(os.path.join(full, "config.json")) else ""
+    return full if is_train_dir(full) else ""
 
 
 def compare_outputs(ref, other) -> dict:
