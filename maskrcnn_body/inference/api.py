@@ -28,7 +28,7 @@ import os
 import pathlib
 import sys
 from functools import cached_property
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -37,6 +37,7 @@ from maskrcnn_body.data import images
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.evaluation import paste
 from maskrcnn_body.inference import results as results_json
+from maskrcnn_body.inference.backends import Runner
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
 IMAGE_EXTS = images.IMAGE_EXTS  # the formats the decoder accepts (JPEG, PNG, WebP, BMP)
@@ -268,11 +269,6 @@ def expand_inputs(inputs) -> List[ImageInput]:
 
 
 # --------------------------------------------------------------------------- the model
-Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
-"""A backend (:mod:`maskrcnn_body.inference.backends`): RGB uint8 images -> per image ``boxes``,
-``scores``, ``masks``, ``keypoints`` of the detections the model kept, in that image's pixels."""
-
-
 class Model:
     """A loaded model (any backend); call it on images. See the module docstring.
 
