@@ -1,10 +1,11 @@
 """Sharded, atomic TFRecord writing.
 
 Shards are named ``PREFIX-00000-of-0000K.tfrecord``. Every shard is first written under a
-temporary name beside it (:func:`maskrcnn_body.utils.files.temp_path`: hidden, with ``.tmp-``) and
-renamed to its final name only when the whole set is complete (:meth:`ShardedWriter.close`), so a killed conversion never leaves a
-truncated shard under a final name. Writing the same prefix again replaces the old set
-(stale shards of the same prefix with another shard count are removed on close).
+temporary name beside it (:func:`maskrcnn_body.utils.files.temp_path`: hidden, with ``.tmp-``)
+and renamed to its final name only when the whole set is complete (:meth:`ShardedWriter.close`),
+so a killed conversion never leaves a truncated shard under a final name. Writing the same
+prefix again replaces the old set (stale shards of the same prefix with another shard count are
+removed on close).
 """
 
 from __future__ import annotations
