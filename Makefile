@@ -2,7 +2,7 @@
 #   make            install the package + dependencies into the active Python, build libs/ ops
 #   make test       run the whole test suite (what CI runs)
 #   make test-fast  the quick tier (< 2 minutes): everything but the tests marked slow
-#   make lint       ruff (lint + format check) and mypy on config, ops, evaluation
+#   make lint       ruff (lint + format check) and mypy on the whole package
 #   make TF=gpu     install tensorflow[and-cuda] instead of tensorflow-cpu (TF=none: keep your own)
 #   make bench      run the benchmarks and write docs/BENCHMARKS.md
 #

@@ -69,7 +69,7 @@ if backend != "none":
     import importlib
     from maskrcnn_body.inference import backends
     t0 = time.perf_counter()
-    importlib.import_module(backends.tflite_module() if backend == "tflite" else backend)
+    importlib.import_module(backends.TFLITE_RUNTIMES[backends.tflite_runtime()] if backend == "tflite" else backend)
     out["import_engine_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     model = mb.load(path, backend=backend, score_threshold=0.0)

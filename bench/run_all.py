@@ -42,6 +42,7 @@ import time
 from absl import app, flags
 
 from bench import common, report
+from maskrcnn_body.utils.files import write_text_atomic
 
 FLAGS = flags.FLAGS
 PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline", "backends", "api", "quant")
@@ -455,8 +456,10 @@ def _glob(pattern: str):
 def _existing(path: str) -> str:
     if not path:
         return ""
+    from maskrcnn_body.config.train_dir import is_train_dir
+
     full = path if os.path.isabs(path) else os.path.join(common.REPO_ROOT, path)
-    return full if os.path.exists(os.path.join(full, "config.json")) else ""
+    return full if is_train_dir(full) else ""
 
 
 def compare_outputs(ref, other) -> dict:
@@ -541,10 +544,7 @@ def main(argv):
             continue
         path = rel if os.path.isabs(rel) else os.path.join(common.REPO_ROOT, rel)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
         sys.stderr.write(f"wrote {path}\n")
     return 0
 

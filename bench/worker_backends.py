@@ -100,6 +100,7 @@ def prepare():
     import keras
 
     from maskrcnn_body.config import get_config
+    from maskrcnn_body.config.train_dir import is_train_dir
     from maskrcnn_body.inference import exporting
     from maskrcnn_body.inference.loading import load_trained_model, write_train_dir
     from maskrcnn_body.model.maskrcnn import build_model
@@ -107,7 +108,7 @@ def prepare():
     d = model_dir()
     run = os.path.join(d, "run")
     out = {"dir": os.path.relpath(d, common.REPO_ROOT)}
-    if not os.path.exists(os.path.join(run, "config.json")):
+    if not is_train_dir(run):
         keras.utils.set_random_seed(0)
         cfg = get_config(
             FLAGS.preset,

@@ -168,3 +168,16 @@ def test_boxes_flattened_by_clipping_are_dropped():
     assert len(r.persons) == 1 and r.persons[0].score == pytest.approx(0.8)
     x1, y1, x2, y2 = r.persons[0].box
     assert x2 > x1 and y2 > y1
+
+
+def test_load_reads_the_training_directory_config_once(model_dir, monkeypatch, tmp_path):
+    """mb.load(train_dir) parses config.json once and passes the Config down (backend choice, cache key,
+    score threshold, the model build), whatever the backend choice reads."""
+    from maskrcnn_body.config import train_dir
+
+    monkeypatch.setenv("MASKRCNN_BODY_CACHE", str(tmp_path / "cache"))
+    reads = []
+    parse = train_dir.load_file
+    monkeypatch.setattr(train_dir, "load_file", lambda path: reads.append(path) or parse(path))
+    loaded = mb.load(str(model_dir / "run"), score_threshold=0.3)
+    assert loaded.format == "train_dir" and reads == [str(model_dir / "run" / "config.json")]

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import maskrcnn_body as mb
+from helpers.exports import run_onnx, run_saved_model, run_tflite
 from helpers.masks import assert_masks_close
 from helpers.models import write_random_train_dir
 from maskrcnn_body.inference import backends, exporting
@@ -101,8 +102,8 @@ def test_onnx_runtime_matches_the_saved_model_on_any_size(exported):
     assert [(i.name, i.type, len(i.shape)) for i in inputs] == [("image", "tensor(uint8)", 3)]
     assert sorted(o.name for o in outputs) == ["boxes", "keypoints", "masks", "num_detections", "scores"]
     for hw in SIZES:
-        want = backends.run_saved_model(sm, _image(*hw))
-        got = backends.run_onnx(onnx_path, _image(*hw), session=session)
+        want = run_saved_model(sm, _image(*hw))
+        got = run_onnx(onnx_path, _image(*hw), session=session)
         assert {k: got[k].dtype for k in got} == {k: want[k].dtype for k in want}
         _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
 
@@ -111,7 +112,7 @@ def test_onnx_runtime_matches_the_saved_model_on_any_size(exported):
 def test_an_image_with_no_person_gives_no_detection_on_every_backend(exported):
     *_, blank_sm, blank_onnx = exported
     blank = np.zeros((120, 90, 3), np.uint8)
-    for out in (backends.run_saved_model(blank_sm, blank), backends.run_onnx(blank_onnx, blank)):
+    for out in (run_saved_model(blank_sm, blank), run_onnx(blank_onnx, blank)):
         assert int(out["num_detections"]) == 0
         assert not out["boxes"].any() and not out["masks"].any() and not out["keypoints"].any()
     for backend in ("tensorflow", "onnxruntime"):
@@ -130,12 +131,12 @@ def test_quantised_tflite_files_run_and_float16_stays_close(exported):
     assert sizes["float16"] < 0.6 * sizes["none"] and sizes["dynamic"] < 0.4 * sizes["none"]
     assert sizes["int8"] < 0.4 * sizes["none"]
     for hw in SIZES[:2]:
-        ref = backends.run_tflite(quant["none"], _image(*hw), runner=run["none"])
-        f16 = backends.run_tflite(quant["float16"], _image(*hw), runner=run["float16"])
+        ref = run_tflite(quant["none"], _image(*hw), runner=run["none"])
+        f16 = run_tflite(quant["float16"], _image(*hw), runner=run["float16"])
         _match(f16, ref, 1.0, 0.02, 0.02, 1.0, same_order=False, kp_share=0.9)
         assert np.abs(f16["masks"] - ref["masks"]).mean() < 2e-3
         for q in ("dynamic", "int8"):
-            out = backends.run_tflite(quant[q], _image(*hw), runner=run[q])
+            out = run_tflite(quant[q], _image(*hw), runner=run[q])
             n = int(out["num_detections"])
             assert 0 < n <= 5 and out["masks"].shape[1:] == ref["masks"].shape[1:]
             assert np.all(np.isfinite(out["boxes"])) and np.all((out["masks"] >= 0) & (out["masks"] <= 1))
@@ -152,8 +153,8 @@ def test_litert_and_tf_lite_give_the_same_detections(exported):
         litert = backends.load_tflite(quant[q], runtime="litert")
         tf_lite = backends.load_tflite(quant[q], runtime="tensorflow")
         for hw in SIZES[:2]:
-            got = backends.run_tflite(quant[q], _image(*hw), runner=litert)
-            want = backends.run_tflite(quant[q], _image(*hw), runner=tf_lite)
+            got = run_tflite(quant[q], _image(*hw), runner=litert)
+            want = run_tflite(quant[q], _image(*hw), runner=tf_lite)
             _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
 
 
@@ -201,7 +202,7 @@ def test_batches_through_the_saved_model_signature_equal_one_at_a_time(exported)
     runner = backends.saved_model_runner(sm)
     batched = runner(images)
     for im, got in zip(images, batched):
-        want = backends.trim(backends.run_saved_model(sm, im))
+        want = backends.trim(run_saved_model(sm, im))
         for k in KEYS:
             np.testing.assert_allclose(got[k], want[k], atol=1e-3, err_msg=k)
 
@@ -395,12 +396,12 @@ def test_tflite_runs_on_litert_when_installed_and_falls_back_to_tf_lite(tmp_path
 
     path = write_standin_tflite(str(tmp_path / "m.tflite"))
     image = np.zeros((96, 128, 3), np.uint8)
-    assert backends.tflite_runtime() == "litert" and backends.tflite_module() == "ai_edge_litert.interpreter"
+    assert backends.tflite_runtime() == "litert" and backends.TFLITE_RUNTIMES["litert"] == "ai_edge_litert.interpreter"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # LiteRT does not warn on use (tf.lite.Interpreter does)
-        litert = backends.run_tflite(path, image, runner=backends.load_tflite(path))
+        litert = run_tflite(path, image, runner=backends.load_tflite(path))
     with pytest.warns(UserWarning, match="tf.lite.Interpreter is deprecated"):
-        tf_lite = backends.run_tflite(path, image, runner=backends.load_tflite(path, runtime="tensorflow"))
+        tf_lite = run_tflite(path, image, runner=backends.load_tflite(path, runtime="tensorflow"))
     assert sorted(litert) == sorted(tf_lite) == ["boxes", "keypoints", "masks", "num_detections", "scores"]
     for k in litert:
         np.testing.assert_array_equal(litert[k], tf_lite[k], err_msg=k)

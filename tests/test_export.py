@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers.exports import run_tflite
 from helpers.masks import assert_masks_close
 from helpers.models import write_random_train_dir
 from maskrcnn_body.inference import backends
@@ -123,7 +124,7 @@ def test_saved_model_runs_without_this_package_and_matches_predictor(exported, r
 def test_tflite_matches_predictor_on_any_image_size(exported, reference):
     runner = backends.load_tflite(exported[2])
     for hw in SIZES:  # one interpreter, two input sizes: resized and re-allocated per call
-        out = backends.run_tflite(exported[2], _image(*hw), runner=runner)
+        out = run_tflite(exported[2], _image(*hw), runner=runner)
         assert set(out) == {"boxes", "scores", "num_detections", "masks", "keypoints"}
         assert out["masks"].shape[1:] == (112, 112, 7)  # refined by the point head (56 -> 112)
         _assert_matches(out, reference[hw], 1e-2, 1e-4, 1e-4, 1e-2, same_order=False)

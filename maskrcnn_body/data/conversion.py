@@ -42,6 +42,7 @@ import numpy as np
 from maskrcnn_body import constants
 from maskrcnn_body.data import schema
 from maskrcnn_body.data.writer import ShardedWriter
+from maskrcnn_body.utils.files import write_text_atomic
 
 
 class SkipItem(Exception):
@@ -129,7 +130,10 @@ def image_from_bytes(data: bytes, name: str) -> SourceImage:
                 data = schema.encode_png(np.asarray(im.convert("RGB")))
     except Exception as e:
         raise SkipItem(f"corrupt image: {name} does not decode ({type(e).__name__}: {e})") from None
-    return SourceImage(data, schema.sniff_format(data), int(height), int(width))
+    fmt = schema.sniff_format(data)
+    if fmt is None:  # encode_png above: never
+        raise SkipItem(f"corrupt image: {name} has no known format")
+    return SourceImage(data, fmt, int(height), int(width))
 
 
 def image_from_array(rgb: np.ndarray) -> SourceImage:
@@ -180,7 +184,7 @@ def build_person(
         if not 1 <= ch < constants.NUM_CHANNELS:
             raise ValueError(f"part channel must be in 1..{constants.NUM_CHANNELS - 1}, got {ch}")
         packed |= (np.asarray(mask).astype(bool) & body).astype(np.uint8) << ch
-    return schema.make_person(packed, channels_valid(valid), keypoints)
+    return schema.make_person(packed, list(channels_valid(valid)), keypoints)
 
 
 def record_or_negative(
@@ -283,6 +287,7 @@ def _init_worker(converter: Converter) -> None:
 
 
 def _worker(item: Item) -> List[Tuple]:
+    assert _WORKER_CONVERTER is not None, "the pool's initializer sets the converter"
     return _convert_item(_WORKER_CONVERTER, item)
 
 
@@ -343,7 +348,7 @@ def run_conversion(
         if num_workers > 1 and len(items) > 1:
             ctx = multiprocessing.get_context("forkserver")
             pool = ctx.Pool(min(num_workers, len(items)), initializer=_init_worker, initargs=(converter,))
-            results = pool.imap(_worker, items, chunksize=1)
+            results: Iterator[List[Tuple]] = pool.imap(_worker, items, chunksize=1)
         else:
             results = (_convert_item(converter, it) for it in items)
         writer: Optional[ShardedWriter] = None  # opened at the first record (imports TensorFlow)
@@ -389,13 +394,7 @@ def _record_skip(summary: Summary, skipped: Skipped, strict: bool) -> None:
 
 def write_summary(summary: Summary) -> str:
     """Writes ``PREFIX.summary.json`` atomically; returns its path."""
-    path = summary_path(summary.out_prefix)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary.as_dict(), f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(summary_path(summary.out_prefix), json.dumps(summary.as_dict(), indent=1))
 
 
 def load_records(out_prefix: str) -> List[schema.ImageRecord]:

@@ -1,10 +1,11 @@
 """Sharded, atomic TFRecord writing.
 
-Shards are named ``PREFIX-00000-of-0000K.tfrecord``. Every shard is first written as
-``PREFIX-00000-of-0000K.tfrecord.tmp-<pid>`` and renamed to its final name only when the
-whole set is complete (:meth:`ShardedWriter.close`), so a killed conversion never leaves a
-truncated shard under a final name. Writing the same prefix again replaces the old set
-(stale shards of the same prefix with another shard count are removed on close).
+Shards are named ``PREFIX-00000-of-0000K.tfrecord``. Every shard is first written under a
+temporary name beside it (:func:`maskrcnn_body.utils.files.temp_path`: hidden, with ``.tmp-``)
+and renamed to its final name only when the whole set is complete (:meth:`ShardedWriter.close`),
+so a killed conversion never leaves a truncated shard under a final name. Writing the same
+prefix again replaces the old set (stale shards of the same prefix with another shard count are
+removed on close).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import glob
 import os
 import re
 from typing import List
+
+from maskrcnn_body.utils.files import commit, remove_path, temp_path
 
 SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.tfrecord$")
 
@@ -48,7 +51,7 @@ class ShardedWriter:
         self.prefix = prefix
         self.num_shards = num_shards
         self.final = shard_paths(prefix, num_shards)
-        self.tmp = [f"{p}.tmp-{os.getpid()}" for p in self.final]
+        self.tmp = [temp_path(p) for p in self.final]
         d = os.path.dirname(os.path.abspath(prefix))
         os.makedirs(d, exist_ok=True)
         opts = tf.io.TFRecordOptions(compression_type=compression)
@@ -68,7 +71,7 @@ class ShardedWriter:
             w.close()
         stale = set(existing_shards(self.prefix)) - set(self.final)
         for tmp, final in zip(self.tmp, self.final):
-            os.replace(tmp, final)
+            commit(tmp, final)
         for p in stale:
             os.remove(p)
         self._closed = True
@@ -80,8 +83,7 @@ class ShardedWriter:
             with contextlib.suppress(Exception):
                 w.close()
         for p in self.tmp:
-            if os.path.exists(p):
-                os.remove(p)
+            remove_path(p)
         self._closed = True
 
     def __enter__(self):
@@ -138,7 +140,7 @@ def expand_patterns(pattern_or_paths) -> List[str]:
         pats = [p for p in pattern_or_paths.split(",") if p]
     else:
         pats = list(pattern_or_paths)
-    out = []
+    out: List[str] = []
     for p in pats:
         hits = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else ([p] if os.path.exists(p) else [])
         out.extend(h for h in hits if not h.endswith(".json") and ".tmp-" not in h)

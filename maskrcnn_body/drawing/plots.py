@@ -7,12 +7,15 @@ switch, no display needed). No TensorFlow.
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional
 
 import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.errors import optional_import
+
+if TYPE_CHECKING:
+    import matplotlib.figure
 
 _PURPOSE = "plotting the metrics (PR curves, AP bars)"
 FigureCanvasAgg = optional_import("matplotlib.backends.backend_agg", "eval", _PURPOSE).FigureCanvasAgg
@@ -35,7 +38,7 @@ def _percent(values) -> List[float]:
     return [0.0 if v is None else 100.0 * v for v in values]
 
 
-def _save(fig: Figure, path: str) -> str:
+def _save(fig: matplotlib.figure.Figure, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -29,6 +29,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.errors import UserError
+from maskrcnn_body.utils.files import atomic_path
 
 DTYPES = {
     "image": np.uint8,
@@ -97,23 +98,16 @@ def _coerce(name: str, arrays: Dict) -> Dict[str, np.ndarray]:
 
 
 def write_dump(path: str, **arrays) -> str:
-    """Writes one image's dump atomically (``path.tmp-<pid>`` then rename); returns ``path``.
+    """Writes one image's dump atomically (:func:`~maskrcnn_body.utils.files.atomic_path`); returns ``path``.
 
     Keyword arguments are the keys of the module table; values are converted to the
     format's dtypes (e.g. float32 masks become float16) and validated.
     """
     d = _coerce(path, arrays)
     validate_dump(d, path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            payload: Dict[str, Any] = dict(d)  # numpy's stub would type the keywords against allow_pickle
-            np.savez_compressed(f, **payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    payload: Dict[str, Any] = dict(d)  # numpy's stub would type the keywords against allow_pickle
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **payload)
     return path
 
 

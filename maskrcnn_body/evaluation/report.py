@@ -22,13 +22,13 @@ CIHP / MHP-v2 reference evaluation code, ``IoU_*`` are the class IoUs behind tha
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict, Optional
 
 from maskrcnn_body import constants
 from maskrcnn_body.evaluation.legacy import ROW_LABELS, ROWS
 from maskrcnn_body.evaluation.metrics import AP_KEYS
 from maskrcnn_body.evaluation.parsing import PARTS_KEYS
+from maskrcnn_body.utils.files import write_text_atomic
 
 MASK_ROWS = constants.CHANNELS + ("complete",)
 
@@ -68,10 +68,4 @@ def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
 
 def write_json(summary: Dict, path: str) -> str:
     """Writes the summary as JSON atomically; returns ``path``."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")

@@ -35,6 +35,7 @@ from maskrcnn_body import constants
 from maskrcnn_body.data import images, inputs, video
 from maskrcnn_body.errors import UserError
 from maskrcnn_body.inference import result_json
+from maskrcnn_body.inference.backends import Runner
 from maskrcnn_body.ops import paste
 
 ImageInput = Union[str, os.PathLike, np.ndarray, Any]  # Any: a PIL image
@@ -287,11 +288,6 @@ def count_images(items: Sequence) -> int:
 
 
 # --------------------------------------------------------------------------- the model
-Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
-"""A backend (:mod:`maskrcnn_body.inference.backends`): RGB uint8 images -> per image ``boxes``,
-``scores``, ``masks``, ``keypoints`` of the detections the model kept, in that image's pixels."""
-
-
 class Model:
     """A loaded model (any backend): call it on images, track people through a video, score it on records,
     export it. See the module docstring.

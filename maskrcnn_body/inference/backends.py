@@ -52,15 +52,22 @@ import hashlib
 import importlib.util
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
+from maskrcnn_body.config import Config
+from maskrcnn_body.config.train_dir import TrainDir, is_train_dir
 from maskrcnn_body.errors import UserError
+from maskrcnn_body.utils.files import atomic_path
 
 SIGNATURE = "serving_default"
+"""The exports' single-image signature (:mod:`~maskrcnn_body.inference.exporting` writes it)."""
 BATCH_SIGNATURE = "serving_batch"
+"""The SavedModel's batch signature (same-size images in one call)."""
 Runner = Callable[[Sequence[np.ndarray]], List[Dict[str, np.ndarray]]]
+"""RGB uint8 images -> per image ``boxes`` (R, 4), ``scores`` (R,), ``masks`` (R, M, M, 7), ``keypoints``
+(R, 15, 3) in that image's pixels."""
 
 BACKENDS = ("tensorflow", "onnxruntime", "openvino", "tflite")
 ALIASES = {"tf": "tensorflow", "onnx": "onnxruntime", "ort": "onnxruntime", "ov": "openvino", "litert": "tflite"}
@@ -80,7 +87,7 @@ AUTO_ORDER = {
 """``auto``'s choice per format: the first installed; ``*``: only for a small-input model
 (:data:`SMALL_INPUT` px) whose converted file is already cached (``auto`` never converts)."""
 SMALL_INPUT = 320
-PRECISIONS = {
+PRECISIONS: Dict[str, Optional[Set[Tuple[str, str]]]] = {
     "float32": None,
     "bfloat16": {("tensorflow", "train_dir"), *(("openvino", f) for f in ("train_dir", "savedmodel", "onnx"))},
 }
@@ -144,11 +151,6 @@ def tflite_runtime() -> str:
     raise BackendError(f'no TFLite interpreter installed: pip install "maskrcnn_body[{EXTRA["tflite"]}]" (LiteRT)')
 
 
-def tflite_module() -> str:
-    """The module :func:`load_tflite` imports by default (:func:`tflite_runtime`)."""
-    return TFLITE_RUNTIMES[tflite_runtime()]
-
-
 def install_hint(backend: str, fmt: str) -> str:
     """``pip install "maskrcnn_body[...]"`` that runs a ``fmt`` model on ``backend``."""
     extra = EXTRA[backend] if fmt in ("onnx", "tflite") else CONVERT_EXTRA[backend]
@@ -192,10 +194,6 @@ def available_backends() -> List[str]:
     return [b for b in BACKENDS if is_available(b)]
 
 
-def is_train_dir(path: str) -> bool:
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, "config.json"))
-
-
 def is_saved_model(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb"))
 
@@ -219,10 +217,8 @@ def model_format(path: str) -> str:
     )
 
 
-def _small_input(train_dir: str) -> bool:
-    from maskrcnn_body.inference.loading import load_config
-
-    return load_config(train_dir).input.max_size <= SMALL_INPUT
+def _small_input(cfg: Config) -> bool:
+    return cfg.input.max_size <= SMALL_INPUT
 
 
 def _has_gpu() -> bool:
@@ -248,10 +244,12 @@ def choose_backend(
     checkpoint: Optional[str] = None,
     min_score: Optional[float] = None,
     device: Optional[str] = None,
+    cfg: Optional[Config] = None,
 ) -> Tuple[str, str]:
     """``(format, backend)`` that :func:`open_runner` uses for ``path`` (``auto`` resolved, see the
     module docstring); :class:`BackendError` when the backend is unknown, not installed or cannot run
-    that format (or, for ``auto``, when none installed can use ``device``)."""
+    that format (or, for ``auto``, when none installed can use ``device``). ``cfg``: a training
+    directory's config when the caller has read it already (else it is read here when needed)."""
     fmt = model_format(path)
     name = canonical(backend)
     parse_device(device)
@@ -268,12 +266,12 @@ def choose_backend(
             cand = cand.rstrip("*")
             if not is_available(cand) or not _can_use(cand, device):
                 continue
-            if cached_only and (
-                _has_gpu()
-                or not _small_input(path)
-                or not os.path.exists(cache_path(path, fmt, cand, checkpoint, min_score))
-            ):
-                continue
+            if cached_only:
+                if _has_gpu():
+                    continue
+                cfg = cfg or TrainDir(path).read_config()
+                if not _small_input(cfg) or not os.path.exists(cache_path(path, fmt, cand, checkpoint, min_score, cfg)):
+                    continue
             return fmt, cand
         usable = [b for b in RUNS_ON[fmt] if _can_use(b, device)]
         on = f" on device {device!r}" if device else ""
@@ -299,33 +297,33 @@ def cache_root() -> str:
     return os.environ.get("MASKRCNN_BODY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "maskrcnn_body")
 
 
-def _score_override(train_dir: str, min_score: Optional[float]) -> Optional[float]:
-    """The score threshold to build a training directory's model with so that it keeps exactly the
-    detections scoring >= ``min_score`` (None: keep the model's own, which is higher)."""
+def _score_override(cfg: Config, min_score: Optional[float]) -> Optional[float]:
+    """The score threshold to build a training directory's model (config ``cfg``) with so that it keeps
+    exactly the detections scoring >= ``min_score`` (None: keep the model's own, which is higher)."""
     if min_score is None:
         return None
-    from maskrcnn_body.inference.loading import load_config
-
-    own = load_config(train_dir).model.postprocess.score_threshold
+    own = cfg.model.postprocess.score_threshold
     if min_score <= own:
         return None
     # the model keeps scores > threshold, the caller scores >= min_score
     return float(max(np.nextafter(np.float32(min_score), np.float32(-np.inf)), own))
 
 
-def _source_key(path: str, fmt: str, checkpoint: Optional[str], min_score: Optional[float] = None) -> str:
+def _source_key(
+    path: str, fmt: str, checkpoint: Optional[str], min_score: Optional[float] = None, cfg: Optional[Config] = None
+) -> str:
     from maskrcnn_body.version import __version__
 
     path = os.path.abspath(path)
     parts = [path, fmt, __version__]
-    if fmt == "train_dir" and _score_override(path, min_score) is not None:
-        parts.append(f"score>{_score_override(path, min_score)!r}")
     if fmt == "train_dir":
-        from maskrcnn_body.model.weights import latest_checkpoint
-
-        ckpt = checkpoint or latest_checkpoint(path) or ""
+        train_dir = TrainDir(path)
+        score = _score_override(cfg or train_dir.read_config(), min_score)
+        if score is not None:
+            parts.append(f"score>{score!r}")
+        ckpt = checkpoint or train_dir.latest_checkpoint() or ""
         parts.append(ckpt)
-        for f in (os.path.join(path, "config.json"), ckpt + ".index"):
+        for f in (train_dir.config_path, ckpt + ".index"):
             if os.path.exists(f):
                 parts.append(str(os.stat(f).st_mtime_ns))
     else:
@@ -334,26 +332,40 @@ def _source_key(path: str, fmt: str, checkpoint: Optional[str], min_score: Optio
 
 
 def cache_path(
-    path: str, fmt: str, backend: str, checkpoint: Optional[str] = None, min_score: Optional[float] = None
+    path: str,
+    fmt: str,
+    backend: str,
+    checkpoint: Optional[str] = None,
+    min_score: Optional[float] = None,
+    cfg: Optional[Config] = None,
 ) -> str:
     """Where the on-the-fly export of ``path`` for ``backend`` lives (a SavedModel dir, ``.onnx``
-    or ``.tflite`` file; it may not exist yet)."""
+    or ``.tflite`` file; it may not exist yet). ``cfg``: a training directory's config when read already."""
     name = {
         "tensorflow": "saved_model",
         "onnxruntime": "model.onnx",
         "openvino": "model.onnx",
         "tflite": "model.tflite",
     }[backend]
-    return os.path.join(cache_root(), "exports", _source_key(path, fmt, checkpoint, min_score), name)
+    return os.path.join(cache_root(), "exports", _source_key(path, fmt, checkpoint, min_score, cfg), name)
 
 
 def export_for(
-    path: str, fmt: str, backend: str, checkpoint: Optional[str] = None, log=print, min_score: Optional[float] = None
+    path: str,
+    fmt: str,
+    backend: str,
+    checkpoint: Optional[str] = None,
+    log=print,
+    min_score: Optional[float] = None,
+    cfg: Optional[Config] = None,
 ) -> str:
     """The exported file of a training directory or SavedModel that ``backend`` runs: from the
     cache, or exported now (then cached). A training directory is exported with its score threshold
-    raised to ``min_score`` (:func:`tensorflow_runner`), part of the cache key."""
-    target = cache_path(path, fmt, backend, checkpoint, min_score)
+    raised to ``min_score`` (:func:`tensorflow_runner`), part of the cache key. ``cfg``: a training
+    directory's config when read already."""
+    if fmt == "train_dir" and cfg is None:
+        cfg = TrainDir(path).read_config()
+    target = cache_path(path, fmt, backend, checkpoint, min_score, cfg)
     if os.path.exists(target):
         return target
     needs = ["tensorflow"] + (["tf2onnx"] if backend in ("onnxruntime", "openvino") else [])
@@ -368,17 +380,17 @@ def export_for(
 
     saved_model = path
     if fmt == "train_dir":
-        saved_model = cache_path(path, fmt, "tensorflow", checkpoint, min_score)
+        assert cfg is not None
+        saved_model = cache_path(path, fmt, "tensorflow", checkpoint, min_score, cfg)
         if not is_saved_model(saved_model):
             from maskrcnn_body.inference.loading import load_trained_model
 
             log(f"exporting {path} as a SavedModel -> {saved_model} (once; cached)")
-            model, cfg, _ = load_trained_model(
-                path, checkpoint, **{"model.postprocess.score_threshold": _score_override(path, min_score)}
+            model, built, _ = load_trained_model(
+                path, checkpoint, cfg, **{"model.postprocess.score_threshold": _score_override(cfg, min_score)}
             )
-            tmp = f"{saved_model}.tmp-{os.getpid()}"
-            exporting.export_saved_model(model, cfg, tmp)
-            os.replace(tmp, saved_model)
+            with atomic_path(saved_model) as tmp:
+                exporting.export_saved_model(model, built, tmp)
     if backend in ("onnxruntime", "openvino"):
         log(f"converting {saved_model} to ONNX -> {target} (once; cached)")
         exporting.export_onnx(saved_model, target)
@@ -461,8 +473,10 @@ def tensorflow_runner(
     precision: str = "float32",
     min_score: Optional[float] = None,
     device: Optional[str] = None,
+    cfg: Optional[Config] = None,
 ) -> Runner:
-    """:class:`~maskrcnn_body.inference.predictor.Predictor` of a training directory. ``precision
+    """:class:`~maskrcnn_body.inference.predictor.Predictor` of a training directory (``cfg``: its config
+    when read already). ``precision
     ="bfloat16"`` builds the model under Keras' ``mixed_bfloat16`` policy (float32 weights,
     bfloat16 convolutions and matrix products, float32 heads' outputs, GroupNorm and RoIAlign),
     which oneDNN runs on AMX / AVX512-BF16 units: several times faster on CPUs that have them
@@ -473,10 +487,11 @@ def tensorflow_runner(
     above it are the same (a box below the threshold never suppresses a higher-scoring one)."""
     from maskrcnn_body.inference.predictor import Predictor
 
-    overrides = {"model.postprocess.score_threshold": _score_override(train_dir, min_score)}
+    cfg = cfg or TrainDir(train_dir).read_config()
+    overrides = {"model.postprocess.score_threshold": _score_override(cfg, min_score)}
     place = tensorflow_device(device)
     with keras_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"), _on_device(place):
-        predictor = Predictor.from_train_dir(train_dir, checkpoint, **overrides)
+        predictor = Predictor.from_train_dir(train_dir, checkpoint, cfg=cfg, **overrides)
 
     def run(images: Sequence[np.ndarray]) -> List[Dict[str, np.ndarray]]:
         with _on_device(place):
@@ -643,8 +658,10 @@ def open_runner(
     saying what is expected otherwise. ``precision``: ``float32`` (default) or ``bfloat16``
     (:data:`PRECISIONS`: TensorFlow on a training directory, OpenVINO). ``min_score``: the lowest
     score the caller keeps (TensorFlow on a training directory then skips the heads below it,
-    :func:`tensorflow_runner`). ``device``: where it runs (module docstring, :data:`DEVICES`)."""
-    fmt, name = choose_backend(path, backend, checkpoint, min_score, device)
+    :func:`tensorflow_runner`). ``device``: where it runs (module docstring, :data:`DEVICES`).
+    A training directory's ``config.json`` is read once, here, and passed down."""
+    cfg = TrainDir(path).read_config() if model_format(path) == "train_dir" else None
+    fmt, name = choose_backend(path, backend, checkpoint, min_score, device, cfg)
     if checkpoint and fmt != "train_dir":
         raise UserError(f"checkpoint= applies to a training directory only; {path!r} is a {fmt}")
     precision = (precision or "float32").lower()
@@ -652,17 +669,17 @@ def open_runner(
         precision = "bfloat16"
     if precision not in ("float32", "bfloat16"):
         raise BackendError(f"unknown precision {precision!r}: choose float32 or bfloat16")
-    if precision == "bfloat16" and (name, fmt) not in PRECISIONS["bfloat16"]:
+    if precision == "bfloat16" and (name, fmt) not in (PRECISIONS["bfloat16"] or set()):
         raise BackendError(
             f"precision bfloat16 runs on tensorflow with a training directory, or on openvino; "
             f"not on {name} with a {fmt}"
         )
     source = path
     if fmt in ("train_dir", "savedmodel") and name != "tensorflow":
-        source = export_for(path, fmt, name, checkpoint, log=log, min_score=min_score)
+        source = export_for(path, fmt, name, checkpoint, log=log, min_score=min_score, cfg=cfg)
     if name == "tensorflow":
         if fmt == "train_dir":
-            return tensorflow_runner(path, checkpoint, precision, min_score, device), name
+            return tensorflow_runner(path, checkpoint, precision, min_score, device, cfg), name
         return saved_model_runner(path, device), name
     if name == "onnxruntime":
         return onnxruntime_runner(source, num_threads, device), name
@@ -671,7 +688,7 @@ def open_runner(
     return tflite_runner(source, num_threads, device), name
 
 
-# --------------------------------------------------------------------------- one-image helpers
+# --------------------------------------------------------------------------- TFLite interpreter
 def load_tflite(tflite_path: str, num_threads: int = 2, runtime: Optional[str] = None):
     """The ``serving_default`` signature runner of a TFLite file (reuse it for many images). ``runtime``:
     ``litert`` (``ai_edge_litert``) or ``tensorflow`` (``tf.lite``, deprecated); default
@@ -687,27 +704,3 @@ def load_tflite(tflite_path: str, num_threads: int = 2, runtime: Optional[str] =
         Interpreter = tf.lite.Interpreter
     interp = Interpreter(model_path=tflite_path, num_threads=num_threads)
     return interp.get_signature_runner(SIGNATURE)
-
-
-def run_tflite(tflite_path: str, image, runner=None) -> dict:
-    """Runs the TFLite file on one RGB uint8 (H, W, 3) image of any size; returns the output dict
-    (numpy, as :func:`run_saved_model`). The signature runner resizes the input tensor and
-    re-allocates when the size changes."""
-    runner = runner or load_tflite(tflite_path)
-    return runner(image=np.asarray(image, np.uint8))
-
-
-def run_saved_model(export_dir: str, image, loaded: Optional[object] = None) -> dict:
-    import tensorflow as tf
-
-    loaded = loaded or tf.saved_model.load(export_dir)
-    out = loaded.signatures[SIGNATURE](image=tf.constant(image))
-    return {k: v.numpy() for k, v in out.items()}
-
-
-def run_onnx(onnx_path: str, image, session=None) -> dict:
-    """Runs the ONNX file with ONNX Runtime on one RGB uint8 image; the output dict as
-    :func:`run_saved_model`."""
-    session = session or onnxruntime_session(onnx_path)
-    names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: np.asarray(image, np.uint8)})))

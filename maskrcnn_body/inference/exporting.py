@@ -43,11 +43,11 @@ import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body.errors import InvalidArgument
+from maskrcnn_body.inference.backends import BATCH_SIGNATURE, SIGNATURE
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess, preprocess_batch
 from maskrcnn_body.ops.backend import use_backend
+from maskrcnn_body.utils.files import atomic_path, write_bytes_atomic
 
-SIGNATURE = "serving_default"
-BATCH_SIGNATURE = "serving_batch"
 TFLITE_QUANT = ("float16", "dynamic", "int8")
 ONNX_OPSET = 17
 INT8_FLOAT_OPS = ["SQUARED_DIFFERENCE", "MEAN", "SUM", "RSQRT"]
@@ -119,14 +119,6 @@ def frozen_serving_module(saved_model_dir: str) -> tf.Module:
     return module
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def export_tflite(
     saved_model_dir: str,
     tflite_path: str,
@@ -176,7 +168,7 @@ def export_tflite(
         data = debugger.get_nondebug_quantized_model()
     else:
         data = conv.convert()
-    _write_atomic(tflite_path, data)
+    write_bytes_atomic(tflite_path, data)
     return tflite_path
 
 
@@ -211,8 +203,12 @@ def export_onnx(saved_model_dir: str, onnx_path: str, opset: int = ONNX_OPSET, t
         from maskrcnn_body.errors import UserError
 
         raise UserError('ONNX export needs tf2onnx: pip install "maskrcnn_body[onnx]"') from None
-    os.makedirs(os.path.dirname(os.path.abspath(onnx_path)), exist_ok=True)
-    tmp = f"{onnx_path}.tmp-{os.getpid()}.onnx"
+    with atomic_path(onnx_path, suffix=".onnx") as tmp:  # removed when tf2onnx fails
+        _run_tf2onnx(saved_model_dir, tmp, opset, timeout_s)
+    return onnx_path
+
+
+def _run_tf2onnx(saved_model_dir: str, out_path: str, opset: int, timeout_s: float) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -226,12 +222,10 @@ def export_onnx(saved_model_dir: str, onnx_path: str, opset: int = ONNX_OPSET, t
         "--opset",
         str(opset),
         "--output",
-        tmp,
+        out_path,
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
-    if proc.returncode != 0 or not os.path.exists(tmp):
+    if proc.returncode != 0 or not os.path.exists(out_path):
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"tf2onnx failed on {saved_model_dir} (exit {proc.returncode}):\n{tail}")
-    os.replace(tmp, onnx_path)
-    return onnx_path

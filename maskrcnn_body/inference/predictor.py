@@ -51,10 +51,12 @@ class Predictor:
         self._run, self._resize, self._run_batch = run, resize, run_batch
 
     @classmethod
-    def from_train_dir(cls, train_dir: str, checkpoint: Optional[str] = None, **overrides):
-        """A predictor for a training directory (``overrides``: dotted config keys, see
-        :func:`~maskrcnn_body.inference.loading.load_trained_model`)."""
-        model, cfg, _ = load_trained_model(train_dir, checkpoint, **overrides)
+    def from_train_dir(
+        cls, train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None, **overrides
+    ):
+        """A predictor for a training directory (``cfg``: its config when read already, else read here;
+        ``overrides``: dotted config keys, see :func:`~maskrcnn_body.inference.loading.load_trained_model`)."""
+        model, cfg, _ = load_trained_model(train_dir, checkpoint, cfg, **overrides)
         return cls(model, cfg)
 
     @staticmethod

@@ -160,7 +160,7 @@ def load_backbone_weights(backbone: keras.Model, cfg: BackboneConfig) -> int:
     if cfg.name != "resnet50":
         raise ValueError(f"model.backbone.weights is only supported for name='resnet50', not {cfg.name!r}")
     src = cfg.weights
-    if src != "imagenet" and not os.path.isfile(src):
+    if src != "imagenet" and not (src and os.path.isfile(src)):
         raise FileNotFoundError(
             f"model.backbone.weights={src!r} is not a file; give a local Keras "
             f"ResNet50 weights file (.h5 or .weights.h5) or 'imagenet' (needs internet)"

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Dict, Optional
+from typing import Dict
 
 import tensorflow as tf
 
+from maskrcnn_body.config.train_dir import TrainDir
+
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 MODEL_PREFIX = "model/"
-CHECKPOINT_NAME = "ckpt"
-"""Checkpoint files are ``<dir>/ckpt-<step>.index`` / ``.data-*``."""
 
 
 def escape_name(name: str) -> str:
@@ -58,10 +58,8 @@ def save_model_weights(model, directory: str, step: int = 0) -> str:
     os.makedirs(directory, exist_ok=True)
     step_var = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
     ckpt = tf.train.Checkpoint(step=step_var, **named_model_variables(model))
-    manager = tf.train.CheckpointManager(ckpt, directory, max_to_keep=None, checkpoint_name=CHECKPOINT_NAME)
-    return manager.save(checkpoint_number=step)
-
-
-def latest_checkpoint(directory: str) -> Optional[str]:
-    """The newest checkpoint prefix in ``directory`` (None when there is none)."""
-    return tf.train.latest_checkpoint(directory)
+    train_dir = TrainDir(directory)
+    prefix = ckpt.write(train_dir.checkpoint(step))
+    earlier = [p for p in reversed(train_dir.checkpoints()) if os.path.abspath(p) != os.path.abspath(prefix)]
+    train_dir.write_state(earlier + [prefix])  # oldest first, this one newest
+    return prefix

@@ -1,6 +1,7 @@
 """Fault-tolerant checkpoints: atomic saves, keep-last-K, automatic resume, partial restore.
 
-Layout of a checkpoint (``tf.train.Checkpoint``; files ``TRAIN_DIR/ckpt-<step>.{index,data-*}``):
+Layout of a checkpoint (``tf.train.Checkpoint``; files ``TRAIN_DIR/ckpt-<step>.{index,data-*}``, names
+and the state file's format from :mod:`maskrcnn_body.config.train_dir`):
 
 * ``model/<keras variable path>``: every model variable under its stable Keras path
   (:mod:`maskrcnn_body.model.weights`), independent of how the model object graph is nested;
@@ -29,18 +30,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import glob
 import logging
 import os
-import re
 import shutil
 from typing import Callable, ClassVar, List, Optional, Tuple
 
 import tensorflow as tf
 
+from maskrcnn_body.config.train_dir import TrainDir, checkpoint_step
 from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.model.weights import (
-    CHECKPOINT_NAME,
     MODEL_PREFIX,
     VALUE_SUFFIX,
     escape_name,
@@ -48,7 +47,6 @@ from maskrcnn_body.model.weights import (
     named_model_variables,
     unescape_name,
 )
-from maskrcnn_body.utils.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +71,12 @@ class Checkpointer:
         if max_to_keep < 1:
             raise InvalidArgument(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = directory
+        self.train_dir = TrainDir(directory)
         self.is_chief = is_chief
         self.max_to_keep = max_to_keep if is_chief else 1
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
         self.checkpoint = tf.train.Checkpoint(optimizer=optimizer, step=self.step, **named_model_variables(model))
-        self._write_dir = directory if is_chief else os.path.join(directory, f".worker{worker_id}_tmp")
+        self._write_dir = TrainDir(directory if is_chief else self.train_dir.worker_scratch_dir(worker_id))
 
     def _fault(self, point: str, step: int) -> None:
         if Checkpointer.fault_hook is not None:
@@ -93,16 +92,15 @@ class Checkpointer:
         # like tf.train.CheckpointManager.save: count saves in the checkpoint's own ``save_counter``
         # (restoring with assert_existing_objects_matched expects it in every checkpoint)
         self.checkpoint.save_counter.assign_add(1)
-        prefix = os.path.join(self._write_dir, f"{CHECKPOINT_NAME}-{int(step)}")
-        path = self.checkpoint.write(prefix)  # every worker takes part (collectives)
+        path = self.checkpoint.write(self._write_dir.checkpoint(step))  # every worker takes part (collectives)
         if not self.is_chief:
-            shutil.rmtree(self._write_dir, ignore_errors=True)
+            shutil.rmtree(self._write_dir.path, ignore_errors=True)
             return None
         self._fault("written", step)
-        older = [p for p in self.candidates() if _checkpoint_number(p) != int(step)]
-        keep = [path] + [p for p in older if _checkpoint_number(p) < int(step)][: self.max_to_keep - 1]
-        keep = sorted(keep, key=_checkpoint_number)
-        _write_state(self.directory, keep)
+        older = [p for p in self.candidates() if checkpoint_step(p) != int(step)]
+        keep = [path] + [p for p in older if checkpoint_step(p) < int(step)][: self.max_to_keep - 1]
+        keep = sorted(keep, key=checkpoint_step)
+        self.train_dir.write_state(keep)
         self._fault("recorded", step)
         self._delete_unlisted(keep)
         self._fault("deleted", step)
@@ -112,10 +110,8 @@ class Checkpointer:
         """Deletes checkpoint files in ``directory`` that the state file does not list (rotated
         out now, or left by a process killed between its state write and its deletion)."""
         kept = {os.path.basename(p) for p in keep}
-        pattern = re.compile(rf"^({re.escape(CHECKPOINT_NAME)}-\d+)(\.index|\.data-\d{{5}}-of-\d{{5}}|_temp.*)$")
-        for f in sorted(glob.glob(os.path.join(glob.escape(self.directory), f"{CHECKPOINT_NAME}-*"))):
-            m = pattern.match(os.path.basename(f))
-            if m is None or m.group(1) in kept:
+        for name, f in self.train_dir.checkpoint_files():
+            if name in kept:
                 continue
             if os.path.isdir(f):
                 shutil.rmtree(f, ignore_errors=True)
@@ -124,14 +120,8 @@ class Checkpointer:
                     os.remove(f)
 
     def candidates(self) -> List[str]:
-        """Checkpoint prefixes in ``directory``, newest first."""
-        state = tf.train.get_checkpoint_state(self.directory)
-        if state is None:
-            return []
-        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
-        if state.model_checkpoint_path and state.model_checkpoint_path not in paths:
-            paths.append(state.model_checkpoint_path)
-        return sorted(set(paths), key=_checkpoint_number, reverse=True)
+        """Checkpoint prefixes in ``directory`` (those its state file lists), newest first."""
+        return self.train_dir.checkpoints()
 
     def restore_latest(self) -> Optional[Tuple[str, int]]:
         """Restores the newest readable checkpoint; returns ``(path, step)`` or None if none.
@@ -158,27 +148,6 @@ class Checkpointer:
         return None
 
 
-def _write_state(directory: str, paths: List[str]) -> None:
-    """Replaces ``directory/checkpoint`` (the ``CheckpointState`` text proto that
-    ``tf.train.get_checkpoint_state`` reads) atomically; ``paths`` oldest first, newest last,
-    stored relative to ``directory``."""
-    names = [os.path.relpath(p, directory) for p in paths]
-    lines = [f"model_checkpoint_path: {_quote(names[-1])}"]
-    lines += [f"all_model_checkpoint_paths: {_quote(n)}" for n in names]
-    write_text_atomic(os.path.join(directory, "checkpoint"), "\n".join(lines) + "\n")
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _checkpoint_number(path: str) -> int:
-    try:
-        return int(path.rsplit("-", 1)[-1])
-    except ValueError:
-        return -1
-
-
 @dataclasses.dataclass
 class PartialRestoreReport:
     """Outcome of :func:`restore_partial`: restored paths, skipped ``(path, reason)`` and
@@ -202,7 +171,7 @@ class PartialRestoreReport:
 def resolve_checkpoint(path: str) -> str:
     """A checkpoint prefix from a prefix or a directory (its latest checkpoint)."""
     if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+        latest = TrainDir(path).latest_checkpoint()
         if latest is None:
             raise FileNotFoundError(f"--restore_from {path}: directory holds no checkpoint state file")
         return latest

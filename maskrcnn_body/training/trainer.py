@@ -25,6 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from maskrcnn_body.config.train_dir import TrainDir
 from maskrcnn_body.training import distribute, optimizers
 from maskrcnn_body.training.checkpoints import Checkpointer, restore_partial
 from maskrcnn_body.training.faults import BadStepCounter, StopSignal, TrainingStepError
@@ -84,7 +85,8 @@ class Trainer:
         clipping, checkpoint/log intervals and the bad-step limit).
       model_fn: ``cfg -> keras.Model`` with ``compute_losses``; called inside the strategy scope.
       dataset_fn: ``global_batch_size -> tf.data.Dataset`` of training batches.
-      train_dir: checkpoints (``ckpt-<step>``), ``config.json`` and ``train/`` summaries.
+      train_dir: checkpoints (``ckpt-<step>``), ``config.json`` and ``train/`` summaries
+        (:class:`~maskrcnn_body.config.train_dir.TrainDir`, available as ``self.dir``).
       options: :class:`RunOptions` (strategy, seed, precision, partial restore, progress bar).
       hooks: :class:`Hook` s run between steps (evaluation, drawings: the workflow layer builds them;
         the loop never imports evaluation).
@@ -104,6 +106,7 @@ class Trainer:
         self.cfg = cfg
         self.dataset_fn = dataset_fn
         self.train_dir = train_dir
+        self.dir = TrainDir(train_dir)
         self.strategy = options.strategy or tf.distribute.get_strategy()
         seed, precision = options.seed, options.precision
         self.seed = seed
@@ -123,7 +126,7 @@ class Trainer:
         self.checkpointer = Checkpointer(
             train_dir, self.model, self.optimizer, cfg.train.keep_checkpoints, self.is_chief, distribute.task_info()[1]
         )
-        self.summaries = Summaries(os.path.join(train_dir, "train"), enabled=self.is_chief)
+        self.summaries = Summaries(self.dir.summaries_dir, enabled=self.is_chief)
         self.step = 0
         self._restored: Optional[tuple] = None
 
@@ -155,11 +158,7 @@ class Trainer:
     def _write_config(self) -> None:
         if not self.is_chief:
             return
-        os.makedirs(self.train_dir, exist_ok=True)
-        tmp = os.path.join(self.train_dir, f".config.json.tmp-{os.getpid()}")
-        with open(tmp, "w") as f:
-            f.write(self.cfg.to_json() + "\n")
-        os.replace(tmp, os.path.join(self.train_dir, "config.json"))
+        self.dir.write_config(self.cfg)
 
     def make_iterator(self, start_step: int):
         """Distributed iterator over the training batches, positioned at ``start_step``."""
@@ -256,7 +255,7 @@ class Trainer:
         """Writes TensorFlow's whole error message to ``train_dir/step_error.log`` (chief)."""
         if not self.is_chief:
             return None
-        path = os.path.join(self.train_dir, "step_error.log")
+        path = self.dir.step_error_log
         try:
             os.makedirs(self.train_dir, exist_ok=True)
             with open(path, "w") as f:

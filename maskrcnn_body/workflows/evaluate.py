@@ -27,7 +27,9 @@ DEFAULT_RECORDS = "data/records/synthetic_val-*.tfrecord"
 def default_dump_dir(model: str, fmt: str) -> str:
     """``<train_dir>/eval_dumps`` for a training directory, else ``<export stem>_eval_dumps`` beside the export."""
     if fmt == "train_dir":
-        return os.path.join(model, "eval_dumps")
+        from maskrcnn_body.config.train_dir import TrainDir
+
+        return TrainDir(model).evaluate_dumps_dir
     return os.path.splitext(model.rstrip("/"))[0] + "_eval_dumps"
 
 
@@ -86,6 +88,7 @@ def evaluate(
         keras_model, cfg, ckpt = load_trained_model(
             path,
             checkpoint,
+            None,
             **{
                 "model.postprocess.score_threshold": score_threshold,
                 "input.skip_corrupt": True if skip_corrupt else None,

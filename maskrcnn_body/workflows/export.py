@@ -88,6 +88,7 @@ def export(
     model, cfg, ckpt = load_trained_model(
         train_dir,
         checkpoint,
+        None,
         **{
             "model.postprocess.score_threshold": score_threshold,
             "model.postprocess.max_detections": max_detections,

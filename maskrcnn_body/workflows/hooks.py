@@ -64,9 +64,9 @@ def evaluation_hook(trainer, val_patterns: Sequence[str], every: int, max_images
     from maskrcnn_body.training.trainer import Hook
 
     def run(step: int) -> None:
-        eval_dir = os.path.join(trainer.train_dir, "eval")
+        eval_dir = trainer.dir.eval_dir
         res = evaluate_model(
-            trainer.model, val_patterns, trainer.cfg, os.path.join(eval_dir, "dumps"), max_images=max_images
+            trainer.model, val_patterns, trainer.cfg, trainer.dir.eval_dumps_dir, max_images=max_images
         )
         print(
             f"\nevaluation at step {step} on {list(val_patterns)}:\n"

@@ -65,7 +65,8 @@ class VideoOutput:
             "do not play; pip install 'maskrcnn_body[video]' for H.264",
             file=sys.stderr,
         )
-        self._cv = cv2.VideoWriter(self.video_path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+        self._cv = cv2.VideoWriter(self.video_path, fourcc, self.fps, (w, h))
         if not self._cv.isOpened():
             raise RuntimeError(f"OpenCV cannot write an mp4v video to {self.video_path}")
         self.codec = "mp4v"

@@ -6,7 +6,7 @@ minute a real export takes. The fixed outputs are in the pixels of an image of a
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 
@@ -73,3 +73,35 @@ def write_standin_tflite(path: str) -> str:
         f.write(conv.convert())
     # the signature of a converted concrete function is named serving_default
     return path
+
+
+# --------------------------------------------------------------------------- one image through an export
+def run_tflite(tflite_path: str, image, runner=None) -> dict:
+    """Runs the TFLite file on one RGB uint8 (H, W, 3) image of any size; returns the output dict
+    (numpy, as :func:`run_saved_model`). The signature runner resizes the input tensor and
+    re-allocates when the size changes."""
+    from maskrcnn_body.inference.backends import load_tflite
+
+    runner = runner or load_tflite(tflite_path)
+    return runner(image=np.asarray(image, np.uint8))
+
+
+def run_saved_model(export_dir: str, image, loaded: Optional[object] = None) -> dict:
+    """Runs the SavedModel's ``serving_default`` signature on one RGB uint8 image; the output dict (numpy)."""
+    import tensorflow as tf
+
+    from maskrcnn_body.inference.backends import SIGNATURE
+
+    loaded = loaded or tf.saved_model.load(export_dir)
+    out = loaded.signatures[SIGNATURE](image=tf.constant(image))
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def run_onnx(onnx_path: str, image, session=None) -> dict:
+    """Runs the ONNX file with ONNX Runtime on one RGB uint8 image; the output dict as
+    :func:`run_saved_model`."""
+    from maskrcnn_body.inference.backends import onnxruntime_session
+
+    session = session or onnxruntime_session(onnx_path)
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {session.get_inputs()[0].name: np.asarray(image, np.uint8)})))
