@@ -173,7 +173,7 @@ def test_draw_records_shows_parts_of_a_person_without_body(records, tmp_path):
     from PIL import Image
 
     from maskrcnn_body.drawing import people
-    from maskrcnn_body.drawing.pictures import draw_records
+    from maskrcnn_body.workflows.draw import draw_records
 
     prefix, _ = records
     pics = {os.path.basename(p): p for p in draw_records(prefix + "-*", str(tmp_path))}

@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from maskrcnn_body.drawing.pictures import draw_dumps, draw_records
+    from maskrcnn_body.workflows.draw import draw_dumps, draw_records
 
     if args.records:
         paths = draw_records(args.records, args.out_dir, args.max, args.min_size)

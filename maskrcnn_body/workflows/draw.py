@@ -1,5 +1,5 @@
-"""Pictures written as PNG files: the ground truth of records, the predictions of evaluation dumps
-(``maskrcnn-body draw``). numpy + PIL; records are read through :mod:`maskrcnn_body.data.writer`."""
+"""The draw workflow: PNG files of the ground truth of records and of the predictions in evaluation dumps
+(``maskrcnn-body draw`` is these functions with flags; pictures by :mod:`maskrcnn_body.drawing.people`)."""
 
 from __future__ import annotations
 
