@@ -59,6 +59,7 @@ def save_model_weights(model, directory: str, step: int = 0) -> str:
     step_var = tf.Variable(step, dtype=tf.int64, trainable=False, name="train_step")
     ckpt = tf.train.Checkpoint(step=step_var, **named_model_variables(model))
     train_dir = TrainDir(directory)
+    ckpt.save_counter.assign(1)  # created and saved, as CheckpointManager.save does (restores check it)
     prefix = ckpt.write(train_dir.checkpoint(step))
     earlier = [p for p in reversed(train_dir.checkpoints()) if os.path.abspath(p) != os.path.abspath(prefix)]
     train_dir.write_state(earlier + [prefix])  # oldest first, this one newest
