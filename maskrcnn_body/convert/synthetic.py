@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from maskrcnn_body.data import conversion, schema
 from maskrcnn_body.data.synthetic import DATASET, SPLIT_KEYS, render_image, source_id
+from maskrcnn_body.utils.files import write_text_atomic
 
 
 class SyntheticConverter(conversion.Converter):
@@ -104,8 +105,5 @@ def write_dataset(
     summary["seconds"] = round(secs, 2)
     summary["images_per_second"] = round((num_train + num_val) / max(secs, 1e-9), 1)
     path = summary_path(out_prefix)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=1)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(summary, indent=1))
     return summary
