@@ -269,7 +269,7 @@ def test_export_cli_rejects_unusable_quantisation(tmp_path, quant, message):
 
 
 def test_tflite_paths_name_each_variant():
-    from maskrcnn_body.cli.export import tflite_paths
+    from maskrcnn_body.workflows.export import tflite_paths
 
     assert tflite_paths("a/m.tflite", ["int8"]) == {"int8": "a/m.tflite"}
     assert tflite_paths("a/m.tflite", ["none", "float16"]) == {"none": "a/m.tflite", "float16": "a/m.float16.tflite"}

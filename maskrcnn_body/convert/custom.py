@@ -359,7 +359,7 @@ def from_cvat_xml(xml_path: str, image_dir: str, json_dir: str) -> dict:
             if el.tag == "box" and label == "person":
                 p = person(el)
                 if "box" in p:
-                    raise AnnotationFileError(f"{where}: two person boxes in group {el.get('group_id') or '(none)'}")
+                    raise AnnotationFileError([f"{where}: two person boxes in group {el.get('group_id') or '(none)'}"])
                 p["box"] = [float(el.get(k, "nan")) for k in ("xtl", "ytl", "xbr", "ybr")]
             elif el.tag == "polygon" and label in constants.CHANNEL_INDEX:
                 pts = [float(v) for xy in el.get("points", "").split(";") for v in xy.split(",")]
@@ -377,12 +377,14 @@ def from_cvat_xml(xml_path: str, image_dir: str, json_dir: str) -> dict:
                     p.setdefault("keypoints", {})[pt.get("label")] = [x, y, 1 if pt.get("occluded") == "1" else 2]
             elif el.tag in ("box", "polygon", "points", "polyline", "ellipse", "mask", "cuboid", "tag"):
                 raise AnnotationFileError(
-                    f"{where}: a <{el.tag} label={label!r}> is not read (labels: 'person' boxes, polygons named "
-                    f"{', '.join(constants.CHANNELS)}, points or skeleton points named by our joints)"
+                    [
+                        f"{where}: a <{el.tag} label={label!r}> is not read (labels: 'person' boxes, polygons named "
+                        f"{', '.join(constants.CHANNELS)}, points or skeleton points named by our joints)"
+                    ]
                 )
         if "" in persons and len(persons) > 1:
-            raise AnnotationFileError(f"{where}: shapes without a group in an image with several persons; "
-                                      "group each person's shapes in CVAT (select them, key G)")  # fmt: skip
+            raise AnnotationFileError([f"{where}: shapes without a group in an image with several persons; "
+                                       "group each person's shapes in CVAT (select them, key G)"])  # fmt: skip
         entry = {
             "image": os.path.relpath(os.path.join(image_dir, name), json_dir),
             "width": int(im.get("width", 0)),

@@ -72,10 +72,13 @@ def export(
     quants = list(dict.fromkeys(str(q).strip().lower() for q in tflite_quant)) or ["none"]
     bad = [q for q in quants if q not in QUANTS]
     if bad:
-        raise UserError(f"tflite_quant {bad}: choose from {', '.join(QUANTS)}")
+        raise UserError(f"--tflite_quant (tflite_quant) {bad}: choose from {', '.join(QUANTS)}")
     calib = [c for c in ([calib_records] if isinstance(calib_records, str) else list(calib_records)) if c]
     if tflite and "int8" in quants and not calib:
-        raise UserError("tflite_quant int8 needs calib_records=GLOB (images to calibrate the activations on)")
+        raise UserError(
+            "--tflite_quant int8 needs --calib_records GLOB (calib_records= in Python): images to calibrate the "
+            "activations on"
+        )
     if web:
         from maskrcnn_body.workflows import web_page
 
