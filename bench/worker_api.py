@@ -99,7 +99,8 @@ def _set_threads():
 
 
 def latency():
-    from maskrcnn_body.inference import api, results
+    from maskrcnn_body.inference import api
+    from maskrcnn_body.inference import result_json as results
     from maskrcnn_body.ops import paste
 
     model = _model()
