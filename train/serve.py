@@ -1,4 +1,4 @@
-"""The inference server: `python train/serve.py` = `maskrcnn-body serve` (train/test.py is the original's name for it)."""
+"""The inference server: `python train/serve.py` = `maskrcnn-body serve` (`train/test.py` is its original name)."""
 
 import sys
 
