@@ -286,6 +286,14 @@ def standin_onnx(tmp_path_factory):
     return write_standin_onnx(str(tmp_path_factory.mktemp("standin") / "m.onnx"))
 
 
+def test_onnxruntime_sessions_plan_no_memory_pattern(standin_onnx):
+    """Issue 30 measured ONNX Runtime at 3.5x TensorFlow's peak memory: with the exports' dynamic shapes its memory
+    pattern kept per-shape buffers (r50_fpn at 512 px, Intel Xeon: peak 3.7 GB with it, 2.1 GB without, identical
+    outputs). Every session this package opens has it off."""
+    sess = backends.onnxruntime_session(standin_onnx, 1, "cpu")
+    assert sess.get_session_options().enable_mem_pattern is False
+
+
 def test_device_strings_parse_and_unknown_ones_list_the_kinds():
     assert backends.parse_device(None) == (None, None) and backends.parse_device("") == (None, None)
     assert backends.parse_device("CUDA:1") == ("cuda", 1) and backends.parse_device("GPU.1") == ("gpu", 1)
