@@ -20,18 +20,9 @@ from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
+from maskrcnn_body.evaluation.matching import box_iou
+
 Frame = Tuple[np.ndarray, np.ndarray]  # ids (N,), boxes (N, 4)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def _frame(frame: Frame) -> Tuple[np.ndarray, np.ndarray]:
@@ -64,7 +55,7 @@ def mot_metrics(gt: Sequence[Frame], hyp: Sequence[Frame], iou_threshold: float 
         num_gt, num_hyp = num_gt + len(g_ids), num_hyp + len(h_ids)
         gt_ids.update(g_ids.tolist())
         hyp_ids.update(h_ids.tolist())
-        iou = _iou(g_boxes, h_boxes)
+        iou = box_iou(g_boxes, h_boxes)
         ok = iou >= iou_threshold
         for i, j in zip(*np.nonzero(ok)):
             pair_frames[(int(g_ids[i]), int(h_ids[j]))] += 1

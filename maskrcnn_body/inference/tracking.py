@@ -36,6 +36,7 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.errors import InvalidArgument
+from maskrcnn_body.evaluation.matching import box_iou  # the one numpy box IoU
 
 ASSIGNMENTS = ("optimal", "greedy")
 
@@ -82,19 +83,6 @@ class TrackerConfig:
             )
         if self.assignment not in ASSIGNMENTS:
             raise InvalidArgument(f"tracker: assignment must be one of {ASSIGNMENTS}, got {self.assignment!r}")
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) and b (M, 4) (x1, y1, x2, y2) -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
 def keypoint_similarity(a: np.ndarray, b: np.ndarray, boxes: np.ndarray) -> np.ndarray:

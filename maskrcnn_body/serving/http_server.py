@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import uvicorn
 
@@ -88,6 +88,7 @@ class InferenceServer:
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         self.socket = socket.create_server((cfg.host, cfg.port), family=family, backlog=1024)
         self.server_address = self.socket.getsockname()[:2]
+        graceful: Any = cfg.shutdown_timeout_s  # some uvicorn versions type it int; a float works in all
         config = uvicorn.Config(
             self.app,
             http=protocol_class(cfg, self.app.stats),
@@ -100,7 +101,7 @@ class InferenceServer:
             access_log=False,
             server_header=False,
             timeout_keep_alive=5,
-            timeout_graceful_shutdown=cfg.shutdown_timeout_s,  # type: ignore[arg-type]  # a float works
+            timeout_graceful_shutdown=graceful,
         )
         self._uvicorn = uvicorn.Server(config)
         self._running = threading.Event()

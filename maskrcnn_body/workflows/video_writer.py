@@ -65,7 +65,7 @@ class VideoOutput:
             "do not play; pip install 'maskrcnn_body[video]' for H.264",
             file=sys.stderr,
         )
-        fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+        fourcc = cv2.VideoWriter.fourcc(*"mp4v")
         self._cv = cv2.VideoWriter(self.video_path, fourcc, self.fps, (w, h))
         if not self._cv.isOpened():
             raise RuntimeError(f"OpenCV cannot write an mp4v video to {self.video_path}")
