@@ -125,6 +125,32 @@ def test_training_points_lie_in_the_roi_and_prefer_uncertain_regions():
     assert np.abs(uniform[..., 0] - 4.5 / 8).mean() > 0.15
 
 
+def test_per_channel_selection_gives_thin_parts_their_share_of_points():
+    """An arm boundary (|logit| small on a thin band) competing with a body that is uncertain everywhere:
+    the shared uncertainty (-min_c |logit_c|) spends the points on the body; per-channel selection gives
+    the arm its 1/7 of the importance points, all on its boundary (issue 26, fix 6)."""
+    arm = 3
+    logits = np.full((2, 16, 16, 7), 6.0, np.float32)
+    logits[..., 0] = 0.01  # the body: uncertain everywhere
+    cols = (np.arange(16) + 0.5) / 16
+    logits[..., arm] = 20.0 * (cols - 0.5)[None, None, :]  # the arm's boundary at x = 0.5
+    tf.random.set_seed(1)
+    shared = points.training_points(tf.constant(logits), 140, 3.0, 1.0).numpy()
+    tf.random.set_seed(1)
+    mine = points.training_points(tf.constant(logits), 140, 3.0, 1.0, per_channel=True).numpy()
+    assert mine.shape == shared.shape == (2, 140, 2)
+    on_arm = lambda p: (np.abs(p[..., 0] - 0.5) < 0.05).sum(1)  # noqa: E731
+    assert (on_arm(mine) >= 20).all()  # the arm's share: 140 / 7 points
+    assert (on_arm(shared) < on_arm(mine) - 8).all()  # ~10% of random points
+
+
+def test_limb_weight_scales_the_limbs_in_the_point_loss():
+    cfg = get_config("cpu_small", **{"model.mask_head.point.limb_weight": 3.0})
+    assert cfg.model.mask_head.point.limb_weight == 3.0
+    with pytest.raises(ConfigError, match="model.mask_head.point.limb_weight"):
+        get_config("cpu_small", **{"model.mask_head.point.limb_weight": 0.0})
+
+
 def test_point_loss_weights_and_empty_rows():
     logits = tf.constant(np.random.default_rng(0).normal(size=(2, 5, 7)).astype(np.float32))
     targets = tf.constant((np.random.default_rng(1).random((2, 5, 7)) > 0.5).astype(np.float32))

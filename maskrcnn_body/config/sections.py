@@ -293,6 +293,15 @@ class PointHeadConfig:
         "Weight of the point loss relative to the mask head's loss (the total adds "
         "loss_weights['mask'] * loss_weight * point).",
     )
+    selection: Literal["shared", "per_channel"] = field(
+        "shared",
+        "Training: how the uncertain points are chosen: shared = by the one uncertainty of all channels "
+        "(-min_c |logit_c|, PointRend's); per_channel = an equal share per channel, each by its own "
+        "-|logit_c| (arm boundaries no longer compete with the body's and torso's).",
+    )
+    limb_weight: float = field(
+        1.0, "Training: weight of the four limb channels in the point loss (the others weigh 1)."
+    )
     refine_sizes: Tuple[int, ...] = field(
         (56, 112),
         "Inference: the mask logits are resized (bilinear) to each side in turn and refined; the last is "
@@ -312,6 +321,7 @@ class PointHeadConfig:
         _require(self.oversample >= 1.0, f"{p}.oversample", f"must be >= 1, got {self.oversample!r}")
         _fraction(self, p, "importance")
         _require(self.loss_weight >= 0, f"{p}.loss_weight", f"must be >= 0, got {self.loss_weight!r}")
+        _require(self.limb_weight > 0, f"{p}.limb_weight", f"must be > 0, got {self.limb_weight!r}")
         _require(
             all(s > 0 for s in self.refine_sizes),
             f"{p}.refine_sizes",

@@ -219,10 +219,20 @@ class RoIHeads:
             pad_stand_in(t, n)
             for t in (rois.coarse, rois.boxes, rois.gt_index, rois.weights, tf.cast(rois.image_index, tf.int32))
         )
-        rel = points.training_points(tf.stop_gradient(coarse), pc.train_points, pc.oversample, pc.importance)
+        rel = points.training_points(
+            tf.stop_gradient(coarse),
+            pc.train_points,
+            pc.oversample,
+            pc.importance,
+            per_channel=pc.selection == "per_channel",
+        )
         fine = self.point_features(feats, images, image_index, boxes, rel)
         logits = self._point_head()([fine, points.sample_grid(coarse, rel)], training=training)
         point_t = points.point_mask_targets(points.rel_to_image(rel, boxes), rois.gt_boxes, rois.gt_masks, gt_index)
+        if pc.limb_weight != 1.0:
+            limb = {constants.CHANNEL_INDEX[n] for n in ("left_arm", "right_arm", "left_leg", "right_leg")}
+            limbs = [float(pc.limb_weight) if k in limb else 1.0 for k in range(constants.NUM_CHANNELS)]
+            weights = weights * tf.constant(limbs, weights.dtype)
         return losses.point_mask_loss(logits, point_t, weights)
 
     # ------------------------------------------------------------------ inference

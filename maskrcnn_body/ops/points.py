@@ -134,13 +134,21 @@ def uncertainty(logits: tf.Tensor) -> tf.Tensor:
 
 @_no_autograph
 def training_points(
-    coarse_logits: tf.Tensor, num_points: int, oversample: float, importance: float, seed=None
+    coarse_logits: tf.Tensor,
+    num_points: int,
+    oversample: float,
+    importance: float,
+    seed=None,
+    per_channel: bool = False,
 ) -> tf.Tensor:
     """PointRend's training points: (N, num_points, 2) RoI-relative in [0, 1), stop-gradient.
 
     ``oversample * num_points`` uniform random candidates per RoI; the ``importance * num_points``
     most uncertain of them (:func:`uncertainty` of the bilinearly sampled ``coarse_logits``
-    (N, M, M, 7)) are kept, the rest of the points are uniform random ones.
+    (N, M, M, C)) are kept, the rest of the points are uniform random ones. ``per_channel``: the
+    importance points are split evenly over the C channels, each channel taking the candidates
+    nearest to *its own* boundary (``-|logit_c|``; a point two channels pick appears twice), so thin
+    parts get their share instead of competing with the body's and torso's boundaries.
     """
     n = tf.shape(coarse_logits)[0]
     num_imp = int(round(importance * num_points))
@@ -148,9 +156,17 @@ def training_points(
     parts = []
     if num_imp > 0:
         cand = tf.random.uniform([n, num_cand, 2], seed=seed)
-        unc = uncertainty(sample_grid(coarse_logits, cand))
-        _, idx = tf.math.top_k(unc, k=num_imp)
-        parts.append(tf.gather(cand, idx, batch_dims=1))
+        sampled = sample_grid(coarse_logits, cand)  # (N, cand, C)
+        if per_channel:
+            c = coarse_logits.shape[-1]
+            share = [num_imp // c + (1 if k < num_imp % c else 0) for k in range(c)]
+            for k in range(c):
+                if share[k]:
+                    _, idx = tf.math.top_k(-tf.abs(sampled[..., k]), k=share[k])
+                    parts.append(tf.gather(cand, idx, batch_dims=1))
+        else:
+            _, idx = tf.math.top_k(uncertainty(sampled), k=num_imp)
+            parts.append(tf.gather(cand, idx, batch_dims=1))
     if num_points - num_imp > 0:
         parts.append(tf.random.uniform([n, num_points - num_imp, 2], seed=seed))
     return tf.stop_gradient(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
