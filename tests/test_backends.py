@@ -24,7 +24,7 @@ import pytest
 
 import maskrcnn_body as mb
 from helpers.exports import run_onnx, run_saved_model, run_tflite
-from helpers.masks import assert_masks_close
+from helpers.masks import assert_masks_close, decode_probabilities
 from helpers.models import write_random_train_dir
 from maskrcnn_body.inference import backends, exporting
 
@@ -34,6 +34,10 @@ SMALL = {
     "input.max_size": 128,
     "model.postprocess.score_threshold": 0.0,
     "model.postprocess.max_detections": 5,
+}
+DECODING = {  # non-default mask decoding (issue 26): every export must carry it
+    "model.postprocess.mask_thresholds": (0.45, 0.55, 0.5, 0.3, 0.35, 0.4, 0.42),
+    "model.postprocess.mask_body_union": True,
 }
 SIZES = [(100, 150), (90, 60), (256, 256), (33, 400)]  # landscape, portrait, square, a thin strip
 KEYS = ("boxes", "scores", "masks", "keypoints")
@@ -57,7 +61,7 @@ def exported(tmp_path_factory):
     pytest.importorskip("tf2onnx")
     d = tmp_path_factory.mktemp("backends")
     train_dir = str(d / "run")
-    write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL)
+    write_random_train_dir(train_dir, "cpu_small", seed=0, **SMALL, **DECODING)
     calib = d / "calib" / "synthetic"
     synth = ["-m", "maskrcnn_body.cli.main", "synth", "--out", str(calib), "--num_train", "0", "--num_val", "4"]
     _cli(*synth, "--size", "96", "--num_shards", "1", "--num_workers", "1", "--noprogress")
@@ -106,6 +110,30 @@ def test_onnx_runtime_matches_the_saved_model_on_any_size(exported):
         got = run_onnx(onnx_path, _image(*hw), session=session)
         assert {k: got[k].dtype for k in got} == {k: want[k].dtype for k in want}
         _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2)
+
+
+@pytest.mark.slow
+def test_decoding_thresholds_are_carried_by_every_backend(exported, tmp_path):
+    """The training directory's mask decoding (model.postprocess.mask_thresholds, mask_body_union) is
+    applied by the TensorFlow backend and baked into the SavedModel, ONNX and TFLite exports: their masks
+    equal the numpy decoding of the same weights' plain sigmoid probabilities."""
+    train_dir, sm, onnx_path, quant, *_ = exported
+    raw_dir = str(tmp_path / "raw")
+    write_random_train_dir(raw_dir, "cpu_small", seed=0, **SMALL)  # same weights, decoding = sigmoid
+    img = _image(100, 150)
+    (raw,) = backends.tensorflow_runner(raw_dir)([img])
+    want = decode_probabilities(raw["masks"], DECODING["model.postprocess.mask_thresholds"], True)
+    assert np.abs(want - raw["masks"]).max() > 0.05  # the decoding changes the masks
+    (tf_out,) = backends.tensorflow_runner(train_dir)([img])
+    outs = {
+        "tensorflow": tf_out,
+        "savedmodel": backends.trim(backends.run_saved_model(sm, img)),
+        "onnx": backends.trim(backends.run_onnx(onnx_path, img)),
+        "tflite": backends.trim(backends.run_tflite(quant["none"], img)),
+    }
+    for name, got in outs.items():
+        np.testing.assert_allclose(got["boxes"], raw["boxes"], atol=2e-2, err_msg=name)
+        np.testing.assert_allclose(got["masks"], want, atol=1e-3, err_msg=name)
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Dict, Literal, Optional, Tuple
 
-from maskrcnn_body.constants import LOSS_KEYS, SIZE_DIVISOR, ceil_div, round_up
+from maskrcnn_body.constants import LOSS_KEYS, NUM_CHANNELS, SIZE_DIVISOR, ceil_div, round_up
 
 CONFIG_VERSION = 2
 """Version of the ``config.json`` layout written by :meth:`Config.to_dict` (1: the flat layout of
@@ -399,10 +399,27 @@ class PostprocessConfig:
     score_threshold: float = field(0.05, "Detections need a person score above this.")
     nms_iou: float = field(0.5, "Class-agnostic NMS IoU threshold.")
     max_detections: int = field(100, "Detection slots per image (D).")
+    mask_thresholds: Tuple[float, ...] = field(
+        (0.5,) * 7,
+        "Per-channel mask decoding thresholds (body, head, torso, left/right arm, left/right leg): the model "
+        "outputs sigmoid(logit - logit(t_k)), so every consumer's 0.5 cut means probability >= t_k. Chosen on a "
+        "split other than the reporting val split (maskrcnn_body.evaluation.thresholds) and stored in the "
+        "training directory's config.json, hence in every export.",
+    )
+    mask_body_union: bool = field(
+        False,
+        "Decode the body as max(body, parts) (no part pixel is cut off by a thinner body mask); "
+        "False: parts are clipped to the body.",
+    )
 
     def validate(self, p: str = "model.postprocess") -> None:
         _fraction(self, p, "score_threshold", "nms_iou")
         _positive(self, p, "max_detections")
+        _require(
+            len(self.mask_thresholds) == NUM_CHANNELS and all(0.0 < t < 1.0 for t in self.mask_thresholds),
+            f"{p}.mask_thresholds",
+            f"needs {NUM_CHANNELS} values in (0, 1), one per channel, got {self.mask_thresholds}",
+        )
 
 
 def _default_loss_weights() -> Dict[str, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from maskrcnn_body import constants
@@ -198,3 +199,24 @@ def _to_image_frame(rel_xy, boxes, score):
     x = x1 + rel_xy[..., 0] * w
     y = y1 + rel_xy[..., 1] * h
     return tf.stack([x, y, score], axis=-1)
+
+
+def decode_mask_logits(logits: tf.Tensor, thresholds, body_union: bool) -> tf.Tensor:
+    """Mask logits (..., 7) -> decoded probabilities (..., 7), float32.
+
+    ``sigmoid(logit_k - logit(t_k))`` with the per-channel thresholds ``t_k``
+    (``model.postprocess.mask_thresholds``), so a 0.5 cut of the output (what the pasting rule,
+    the drawings, the dumps and the browser demo apply) keeps exactly the pixels whose probability
+    is >= t_k; with ``body_union`` the body channel is the maximum over all channels (the body
+    contains every part, so clipping the parts to it removes nothing). With every t_k = 0.5 and no
+    union this is ``sigmoid(logits)``.
+    """
+    t = np.asarray(thresholds, np.float64)
+    shift = np.log(t) - np.log1p(-t)
+    logits = tf.cast(logits, tf.float32)
+    if np.any(shift != 0):
+        logits = logits - tf.constant(shift, tf.float32)
+    probs = tf.sigmoid(logits)
+    if body_union:
+        probs = tf.concat([tf.reduce_max(probs, -1, keepdims=True), probs[..., 1:]], -1)
+    return probs

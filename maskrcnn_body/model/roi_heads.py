@@ -246,10 +246,11 @@ class RoIHeads:
         images: Optional[tf.Tensor] = None,
     ) -> Dict[str, tf.Tensor]:
         """Detections from proposals (B, K, 4) + valid (B, K): ``boxes`` (B, D, 4), ``scores`` (B, D),
-        ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) sigmoid probabilities in the box
-        frame, ``keypoints`` (B, D, 15, 3); rows past ``num_detections`` are zero. M =
-        ``mask_head.mask_size`` (the last refine size with the point head). ``images`` (B, H, W, 3)
-        float32 RGB [0, 255]: needed by a point head with ``features="p2+image"``."""
+        ``num_detections`` (B,) int32, ``masks`` (B, D, M, M, 7) decoded probabilities in the box frame
+        (:func:`~maskrcnn_body.model.postprocess.decode_mask_logits`, to be cut at 0.5), ``keypoints``
+        (B, D, 15, 3); rows past ``num_detections`` are zero. M = ``mask_head.mask_size`` (the last refine
+        size with the point head). ``images`` (B, H, W, 3) float32 RGB [0, 255]: needed by a point head
+        with ``features="p2+image"``."""
         m = self.cfg
         p = m.postprocess
         cls, box = self.box_outputs(feats, proposals, training)
@@ -274,7 +275,7 @@ class RoIHeads:
         mask_logits, kp_out = self.part_outputs(feats, boxes, training)
         if self.point_head is not None and m.mask_head.point.refine_sizes:
             mask_logits = self.refine_masks(feats, images, boxes, mask_logits, training)
-        masks = _pad_detections(tf.sigmoid(mask_logits), n, d)
+        masks = _pad_detections(postprocess.decode_mask_logits(mask_logits, p.mask_thresholds, p.mask_body_union), n, d)
         keypoints = _pad_detections(self.decode_keypoints(kp_out, boxes, scores), n, d)
         det["masks"] = masks * fvalid[:, :, None, None, None]
         det["keypoints"] = keypoints * fvalid[:, :, None, None]

@@ -24,3 +24,13 @@ def assert_masks_close(actual, desired, atol: float, swapped: float = 1e-3, swap
     assert off <= swapped and worst < max(swap_atol, 2 * atol), (
         f"{off:.4%} of the mask values differ by > {atol}, max {worst}"
     )
+
+
+def decode_probabilities(probs: np.ndarray, mask_thresholds, body_union: bool) -> np.ndarray:
+    """numpy reference of the graph's decoding, from plain sigmoid probabilities (..., 7)."""
+    p = np.clip(np.asarray(probs, np.float64), 1e-12, 1 - 1e-12)
+    t = np.asarray(mask_thresholds, np.float64)
+    out = 1 / (1 + np.exp(-(np.log(p / (1 - p)) - np.log(t / (1 - t)))))
+    if body_union:
+        out[..., 0] = out.max(-1)
+    return out
