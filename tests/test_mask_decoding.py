@@ -69,13 +69,13 @@ def test_threshold_search_finds_the_cut_of_under_confident_arms(tmp_path):
 
 def test_stored_thresholds_are_loaded_with_the_model(tmp_path):
     from helpers.models import write_random_train_dir
-    from maskrcnn_body.inference.loading import load_config
+    from maskrcnn_body.config.train_dir import TrainDir
 
     train_dir = str(tmp_path / "run")
     write_random_train_dir(train_dir, "cpu_small")
     chosen = {"mask_thresholds": (0.45, 0.5, 0.5, 0.3, 0.325, 0.4, 0.4), "mask_body_union": True}
     path = thresholds.store_thresholds(train_dir, chosen)
     assert json.load(open(path))["model"]["postprocess"]["mask_thresholds"] == list(chosen["mask_thresholds"])
-    cfg = load_config(train_dir)
+    cfg = TrainDir(train_dir).read_config()
     assert cfg.model.postprocess.mask_thresholds == chosen["mask_thresholds"] and cfg.model.postprocess.mask_body_union
     assert os.path.exists(os.path.join(train_dir, "config.json"))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -26,7 +25,8 @@ import numpy as np
 
 from maskrcnn_body import constants
 from maskrcnn_body.evaluation import dumps as dumps_lib
-from maskrcnn_body.evaluation import matching, paste
+from maskrcnn_body.evaluation import matching
+from maskrcnn_body.ops import paste
 
 GRID = tuple(np.round(np.arange(0.20, 0.701, 0.025), 3))
 """Candidate thresholds."""
@@ -132,17 +132,16 @@ def choose_thresholds(dump_dir: str, grid: Sequence[float] = GRID) -> Dict[str, 
 def store_thresholds(train_dir: str, chosen: Dict[str, object]) -> str:
     """Writes ``chosen``'s ``mask_thresholds`` and ``mask_body_union`` into ``train_dir/config.json``
     (validated through the config schema); returns the path."""
-    from maskrcnn_body.config import from_dict
-    from maskrcnn_body.utils.files import write_text_atomic
+    from maskrcnn_body.config.train_dir import TrainDir
 
-    path = os.path.join(train_dir, "config.json")
-    with open(path) as f:
-        cfg = from_dict(json.load(f))
-    cfg.model.postprocess.mask_thresholds = tuple(float(t) for t in chosen["mask_thresholds"])
+    run = TrainDir(train_dir)
+    cfg = run.read_config()
+    thresholds = chosen["mask_thresholds"]
+    assert isinstance(thresholds, (tuple, list))
+    cfg.model.postprocess.mask_thresholds = tuple(float(t) for t in thresholds)
     cfg.model.postprocess.mask_body_union = bool(chosen["mask_body_union"])
     cfg.validate()
-    write_text_atomic(path, cfg.to_json() + "\n")
-    return path
+    return run.write_config(cfg)
 
 
 def main(argv: Optional[Iterable[str]] = None) -> int:
