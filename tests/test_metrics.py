@@ -304,7 +304,7 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert r.returncode == 0, r.stderr[-2000:]
     sm = json.loads(out.read_text())
-    assert set(sm) == {"box", "mask", "parsing", "keypoints", "left_right_confusion", "legacy"}
+    assert set(sm) == {"box", "mask", "mask_by_size", "parsing", "keypoints", "left_right_confusion", "legacy"}
     assert set(sm["mask"]) == set(constants.CHANNELS) | {"complete"} and sm["mask"]["complete"]["AP"] == pytest.approx(
         1.0
     )
@@ -323,3 +323,24 @@ def test_metric_cli_writes_json_without_tensorflow(tmp_path):
     ]
     assert list(sm["parsing"]["IoU_per_part"]) == list(constants.CHANNELS[1:])
     assert "mIoU 100.0" in r.stdout and "left_arm 100.0" in r.stdout and "APp50_parts 100.0" in r.stdout
+
+
+def test_mask_ap_by_person_size_separates_small_and_large_people():
+    """``mask_by_size`` (box height: small < 80 px, medium 80-160, large >= 160): a large person predicted
+    perfectly and a small one with its sides swapped give arms AP 1 for large, 0 for small, undefined
+    (None) for medium, while the overall arm AP mixes both."""
+    from maskrcnn_body.evaluation.metrics import SIZE_RANGES
+
+    boxes = [(4, 4, 40, 40), (56, 8, 146, 188)]  # heights 36 (small) and 180 (large)
+    scene = scenes.make_scene(200, 160, boxes, seed=3)
+    pred = scenes.perfect_predictions(scene, 90)
+    small = pred["masks"][0].copy()
+    pred["masks"][0] = small[..., list(constants.CHANNEL_FLIP_PERM)]
+    sm = evaluate([dict(scene, **pred)]).summary
+    assert list(sm["mask_by_size"]) == list(SIZE_RANGES) == ["small", "medium", "large"]
+    by = sm["mask_by_size"]
+    for ch in LIMB_CHANNELS:
+        assert by["large"][ch]["AP"] == pytest.approx(1.0) and by["small"][ch]["AP"] == 0.0
+        assert by["medium"][ch]["AP"] is None
+        assert 0.0 < sm["mask"][ch]["AP"] < 1.0
+    assert by["small"]["torso"]["AP"] == pytest.approx(1.0)

@@ -99,6 +99,16 @@ class CocoSet:
 
     def evaluate(self, iou_type: str, kpt_oks_sigmas: Optional[Sequence[float]] = None) -> CocoResult:
         """Runs ``COCOeval(iouType=iou_type)``: ``"bbox"``, ``"segm"`` or ``"keypoints"``."""
+        return self._run(iou_type, kpt_oks_sigmas)["all"]
+
+    def evaluate_ranges(self, iou_type: str, ranges: Dict[str, Sequence[float]]) -> Dict[str, CocoResult]:
+        """COCOeval with the area ranges ``{label: (lo, hi)}`` in place of COCO's small / medium / large:
+        per label, ground truth whose ``area`` field lies outside ``[lo, hi)`` is ignored, and so are
+        unmatched detections outside it (COCO's rule). The ``area`` field may hold any size measure
+        (the box height for :class:`~maskrcnn_body.evaluation.metrics.BoxMaskAP`'s sizes)."""
+        return self._run(iou_type, None, ranges)
+
+    def _run(self, iou_type, kpt_oks_sigmas=None, ranges=None) -> Dict[str, CocoResult]:
         COCOeval = optional_import("pycocotools.cocoeval", "eval", "computing the COCO metrics").COCOeval
 
         if not self.images:
@@ -106,14 +116,19 @@ class CocoSet:
         ev = COCOeval(self._coco(self.gts), self._coco(self.dts), iouType=iou_type)
         if kpt_oks_sigmas is not None:
             ev.params.kpt_oks_sigmas = np.asarray(kpt_oks_sigmas, np.float64)
+        if ranges is not None:
+            ev.params.areaRng = [[0.0, 1e10]] + [[float(lo), float(hi)] for lo, hi in ranges.values()]
+            ev.params.areaRngLbl = ["all"] + list(ranges)
         ev.params.catIds = list(self.category_ids)
         with contextlib.redirect_stdout(io.StringIO()):
             ev.evaluate()
             ev.accumulate()
-        a = ev.params.areaRngLbl.index("all")
-        return CocoResult(
-            precision=ev.eval["precision"][:, :, :, a, -1],
-            iou_thresholds=np.asarray(ev.params.iouThrs),
-            recall_thresholds=np.asarray(ev.params.recThrs),
-            category_ids=list(ev.params.catIds),
-        )
+        return {
+            label: CocoResult(
+                precision=ev.eval["precision"][:, :, :, a, -1],
+                iou_thresholds=np.asarray(ev.params.iouThrs),
+                recall_thresholds=np.asarray(ev.params.recThrs),
+                category_ids=list(ev.params.catIds),
+            )
+            for a, label in enumerate(ev.params.areaRngLbl)
+        }

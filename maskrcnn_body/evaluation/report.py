@@ -5,6 +5,8 @@ The JSON written by :func:`write_json` is an interface::
     {"box": {"AP", "AP50", "AP75"},
      "mask": {CH: {"AP", "AP50", "AP75"}} for CH in body, head, torso, left_arm, right_arm,
              left_leg, right_leg, complete,
+     "mask_by_size": {SIZE: {CH: {"AP", "AP50", "AP75"}}} for SIZE in small, medium, large (person box
+             height < 80, 80-160, >= 160 px: metrics.SIZE_RANGES) and CH in body .. right_leg,
      "parsing": {"mIoU", "IoU_background", "IoU_per_part": {PART: IoU} for PART in head, torso,
                  left_arm, right_arm, left_leg, right_leg, "APp50", "APp_vol", "PCP50",
                  "mIoU_parts", "APp50_parts", "APp_vol_parts", "PCP50_parts"},
@@ -46,6 +48,14 @@ def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
     lines.append(f"{'box':<16}" + "".join(f"  {_fmt(summary['box'][k])}" for k in AP_KEYS))
     for ch in MASK_ROWS:
         lines.append(f"{'mask ' + ch:<16}" + "".join(f"  {_fmt(summary['mask'][ch][k])}" for k in AP_KEYS))
+    if "mask_by_size" in summary:
+        sizes = summary["mask_by_size"]
+        lines.append(
+            "mask AP by person box height (small < 80 px, medium 80-160, large >= 160)  "
+            + "".join(f"{s:>8}" for s in sizes)
+        )
+        for ch in constants.CHANNELS:
+            lines.append(f"  {ch:<14}" + " " * 55 + "".join(f"   {_fmt(sizes[s][ch]['AP'])}" for s in sizes))
     p, k, lr = summary["parsing"], summary["keypoints"], summary["left_right_confusion"]
     lines.append(
         "parsing (CIHP/MHP-v2 reference definitions)  "
