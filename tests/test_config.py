@@ -168,3 +168,16 @@ def test_legacy_preset_expresses_the_original():
     assert (m.rpn.pos_iou, m.rpn.neg_iou, m.roi.per_image) == (0.7, 0.3, 80)
     assert m.box_head.box_weights == (10.0, 10.0, 5.0, 5.0)
     assert (m.mask_head.roi_size, m.mask_head.output_size, m.keypoint_head.kind) == (56, 112, "regression")
+
+
+def test_version_2_adamw_configs_keep_their_per_step_learning_rate():
+    """Version 2 scaled AdamW's rate linearly with the batch (issue 26: now by the square root); a saved
+    version-2 config is restated so that it trains at the same per-step rate."""
+    d = get_config("cpu_small").to_dict()
+    d["config_version"] = 2
+    d["train"]["learning_rate"] = 8e-3  # cpu_small as version 2 wrote it: 8e-3 x 4/16 = 2e-3 per step
+    cfg = from_dict(d)
+    assert cfg.train.effective_learning_rate == pytest.approx(2e-3)
+    assert cfg.to_dict() == get_config("cpu_small").to_dict()
+    d["train"].update(optimizer="sgd", learning_rate=0.02)  # SGD's linear rule is unchanged
+    assert from_dict(d).train.learning_rate == pytest.approx(0.02)

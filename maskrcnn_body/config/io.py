@@ -382,16 +382,31 @@ def upgrade_v1(d: dict) -> dict:
     return out
 
 
+def upgrade_v2(d: dict) -> dict:
+    """A version-2 config dict -> version 3: with ``train.optimizer = "adamw"`` the stated
+    ``learning_rate`` was scaled linearly to the batch, now by the square root; it is restated so that
+    the per-step rate stays the same (``lr * sqrt(batch / 16)``). Other fields are unchanged."""
+    from maskrcnn_body.config.sections import LR_REFERENCE_BATCH
+
+    train = dict(d.get("train", {}))
+    if train.get("optimizer", "sgd") == "adamw" and "learning_rate" in train:
+        ratio = float(train.get("batch_size", 2)) / LR_REFERENCE_BATCH
+        train["learning_rate"] = float(train["learning_rate"]) * ratio**0.5
+    return {**d, "train": train}
+
+
 def from_dict(d: dict) -> Config:
     """A validated :class:`Config` from :func:`to_dict` output (any known version)."""
     if not isinstance(d, dict):
         raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
     version = d.get("config_version", 1)
     if version == 1:
-        d = upgrade_v1(d)
+        d = upgrade_v2(upgrade_v1(d))
+    elif version == 2:
+        d = upgrade_v2(d)
     elif version != CONFIG_VERSION:
         raise ConfigError(
-            f"config_version {version!r} is not supported by this release (it reads 1 and "
+            f"config_version {version!r} is not supported by this release (it reads 1 to "
             f"{CONFIG_VERSION}); upgrade maskrcnn_body"
         )
     d = {k: v for k, v in d.items() if k != "config_version"}

@@ -31,9 +31,10 @@ from typing import Dict, Literal, Optional, Tuple
 
 from maskrcnn_body.constants import LOSS_KEYS, NUM_CHANNELS, SIZE_DIVISOR, ceil_div, round_up
 
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 """Version of the ``config.json`` layout written by :meth:`Config.to_dict` (1: the flat layout of
-releases before 0.2, upgraded on load by :mod:`maskrcnn_body.config.io`)."""
+releases before 0.2; 2: ``train.learning_rate`` scaled linearly with AdamW too; both upgraded on load by
+:mod:`maskrcnn_body.config.io`, keeping the per-step learning rate)."""
 
 
 class ConfigError(ValueError):
@@ -470,26 +471,34 @@ class TrainConfig:
     """Optimiser, schedule, batch and the training loop's intervals.
 
     The recipe does not depend on the batch size: the learning rate is stated per
-    :data:`LR_REFERENCE_BATCH` (16) images and scaled linearly to the global batch (Goyal et al.,
-    2017), and the schedule is counted in images seen, so ``batch_size`` 1, 2 or 16 follow the same
-    curve over the data (:attr:`effective_learning_rate`, :attr:`max_steps`, ... give the per-step
-    values the trainer uses).
+    :data:`LR_REFERENCE_BATCH` (16) images and scaled to the global batch, linearly for SGD (Goyal et
+    al., 2017), by the square root for AdamW (whose normalised step does not grow with the batch as
+    SGD's does; Malladi et al., 2022), and the schedule is counted in images seen, so ``batch_size`` 1,
+    2 or 16 follow the same curve over the data (:attr:`effective_learning_rate`, :attr:`max_steps`,
+    ... give the per-step values the trainer uses).
     """
 
     batch_size: int = field(2, "Global batch (all replicas together).")
     learning_rate: float = field(
         0.02,
         "Peak learning rate for a global batch of 16 images; the trainer uses "
-        "learning_rate * batch_size / 16 (linear scaling).",
+        "learning_rate * batch_size / 16 with sgd (linear scaling), learning_rate * sqrt(batch_size / 16) "
+        "with adamw (square-root scaling).",
     )
     max_images: int = field(1_440_000, "Training length in images seen (steps = max_images / batch_size).")
     warmup_images: int = field(16_000, "Linear warm-up, in images seen.")
-    optimizer: Literal["sgd", "adamw"] = field("sgd", "sgd: momentum 0.9; adamw: decoupled weight decay.")
+    optimizer: Literal["sgd", "adamw"] = field(
+        "sgd", "sgd: momentum 0.9, L2 coupled to the gradient (Detectron's); adamw: decoupled weight decay."
+    )
     schedule: Literal["cosine", "step", "constant"] = field("cosine", "Decay after warm-up.")
     decay_images: Tuple[int, ...] = field(
         (), "For schedule 'step': images seen at which the rate is multiplied by 0.1."
     )
-    weight_decay: float = field(1e-4, "Decoupled weight decay (not on biases and normalisation parameters).")
+    weight_decay: float = field(
+        1e-4,
+        "Weight decay, not on biases and normalisation parameters: sgd adds weight_decay * w to the gradient "
+        "(coupled L2, as Detectron's WEIGHT_DECAY); adamw decays w by lr * weight_decay * w (decoupled).",
+    )
     clip_norm: float = field(10.0, "Clip the global gradient norm to this (0: no clipping).")
     max_bad_steps: int = field(20, "Stop after this many consecutive non-finite steps (0: never).")
     checkpoint_every: int = field(500, "Checkpoint every N steps (0: only at the end).")
@@ -500,8 +509,10 @@ class TrainConfig:
     # ------------------------------------------------------------------ per-step values
     @property
     def effective_learning_rate(self) -> float:
-        """The peak learning rate of a step: ``learning_rate * batch_size / 16``."""
-        return self.learning_rate * self.batch_size / LR_REFERENCE_BATCH
+        """The peak learning rate of a step: ``learning_rate * batch_size / 16`` (sgd) or
+        ``learning_rate * sqrt(batch_size / 16)`` (adamw)."""
+        ratio = self.batch_size / LR_REFERENCE_BATCH
+        return self.learning_rate * (ratio**0.5 if self.optimizer == "adamw" else ratio)
 
     @property
     def max_steps(self) -> int:
@@ -519,7 +530,9 @@ class TrainConfig:
         """One line with the effective per-step values (printed when training starts)."""
         return (
             f"global batch {self.batch_size}: learning rate {self.effective_learning_rate:.4g} "
-            f"({self.learning_rate:g} per {LR_REFERENCE_BATCH} images x {self.batch_size}/{LR_REFERENCE_BATCH}, "
+            f"({self.learning_rate:g} per {LR_REFERENCE_BATCH} images x "
+            f"{'sqrt(' if self.optimizer == 'adamw' else ''}{self.batch_size}/{LR_REFERENCE_BATCH}"
+            f"{')' if self.optimizer == 'adamw' else ''}, "
             f"{self.optimizer}), {self.max_steps} steps ({self.max_images} images), warm-up "
             f"{self.warmup_steps} steps, {self.schedule} decay"
             + (f" at steps {list(self.decay_steps)}" if self.schedule == "step" else "")
