@@ -1,6 +1,7 @@
 """The workflow layer (maskrcnn_body/workflows): train, evaluate, predict, track and export as Python functions,
 the user-facing model's methods, and the one input walker they share."""
 
+import json
 import os
 
 import numpy as np
@@ -141,6 +142,9 @@ def test_train_returns_a_loadable_model_that_evaluates_and_exports(tmp_path, mon
         progress=False,
     )
     assert isinstance(model, Model) and model.format == "train_dir" and model.training.step == 2
+    # the end-of-training evaluation also scored as many training images as val ones (train-split AP)
+    with open(os.path.join("run", "eval", "metrics-train-2.json")) as f:
+        assert "left_arm" in json.load(f)["mask"]
     (result,) = model(np.zeros((64, 64, 3), np.uint8))
     assert isinstance(result, api.Result)
     val = "data/records/synthetic_val-*.tfrecord"

@@ -40,6 +40,7 @@ CHECKPOINT_NAME = "ckpt"
 SUMMARIES_DIR = "train"
 EVAL_DIR = "eval"
 EVAL_DUMPS_DIR = os.path.join(EVAL_DIR, "dumps")
+TRAIN_SPLIT_DUMPS_DIR = os.path.join(EVAL_DIR, "train_dumps")
 EVALUATE_DUMPS_DIR = "eval_dumps"
 DRAW_DIR = "draw"
 STEP_ERROR_LOG = "step_error.log"
@@ -98,6 +99,11 @@ class TrainDir:
     def eval_dumps_dir(self) -> str:
         """Dumps of the evaluations run during training."""
         return os.path.join(self.path, EVAL_DUMPS_DIR)
+
+    @property
+    def train_split_dumps_dir(self) -> str:
+        """Dumps of the end-of-training evaluation on training images (train-split AP beside val's)."""
+        return os.path.join(self.path, TRAIN_SPLIT_DUMPS_DIR)
 
     @property
     def evaluate_dumps_dir(self) -> str:

@@ -76,6 +76,19 @@ def format_report(summary: Dict, num_images: Optional[int] = None) -> str:
     return "\n".join(lines)
 
 
+def format_split_comparison(val: Dict, train: Dict, train_images: Optional[int] = None) -> str:
+    """The AP that tells underfitting from overfitting: box AP, each part's mask AP and the keypoint OKS AP
+    of ``val`` beside ``train`` (two :func:`write_json` summaries of the same model; values in percent).
+    Train close to val: the model underfits (more steps or capacity help); train far above val: it overfits."""
+    head = "AP on val and on the training split" + (f" ({train_images} training images)" if train_images else "")
+    lines = [head, f"{'':<16}{'val':>7}{'train':>7}"]
+    rows = [("box", val["box"]["AP"], train["box"]["AP"])]
+    rows += [(f"mask {ch}", val["mask"][ch]["AP"], train["mask"][ch]["AP"]) for ch in constants.CHANNELS]
+    rows.append(("keypoints", val["keypoints"]["AP"], train["keypoints"]["AP"]))
+    lines += [f"{name:<16}  {_fmt(v)}  {_fmt(t)}" for name, v, t in rows]
+    return "\n".join(lines)
+
+
 def write_json(summary: Dict, path: str) -> str:
     """Writes the summary as JSON atomically; returns ``path``."""
     return write_text_atomic(path, json.dumps(summary, indent=2, sort_keys=False) + "\n")

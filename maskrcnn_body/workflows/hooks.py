@@ -55,10 +55,18 @@ def prediction_images_hook(
     return Hook(every, run, chief_only=True, at_end=bool(draw_dir))
 
 
-def evaluation_hook(trainer, val_patterns: Sequence[str], every: int, max_images: Optional[int] = None) -> Hook:
+def evaluation_hook(
+    trainer,
+    val_patterns: Sequence[str],
+    every: int,
+    max_images: Optional[int] = None,
+    train_patterns: Sequence[str] = (),
+) -> Hook:
     """Every ``every`` steps and after the last step: full evaluation on the val records,
     printed as the per-part table, written to ``TRAIN_DIR/eval/metrics-<step>.json`` and to
-    TensorBoard (``eval/...``)."""
+    TensorBoard (``eval/...``). After the last step, with ``train_patterns``, the same evaluation on
+    as many training images (``TRAIN_DIR/eval/metrics-train-<step>.json``), printed beside val's AP
+    (:func:`~maskrcnn_body.evaluation.report.format_split_comparison`)."""
     from maskrcnn_body.evaluation import report
     from maskrcnn_body.inference.record_dumps import evaluate_model
     from maskrcnn_body.training.trainer import Hook
@@ -77,7 +85,19 @@ def evaluation_hook(trainer, val_patterns: Sequence[str], every: int, max_images
         s = res.summary
         scalars = {"eval/box_AP": s["box"]["AP"]}
         for ch, v in s["mask"].items():
+            scalars[f"eval/mask_{ch}_AP"] = v["AP"]
             scalars[f"eval/mask_{ch}_AP50"] = v["AP50"]
+        scalars["eval/keypoints_AP"] = s["keypoints"]["AP"]
         trainer.summaries.scalars(step, {k: v for k, v in scalars.items() if v is not None})
+        if train_patterns and step >= trainer.cfg.train.max_steps:
+            on_train = evaluate_model(
+                trainer.model,
+                train_patterns,
+                trainer.cfg,
+                trainer.dir.train_split_dumps_dir,
+                max_images=res.num_images,
+            )
+            report.write_json(on_train.summary, os.path.join(eval_dir, f"metrics-train-{step}.json"))
+            print("\n" + report.format_split_comparison(s, on_train.summary, on_train.num_images), flush=True)
 
     return Hook(every, run, chief_only=True, at_end=True)

@@ -201,7 +201,9 @@ def run_training(cfg, settings: TrainSettings, log: Callable[[str], None] = prin
         image_every = cfg.train.checkpoint_every if settings.image_every is None else settings.image_every
         draw_dir = trainer.dir.draw_dir if settings.draw else None
         trainer.hooks.append(prediction_images_hook(trainer, val, image_every, draw_dir=draw_dir))
-        trainer.hooks.append(evaluation_hook(trainer, val, cfg.train.eval_every, settings.eval_images))
+        trainer.hooks.append(
+            evaluation_hook(trainer, val, cfg.train.eval_every, settings.eval_images, train_patterns=train)
+        )
     note = custom.availability_note()
     if note:
         print(note, file=sys.stderr, flush=True)
