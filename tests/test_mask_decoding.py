@@ -67,15 +67,50 @@ def test_threshold_search_finds_the_cut_of_under_confident_arms(tmp_path):
     assert chosen["pairs"]["left_arm"] == 4
 
 
-def test_stored_thresholds_are_loaded_with_the_model(tmp_path):
+def test_calibrate_writes_the_decoding_into_the_training_directory(tmp_path):
+    """workflows.calibrate: raw dumps of the calibration split, the choice written into config.json, and the
+    model loaded afterwards decodes with it (every backend reads the same config)."""
     from helpers.models import write_random_train_dir
+    from maskrcnn_body.inference.loading import load_trained_model
     from maskrcnn_body.config.train_dir import TrainDir
+    from maskrcnn_body.convert.synthetic import write_split
+    from maskrcnn_body.workflows import calibrate as calibrate_workflow
 
     train_dir = str(tmp_path / "run")
-    write_random_train_dir(train_dir, "cpu_small")
-    chosen = {"mask_thresholds": (0.45, 0.5, 0.5, 0.3, 0.325, 0.4, 0.4), "mask_body_union": True}
-    path = thresholds.store_thresholds(train_dir, chosen)
-    assert json.load(open(path))["model"]["postprocess"]["mask_thresholds"] == list(chosen["mask_thresholds"])
+    write_random_train_dir(train_dir, "cpu_small", **{"model.postprocess.mask_thresholds": (0.3,) * 7})
+    write_split(str(tmp_path / "synthetic"), "calib", 2, num_workers=1, progress=False)
+    seen = {}
+
+    def choose(dump_dir, grid=thresholds.GRID):  # the real search, recorded
+        seen["dumps"] = sorted(os.listdir(dump_dir))
+        out = real_choose(dump_dir, grid)
+        return {**out, "mask_thresholds": (0.45, 0.5, 0.5, 0.3, 0.325, 0.4, 0.4)}
+
+    real_choose = thresholds.choose_thresholds
+    lines = []
+    try:
+        thresholds.choose_thresholds = choose
+        chosen = calibrate_workflow.calibrate(
+            train_dir, [str(tmp_path / "synthetic_calib-*.tfrecord")], log=lines.append
+        )
+    finally:
+        thresholds.choose_thresholds = real_choose
+    assert seen["dumps"] == ["synthetic_calib_000000.npz", "synthetic_calib_000001.npz"]  # the calibration split, 2 images
+    assert chosen["mask_body_union"] is True and "left_arm" in lines[0]
     cfg = TrainDir(train_dir).read_config()
-    assert cfg.model.postprocess.mask_thresholds == chosen["mask_thresholds"] and cfg.model.postprocess.mask_body_union
-    assert os.path.exists(os.path.join(train_dir, "config.json"))
+    assert cfg.model.postprocess.mask_thresholds == (0.45, 0.5, 0.5, 0.3, 0.325, 0.4, 0.4)
+    assert cfg.model.postprocess.mask_body_union
+    _, loaded, _ = load_trained_model(train_dir)
+    assert loaded.model.postprocess.mask_thresholds == cfg.model.postprocess.mask_thresholds
+
+
+def test_the_detect_function_is_traced_again_when_the_decoding_changes():
+    from helpers.models import tiny_config
+    from maskrcnn_body.inference.record_dumps import detect_fn
+    from maskrcnn_body.model.maskrcnn import build_model
+
+    model = build_model(tiny_config())
+    first = detect_fn(model)
+    assert detect_fn(model) is first
+    model.cfg.model.postprocess.mask_thresholds = (0.4,) * 7
+    assert detect_fn(model) is not first  # the thresholds are constants of the graph: a stale trace would ignore them

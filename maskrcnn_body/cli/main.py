@@ -2,6 +2,7 @@
 
     maskrcnn-body train      [--preset cpu_small] [--set SECTION.FIELD=VALUE ...]
     maskrcnn-body evaluate   --train_dir DIR --records GLOB
+    maskrcnn-body calibrate  --model DIR --records GLOB
     maskrcnn-body predict    --model DIR --input photo.jpg folder/ clip.mp4 --output OUT/
     maskrcnn-body export     --train_dir DIR --saved_model DIR [--tflite FILE]
     maskrcnn-body serve      --train_dir DIR [--port 8080]
@@ -30,7 +31,19 @@ from typing import List, Optional, Sequence
 from maskrcnn_body.cli.args import HelpFormatter, Parser
 from maskrcnn_body.errors import EXIT_BUG, EXIT_USER_ERROR, REPORT_HINT, UserError
 
-COMMANDS = ("train", "evaluate", "predict", "export", "serve", "convert", "synth", "metric", "draw", "client")
+COMMANDS = (
+    "train",
+    "evaluate",
+    "calibrate",
+    "predict",
+    "export",
+    "serve",
+    "convert",
+    "synth",
+    "metric",
+    "draw",
+    "client",
+)
 
 
 def _module(name: str):

@@ -17,6 +17,12 @@ def add_arguments(p) -> None:
     p.add_argument("--out", required=True, help="Output prefix PREFIX (directories are created).")
     p.add_argument("--num_train", type=int, default=1000, help="Training images (default: %(default)s).")
     p.add_argument("--num_val", type=int, default=100, help="Validation images (default: %(default)s).")
+    p.add_argument(
+        "--num_calib",
+        type=int,
+        default=0,
+        help="Calibration images (a held-out split for choosing the mask decoding; default: %(default)s).",
+    )
     p.add_argument("--seed", type=int, default=0, help="Dataset seed (per-image seeds derive from it).")
     p.add_argument("--size", type=int, default=256, help="Images are SIZE x SIZE pixels (>= 32).")
     p.add_argument("--num_shards", type=positive_int, default=4, help="Shards per split.")
@@ -27,8 +33,8 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from maskrcnn_body.convert import synthetic
 
-    if args.size < 32 or args.num_train < 0 or args.num_val < 0:
-        raise InvalidArgument("--size must be >= 32 and --num_train/--num_val >= 0")
+    if args.size < 32 or min(args.num_train, args.num_val, args.num_calib) < 0:
+        raise InvalidArgument("--size must be >= 32 and --num_train/--num_val/--num_calib >= 0")
     summary = synthetic.write_dataset(
         args.out,
         args.num_train,
@@ -38,6 +44,7 @@ def run(args) -> int:
         num_shards=args.num_shards,
         num_workers=args.num_workers,
         progress=args.progress,
+        num_calib=args.num_calib,
     )
     for split, s in summary["splits"].items():
         print(

@@ -34,6 +34,15 @@ def add_arguments(p) -> None:
         "GLOB",
     )
     p.add_argument(
+        "--calib_records",
+        action="append",
+        default=None,
+        metavar="GLOB",
+        help="Held-out TFRecord glob(s) on which the mask decoding thresholds are chosen after the last step and "
+        "stored with the model, never the val split (repeatable or comma-separated; default: the synthetic "
+        "calibration split when training on the default synthetic records, else none; '' disables)",
+    )
+    p.add_argument(
         "--preset",
         default="cpu_small",
         choices=list(presets),
@@ -145,6 +154,9 @@ def run(args) -> int:
         draw=args.draw,
         image_every=args.image_every,
         eval_images=args.eval_images,
+        calib_records=None
+        if args.calib_records is None
+        else [v for i in args.calib_records for v in i.split(",") if v],
         num_train=args.num_train,
         num_val=args.num_val,
     )

@@ -41,6 +41,7 @@ SUMMARIES_DIR = "train"
 EVAL_DIR = "eval"
 EVAL_DUMPS_DIR = os.path.join(EVAL_DIR, "dumps")
 TRAIN_SPLIT_DUMPS_DIR = os.path.join(EVAL_DIR, "train_dumps")
+CALIBRATION_DUMPS_DIR = "calibration_dumps"
 EVALUATE_DUMPS_DIR = "eval_dumps"
 DRAW_DIR = "draw"
 STEP_ERROR_LOG = "step_error.log"
@@ -104,6 +105,11 @@ class TrainDir:
     def train_split_dumps_dir(self) -> str:
         """Dumps of the end-of-training evaluation on training images (train-split AP beside val's)."""
         return os.path.join(self.path, TRAIN_SPLIT_DUMPS_DIR)
+
+    @property
+    def calibration_dumps_dir(self) -> str:
+        """Dumps of the calibration split the mask decoding was chosen on (``workflows/calibrate.py``)."""
+        return os.path.join(self.path, CALIBRATION_DUMPS_DIR)
 
     @property
     def evaluate_dumps_dir(self) -> str:

@@ -48,6 +48,32 @@ def summary_path(out_prefix: str) -> str:
     return conversion.summary_path(out_prefix)
 
 
+def write_split(
+    out_prefix: str,
+    split: str,
+    num: int,
+    seed: int = 0,
+    size: int = 256,
+    num_shards: int = 4,
+    num_workers: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, Any]:
+    """Renders and writes ``num`` images of ``split`` (train, val or calib: ``data.synthetic.SPLIT_KEYS``) as
+    ``{out_prefix}_{split}-0000i-of-0000K.tfrecord`` (``K = min(num_shards, num)``) with its
+    ``{out_prefix}_{split}.summary.json``; returns that summary as a dict. Images depend only on
+    ``(seed, split, index, size)``: the splits never share an image."""
+    num_workers = (os.cpu_count() or 1) if num_workers is None else max(1, int(num_workers))
+    result = conversion.run_conversion(
+        SyntheticConverter(split, num, seed, size, size),
+        f"{out_prefix}_{split}",
+        num_shards=min(num_shards, num),
+        num_workers=num_workers,
+        strict=True,
+        progress=progress,
+    )
+    return result.as_dict()
+
+
 def write_dataset(
     out_prefix: str,
     num_train: int,
@@ -57,17 +83,19 @@ def write_dataset(
     num_shards: int = 4,
     num_workers: Optional[int] = None,
     progress: bool = True,
+    num_calib: int = 0,
 ) -> dict:
-    """Renders and writes the train and val splits with :func:`maskrcnn_body.data.conversion.run_conversion`.
+    """Renders and writes the train, val (and calib) splits with :func:`write_split`.
 
-    Writes ``{out_prefix}_train-0000i-of-0000K.tfrecord`` and ``{out_prefix}_val-...`` with
-    ``K = min(num_shards, images in the split)`` (a split with 0 images writes nothing), each with
-    its ``{out_prefix}_<split>.summary.json``, plus the combined ``{out_prefix}.summary.json``.
-    Records depend only on ``seed`` and ``size`` (not on ``num_shards``/``num_workers``).
+    Writes ``{out_prefix}_train-0000i-of-0000K.tfrecord``, ``{out_prefix}_val-...`` and
+    ``{out_prefix}_calib-...`` with ``K = min(num_shards, images in the split)`` (a split with 0 images
+    writes nothing), each with its ``{out_prefix}_<split>.summary.json``, plus the combined
+    ``{out_prefix}.summary.json``. Records depend only on ``seed`` and ``size`` (not on
+    ``num_shards``/``num_workers``).
 
     Args:
       out_prefix: path prefix, e.g. ``data/records/synthetic``.
-      num_train, num_val: number of images per split.
+      num_train, num_val, num_calib: number of images per split.
       seed: dataset seed. size: images are ``size`` x ``size`` pixels.
       num_shards: shards per split. num_workers: rendering processes (default ``os.cpu_count()``;
         1 renders in this process). progress: progress bar on stderr.
@@ -76,10 +104,10 @@ def write_dataset(
       The combined summary: ``dataset, seed, size, num_workers, seconds, images_per_second`` and
       ``splits[name]`` = that split's ``maskrcnn_body.data.conversion.Summary.as_dict()``.
     """
-    if num_train < 0 or num_val < 0 or size < 32 or num_shards < 1:
+    if num_train < 0 or num_val < 0 or num_calib < 0 or size < 32 or num_shards < 1:
         raise ValueError(
-            f"need num_train >= 0, num_val >= 0, size >= 32, num_shards >= 1; got "
-            f"{num_train}, {num_val}, {size}, {num_shards}"
+            f"need num_train >= 0, num_val >= 0, num_calib >= 0, size >= 32, num_shards >= 1; got "
+            f"{num_train}, {num_val}, {num_calib}, {size}, {num_shards}"
         )
     num_workers = (os.cpu_count() or 1) if num_workers is None else max(1, int(num_workers))
     start = time.monotonic()
@@ -90,20 +118,14 @@ def write_dataset(
         "num_workers": num_workers,
         "splits": {},
     }
-    for split, num in (("train", num_train), ("val", num_val)):
+    for split, num in (("train", num_train), ("val", num_val), ("calib", num_calib)):
         if num > 0:
-            result = conversion.run_conversion(
-                SyntheticConverter(split, num, seed, size, size),
-                f"{out_prefix}_{split}",
-                num_shards=min(num_shards, num),
-                num_workers=num_workers,
-                strict=True,
-                progress=progress,
+            summary["splits"][split] = write_split(
+                out_prefix, split, num, seed, size, num_shards, num_workers, progress
             )
-            summary["splits"][split] = result.as_dict()
     secs = time.monotonic() - start
     summary["seconds"] = round(secs, 2)
-    summary["images_per_second"] = round((num_train + num_val) / max(secs, 1e-9), 1)
+    summary["images_per_second"] = round((num_train + num_val + num_calib) / max(secs, 1e-9), 1)
     path = summary_path(out_prefix)
     write_text_atomic(path, json.dumps(summary, indent=1))
     return summary

@@ -52,8 +52,9 @@ from maskrcnn_body import constants
 from maskrcnn_body.data import schema
 
 DATASET = "synthetic"
-SPLIT_KEYS = {"train": 0, "val": 1}
-"""Second-level spawn key of each split's per-image SeedSequence (disjoint seeds per split)."""
+SPLIT_KEYS = {"train": 0, "val": 1, "calib": 2}
+"""Second-level spawn key of each split's per-image SeedSequence (disjoint seeds per split; calib: the held-out
+split the mask decoding is chosen on, workflows/calibrate.py)."""
 PERSON_COUNT_PROBS = (0.05, 0.2, 0.2, 0.2, 0.15, 0.1, 0.1)
 """Probability of 0, 1, ..., 6 people in an image (before placements that fail are dropped)."""
 MAX_PERSONS = len(PERSON_COUNT_PROBS) - 1

@@ -9,17 +9,14 @@ decoding is the identity (every threshold 0.5, no union: :func:`raw_decoding_ove
 split that is *not* the reporting val split (the default run generates ``synthetic_calib``: seed-1
 images, disjoint from the seed-0 val split).
 
-``python -m maskrcnn_body.evaluation.thresholds --dumps DIR --train_dir TRAIN_DIR`` writes the chosen
-values into ``TRAIN_DIR/config.json`` (``model.postprocess.mask_thresholds``, ``mask_body_union``), so
-``mb.load``, ``evaluate``, ``predict``, ``serve`` and every export use them.
+:mod:`maskrcnn_body.workflows.calibrate` runs the model on the calibration split and writes the chosen
+values into the training directory's ``config.json`` (``model.postprocess.mask_thresholds``,
+``mask_body_union``), so ``mb.load``, ``evaluate``, ``predict``, ``serve`` and every export use them.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -127,36 +124,3 @@ def choose_thresholds(dump_dir: str, grid: Sequence[float] = GRID) -> Dict[str, 
     for d in dumps_lib.iter_dumps(dump_dir):
         search.add_body(d)
     return search.result()
-
-
-def store_thresholds(train_dir: str, chosen: Dict[str, object]) -> str:
-    """Writes ``chosen``'s ``mask_thresholds`` and ``mask_body_union`` into ``train_dir/config.json``
-    (validated through the config schema); returns the path."""
-    from maskrcnn_body.config.train_dir import TrainDir
-
-    run = TrainDir(train_dir)
-    cfg = run.read_config()
-    thresholds = chosen["mask_thresholds"]
-    assert isinstance(thresholds, (tuple, list))
-    cfg.model.postprocess.mask_thresholds = tuple(float(t) for t in thresholds)
-    cfg.model.postprocess.mask_body_union = bool(chosen["mask_body_union"])
-    cfg.validate()
-    return run.write_config(cfg)
-
-
-def main(argv: Optional[Iterable[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m maskrcnn_body.evaluation.thresholds", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--dumps", required=True, help="dumps of the calibration split, decoded raw (0.5, no union)")
-    parser.add_argument("--train_dir", help="write the chosen thresholds into this training directory's config.json")
-    args = parser.parse_args(None if argv is None else list(argv))
-    chosen = choose_thresholds(args.dumps)
-    print(json.dumps(chosen, indent=1))
-    if args.train_dir:
-        print("written to", store_thresholds(args.train_dir, chosen))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,11 +25,16 @@ _DETECT_FNS: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictiona
 
 
 def detect_fn(model):
-    """``tf.function`` of ``model.detect`` (inference mode), cached per model: traced once."""
-    fn = _DETECT_FNS.get(model)
-    if fn is None:
-        fn = _DETECT_FNS[model] = tf.function(lambda images, shape: model.detect(images, shape, training=False))
-    return fn
+    """``tf.function`` of ``model.detect`` (inference mode), cached per model and mask decoding: traced once,
+    again after ``model.cfg.model.postprocess``'s ``mask_thresholds`` / ``mask_body_union`` change (they are
+    constants of the graph)."""
+    p = model.cfg.model.postprocess
+    decoding = (tuple(p.mask_thresholds), bool(p.mask_body_union))
+    cached = _DETECT_FNS.get(model)
+    if cached is None or cached[0] != decoding:
+        fn = tf.function(lambda images, shape: model.detect(images, shape, training=False))
+        cached = _DETECT_FNS[model] = (decoding, fn)
+    return cached[1]
 
 
 def _ground_truth(patterns, skip_corrupt: bool) -> Iterator[tuple]:

@@ -174,9 +174,11 @@ class Trainer:
             log.info("saved %s (%s)", path, reason)
         return path
 
-    def _run_hooks(self, final: bool) -> None:
+    def _run_hooks(self, final: bool, last_step: bool = False) -> None:
+        """``final``: after the loop (the ``at_end`` hooks); ``last_step``: the loop's last step, where the
+        ``at_end`` hooks wait for the final call instead of running twice."""
         for h in self.hooks:
-            due = (h.at_end and final) or (h.every and self.step % h.every == 0)
+            due = (h.at_end and final) or (h.every and self.step % h.every == 0 and not (h.at_end and last_step))
             if due and (self.is_chief or not h.chief_only):
                 h.fn(self.step)
 
@@ -210,7 +212,7 @@ class Trainer:
                     logs = self._log(out, bad, bar)
                 if tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
                     checkpoint, saved_at = self._save("periodic") or checkpoint, self.step
-                self._run_hooks(final=False)
+                self._run_hooks(final=False, last_step=self.step == max_steps)
                 if stop.requested:
                     stopped_by = signal.Signals(stop.received).name
                     break

@@ -55,6 +55,25 @@ def prediction_images_hook(
     return Hook(every, run, chief_only=True, at_end=bool(draw_dir))
 
 
+def calibration_hook(trainer, patterns: Sequence[str], max_images: Optional[int] = None) -> Hook:
+    """After the last step: the mask decoding chosen on the calibration records ``patterns``
+    (:func:`~maskrcnn_body.workflows.calibrate.calibrate_model`), set on the trainer's config (the
+    evaluation hooks that follow use it) and written into ``TRAIN_DIR/config.json``."""
+    from maskrcnn_body.training.trainer import Hook
+    from maskrcnn_body.workflows.calibrate import calibrate_model, describe
+
+    def run(step: int) -> None:
+        if step < trainer.cfg.train.max_steps:
+            return
+        chosen = calibrate_model(
+            trainer.model, trainer.cfg, patterns, trainer.dir.calibration_dumps_dir, max_images=max_images
+        )
+        print(f"\n{describe(chosen)}", flush=True)
+        trainer.dir.write_config(trainer.cfg)
+
+    return Hook(0, run, chief_only=True, at_end=True)
+
+
 def evaluation_hook(
     trainer,
     val_patterns: Sequence[str],

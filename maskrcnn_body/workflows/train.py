@@ -28,6 +28,8 @@ from maskrcnn_body.errors import UserError
 DEFAULT_PREFIX = "data/records/synthetic"
 DEFAULT_TRAIN = DEFAULT_PREFIX + "_train-*.tfrecord"
 DEFAULT_VAL = DEFAULT_PREFIX + "_val-*.tfrecord"
+DEFAULT_CALIB = DEFAULT_PREFIX + "_calib-*.tfrecord"
+"""The synthetic calibration split: the default run chooses its mask decoding there (not on val)."""
 DEFAULT_TRAIN_DIR = "output/mask_rcnn"
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -108,6 +110,30 @@ def ensure_synthetic_data(
     print(f"wrote {summary_path(DEFAULT_PREFIX)} in {summary['seconds']} s", flush=True)
 
 
+def calibration_records(settings: TrainSettings) -> List[str]:
+    """The calibration glob(s) of a run: ``settings.calib_records``; when None, the synthetic calibration
+    split (:data:`DEFAULT_CALIB`) if the run trains and validates on the default synthetic records, else
+    none (a real dataset's held-out split is the user's to name)."""
+    if settings.calib_records is not None:
+        return _globs(settings.calib_records)
+    default = _globs(settings.records) == [DEFAULT_TRAIN] and _globs(settings.val_records) == [DEFAULT_VAL]
+    return [DEFAULT_CALIB] if default else []
+
+
+def ensure_calibration_data(calib: Sequence[str], num: int = 100, seed: int = 0) -> None:
+    """Generates the synthetic calibration split when ``calib`` is the default glob and matches nothing; any
+    other glob that matches nothing is a :class:`~maskrcnn_body.errors.UserError`."""
+    missing = [p for p in calib if not glob.glob(p)]
+    if not missing:
+        return
+    if missing != [DEFAULT_CALIB]:
+        raise UserError(f"no files match the calibration records {missing}; give an existing glob or '' for none")
+    from maskrcnn_body.convert.synthetic import write_split
+
+    print(f"no records at {DEFAULT_CALIB}: generating the synthetic calibration split ({num} images)", flush=True)
+    write_split(DEFAULT_PREFIX, "calib", num, seed=seed)
+
+
 @dataclasses.dataclass
 class TrainSettings:
     """Where the data comes from and how the run executes (what is learned is the config).
@@ -125,6 +151,9 @@ class TrainSettings:
       draw: also write drawn predictions (PNG) and ``.npz`` dumps under ``train_dir/draw/step_N``.
       image_every: TensorBoard drawings every N steps (None: ``train.checkpoint_every``; 0: never).
       eval_images: evaluate on at most this many val images (None: all).
+      calib_records: glob(s) of a held-out split on which the mask decoding is chosen after the last step
+        (:mod:`maskrcnn_body.workflows.calibrate`; stored in ``config.json``, used by every backend); None: the
+        synthetic calibration split when training on the default synthetic records, else none; empty: none.
       num_train, num_val: synthetic images generated when the default records are missing.
       progress: the progress bar.
     """
@@ -139,6 +168,7 @@ class TrainSettings:
     draw: bool = False
     image_every: Optional[int] = None
     eval_images: Optional[int] = None
+    calib_records: Optional[Globs] = None
     num_train: int = 1000
     num_val: int = 100
     progress: bool = True
@@ -168,13 +198,15 @@ def run_training(cfg, settings: TrainSettings, log: Callable[[str], None] = prin
     from maskrcnn_body.training.faults import TrainingError
     from maskrcnn_body.training.trainer import RunOptions, Trainer
     from maskrcnn_body.utils.progress import peak_memory_mb
-    from maskrcnn_body.workflows.hooks import evaluation_hook, prediction_images_hook
+    from maskrcnn_body.workflows.hooks import calibration_hook, evaluation_hook, prediction_images_hook
 
     train, val = _globs(settings.records), _globs(settings.val_records)
     if not train:
         raise UserError("no training records given (records=GLOB)")
+    calib = calibration_records(settings) if val else []
     if distribute.is_chief(strategy):
         ensure_synthetic_data(train, val, settings.num_train, settings.num_val, settings.seed)
+        ensure_calibration_data(calib, settings.num_val, settings.seed)
     counter = pipeline.CorruptCounter()
 
     def dataset_fn(global_batch):
@@ -200,6 +232,8 @@ def run_training(cfg, settings: TrainSettings, log: Callable[[str], None] = prin
     if val:
         image_every = cfg.train.checkpoint_every if settings.image_every is None else settings.image_every
         draw_dir = trainer.dir.draw_dir if settings.draw else None
+        if calib:  # first: the final drawings and evaluation then decode as chosen
+            trainer.hooks.append(calibration_hook(trainer, calib, settings.eval_images))
         trainer.hooks.append(prediction_images_hook(trainer, val, image_every, draw_dir=draw_dir))
         trainer.hooks.append(
             evaluation_hook(trainer, val, cfg.train.eval_every, settings.eval_images, train_patterns=train)
