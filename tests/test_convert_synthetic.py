@@ -88,3 +88,16 @@ def test_write_dataset_and_cli_agree(tmp_path):
         for p, q in zip(mine, theirs):
             assert pathlib.Path(p).read_bytes() == pathlib.Path(q).read_bytes(), p
     assert os.path.exists(cli_prefix + ".summary.json")
+
+
+def test_the_calibration_split_shares_no_image_with_val(tmp_path):
+    """The held-out calib split (the mask decoding is chosen there) is other images than val, for the same seed."""
+    prefix = str(tmp_path / "syn")
+    synthetic.write_dataset(prefix, 0, 3, seed=0, size=64, num_workers=1, progress=False, num_calib=3)
+    pixels = {}
+    for split in ("val", "calib"):
+        for _, _, raw in writer.iterate_records(f"{prefix}_{split}-*.tfrecord"):
+            rec = schema.decode_example(raw)
+            pixels[rec.source_id] = hashlib.sha256(rec.image_bytes).hexdigest()
+    assert sorted(k.rsplit("_", 1)[0] for k in pixels) == ["synthetic_calib"] * 3 + ["synthetic_val"] * 3
+    assert len(set(pixels.values())) == 6

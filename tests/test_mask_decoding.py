@@ -4,7 +4,6 @@ backend and export decodes alike (the exports' side: tests/test_backends.py)."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -71,9 +70,9 @@ def test_calibrate_writes_the_decoding_into_the_training_directory(tmp_path):
     """workflows.calibrate: raw dumps of the calibration split, the choice written into config.json, and the
     model loaded afterwards decodes with it (every backend reads the same config)."""
     from helpers.models import write_random_train_dir
-    from maskrcnn_body.inference.loading import load_trained_model
     from maskrcnn_body.config.train_dir import TrainDir
     from maskrcnn_body.convert.synthetic import write_split
+    from maskrcnn_body.inference.loading import load_trained_model
     from maskrcnn_body.workflows import calibrate as calibrate_workflow
 
     train_dir = str(tmp_path / "run")
@@ -95,7 +94,10 @@ def test_calibrate_writes_the_decoding_into_the_training_directory(tmp_path):
         )
     finally:
         thresholds.choose_thresholds = real_choose
-    assert seen["dumps"] == ["synthetic_calib_000000.npz", "synthetic_calib_000001.npz"]  # the calibration split, 2 images
+    assert seen["dumps"] == [
+        "synthetic_calib_000000.npz",
+        "synthetic_calib_000001.npz",
+    ]  # the calibration split, 2 images
     assert chosen["mask_body_union"] is True and "left_arm" in lines[0]
     cfg = TrainDir(train_dir).read_config()
     assert cfg.model.postprocess.mask_thresholds == (0.45, 0.5, 0.5, 0.3, 0.325, 0.4, 0.4)

@@ -297,3 +297,23 @@ def test_checkpoint_rotation_is_consistent_at_every_stage(tmp_path, monkeypatch)
     names = sorted({os.path.basename(f).split(".")[0] for f in glob.glob(str(tmp_path / "ckpt-*"))})
     assert names == ["ckpt-3", "ckpt-4"]
     assert ckpt.restore_latest() == (str(tmp_path / "ckpt-4"), 4)
+
+
+def test_at_end_hooks_run_once_after_the_last_step(tmp_path):
+    """A hook both periodic and at_end whose period divides the run runs once at the last step, after the loop
+    (the calibration then the final evaluation: an evaluation at the last step before the calibration is wasted);
+    a periodic hook runs once at the last step too."""
+    cfg = standin.tiny_config(max_steps=4, checkpoint_every=0)
+    calls = []
+    both = Hook(2, lambda step: calls.append(("both", step)), at_end=True)
+    periodic = Hook(2, lambda step: calls.append(("periodic", step)))
+    tr = Trainer(
+        cfg,
+        standin.build_standin,
+        standin.dataset_fn_from(standin.make_batches(8, 32)),
+        str(tmp_path),
+        hooks=[both, periodic],
+        options=RunOptions(progress=False),
+    )
+    tr.train()
+    assert calls == [("both", 2), ("periodic", 2), ("periodic", 4), ("both", 4)]

@@ -178,7 +178,8 @@ class Trainer:
         """``final``: after the loop (the ``at_end`` hooks); ``last_step``: the loop's last step, where the
         ``at_end`` hooks wait for the final call instead of running twice."""
         for h in self.hooks:
-            due = (h.at_end and final) or (h.every and self.step % h.every == 0 and not (h.at_end and last_step))
+            periodic = bool(h.every) and self.step % h.every == 0 and not (h.at_end and last_step)
+            due = h.at_end if final else periodic
             if due and (self.is_chief or not h.chief_only):
                 h.fn(self.step)
 
