@@ -92,6 +92,31 @@ def test_one_conv_and_batchnorm_fold_into_one_conv(use_bias, scale, center):
     assert np.abs(np.asarray(model(x))).max() > 0.1
 
 
+def test_the_folded_model_shares_nothing_with_the_original():
+    """Rebuilt from the config: the original's layers and variables can be freed (no graph node of the
+    folded model points at them), and the folded weights are copies."""
+    import gc
+    import weakref
+
+    from maskrcnn_body.model.backbone import build_backbone
+
+    cfg = get_config("cpu_small", **{"model.backbone.norm": "frozen_bn"})
+    backbone = build_backbone(cfg.model.backbone)
+    _randomise_batchnorm(backbone)
+    x = np.random.default_rng(0).normal(0, 50, (1, 64, 96, 3)).astype(np.float32)
+    expected = [np.asarray(t) for t in backbone(x)]
+    gone = [weakref.ref(backbone.get_layer(name)) for name in ("conv1a_conv", "conv1a_bn", "conv1a_relu")]
+    folded = fold_functional(backbone)
+    assert {layer.name for layer in folded.layers} == {
+        layer.name for layer in backbone.layers if not isinstance(layer, FrozenBatchNormalization)
+    }
+    del backbone
+    gc.collect()
+    assert all(ref() is None for ref in gone)
+    for a, b in zip(expected, folded(x)):
+        _assert_close(b, a)
+
+
 def test_fold_conv_bn_is_the_formula():
     rng = np.random.default_rng(0)
     k, b = rng.normal(size=(1, 1, 2, 3)).astype(np.float32), rng.normal(size=3).astype(np.float32)
