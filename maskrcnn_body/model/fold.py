@@ -159,7 +159,7 @@ def fold_functional(model: keras.Model) -> keras.Model:
         conv = live.get(name)
         calls = next(len(e["inbound_nodes"]) for e in entries if e["name"] == name)
         if calls == 1 and reads[(name, node, index)] == 1 and _foldable(conv, bn):
-            pairs[bn.name] = conv.name
+            pairs[bn.name] = name
     if not pairs:
         return model
     convs = set(pairs.values())
