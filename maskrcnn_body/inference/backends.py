@@ -52,7 +52,7 @@ import hashlib
 import importlib.util
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -488,7 +488,7 @@ def tensorflow_runner(
     from maskrcnn_body.inference.predictor import Predictor
 
     cfg = cfg or TrainDir(train_dir).read_config()
-    overrides = {"model.postprocess.score_threshold": _score_override(cfg, min_score)}
+    overrides: Dict[str, Any] = {"model.postprocess.score_threshold": _score_override(cfg, min_score)}
     place = tensorflow_device(device)
     with keras_policy("mixed_bfloat16" if precision == "bfloat16" else "float32"), _on_device(place):
         predictor = Predictor.from_train_dir(train_dir, checkpoint, cfg=cfg, **overrides)

@@ -14,6 +14,9 @@ in one call, outputs (B, D, ...) and ``num_detections`` (B,) (equal to one-at-a-
 the single-image signature only: run a batch as a loop (the runners of
 :mod:`~maskrcnn_body.inference.backends` do).
 
+Frozen BatchNorm (``model.backbone.norm=frozen_bn``, the ``r50_fpn_imagenet`` preset) is folded into the
+convolutions before tracing (:mod:`maskrcnn_body.model.fold`): no BatchNorm op is left in any export.
+
 The graph is traced with the pure-TF ops and the ``NonMaxSuppressionV4`` NMS op
 (``ops.backend.use_backend("tf", nms="v4")``): no custom op and no
 ``CropAndResize`` end up in it, so ``tf.saved_model.load`` works without this package, TFLite needs
@@ -45,6 +48,7 @@ import tensorflow as tf
 from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.inference.backends import BATCH_SIGNATURE, SIGNATURE
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess, preprocess_batch
+from maskrcnn_body.model.fold import fold_frozen_batchnorm
 from maskrcnn_body.ops.backend import use_backend
 from maskrcnn_body.utils.files import atomic_path, write_bytes_atomic
 
@@ -78,9 +82,13 @@ class ExportModule(tf.Module):
         return out
 
 
-def export_saved_model(model, cfg, export_dir: str) -> str:
+def export_saved_model(model, cfg, export_dir: str, fold_batchnorm: bool = True) -> str:
     """Writes a SavedModel with signatures ``serving_default(image)`` and ``serving_batch(images)``
-    (module docstring)."""
+    (module docstring). ``fold_batchnorm``: trace the model with its frozen BatchNorm folded into the
+    convolutions (:func:`~maskrcnn_body.model.fold.fold_frozen_batchnorm`; nothing to fold without
+    ``model.backbone.norm=frozen_bn``); the TFLite and ONNX files, converted from the SavedModel, inherit it."""
+    if fold_batchnorm:
+        model = fold_frozen_batchnorm(model)
     module = ExportModule(model, cfg)
     with use_backend("tf", nms="v4"):  # no compiled op; one NMS op that TFLite and ONNX map
         signatures = {

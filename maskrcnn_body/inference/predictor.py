@@ -17,6 +17,8 @@ from maskrcnn_body.config import Config
 from maskrcnn_body.errors import InvalidArgument
 from maskrcnn_body.inference.loading import load_trained_model
 from maskrcnn_body.inference.transforms import postprocess, postprocess_batch, preprocess
+from maskrcnn_body.model.fold import fold_frozen_batchnorm
+from maskrcnn_body.model.maskrcnn import MaskRCNN
 
 
 class Predictor:
@@ -52,11 +54,21 @@ class Predictor:
 
     @classmethod
     def from_train_dir(
-        cls, train_dir: str, checkpoint: Optional[str] = None, cfg: Optional[Config] = None, **overrides
+        cls,
+        train_dir: str,
+        checkpoint: Optional[str] = None,
+        cfg: Optional[Config] = None,
+        *,
+        fold_batchnorm: bool = True,
+        **overrides,
     ):
         """A predictor for a training directory (``cfg``: its config when read already, else read here;
-        ``overrides``: dotted config keys, see :func:`~maskrcnn_body.inference.loading.load_trained_model`)."""
+        ``overrides``: dotted config keys, see :func:`~maskrcnn_body.inference.loading.load_trained_model`).
+        ``fold_batchnorm``: run with frozen BatchNorm folded into the convolutions, as the exports
+        (:func:`~maskrcnn_body.model.fold.fold_frozen_batchnorm`; a GroupNorm model is unchanged)."""
         model, cfg, _ = load_trained_model(train_dir, checkpoint, cfg, **overrides)
+        if fold_batchnorm and isinstance(model, MaskRCNN):
+            model = fold_frozen_batchnorm(model)
         return cls(model, cfg)
 
     @staticmethod

@@ -28,7 +28,7 @@ normalises them. Everything runs as TF ops.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -73,28 +73,47 @@ def _check_images(images, image_shape=None):
     return size[0], size[1]
 
 
-class MaskRCNN(keras.Model):
-    """Person detector with 7 part masks and 15 keypoints (see module docstring)."""
+PARTS = ("backbone", "fpn", "rpn_head", "box_head", "mask_head", "keypoint_head", "point_head")
+"""The functional sub-models of :class:`MaskRCNN` (attributes of the same names; the last two may be None)."""
 
-    def __init__(self, cfg: Config, **kwargs):
+
+class MaskRCNN(keras.Model):
+    """Person detector with 7 part masks and 15 keypoints (see module docstring).
+
+    ``parts``: sub-models (names from :data:`PARTS`) to use instead of building them, e.g. another
+    model's (shared weights) or a folded backbone (:func:`maskrcnn_body.model.fold.fold_frozen_batchnorm`);
+    they must be what ``cfg`` builds (same inputs and outputs). The others are built from ``cfg``.
+    """
+
+    def __init__(self, cfg: Config, parts: Optional[Mapping[str, Optional[keras.Model]]] = None, **kwargs):
         super().__init__(name=kwargs.pop("name", "maskrcnn_body"), **kwargs)
         cfg.validate()
         self.cfg = cfg
         m = cfg.model
         channels = m.fpn.channels
-        self.backbone = build_backbone(m.backbone)
-        self.fpn = build_fpn(channels, [int(t.shape[-1]) for t in self.backbone.outputs], m.anchors.max_level)
-        self.rpn_head = build_rpn_head(channels, m.anchors.per_location)
-        self.box_head = build_box_head(m.box_head, channels)
-        self.mask_head = build_mask_head(m.mask_head, channels, m.keypoint_head)
+        given = dict(parts or {})
+        unknown = sorted(set(given) - set(PARTS))
+        if unknown:
+            raise ValueError(f"MaskRCNN parts {unknown}: expected names from {PARTS}")
+
+        def part(name, build):
+            return given[name] if name in given else build()
+
+        self.backbone = part("backbone", lambda: build_backbone(m.backbone))
+        widths = [int(t.shape[-1]) for t in self.backbone.outputs]
+        self.fpn = part("fpn", lambda: build_fpn(channels, widths, m.anchors.max_level))
+        self.rpn_head = part("rpn_head", lambda: build_rpn_head(channels, m.anchors.per_location))
+        self.box_head = part("box_head", lambda: build_box_head(m.box_head, channels))
+        self.mask_head = part("mask_head", lambda: build_mask_head(m.mask_head, channels, m.keypoint_head))
         # "shared": the keypoint heatmaps come from the mask head's tower (one head, two outputs)
-        self.keypoint_head = (
-            None
-            if m.keypoint_head.kind in ("none", "shared")
-            else build_keypoint_head(m.keypoint_head, channels, m.box_head.fc_dim)
+        own_keypoint_head = m.keypoint_head.kind not in ("none", "shared")
+        self.keypoint_head = part(
+            "keypoint_head",
+            lambda: build_keypoint_head(m.keypoint_head, channels, m.box_head.fc_dim) if own_keypoint_head else None,
         )
         # PointRend-style refinement of the mask logits at uncertain points (point.dim > 0)
-        self.point_head = build_point_head(m.mask_head.point, channels) if m.mask_head.point.enabled else None
+        point = m.mask_head.point
+        self.point_head = part("point_head", lambda: build_point_head(point, channels) if point.enabled else None)
         # the units hold references to the sub-models above (plain objects: Keras does not track
         # them, so every variable keeps its one path under this model)
         self.rpn = RegionProposalNetwork(self.rpn_head, m.anchors, m.rpn)
