@@ -26,6 +26,7 @@ PARTS = (
     ("box_head", "box head"),
     ("mask_head", "mask head"),
     ("keypoint_head", "keypoint head"),
+    ("point_head", "point head"),
 )
 CALL_OPS = {
     "PartitionedCall",
