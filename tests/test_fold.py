@@ -163,6 +163,20 @@ def test_the_folded_r50_has_no_batchnorm_and_the_same_convolutions(r50):
     assert folded.backbone is not model.backbone and len(frozen_batchnorm_layers(model.backbone)) == 53
 
 
+def test_the_folded_r50_gives_the_same_features_on_a_real_photo(r50, fixtures_dir):
+    """A real photo (Pascal-Part fixture, resized to 160 px, padded to 32): every FPN level within float32
+    rounding of the unfolded model."""
+    from PIL import Image
+
+    model, folded = r50
+    photo = Image.open(fixtures_dir / "pascal_part" / "JPEGImages" / "2008_000652.jpg").convert("RGB")
+    photo.thumbnail((160, 160))
+    pixels = np.zeros((1, 160, 160, 3), np.float32)
+    pixels[0, : photo.height, : photo.width] = np.asarray(photo, np.float32)
+    for a, b in zip(model.features(tf.constant(pixels)), folded.features(tf.constant(pixels))):
+        _assert_close(b, a)
+
+
 def test_the_folded_r50_gives_the_same_features_and_detections(r50):
     model, folded = r50
     image = tf.constant(_image(128, 128)[None].astype(np.float32))
