@@ -39,6 +39,12 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=30, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
+    ap.add_argument(
+        "--compare_nms",
+        action="store_true",
+        help="also time the step traced with each NMS op (padded, v4), alternating step by step (a paired A/B that "
+        "holds under any machine load)",
+    )
     args = ap.parse_args(argv)
 
     import tensorflow as tf
@@ -80,6 +86,27 @@ def main(argv=None) -> int:
         float(step(next(it))["total"])
     both_rate = args.steps / (time.perf_counter() - t0)
 
+    nms_rows = []
+    if args.compare_nms:
+        from maskrcnn_body.ops.backend import use_backend
+
+        steps = {}
+        for nms in ("padded", "v4"):
+            with use_backend(nms=nms):
+                steps[nms] = make_train_step(model, optimizer, tf.distribute.get_strategy(), cfg.train.clip_norm)
+                float(steps[nms](cached[0])["total"])  # traced under the block
+        times = {k: [] for k in steps}
+        for b in cached:
+            for nms, fn in steps.items():
+                t0 = time.perf_counter()
+                float(fn(b)["total"])
+                times[nms].append(time.perf_counter() - t0)
+        med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+        nms_rows = [
+            f"| train step, NMS {k} (median of {len(times[k])}, alternating) | {1 / v:.2f} |" for k, v in med.items()
+        ]
+        nms_rows.append(f"| v4 / padded step time | {med['v4'] / med['padded']:.3f} |")
+
     logdir = tempfile.mkdtemp(prefix="default_step_")
     n = min(10, len(cached))
     path = trace.profile(lambda: [float(step(b)["total"]) for b in cached[:n]], logdir, 1)
@@ -90,6 +117,8 @@ def main(argv=None) -> int:
     print(f"| input pipeline alone (batches) | {input_rate:.2f} |")
     print(f"| train step alone, batches in memory (steps) | {step_rate:.2f} |")
     print(f"| both, as the trainer runs them (steps) | {both_rate:.2f} |")
+    for row in nms_rows:
+        print(row)
     print()
     print(f"per step, from a tf.profiler trace of {n} steps (op wall times; trace: {path}):")
     print(trace.format_table(summary))
