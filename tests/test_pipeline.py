@@ -142,9 +142,53 @@ def test_resize_scale_rules():
 
     assert s(48, 64, 64, 96, 96) == pytest.approx(64 / 48)  # shorter side -> min_size
     assert s(48, 64, 64, 70, 96) == pytest.approx(70 / 64)  # longer side capped at max_size
-    assert s(48, 64, 64, 96, 96, 1.2) == pytest.approx(96 / 64)  # jitter capped to fit pad_size
+    assert s(48, 64, 64, 96, 96, 1.2) == pytest.approx(64 / 48 * 1.2)  # zooms in past pad_size (then cropped)
     assert s(48, 64, 64, 96, 96, 0.8) == pytest.approx(64 / 48 * 0.8)
     np.testing.assert_array_equal(augment.resized_size(48, 64, 64 / 48), [64, 85])
+
+
+def test_scale_jitter_zooms_in_as_often_as_out():
+    """cpu_small's U(0.8, 1.2) jitter on its own 256 px images: the effective zoom (resized / base size)
+    follows the draw on both sides of 1. Before issue 26 every draw above 1 was capped to exactly 1
+    (50% of samples at scale 1, never a zoom-in); now the image is resized past the canvas and a
+    random 256 px window is kept, with its annotations cut consistently."""
+    from maskrcnn_body.config import get_config
+
+    cfg = get_config("cpu_small", **{"input.flip": False}).input
+    image = np.zeros((256, 256, 3), np.uint8)
+    parts = np.zeros((2, 256, 256), np.uint8)
+    parts[0, 20:240, 100:160] = 1  # a tall person
+    parts[1, 0:8, 0:8] = 1  # a small one in the corner, cut away by most zoom-ins
+    boxes = np.array([[100, 20, 160, 240], [0, 0, 8, 8]], np.float32)
+    kps = np.zeros((2, 15, 3), np.float32)
+    kps[0, 0] = (130, 30, 2)
+    kps[1, 0] = (4, 4, 2)
+    example = {
+        "image": tf.constant(image),
+        "parts": tf.constant(parts),
+        "boxes": tf.constant(boxes),
+        "parts_valid": tf.ones((2, 7), tf.int32),
+        "keypoints": tf.constant(kps),
+        "source_id": tf.constant("jitter"),
+    }
+    element = tf.function(lambda seed: pipeline.to_batch_element(example, cfg, True, seed, warn_dropped=False))
+    zooms, shapes = [], []
+    for i in range(200):
+        b = {k: v.numpy() for k, v in element(tf.constant([i, 7], tf.int64)).items()}
+        zooms.append(float(b["scale"]))
+        shapes.append(b["image_shape"])
+        n = int(b["num_gt"])
+        assert (b["image_shape"] <= 256).all() and b["images"].shape[0] <= 256
+        box = b["gt_boxes"][0]
+        expected = np.clip(boxes[0] * b["scale"] - np.tile(b["crop_offset"], 2), 0, 256)
+        np.testing.assert_allclose(box, expected, atol=1e-3)
+        assert (b["gt_masks"][0, ..., 0] > 0.99).all()  # the (clipped) box stays filled by the body
+        if n == 1:  # the corner person was cut away with its joint
+            assert b["crop_offset"].max() > 0
+    zooms = np.array(zooms)
+    assert np.mean(zooms == 1.0) < 0.02  # was 0.5
+    assert 0.40 < np.mean(zooms > 1.0) < 0.60 and zooms.max() > 1.15 and zooms.min() < 0.85
+    assert np.mean([s.max() == 256 for s in shapes]) > 0.4  # zoom-ins fill the canvas
 
 
 def test_resize_image_is_bilinear_with_exact_scale():
@@ -189,6 +233,7 @@ def test_batch_format_padding_zero_persons(tmp_path):
         "images": (np.float32, (2, 64, 96, 3)),
         "image_shape": (np.int32, (2, 2)),
         "scale": (np.float32, (2,)),
+        "crop_offset": (np.float32, (2, 2)),
         "original_shape": (np.int32, (2, 2)),
         "source_id": (object, (2,)),
         "num_gt": (np.int32, (2,)),
@@ -246,10 +291,11 @@ def test_training_batches_stay_consistent_after_resize_and_flip(tmp_path):
     for b in batches:
         s, img, MS = b["scale"][0], b["images"][0], cfg.gt_mask_size
         box = b["gt_boxes"][0, 0]
-        flipped = bool(abs(box[0] / s - (W - 30)) < 1e-3)
+        off = np.tile(b["crop_offset"][0], 2)
+        flipped = bool(abs((box[0] + off[0]) / s - (W - 30)) < 1e-3)
         flips.add(flipped)
         scales.add(round(float(s), 4))
-        np.testing.assert_allclose(box / s, [W - 30, 5, W - 10, 40] if flipped else BOX0, atol=1e-4)
+        np.testing.assert_allclose((box + off) / s, [W - 30, 5, W - 10, 40] if flipped else BOX0, atol=1e-4)
         masks = b["gt_masks"][0, 0]
         assert (masks[..., 0] == 1.0).all()  # the body fills its box
         # bin centres of the box-frame mask, in resized image pixels

@@ -74,11 +74,19 @@ class InputConfig:
     """Input pipeline (``data.pipeline``): resize, augment, pad, batch."""
 
     min_size: int = field(256, "Shorter image side after resizing (unless that puts the longer side over max_size).")
-    max_size: int = field(256, "Longer image side cap; images are padded to a square of this side rounded up to 32.")
+    max_size: int = field(
+        256,
+        "Longer image side cap. Images are zero-padded bottom/right to multiples of 32 (a batch to its largest "
+        "image); a training zoom-in (scale_jitter above 1) is cut to a random window of max_size rounded up to 32.",
+    )
     max_persons: int = field(20, "GT people kept per image (the largest boxes); the rest are dropped and counted.")
     gt_mask_size: int = field(128, "GT part masks are cropped to their box and resized to this square size.")
     flip: bool = field(True, "Training only: random horizontal flip (mirrors pixels and swaps left/right labels).")
-    scale_jitter: Tuple[float, float] = field((0.8, 1.2), "Training only: random resize factor range; (1, 1) disables.")
+    scale_jitter: Tuple[float, float] = field(
+        (0.8, 1.2),
+        "Training only: random resize factor range (above 1 zooms in, then a random max_size window is kept); "
+        "(1, 1) disables.",
+    )
     shuffle_buffer: int = field(256, "Training only: records in the shuffle buffer.")
     skip_corrupt: bool = field(
         False, "True: skip and count corrupt records; False: stop with an error naming the record."
@@ -86,7 +94,8 @@ class InputConfig:
 
     @property
     def pad_size(self) -> int:
-        """Side of the padded square canvas: ``max_size`` rounded up to ``SIZE_DIVISOR`` (32)."""
+        """The largest resized side: ``max_size`` rounded up to ``SIZE_DIVISOR`` (32); a training zoom-in is
+        cut to a window of this side."""
         return round_up(self.max_size, SIZE_DIVISOR)
 
     def validate(self, p: str = "input") -> None:

@@ -72,14 +72,65 @@ def resize_scale(height, width, min_size: int, max_size: int, pad_size: int, jit
     """float32 scalar ``scale`` (resized = original * scale) for an image of ``height x width``.
 
     The shorter side goes to ``min_size`` unless that makes the longer side exceed
-    ``max_size`` (then the longer side goes to ``max_size``); the result is multiplied by
-    ``jitter`` and finally capped so that the longer side fits in ``pad_size``.
+    ``max_size`` (then the longer side goes to ``max_size``), capped so that the longer side fits
+    in ``pad_size``; the result is then multiplied by ``jitter``. A training jitter above 1 zooms
+    in: the resized image may exceed ``pad_size`` and is then cut to it by :func:`crop_example`
+    (before issue 26 the jitter was capped too, so every draw above 1 gave exactly the base scale).
     """
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
     short, long = tf.minimum(h, w), tf.maximum(h, w)
-    scale = tf.minimum(float(min_size) / short, float(max_size) / long)
-    return tf.minimum(scale * tf.cast(jitter, tf.float32), float(pad_size) / long)
+    scale = tf.minimum(tf.minimum(float(min_size) / short, float(max_size) / long), float(pad_size) / long)
+    return scale * tf.cast(jitter, tf.float32)
+
+
+def random_crop_offset(size: tf.Tensor, pad_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """int32 (2,) ``(y, x)`` top-left corner of a ``pad_size`` window in a resized image of ``size``
+    (h, w), uniform over the integer positions that keep the window inside the image; 0 along a side
+    that already fits. ``seed``: int32/int64 (2,) stateless seed."""
+    room = tf.maximum(tf.cast(size, tf.int32) - pad_size, 0)
+    u = tf.random.stateless_uniform([2], seed=seed)
+    return tf.minimum(tf.cast(tf.floor(u * tf.cast(room + 1, tf.float32)), tf.int32), room)
+
+
+def crop_example(
+    image: tf.Tensor, boxes: tf.Tensor, keypoints: tf.Tensor, offset: tf.Tensor, pad_size: int, min_side: float = 2.0
+):
+    """Cuts the ``pad_size`` window at ``offset`` out of a resized image and its annotations.
+
+    Args:
+      image: float32 (h, w, 3) resized image.
+      boxes: float32 (N, 4) and ``keypoints`` float32 (N, 15, 3), in the resized image's pixel-edge frame.
+      offset: int32 (2,) ``(y, x)`` from :func:`random_crop_offset`.
+      min_side: people whose box keeps less than this many pixels of width or height are dropped.
+
+    Returns ``(image (h', w', 3), boxes (M, 4), keypoints (M, 15, 3), keep (N,) bool, size (2,) int32)``
+    with ``h' = min(h, pad_size)``: boxes shifted and clipped to the window, keypoints shifted and set
+    to (0, 0, 0) when they leave it; ``keep`` marks the people kept (rows of the outputs). With a zero
+    offset and an image that fits, everything is returned unchanged.
+    """
+    shape = tf.shape(image)
+    size = tf.minimum(shape[:2], pad_size)
+    image = tf.slice(image, tf.concat([offset, [0]], 0), tf.concat([size, [-1]], 0))
+    oy, ox = tf.unstack(tf.cast(offset, tf.float32))
+    hf, wf = tf.unstack(tf.cast(size, tf.float32))
+    shifted = boxes - tf.stack([ox, oy, ox, oy])
+    lo = tf.zeros_like(hf)
+    clipped = tf.stack(
+        [
+            tf.clip_by_value(shifted[:, 0], lo, wf),
+            tf.clip_by_value(shifted[:, 1], lo, hf),
+            tf.clip_by_value(shifted[:, 2], lo, wf),
+            tf.clip_by_value(shifted[:, 3], lo, hf),
+        ],
+        axis=-1,
+    )
+    keep = tf.logical_and(clipped[:, 2] - clipped[:, 0] >= min_side, clipped[:, 3] - clipped[:, 1] >= min_side)
+    x, y, v = tf.unstack(keypoints, num=3, axis=-1)
+    x, y = x - ox, y - oy
+    inside = (v > 0) & (x >= 0) & (x < wf) & (y >= 0) & (y < hf)
+    kp = tf.where(inside[..., None], tf.stack([x, y, v], -1), tf.zeros_like(keypoints))
+    return image, tf.boolean_mask(clipped, keep), tf.boolean_mask(kp, keep), keep, size
 
 
 def resized_size(height, width, scale) -> tf.Tensor:

@@ -283,12 +283,15 @@ def to_batch_element(
     """Full-resolution parsed example -> one (unbatched) element of the documented batch dict.
 
     Training: random flip (p=0.5, if ``input_cfg.flip``) and scale jitter ``U(scale_jitter)``,
-    both drawn from the stateless ``seed`` (int32/int64 (2,)). Masks are cropped from the
-    (possibly flipped) full-resolution parts with the schema boxes, so image, boxes, masks
-    and keypoints stay exactly consistent; boxes and keypoints are then multiplied by ``scale``.
+    both drawn from the stateless ``seed`` (int32/int64 (2,)); a jitter above 1 zooms in and a
+    random ``pad_size`` window of the resized image is kept (``crop_offset``; people left with less
+    than 2 px of box are dropped, boxes clipped to the window). Masks are cropped from the
+    (possibly flipped) full-resolution parts with the (clipped) boxes mapped back to the original
+    image, so image, boxes, masks and keypoints stay exactly consistent.
     """
     P, S, MS = input_cfg.max_persons, input_cfg.pad_size, input_cfg.gt_mask_size
     flip_seed, jitter_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    crop_seed = tf.random.experimental.stateless_fold_in(jitter_seed, 1)  # the flip/jitter draws stay as before
     example, dropped = keep_largest_persons(example, P)
     effects = []
     if counter is not None:
@@ -318,23 +321,36 @@ def to_batch_element(
     scale = augment.resize_scale(shape[0], shape[1], input_cfg.min_size, input_cfg.max_size, S, jitter)
     size = augment.resized_size(shape[0], shape[1], scale)
     image = augment.resize_image(example["image"], scale, size)
-    image = augment.pad_to_multiple(image, SIZE_DIVISOR)
-    masks = augment.crop_box_masks(example["parts"], example["boxes"], MS)
     boxes, keypoints = augment.scale_coordinates(example["boxes"], example["keypoints"], scale)
+    parts, parts_valid, crop_offset = example["parts"], example["parts_valid"], tf.zeros([2], tf.float32)
+    original_boxes = example["boxes"]
+    if training:  # evaluation never zooms in: the resized image fits the canvas, nothing is cut
+        offset = augment.random_crop_offset(size, S, crop_seed)
+        image, boxes, keypoints, keep, size = augment.crop_example(image, boxes, keypoints, offset, S)
+        parts, parts_valid = tf.boolean_mask(parts, keep), tf.boolean_mask(parts_valid, keep)
+        crop_offset = tf.cast(offset[::-1], tf.float32)  # (x, y)
+        # the schema boxes clipped to the window in the original frame (unclipped sides stay exact)
+        lo = crop_offset / scale
+        hi = (crop_offset + tf.cast(size[::-1], tf.float32)) / scale
+        original_boxes = tf.clip_by_value(
+            tf.boolean_mask(tf.cast(original_boxes, tf.float32), keep), tf.concat([lo, lo], 0), tf.concat([hi, hi], 0)
+        )
+    image = augment.pad_to_multiple(image, SIZE_DIVISOR)
+    # the masks come from the full-resolution parts, cropped to the (clipped) boxes in the original frame
+    masks = augment.crop_box_masks(parts, original_boxes, MS)
     with tf.control_dependencies(effects):
         num_gt = tf.shape(boxes)[0]
     return {
         "images": tf.ensure_shape(image, [None, None, 3]),
         "image_shape": size,
         "scale": scale,
+        "crop_offset": crop_offset,
         "original_shape": shape[:2],
         "source_id": example["source_id"],
         "num_gt": num_gt,
         "gt_boxes": tf.ensure_shape(_pad_rows(boxes, P), [P, 4]),
         "gt_masks": tf.ensure_shape(_pad_rows(masks, P), [P, MS, MS, constants.NUM_CHANNELS]),
-        "gt_parts_valid": tf.ensure_shape(
-            _pad_rows(tf.cast(example["parts_valid"], tf.float32), P), [P, constants.NUM_CHANNELS]
-        ),
+        "gt_parts_valid": tf.ensure_shape(_pad_rows(tf.cast(parts_valid, tf.float32), P), [P, constants.NUM_CHANNELS]),
         "gt_keypoints": tf.ensure_shape(_pad_rows(keypoints, P), [P, constants.NUM_KEYPOINTS, 3]),
     }
 
