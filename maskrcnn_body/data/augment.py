@@ -68,20 +68,26 @@ def random_flip(example: Dict[str, tf.Tensor], seed: tf.Tensor, prob: float = 0.
     return tf.cond(do_flip, lambda: flip_example(example), lambda: dict(example))
 
 
-def resize_scale(height, width, min_size: int, max_size: int, pad_size: int, jitter=1.0) -> tf.Tensor:
+def resize_scale(
+    height, width, min_size: int, max_size: int, pad_size: int, jitter=1.0, zoom_in: bool = False
+) -> tf.Tensor:
     """float32 scalar ``scale`` (resized = original * scale) for an image of ``height x width``.
 
-    The shorter side goes to ``min_size`` unless that makes the longer side exceed
-    ``max_size`` (then the longer side goes to ``max_size``), capped so that the longer side fits
-    in ``pad_size``; the result is then multiplied by ``jitter``. A training jitter above 1 zooms
-    in: the resized image may exceed ``pad_size`` and is then cut to it by :func:`crop_example`
-    (before issue 26 the jitter was capped too, so every draw above 1 gave exactly the base scale).
+    The shorter side goes to ``min_size`` unless that makes the longer side exceed ``max_size`` (then
+    the longer side goes to ``max_size``); the result is multiplied by ``jitter`` and, unless
+    ``zoom_in``, capped so that the longer side fits in ``pad_size``: a draw above what fits gives the
+    largest size that fits (with ``cpu_small``'s 256 px images and ``scale_jitter`` (0.8, 1.2), half the
+    draws give exactly the base scale). With ``zoom_in`` (``input.zoom_in``, training) the resized image
+    may exceed ``pad_size`` and is then cut to it by :func:`crop_example`.
     """
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
     short, long = tf.minimum(h, w), tf.maximum(h, w)
-    scale = tf.minimum(tf.minimum(float(min_size) / short, float(max_size) / long), float(pad_size) / long)
-    return scale * tf.cast(jitter, tf.float32)
+    if zoom_in:
+        scale = tf.minimum(tf.minimum(float(min_size) / short, float(max_size) / long), float(pad_size) / long)
+        return scale * tf.cast(jitter, tf.float32)
+    scale = tf.minimum(float(min_size) / short, float(max_size) / long)
+    return tf.minimum(scale * tf.cast(jitter, tf.float32), float(pad_size) / long)
 
 
 def random_crop_offset(size: tf.Tensor, pad_size: int, seed: tf.Tensor) -> tf.Tensor:

@@ -283,9 +283,10 @@ def to_batch_element(
     """Full-resolution parsed example -> one (unbatched) element of the documented batch dict.
 
     Training: random flip (p=0.5, if ``input_cfg.flip``) and scale jitter ``U(scale_jitter)``,
-    both drawn from the stateless ``seed`` (int32/int64 (2,)); a jitter above 1 zooms in and a
-    random ``pad_size`` window of the resized image is kept (``crop_offset``; people left with less
-    than 2 px of box are dropped, boxes clipped to the window). Masks are cropped from the
+    both drawn from the stateless ``seed`` (int32/int64 (2,)); a draw that makes the image larger than
+    ``pad_size`` is capped to fit, unless ``input_cfg.zoom_in``: then it zooms in and a random
+    ``pad_size`` window of the resized image is kept (``crop_offset``; people left with less than 2 px
+    of box are dropped, boxes clipped to the window). Masks are cropped from the
     (possibly flipped) full-resolution parts with the (clipped) boxes mapped back to the original
     image, so image, boxes, masks and keypoints stay exactly consistent.
     """
@@ -318,13 +319,14 @@ def to_batch_element(
     lo, hi = input_cfg.scale_jitter
     jitter = tf.random.stateless_uniform([], jitter_seed, lo, hi) if training and lo != hi else 1.0
     shape = tf.shape(example["image"])
-    scale = augment.resize_scale(shape[0], shape[1], input_cfg.min_size, input_cfg.max_size, S, jitter)
+    zoom_in = training and input_cfg.zoom_in
+    scale = augment.resize_scale(shape[0], shape[1], input_cfg.min_size, input_cfg.max_size, S, jitter, zoom_in)
     size = augment.resized_size(shape[0], shape[1], scale)
     image = augment.resize_image(example["image"], scale, size)
     boxes, keypoints = augment.scale_coordinates(example["boxes"], example["keypoints"], scale)
     parts, parts_valid, crop_offset = example["parts"], example["parts_valid"], tf.zeros([2], tf.float32)
     original_boxes = example["boxes"]
-    if training:  # evaluation never zooms in: the resized image fits the canvas, nothing is cut
+    if zoom_in:  # evaluation never zooms in: the resized image fits the canvas, nothing is cut
         offset = augment.random_crop_offset(size, S, crop_seed)
         image, boxes, keypoints, keep, size = augment.crop_example(image, boxes, keypoints, offset, S)
         parts, parts_valid = tf.boolean_mask(parts, keep), tf.boolean_mask(parts_valid, keep)
