@@ -10,6 +10,7 @@ import tensorflow as tf
 from maskrcnn_body.config import ConfigError, get_config, preset_names
 from maskrcnn_body.model.backbone import build_backbone, normalize_images
 from maskrcnn_body.model.maskrcnn import build_model
+from maskrcnn_body.model.norm import valid_sizes
 
 C_LAYERS = ("conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out")
 
@@ -57,7 +58,8 @@ def test_c2_to_c5_equal_keras_features_on_preprocess_input(resnet50_files, kind)
     cfg = get_config("r50_fpn_imagenet", **{"model.backbone.weights": files[kind]})
     model = build_model(cfg)
     image = np.random.default_rng(1).integers(0, 256, (1, 96, 128, 3), dtype=np.uint8)
-    ours = model.backbone(normalize_images(tf.constant(image, tf.float32), cfg.model.backbone), training=False)
+    x = normalize_images(tf.constant(image, tf.float32), cfg.model.backbone)
+    ours = model.backbone([x, valid_sizes([[96, 128]], (96, 128))], training=False)
     keras_features = keras.Model(ref.input, [ref.get_layer(n).output for n in C_LAYERS])
     theirs = keras_features(keras.applications.resnet50.preprocess_input(image.astype(np.float32)))
     for name, a, b in zip(C_LAYERS, ours, theirs):
@@ -75,7 +77,7 @@ def test_defaults_that_could_not_reproduce_the_features_do_not(resnet50_files):
     )
     bb = get_config("r50_fpn_imagenet", **{"model.backbone.weights": files["weights.h5"]}).model.backbone
     bb.preprocessing = "torch"  # bypassing the check: RGB, mean/std-normalised pixels
-    ours = build_backbone(bb)(normalize_images(tf.constant(image), bb))[-1]
+    ours = build_backbone(bb)([normalize_images(tf.constant(image), bb), valid_sizes([[64, 64]], (64, 64))])[-1]
     assert _cosine(ours.numpy(), theirs.numpy()) < 0.95
 
 

@@ -232,7 +232,9 @@ def test_backbones_give_c2_to_c5_at_strides_4_to_32(name, widths):
     from maskrcnn_body.model.backbone import build_backbone
 
     cfg = get_config("cpu_small", **{"model.backbone.name": name}).model.backbone
-    feats = build_backbone(cfg)(tf.zeros((1, 64, 96, 3)))
+    from maskrcnn_body.model.norm import valid_sizes
+
+    feats = build_backbone(cfg)([tf.zeros((1, 64, 96, 3)), valid_sizes([[64, 96]], (64, 96))])
     assert [tuple(f.shape) for f in feats] == [(1, 64 // s, 96 // s, c) for s, c in zip((4, 8, 16, 32), widths)]
 
 

@@ -38,6 +38,7 @@ from maskrcnn_body.constants import LOSS_KEYS, SIZE_DIVISOR
 from maskrcnn_body.model.backbone import build_backbone, normalize_images
 from maskrcnn_body.model.fpn import build_fpn
 from maskrcnn_body.model.heads import build_box_head, build_keypoint_head, build_mask_head, build_point_head
+from maskrcnn_body.model.norm import valid_sizes
 from maskrcnn_body.model.roi_heads import RoIHeads
 from maskrcnn_body.model.rpn import RegionProposalNetwork, RpnOutput, build_rpn_head
 
@@ -121,15 +122,25 @@ class MaskRCNN(keras.Model):
         self.built = True
 
     # ------------------------------------------------------------------ the shared front half
-    def features(self, images: tf.Tensor, training: bool = False) -> List[tf.Tensor]:
-        """P2..P{anchors.max_level} (B, H / 2^l, W / 2^l, C) for float32 RGB [0, 255] images."""
+    def features(self, images: tf.Tensor, training: bool = False, image_shape=None) -> List[tf.Tensor]:
+        """P2..P{anchors.max_level} (B, H / 2^l, W / 2^l, C) for float32 RGB [0, 255] images.
+
+        ``image_shape`` (B, 2) int32: each image's valid (height, width) before the bottom/right zero
+        padding (None: the whole padded size). The features are 0 on the padding and GroupNorm's
+        statistics ignore it, so an image's features do not depend on how much it was padded
+        (training batches, evaluation batches and single-image serving agree)."""
+        images = tf.convert_to_tensor(images, tf.float32)
+        size = tf.shape(images)[1:3]
+        if image_shape is None:
+            image_shape = tf.tile(size[None], [tf.shape(images)[0], 1])
+        valid = valid_sizes(image_shape, (size[0], size[1]))
         x = normalize_images(images, self.cfg.model.backbone)
-        return self.fpn(self.backbone(x, training=training), training=training)
+        return self.fpn([*self.backbone([x, valid], training=training), valid], training=training)
 
     def _front(self, images, image_shape, training: bool) -> Tuple[List[tf.Tensor], RpnOutput]:
         """Checked images -> (pyramid features, RPN output with proposals)."""
         h, w = _check_images(images, image_shape)
-        feats = self.features(images, training)
+        feats = self.features(images, training, image_shape)
         return feats, self.rpn(feats, (h, w), image_shape, training)
 
     # ------------------------------------------------------------------ inference
