@@ -18,7 +18,7 @@ import contextlib
 import copy
 import dataclasses
 import io
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -101,7 +101,7 @@ class CocoSet:
         """Runs ``COCOeval(iouType=iou_type)``: ``"bbox"``, ``"segm"`` or ``"keypoints"``."""
         return self._run(iou_type, kpt_oks_sigmas)["all"]
 
-    def evaluate_ranges(self, iou_type: str, ranges: Dict[str, Sequence[float]]) -> Dict[str, CocoResult]:
+    def evaluate_ranges(self, iou_type: str, ranges: Mapping[str, Sequence[float]]) -> Dict[str, CocoResult]:
         """COCOeval with the area ranges ``{label: (lo, hi)}`` in place of COCO's small / medium / large:
         per label, ground truth whose ``area`` field lies outside ``[lo, hi)`` is ignored, and so are
         unmatched detections outside it (COCO's rule). The ``area`` field may hold any size measure

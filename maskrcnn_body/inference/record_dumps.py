@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import weakref
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,7 @@ from maskrcnn_body.data.writer import iterate_records
 from maskrcnn_body.evaluation import dumps, evaluator
 from maskrcnn_body.utils.files import safe_file_name
 
-_DETECT_FNS: weakref.WeakKeyDictionary[object, object] = weakref.WeakKeyDictionary()
+_DETECT_FNS: weakref.WeakKeyDictionary[object, Tuple[tuple, Any]] = weakref.WeakKeyDictionary()
 
 
 def detect_fn(model):

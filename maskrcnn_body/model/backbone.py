@@ -31,6 +31,8 @@ def _norm(x, cfg: BackboneConfig, channels: int, name: str, valid):
     """The configured normalisation of ``x``; GroupNorm takes its statistics over the valid image only
     (``valid``: the (N, 4) sizes of :func:`maskrcnn_body.model.norm.valid_sizes`) and zeroes the padding."""
     layer = norm_layer(cfg.norm, channels, name, cfg.group_norm_groups)
+    if layer is None:
+        return x
     return layer(x, valid) if isinstance(layer, GroupNorm) else layer(x)
 
 
