@@ -130,9 +130,9 @@ def test_decoding_thresholds_are_carried_by_every_backend(exported, tmp_path):
     (tf_out,) = backends.tensorflow_runner(train_dir)([img])
     outs = {
         "tensorflow": tf_out,
-        "savedmodel": backends.trim(backends.run_saved_model(sm, img)),
-        "onnx": backends.trim(backends.run_onnx(onnx_path, img)),
-        "tflite": backends.trim(backends.run_tflite(quant["none"], img)),
+        "savedmodel": backends.trim(run_saved_model(sm, img)),
+        "onnx": backends.trim(run_onnx(onnx_path, img)),
+        "tflite": backends.trim(run_tflite(quant["none"], img)),
     }
     for name, got in outs.items():
         np.testing.assert_allclose(got["boxes"], raw["boxes"], atol=2e-2, err_msg=name)
