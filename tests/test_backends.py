@@ -136,7 +136,9 @@ def test_decoding_thresholds_are_carried_by_every_backend(exported, tmp_path):
     }
     for name, got in outs.items():
         np.testing.assert_allclose(got["boxes"], raw["boxes"], atol=2e-2, err_msg=name)
-        np.testing.assert_allclose(got["masks"], want, atol=1e-3, err_msg=name)
+        # 5e-3: the exports round the mask-aware GroupNorm's masked moments differently (up to 3.6e-3 seen);
+        # the decoding itself moves the masks by > 0.05 (asserted above)
+        np.testing.assert_allclose(got["masks"], want, atol=5e-3, err_msg=name)
 
 
 @pytest.mark.slow
