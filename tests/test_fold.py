@@ -104,6 +104,7 @@ def test_the_folded_model_shares_nothing_with_the_original():
     backbone = build_backbone(cfg.model.backbone)
     _randomise_batchnorm(backbone)
     x = np.random.default_rng(0).normal(0, 50, (1, 64, 96, 3)).astype(np.float32)
+    x = [x, np.array([[64, 96, 64, 96]], np.int32)]  # the image and its valid sizes (no padding)
     expected = [np.asarray(t) for t in backbone(x)]
     gone = [weakref.ref(backbone.get_layer(name)) for name in ("conv1a_conv", "conv1a_bn", "conv1a_relu")]
     folded = fold_functional(backbone)
@@ -181,6 +182,7 @@ def test_the_folded_r50_gives_the_same_features_and_detections(r50):
     model, folded = r50
     image = tf.constant(_image(128, 128)[None].astype(np.float32))
     x = tf.constant(np.random.default_rng(0).normal(0, 50, (1, 128, 96, 3)).astype(np.float32))
+    x = [x, tf.constant([[128, 96, 128, 96]], tf.int32)]  # the image and its valid sizes (no padding)
     for a, b in zip(model.backbone(x), folded.backbone(x)):
         _assert_close(b, a)
     for a, b in zip(model.features(image), folded.features(image)):
