@@ -49,10 +49,11 @@ def _image(h, w):
     return np.random.default_rng(h * w).integers(0, 255, (h, w, 3), np.uint8)
 
 
-def _cli(*args: str) -> None:
-    """Runs ``python ARGS...`` in the repository root and asserts it succeeded."""
+def _cli(*args: str) -> str:
+    """Runs ``python ARGS...`` in the repository root, asserts it succeeded and returns its stdout."""
     r = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +68,25 @@ def exported(tmp_path_factory):
     _cli(*synth, "--size", "96", "--num_shards", "1", "--num_workers", "1", "--noprogress")
     sm, onnx_path, tfl = str(d / "saved_model"), str(d / "model.onnx"), str(d / "model.tflite")
     export = ["train/export.py", "--train_dir", train_dir]
-    quant_flags = ["--tflite_quant", "none,float16,dynamic,int8", "--calib_records", str(calib) + "_val-*.tfrecord"]
-    _cli(*export, "--saved_model", sm, "--onnx", onnx_path, "--tflite", tfl, *quant_flags, "--calib_images", "4")
+    val = str(calib) + "_val-*.tfrecord"
+    quant_flags = ["--tflite_quant", "none,float16,dynamic,int8", "--onnx_quant", "int8", "--calib_records", val]
+    score_flags = ["--score_records", val, "--score_images", "2"]
+    log = _cli(
+        *export,
+        "--saved_model",
+        sm,
+        "--onnx",
+        onnx_path,
+        "--tflite",
+        tfl,
+        *quant_flags,
+        "--calib_images",
+        "4",
+        *score_flags,
+    )
     quant = {"none": tfl, **{q: str(d / f"model.{q}.tflite") for q in ("float16", "dynamic", "int8")}}
-    for path in [onnx_path, *quant.values()]:
+    (d / "export.log").write_text(log)  # read by the int8 ONNX test
+    for path in [onnx_path, str(d / "model.int8.onnx"), *quant.values()]:
         assert os.path.getsize(path) > 100_000, path
     blank_sm, blank_onnx = str(d / "blank_sm"), str(d / "blank.onnx")
     _cli(*export, "--saved_model", blank_sm, "--onnx", blank_onnx, "--score_threshold", "0.9999")
@@ -113,6 +129,41 @@ def test_onnx_runtime_matches_the_saved_model_on_any_size(exported):
         # the mask-aware GroupNorm's masked moments round differently in ONNX Runtime: ~0.15% of the mask
         # values differ by more than 1e-4 (at most 4e-3) on a random-weight model
         _match(got, want, 1e-2, 1e-4, 1e-4, 1e-2, mask_swapped=5e-3)
+
+
+@pytest.mark.slow
+def test_int8_onnx_is_written_scored_beside_float32_and_runs_on_any_size(exported):
+    """``export --onnx_quant int8 --score_records``: the int8 file (convolutions int8, the rest float) runs through
+    ``mb.load`` like the float file, and every quantised file (ONNX int8, the three TFLite variants) is scored
+    beside its float32 file: the table is logged and written to FILE.accuracy.json."""
+    import json
+
+    import maskrcnn_body as mb
+
+    _, _, onnx_path, quant, *_ = exported
+    folder = os.path.dirname(onnx_path)
+    int8 = os.path.join(folder, "model.int8.onnx")
+    log = open(os.path.join(folder, "export.log")).read()
+    for path in (int8, quant["float16"], quant["dynamic"], quant["int8"]):
+        report = json.load(open(path + ".accuracy.json"))
+        assert report["images"] == 2 and report["quantised"] == path
+        assert [f["name"] for f in report["figures"]] == [
+            "box AP",
+            "body AP",
+            "left arm AP",
+            "right arm AP",
+            "keypoint OKS AP",
+        ]
+        assert f"accuracy of {path} beside float32 on 2 images" in log
+    assert "is unmeasured" not in log
+    ops = {n.op_type for n in __import__("onnx").load(int8).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "Conv"} <= ops and not any(o.startswith("QLinear") for o in ops)
+    assert mb.load(int8).backend == "onnxruntime"
+    session, reference = backends.onnxruntime_session(int8, 2), backends.onnxruntime_session(onnx_path, 2)
+    for hw in SIZES:
+        got, want = run_onnx(int8, _image(*hw), session=session), run_onnx(onnx_path, _image(*hw), session=reference)
+        assert sorted(got) == sorted(want)
+        assert all(got[k].shape == want[k].shape and got[k].dtype == want[k].dtype for k in want)
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ use without this package.
         --tflite output/export/model.tflite --onnx output/export/model.onnx
     maskrcnn-body export --model output/mask_rcnn --web output/web     (the in-browser demo, docs/BROWSER.md)
     maskrcnn-body export --model output/mask_rcnn --tflite output/export/model.tflite \\
-        --tflite_quant float16,dynamic,int8 --calib_records 'data/records/synthetic_val-*.tfrecord'
+        --tflite_quant float16,dynamic,int8 --calib_records 'data/records/synthetic_calib-*.tfrecord'
+    maskrcnn-body export --model output/mask_rcnn --onnx output/export/model.onnx --onnx_quant int8 \
+        --calib_records 'data/records/synthetic_calib-*' --score_records 'data/records/synthetic_val-*'
 
     import tensorflow as tf
     m = tf.saved_model.load("output/export/saved_model")
@@ -20,15 +22,17 @@ use without this package.
 --tflite_quant: none (float32), float16, dynamic (int8 weights) or int8 (int8 weights and
 activations, calibrated on the first --calib_images images of --calib_records). With one value the
 file is --tflite; with several, each goes to NAME.<quant>.tflite beside it (none: NAME.tflite).
-Check a quantised file's accuracy before you deploy it: `maskrcnn-body evaluate --model FILE`. On the
-trained cpu_small model float16 and dynamic keep the AP within 0.5 points, but full int8 loses it all
-(docs/BENCHMARKS.md, "Quantised"): calibrated int8 activations break this GroupNorm network.
+--onnx_quant int8: NAME.int8.onnx beside --onnx, the convolutions int8 (per-channel weights, activations
+calibrated on --calib_records), everything else float: on the trained cpu_small model it keeps box, body,
+arm and keypoint AP within 1 point (docs/BENCHMARKS.md, "int8 that keeps the accuracy"), where full-int8
+TFLite loses it all. --score_records GLOB scores every quantised file beside float32 and warns when one
+loses more than 1 AP; without it, a quantised file is reported unmeasured.
 """
 
 from __future__ import annotations
 
 from maskrcnn_body.cli.args import add_list, add_model_argument, list_value, positive_int
-from maskrcnn_body.workflows.export import QUANTS
+from maskrcnn_body.workflows.export import MAX_AP_LOSS, ONNX_QUANTS, QUANTS
 
 
 def add_arguments(p) -> None:
@@ -37,7 +41,35 @@ def add_arguments(p) -> None:
     p.add_argument("--saved_model", default="output/export/saved_model", help="SavedModel output directory.")
     p.add_argument("--tflite", default="", help="Also write a TFLite file here (builtin ops only).")
     add_list(p, "tflite_quant", ["none"], f"TFLite variants: {', '.join(QUANTS)}", "QUANT")
-    add_list(p, "calib_records", [], "int8 calibration TFRecord glob(s) (e.g. the validation records)", "GLOB")
+    add_list(
+        p,
+        "onnx_quant",
+        ["none"],
+        f"ONNX variants besides the float32 --onnx file: {', '.join(ONNX_QUANTS)} (int8: NAME.int8.onnx, the "
+        "convolutions int8 with per-channel weights, the rest float)",
+        "QUANT",
+    )
+    add_list(
+        p,
+        "calib_records",
+        [],
+        "int8 calibration TFRecord glob(s): a held-out split, e.g. the synthetic calib records",
+        "GLOB",
+    )
+    add_list(
+        p,
+        "score_records",
+        [],
+        "Score every quantised file beside float32 on these TFRecords (box, body, arm and keypoint AP; written to "
+        f"FILE.accuracy.json) and warn when one loses more than {MAX_AP_LOSS:g} AP",
+        "GLOB",
+    )
+    p.add_argument(
+        "--score_images",
+        type=positive_int,
+        default=None,
+        help="Score on at most this many images of --score_records (default: all).",
+    )
     p.add_argument(
         "--calib_images",
         type=positive_int,
@@ -57,9 +89,18 @@ def add_arguments(p) -> None:
     )
     p.add_argument("--score_threshold", type=float, default=None, help="Override the score threshold in the export.")
     p.add_argument("--max_detections", type=int, default=None, help="Override the number of detection slots.")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="Override an inference-time config field in the export, e.g. --set input.min_size=192 --set "
+        "input.max_size=192 (repeatable; the live configuration: docs/DEPLOY.md).",
+    )
 
 
 def run(args) -> int:
+    from maskrcnn_body.config import parse_overrides
     from maskrcnn_body.workflows.export import export
 
     export(
@@ -71,8 +112,12 @@ def run(args) -> int:
         calib_records=list_value(args, "calib_records"),
         calib_images=args.calib_images,
         onnx=args.onnx,
+        onnx_quant=list_value(args, "onnx_quant"),
+        score_records=list_value(args, "score_records"),
+        score_images=args.score_images,
         web=args.web,
         score_threshold=args.score_threshold,
+        overrides=parse_overrides(args.set),
         max_detections=args.max_detections,
         log=lambda msg: print(msg, flush=True),
     )

@@ -28,12 +28,14 @@ class Model(api.Model):
     def export(self, format: str = "onnx", path: Optional[str] = None, **options) -> str:
         """Exports a model loaded from a training directory; returns the path written.
 
-        ``format``: ``"savedmodel"`` (a directory), ``"onnx"``, ``"tflite"`` (``quant=None | "float16" |
-        "dynamic" | "int8"``; int8 needs ``calib_records``) or ``"web"`` (the in-browser page folder,
-        docs/BROWSER.md). ``path``: default ``<train_dir>/export/`` + ``saved_model`` | ``model.onnx`` |
-        ``model.tflite`` | ``web``. ``options``: :func:`maskrcnn_body.workflows.export.export`'s
-        (``score_threshold``, ``max_detections``, ``calib_records``, ``calib_images``). ``maskrcnn-body export``
-        does the same from the command line."""
+        ``format``: ``"savedmodel"`` (a directory), ``"onnx"`` (``quant=None | "int8"``: the convolutions
+        int8, the rest float, the variant that keeps the accuracy), ``"tflite"`` (``quant=None | "float16" |
+        "dynamic" | "int8"``) or ``"web"`` (the in-browser page folder, docs/BROWSER.md); int8 needs
+        ``calib_records``. ``path``: default ``<train_dir>/export/`` + ``saved_model`` | ``model.onnx``
+        (``model.int8.onnx``) | ``model.tflite`` | ``web``. ``options``: :func:`maskrcnn_body.workflows.export.export`'s
+        (``score_threshold``, ``max_detections``, ``calib_records``, ``calib_images``, ``score_records``: score a
+        quantised file beside float32 and warn when it loses more than 1 AP). ``maskrcnn-body export`` does the
+        same from the command line."""
         if self.format != "train_dir":
             raise UserError(
                 f"{self.name!r} is already an export ({self.format}); export from the training directory it came from"
