@@ -59,7 +59,7 @@ def failure_lines(results) -> List[str]:
             for i, v in enumerate(x):
                 walk(v, f"{path}[{i}]")
 
-    for part in ("infer", "train", "stages", "roi_align", "pipeline", "backends", "api", "quant"):
+    for part in ("infer", "train", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant"):
         walk(results.get(part), part)
     return out
 
@@ -121,6 +121,10 @@ def render(results: Dict, notes: str = "") -> str:
         ("RoIAlign: compiled custom op vs pure TF", roi_align_table(results)),
         ("Input pipeline throughput", pipeline_table(results)),
         ("Backends (issue 17): TensorFlow, ONNX Runtime, OpenVINO, TFLite", backends_table(results)),
+        (
+            "The deployed preset (issue 30): r50_fpn_imagenet, BatchNorm folded, every backend",
+            backends_table(results, "deploy"),
+        ),
         ("cpu_small: image bytes -> JSON, where the time goes", api_table(results)),
         ("Quantised and bfloat16 exports: accuracy and speed", quant_table(results)),
         (

@@ -22,12 +22,24 @@ def fastest_backend(row) -> Tuple[Optional[str], Optional[float]]:
     return b, ok[b]
 
 
-def backends_table(results) -> List[str]:
-    part = results.get("backends")
+def backends_table(results, key: str = "backends") -> List[str]:
+    """The ``backends`` part's tables (or the ``deploy`` part's: the same measurement on the deployed preset)."""
+    part = results.get(key)
     if not part or not part.get("rows"):
         return ["Not run."]
     names = part["backends"]
+    preset = part.get("preset") or results.get("settings", {}).get("preset", "")
+    over = part.get("overrides") or {}
     lines = [
+        f"Preset `{preset}`"
+        + (f" with {', '.join(f'`{k}={v}`' for k, v in over.items())}" if over else "")
+        + (
+            " (frozen BatchNorm folded into the convolutions by every export and by the TensorFlow runner)"
+            if "imagenet" in preset
+            else ""
+        )
+        + ".",
+        "",
         "The preset through `mb.load(..., backend=...)`'s runner (resize/pad, network, NMS, masks and "
         "keypoints mapped back: the whole exported path) on one random square image (its model's input size "
         "set to the image's, as torchvision's min_size = max_size = size), random weights, "
@@ -203,6 +215,7 @@ def quant_table(results) -> List[str]:
         "tflite_float16": "TFLite float16",
         "tflite_dynamic": "TFLite dynamic int8",
         "tflite_int8": "TFLite full int8",
+        "onnxruntime_int8": "ONNX Runtime int8 (convolutions)",
     }
     lines = [
         f"Trained `cpu_small` ({q.get('checkpoint')}), the first {q.get('max_images')} images of "
@@ -226,6 +239,21 @@ def quant_table(results) -> List[str]:
     metric_rows += [("keypoints", lambda s: s["keypoints"]["AP"]), ("parsing mIoU", lambda s: s["parsing"]["mIoU"])]
     for name, get in metric_rows:
         lines.append(f"| {name} | " + " | ".join(cell(n, get) for n in names) + " |")
+
+    def lossy(n):  # issue 30: more than 1 AP lost on box, body, an arm or keypoints against float32
+        if n == ref:
+            return DASH
+        keys = [("box",), ("mask", "body"), ("mask", "left_arm"), ("mask", "right_arm"), ("keypoints",)]
+        lost = []
+        for k in keys:
+            a, b = rows[ref]["summary"], rows[n]["summary"]
+            for part in k:
+                a, b = a.get(part, {}), b.get(part, {})
+            if a.get("AP") is not None and b.get("AP") is not None and 100 * (a["AP"] - b["AP"]) > 1.0:
+                lost.append(k[-1])
+        return "**loses > 1 AP** (" + ", ".join(lost) + ")" if lost else "kept (<= 1 AP)"
+
+    lines.append("| box / body / arm / keypoint AP | " + " | ".join(lossy(n) for n in names) + " |")
     lines.append(
         "| ms per image (model call, median) | " + " | ".join(f"{rows[n]['median_ms']:.1f}" for n in names) + " |"
     )

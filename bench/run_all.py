@@ -22,10 +22,14 @@ Measured (medians of ``--repeats`` runs after ``--warmup``; wall time and proces
 * ``backends``: the preset on each ``--backends`` (TensorFlow float32 / bfloat16, ONNX Runtime,
   OpenVINO, TFLite: :mod:`bench.worker_backends`) at each size x D, against torchvision Mask R-CNN,
   with peak memory and how far each backend's detections are from TensorFlow float32's;
+* ``deploy``: the same for ``--deploy_preset`` (``r50_fpn_imagenet``: frozen BatchNorm folded into the
+  convolutions by every export and by the TensorFlow runner; random weights instead of the ImageNet download),
+  every backend in float32 and bfloat16, against the same torchvision Mask R-CNN figures;
 * ``api``: ``cpu_small`` image bytes -> JSON through the Python API per backend, stage by stage
   (:mod:`bench.worker_api`), the HTTP server with one client, batch 1 / 8 images/s;
-* ``quant``: per-part AP and speed of the float32 / float16 / dynamic / int8 TFLite exports (and
-  TensorFlow bfloat16, ONNX Runtime) of the trained ``--api_model`` on ``--api_records``.
+* ``quant``: per-part AP and speed of the float32 / float16 / dynamic / int8 TFLite exports, ONNX Runtime
+  float32 and int8 (convolutions int8, the rest float) and TensorFlow bfloat16 of the trained ``--api_model`` on
+  ``--api_records``.
 
 This process imports neither TensorFlow nor torch (TF then torch in one process segfaults);
 every figure comes from its own fresh subprocess, so each peak memory is that model's own.
@@ -45,7 +49,7 @@ from bench import common, report
 from maskrcnn_body.utils.files import write_text_atomic
 
 FLAGS = flags.FLAGS
-PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline", "backends", "api", "quant")
+PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant")
 flags.DEFINE_bool("quick", False, "tiny sizes, 1 repeat, preset cpu_small: a smoke test of the harness")
 flags.DEFINE_list("parts", list(PARTS), f"what to run, any of {PARTS}")
 flags.DEFINE_list("sizes", ["512", "800"], "square inference sizes (multiples of 32)")
@@ -55,6 +59,12 @@ flags.DEFINE_integer("repeats", 5, "timed runs per figure (median reported)")
 flags.DEFINE_integer("warmup", 1, "untimed runs first (tracing, allocator warm-up)")
 flags.DEFINE_integer("threads", 2, "threads per framework (TF intra-op; torch.set_num_threads)")
 flags.DEFINE_string("preset", "r50_fpn", "our config preset")
+flags.DEFINE_string(
+    "deploy_preset",
+    "r50_fpn_imagenet",
+    "deploy: the preset users fine-tune and deploy (frozen BatchNorm, folded into the convolutions by every "
+    "export and the TensorFlow runner), measured like --preset in the backends part, random weights",
+)
 flags.DEFINE_bool("torch", True, "also run the torchvision peers (skipped anyway when not installed)")
 flags.DEFINE_list("peers", ["maskrcnn", "keypointrcnn"], "torchvision peers to measure")
 flags.DEFINE_integer("pipeline_records", 16, "synthetic records for the pipeline benchmark")
@@ -277,13 +287,17 @@ class Runner:
                 return {"result": json.loads(line[len(common.RESULT_PREFIX) :])}
         return {"stdout": "\n".join(text.splitlines()[-40:]), "args": " ".join(args)}
 
-    def backends(self, infer_rows=None):
-        """Every ``--backends`` on the preset at each size x D (bench.worker_backends), with the
-        torchvision Mask R-CNN figure of the same size x D (from the infer part when it ran)."""
+    def backends(self, infer_rows=None, preset=None, overrides=None):
+        """Every ``--backends`` on ``preset`` (default: the preset) at each size x D (bench.worker_backends),
+        with the torchvision Mask R-CNN figure of the same size x D (from the infer part when it ran).
+        ``overrides``: dotted config keys of the random model."""
         import numpy as np
 
         s = self.s
-        base = {"preset": s["preset"], "threads": s["threads"], "repeats": s["repeats"], "warmup": s["warmup"]}
+        preset = preset or s["preset"]
+        base = {"preset": preset, "threads": s["threads"], "repeats": s["repeats"], "warmup": s["warmup"]}
+        if overrides:
+            base["overrides"] = json.dumps(overrides, sort_keys=True)
         formats = (
             ",".join(
                 sorted(
@@ -293,11 +307,17 @@ class Runner:
             )
             or "none"
         )
-        out = {"prepare": {}, "rows": [], "backends": list(FLAGS.backends)}
+        out = {
+            "preset": preset,
+            "overrides": overrides or {},
+            "prepare": {},
+            "rows": [],
+            "backends": list(FLAGS.backends),
+        }
         for size in s["sizes"]:
             for d in s["detections"]:
                 out["prepare"][f"{size}_{d}"] = self._run(
-                    f"export {s['preset']} {size}px D={d} ({formats})",
+                    f"export {preset} {size}px D={d} ({formats})",
                     "bench.worker_backends",
                     {**base, "task": "prepare", "detections": d, "size": size, "formats": formats},
                 )
@@ -307,7 +327,7 @@ class Runner:
                 row = {"size": size, "detections": d, "results": {}}
                 for b in FLAGS.backends:
                     row["results"][b] = self._run(
-                        f"backend {b} {size}px D={d}",
+                        f"backend {b} {preset} {size}px D={d}",
                         "bench.worker_backends",
                         {**base, "task": "infer", "size": size, "detections": d, "backend": b},
                     )
@@ -512,6 +532,13 @@ def run(settings, parts, peers):
             results[part] = runner.roi_align(results.get("stages"))
         elif part == "backends":
             results[part] = runner.backends(results.get("infer"))
+        elif part == "deploy":
+            # random weights: the timing does not depend on them, and no download at run time
+            results[part] = runner.backends(
+                results.get("infer") or (results.get("backends") or {}).get("rows"),
+                preset=FLAGS.deploy_preset,
+                overrides={"model.backbone.weights": None},
+            )
         else:
             results[part] = getattr(runner, part)()
     results["total_wall_s"] = time.perf_counter() - runner.t0

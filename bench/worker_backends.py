@@ -5,7 +5,7 @@
     python -m bench.worker_backends --task=quant --train_dir=output/mask_rcnn \\
         --records='data/records/synthetic_val-*.tfrecord' --calib_records='data/records/synthetic_train-*.tfrecord'
 
-``prepare``: a random-weight training directory of ``--preset`` with score threshold 0,
+``prepare``: a random-weight training directory of ``--preset`` (with ``--overrides``) with score threshold 0,
 ``max_detections = --detections`` and, for a ``--size`` other than the preset's ``input.min_size``, input
 sizes ``--size`` (else the exports would resize the image to the preset's size) (the same model as
 ``bench.worker_ours``; the work is fixed whatever
@@ -20,14 +20,16 @@ directory, compiled ops), ``tensorflow_bf16`` (the same, ``precision="bfloat16"`
 ``openvino``, ``openvino_bf16``, ``tflite`` (the exports).
 
 ``quant``: a trained model's float32 / float16 / dynamic-range int8 / full int8 TFLite exports (int8
-calibrated on ``--calib_images`` images of ``--calib_records``), TensorFlow float32 and bfloat16 and
-ONNX Runtime, each scored on the first ``--max_images`` validation images by the same metrics
+calibrated on ``--calib_images`` images of ``--calib_records``), TensorFlow float32 and bfloat16,
+ONNX Runtime float32 and int8 (``inference.quantize``: the convolutions int8, the rest float), each scored
+on the first ``--max_images`` validation images by the same metrics
 (``inference.record_dumps.write_runner_dumps``) and timed per image (median of the model calls).
 Prints one ``BENCH_RESULT`` JSON line (:mod:`bench.common`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -39,6 +41,7 @@ from bench import common
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("task", "infer", ["prepare", "infer", "quant"], "what to do")
 flags.DEFINE_string("preset", "r50_fpn", "config preset of the random model")
+flags.DEFINE_string("overrides", "", "prepare: JSON {dotted config key: value} applied to --preset (random model)")
 flags.DEFINE_integer("detections", 20, "max_detections (score threshold 0)")
 flags.DEFINE_integer("size", 800, "square image size")
 flags.DEFINE_string("backend", "tensorflow", "infer: the backend (see module docstring)")
@@ -62,6 +65,7 @@ flags.DEFINE_list(
         "tflite_float16",
         "tflite_dynamic",
         "tflite_int8",
+        "onnxruntime_int8",
     ],
     "quant: what to score",
 )
@@ -93,6 +97,10 @@ def size_overrides() -> dict:
 
 def model_dir():
     suffix = f"_S{FLAGS.size}" if size_overrides() else ""
+    if FLAGS.overrides:
+        import hashlib
+
+        suffix += "_" + hashlib.sha1(FLAGS.overrides.encode()).hexdigest()[:8]
     return os.path.join(_abs(FLAGS.work_dir), f"{FLAGS.preset}_D{FLAGS.detections}{suffix}")
 
 
@@ -116,6 +124,7 @@ def prepare():
                 "model.postprocess.score_threshold": 0.0,
                 "model.postprocess.max_detections": FLAGS.detections,
                 **size_overrides(),
+                **(json.loads(FLAGS.overrides) if FLAGS.overrides else {}),
             },
         )
         write_train_dir(build_model(cfg), cfg, run)
@@ -198,16 +207,23 @@ def quant():
         t = time.perf_counter()
         exporting.export_tflite(sm, files[f"tflite_{q}"], quant=None if q == "float32" else q, calib_images=calib)
         export_s[f"tflite_{q}"] = time.perf_counter() - t
-    if "onnxruntime" in FLAGS.variants:
+    if "onnxruntime" in FLAGS.variants or "onnxruntime_int8" in FLAGS.variants:
         files["onnxruntime"] = os.path.join(work, "model.onnx")
         t = time.perf_counter()
         exporting.export_onnx(sm, files["onnxruntime"])
         export_s["onnx"] = time.perf_counter() - t
+    if "onnxruntime_int8" in FLAGS.variants:
+        from maskrcnn_body.inference.quantize import quantize_onnx
+
+        files["onnxruntime_int8"] = os.path.join(work, "model.int8.onnx")
+        t = time.perf_counter()
+        quantize_onnx(files["onnxruntime"], files["onnxruntime_int8"], calib)
+        export_s["onnx_int8"] = time.perf_counter() - t
     rows = {}
     for variant in FLAGS.variants:
         if variant.startswith("tflite"):
             runner = backends.tflite_runner(files[variant], FLAGS.threads)
-        elif variant == "onnxruntime":
+        elif variant.startswith("onnxruntime"):
             runner = backends.onnxruntime_runner(files[variant], FLAGS.threads)
         else:
             runner = backends.tensorflow_runner(

@@ -156,6 +156,50 @@ def test_render_tables_missing_peers_and_failures():
     assert report_torchvision.stage_category("mask RoIAlign (shared with keypoints)") == "mask branch"
 
 
+def _summary(box, body, arm, kp):
+    chans = ("body", "head", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
+    mask = {ch: {"AP": body if ch == "body" else arm} for ch in chans}
+    return {"box": {"AP": box}, "mask": mask, "keypoints": {"AP": kp}, "parsing": {"mIoU": 0.5}}
+
+
+def test_render_deploy_preset_and_quantised_accuracy_verdicts():
+    """Issue 30's tables: the deployed preset's backends against Mask R-CNN, and every quantised export labelled
+    by whether it loses more than 1 AP on box, body, an arm or keypoints against float32."""
+    results = _fake_results()
+    results["deploy"] = {
+        "preset": "r50_fpn_imagenet",
+        "overrides": {"model.backbone.weights": None},
+        "backends": ["tensorflow", "onnxruntime"],
+        "rows": [
+            {
+                "size": 800,
+                "detections": 20,
+                "results": {"tensorflow": _res(1.0), "onnxruntime": _res(0.8)},
+                "maskrcnn": _res(2.0),
+            }
+        ],
+    }
+    row = lambda box, body, arm, kp, ms: {"summary": _summary(box, body, arm, kp), "median_ms": ms}  # noqa: E731
+    results["quant"] = {
+        "checkpoint": "ckpt-3000",
+        "max_images": 100,
+        "records": "val",
+        "calib_images": 32,
+        "rows": {
+            "tflite_float32": row(0.60, 0.66, 0.24, 0.62, 30.0),
+            "onnxruntime_int8": row(0.599, 0.665, 0.25, 0.615, 20.0),
+            "tflite_int8": row(0.0, 0.0, 0.0, 0.0, 16.0),
+        },
+    }
+    md = report.render(results)
+    deploy = md.split("## The deployed preset (issue 30)")[1].split("\n## ")[0]
+    assert "Preset `r50_fpn_imagenet` with `model.backbone.weights=None` (frozen BatchNorm folded" in deploy
+    assert "| 800x800 | 20 | 1.000 (2.000) 0.50x | 0.800 (1.600) 0.40x | 2.000 (4.000) | 0.40x (ONNX Runtime) |" in deploy
+    quant = md.split("## Quantised and bfloat16 exports")[1].split("\n## ")[0]
+    assert "| box / body / arm / keypoint AP | - | kept (<= 1 AP) | **loses > 1 AP** (box, body, left_arm, " in quant
+    assert "ONNX Runtime int8 (convolutions)" in quant
+
+
 def test_run_all_quick_smoke(tmp_path):
     """The real harness end to end: our tiny preset at 64 px (and the torchvision peer at 64 px when
     torch is installed), 1 repeat; checks the JSON figures and the markdown table exist."""
