@@ -142,3 +142,28 @@ def test_custom_backend_matches_tf_when_built():
     tf_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="tf").numpy()
     custom_out = RA.multilevel_roi_align(FEATURES, BOXES, LEVELS, STRIDES, 3, 2, backend="custom").numpy()
     np.testing.assert_allclose(custom_out, tf_out, atol=1e-5)
+
+
+def test_pure_tf_roi_align_holds_no_tensor_larger_than_its_output_or_its_table():
+    """The exports trace the pure-TF RoIAlign; ONNX Runtime then allocates every intermediate tensor. One
+    gather of all (2 sr)^2 neighbours of every bin, (N, S, 2sr, S, 2sr, C), was 16x the output at sr=2 (800 MB
+    for r50_fpn's 1000 box-head RoIs at 512 px: ONNX Runtime's peak was 1.8x TensorFlow's). Now no intermediate
+    is larger than the output (N, S, S, C) or the flattened feature table."""
+    n, c, s, sr = 50, 8, 7, 2
+    sizes = (32, 16, 8)
+    specs = [tf.TensorSpec([2, h, h, c], tf.float32) for h in sizes]
+
+    @tf.function(input_signature=[specs, tf.TensorSpec([2, n, 4], tf.float32), tf.TensorSpec([2, n], tf.int32)])
+    def align(features, boxes, levels):
+        return RA.multilevel_roi_align(features, boxes, levels, [8, 16, 32], s, sr, backend="tf")
+
+    graph = align.get_concrete_function().graph
+    biggest = max(
+        (int(np.prod(t.shape.as_list())), op.name)
+        for op in graph.get_operations()
+        for t in op.outputs
+        if t.dtype == tf.float32 and t.shape.is_fully_defined()
+    )
+    output = 2 * n * s * s * c
+    table = 2 * sum(h * h for h in sizes) * c
+    assert biggest[0] <= max(output, table), biggest
