@@ -194,7 +194,9 @@ def test_render_deploy_preset_and_quantised_accuracy_verdicts():
     md = report.render(results)
     deploy = md.split("## The deployed preset (issue 30)")[1].split("\n## ")[0]
     assert "Preset `r50_fpn_imagenet` with `model.backbone.weights=None` (frozen BatchNorm folded" in deploy
-    assert "| 800x800 | 20 | 1.000 (2.000) 0.50x | 0.800 (1.600) 0.40x | 2.000 (4.000) | 0.40x (ONNX Runtime) |" in deploy
+    assert (
+        "| 800x800 | 20 | 1.000 (2.000) 0.50x | 0.800 (1.600) 0.40x | 2.000 (4.000) | 0.40x (ONNX Runtime) |" in deploy
+    )
     quant = md.split("## Quantised and bfloat16 exports")[1].split("\n## ")[0]
     assert "| box / body / arm / keypoint AP | - | kept (<= 1 AP) | **loses > 1 AP** (box, body, left_arm, " in quant
     assert "ONNX Runtime int8 (convolutions)" in quant
