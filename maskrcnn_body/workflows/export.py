@@ -29,7 +29,7 @@ import glob
 import importlib.util
 import os
 import shutil
-from typing import Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from maskrcnn_body.errors import UserError
 
@@ -57,7 +57,7 @@ UNSCORED_WARNING = (
 
 
 def _figure(summary: dict, keys: Sequence[str]) -> Optional[float]:
-    value = summary
+    value: Any = summary
     for k in keys:
         if not isinstance(value, dict) or k not in value:
             return None
@@ -96,20 +96,19 @@ def score_quantised(
             with tempfile.TemporaryDirectory(prefix="quant_score_") as tmp:
                 cache[key] = evaluate(path, list(records), dump_dir=tmp, max_images=max_images, log=quiet)
         results.append(cache[key])
-    figures = []
+    rows: List[Tuple[str, Optional[float], Optional[float], Optional[float]]] = []
     for name, keys in SCORED:
         a, b = (_figure(r.summary, keys) for r in results)
-        change = None if a is None or b is None else b - a
-        figures.append({"name": name, "float32": a, "quantised": b, "change": change})
-    losses = [-f["change"] for f in figures if f["change"] is not None]
+        rows.append((name, a, b, None if a is None or b is None else b - a))
+    lost = [(name, change) for name, _, _, change in rows if change is not None and -change > MAX_AP_LOSS]
     report = {
         "float32": float_path,
         "quantised": quant_path,
         "records": list(records),
         "images": results[1].num_images,
-        "figures": figures,
-        "max_loss": max(losses, default=0.0),
-        "lossy": any(loss > MAX_AP_LOSS for loss in losses),
+        "figures": [{"name": n, "float32": a, "quantised": b, "change": c} for n, a, b, c in rows],
+        "max_loss": max((-c for *_, c in rows if c is not None), default=0.0),
+        "lossy": bool(lost),
     }
     write_bytes_atomic(quant_path + ".accuracy.json", (json.dumps(report, indent=1) + "\n").encode())
 
@@ -117,13 +116,11 @@ def score_quantised(
         return "-" if v is None else f"{v:.1f}"
 
     log(f"accuracy of {quant_path} beside float32 on {report['images']} images of {list(records)}:")
-    for f in figures:
-        log(f"  {f['name']:<16} {fmt(f['float32']):>6} -> {fmt(f['quantised']):>6}  ({fmt(f['change'])})")
-    if report["lossy"]:
-        lost = ", ".join(
-            f"{f['name']} {f['change']:.1f}" for f in figures if f["change"] is not None and -f["change"] > MAX_AP_LOSS
-        )
-        log(f"warning: {quant_path} loses more than {MAX_AP_LOSS:g} AP ({lost}): check it on your data before use")
+    for name, a, b, change in rows:
+        log(f"  {name:<16} {fmt(a):>6} -> {fmt(b):>6}  ({fmt(change)})")
+    if lost:
+        named = ", ".join(f"{name} {change:.1f}" for name, change in lost)
+        log(f"warning: {quant_path} loses more than {MAX_AP_LOSS:g} AP ({named}): check it on your data before use")
     return report
 
 
@@ -165,7 +162,7 @@ def export(
     web: str = "",
     score_threshold: Optional[float] = None,
     max_detections: Optional[int] = None,
-    overrides: Optional[Dict[str, object]] = None,
+    overrides: Optional[Mapping[str, object]] = None,
     log: Callable[[str], None] = print,
 ) -> Exported:
     """Exports the training directory ``train_dir`` (its newest checkpoint, or ``checkpoint``); see the module
