@@ -25,12 +25,35 @@ DATA = pathlib.Path(__file__).parent / "data"
 
 
 def test_presets_come_from_the_registry():
-    assert {"r50_fpn", "r50_fpn_imagenet", "cpu_small", "legacy"} <= set(preset_names())
+    assert {"r50_fpn", "r50_fpn_imagenet", "cpu_small", "cpu_quality", "legacy"} <= set(preset_names())
     with pytest.raises(ConfigError, match="unknown preset 'nope'.*cpu_small"):
         get_config("nope")
     a, b = build_preset("cpu_small"), build_preset("cpu_small")
     a.model.mask_head.roi_size = 99
     assert b.model.mask_head.roi_size == 14  # fresh copies
+
+
+def test_the_quality_configuration_is_cpu_small_trained_longer_with_128_px_targets():
+    """Issue 26's quality configuration changes the run, not the network: the same model (its weights load into
+    a cpu_small model), 14,000 steps of the same schedule, 128 px mask targets, a val curve every 2000 steps."""
+    from maskrcnn_body.config import to_dict
+
+    small, quality = to_dict(build_preset("cpu_small")), to_dict(build_preset("cpu_quality"))
+    assert small.pop("model") == quality.pop("model")
+    changed = {
+        f"{section}.{k}": (small[section][k], quality[section][k])
+        for section in ("input", "train")
+        for k in small[section]
+        if small[section][k] != quality[section][k]
+    }
+    assert changed == {
+        "input.gt_mask_size": (64, 128),
+        "train.max_images": (12_000, 56_000),
+        "train.eval_every": (0, 2000),
+        "train.checkpoint_every": (200, 1000),
+        "train.keep_checkpoints": (3, 14),
+    }
+    assert build_preset("cpu_quality").train.max_steps == 14_000
 
 
 @pytest.mark.parametrize(
