@@ -21,6 +21,7 @@ Input and outputs keep the float export's names, dtypes and shapes (``image`` ui
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Iterable, Optional, Sequence
 
@@ -82,17 +83,28 @@ def quantize_onnx(
             image = next(self._it, None)
             return None if image is None else {"image": image}
 
-    with atomic_path(out_path, suffix=".onnx") as tmp:
-        quantize_static(
-            onnx_path,
-            tmp,
-            _Images(),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=None if op_types is None else list(op_types),
-            nodes_to_exclude=list(exclude_nodes),
-            per_channel=per_channel,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+    root = logging.getLogger()
+    advice = _DropAdvice()  # ONNX Runtime's "consider pre-processing" on the root logger: not for our users
+    root.addFilter(advice)
+    try:
+        with atomic_path(out_path, suffix=".onnx") as tmp:
+            quantize_static(
+                onnx_path,
+                tmp,
+                _Images(),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=None if op_types is None else list(op_types),
+                nodes_to_exclude=list(exclude_nodes),
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+    finally:
+        root.removeFilter(advice)
     return out_path
+
+
+class _DropAdvice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
