@@ -196,6 +196,7 @@ def test_a_quantised_export_losing_more_than_1_ap_is_reported(monkeypatch, tmp_p
     else:
         assert not warned
         assert saved["figures"][4]["change"] == pytest.approx(0.0)
+        assert any(line.startswith("  box AP") and line.endswith("60.0 ->   60.0  (+0.0)") for line in lines), lines
 
 
 def test_export_refuses_onnx_int8_without_what_it_needs(tmp_path):

@@ -112,12 +112,12 @@ def score_quantised(
     }
     write_bytes_atomic(quant_path + ".accuracy.json", (json.dumps(report, indent=1) + "\n").encode())
 
-    def fmt(v: Optional[float]) -> str:
-        return "-" if v is None else f"{v:.1f}"
+    def fmt(v: Optional[float], sign: str = "") -> str:
+        return "-" if v is None else f"{v:{sign}.1f}"
 
     log(f"accuracy of {quant_path} beside float32 on {report['images']} images of {list(records)}:")
     for name, a, b, change in rows:
-        log(f"  {name:<16} {fmt(a):>6} -> {fmt(b):>6}  ({fmt(change)})")
+        log(f"  {name:<16} {fmt(a):>6} -> {fmt(b):>6}  ({fmt(change, '+')})")
     if lost:
         named = ", ".join(f"{name} {change:.1f}" for name, change in lost)
         log(f"warning: {quant_path} loses more than {MAX_AP_LOSS:g} AP ({named}): check it on your data before use")
