@@ -220,7 +220,8 @@ def quant_table(results) -> List[str]:
     lines = [
         f"Trained `cpu_small` ({q.get('checkpoint')}), the first {q.get('max_images')} images of "
         f"`{q.get('records')}`, every variant through the same runner path and metrics "
-        f"(`maskrcnn-body evaluate --model FILE`); int8 calibrated on {q.get('calib_images')} training images. "
+        f"(`maskrcnn-body evaluate --model FILE`); int8 calibrated on {q.get('calib_images')} images of the "
+        "calibration records (`--calib_records`). "
         f"AP in percent (change against {label.get(ref, ref)} in parentheses):",
         "",
         "| AP | " + " | ".join(label.get(n, n) for n in names) + " |",
