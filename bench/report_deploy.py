@@ -9,6 +9,7 @@ from typing import List, Optional, Tuple
 
 from bench.common import ratio
 from bench.report_format import DASH, backend_label, fmt_mb, fmt_pair, fmt_ratio, succeeded, value
+from maskrcnn_body.workflows.export import MAX_AP_LOSS, SCORED
 
 API_TARGET_MS, SERVER_TARGET_MS, BACKEND_AIM = 20.0, 30.0, 0.5
 
@@ -241,17 +242,16 @@ def quant_table(results) -> List[str]:
     for name, get in metric_rows:
         lines.append(f"| {name} | " + " | ".join(cell(n, get) for n in names) + " |")
 
-    def lossy(n):  # issue 30: more than 1 AP lost on box, body, an arm or keypoints against float32
+    def lossy(n):  # issue 30: the figures and the limit of `maskrcnn-body export --score_records`
         if n == ref:
             return DASH
-        keys = [("box",), ("mask", "body"), ("mask", "left_arm"), ("mask", "right_arm"), ("keypoints",)]
         lost = []
-        for k in keys:
+        for name, keys in SCORED:
             a, b = rows[ref]["summary"], rows[n]["summary"]
-            for part in k:
-                a, b = a.get(part, {}), b.get(part, {})
-            if a.get("AP") is not None and b.get("AP") is not None and 100 * (a["AP"] - b["AP"]) > 1.0:
-                lost.append(k[-1])
+            for part in keys:
+                a, b = (a or {}).get(part), (b or {}).get(part)
+            if a is not None and b is not None and 100 * (a - b) > MAX_AP_LOSS:
+                lost.append(name)
         return "**loses > 1 AP** (" + ", ".join(lost) + ")" if lost else "kept (<= 1 AP)"
 
     lines.append("| box / body / arm / keypoint AP | " + " | ".join(lossy(n) for n in names) + " |")

@@ -32,6 +32,7 @@ import shutil
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from maskrcnn_body.errors import UserError
+from maskrcnn_body.workflows.train import as_globs
 
 QUANTS = ("none", "float16", "dynamic", "int8")
 ONNX_QUANTS = ("none", "int8")
@@ -174,8 +175,8 @@ def export(
     scoring records that match nothing, ONNX without tf2onnx, the browser runtime not fetched)."""
     quants = _names(tflite_quant, QUANTS, "tflite_quant")
     onnx_quants = _names(onnx_quant, ONNX_QUANTS, "onnx_quant")
-    calib = _globs(calib_records)
-    score = _globs(score_records)
+    calib = as_globs(calib_records)
+    score = as_globs(score_records)
     if not calib and ((tflite and "int8" in quants) or (onnx and "int8" in onnx_quants)):
         raise UserError(
             "int8 (--tflite_quant / --onnx_quant int8) needs --calib_records GLOB (calib_records= in Python): "
@@ -264,10 +265,6 @@ def _names(values: Sequence[str], allowed: Sequence[str], flag: str) -> list:
     if bad:
         raise UserError(f"--{flag} ({flag}) {bad}: choose from {', '.join(allowed)}")
     return names
-
-
-def _globs(values) -> list:
-    return [c for c in ([values] if isinstance(values, str) else list(values)) if c]
 
 
 def export_format(

@@ -41,7 +41,8 @@ class TrainingFailed(RuntimeError):
     """Training stopped on an error it reports (diverged, too many bad steps): the message says which."""
 
 
-def _globs(value: Optional[Globs]) -> List[str]:
+def as_globs(value: Optional[Globs]) -> List[str]:
+    """A glob, a path or a list of them -> the non-empty ones as strings (None -> [])."""
     if value is None:
         return []
     if isinstance(value, (str, os.PathLike)):
@@ -115,8 +116,8 @@ def calibration_records(settings: TrainSettings) -> List[str]:
     split (:data:`DEFAULT_CALIB`) if the run trains and validates on the default synthetic records, else
     none (a real dataset's held-out split is the user's to name)."""
     if settings.calib_records is not None:
-        return _globs(settings.calib_records)
-    default = _globs(settings.records) == [DEFAULT_TRAIN] and _globs(settings.val_records) == [DEFAULT_VAL]
+        return as_globs(settings.calib_records)
+    default = as_globs(settings.records) == [DEFAULT_TRAIN] and as_globs(settings.val_records) == [DEFAULT_VAL]
     return [DEFAULT_CALIB] if default else []
 
 
@@ -200,7 +201,7 @@ def run_training(cfg, settings: TrainSettings, log: Callable[[str], None] = prin
     from maskrcnn_body.utils.progress import peak_memory_mb
     from maskrcnn_body.workflows.hooks import calibration_hook, evaluation_hook, prediction_images_hook
 
-    train, val = _globs(settings.records), _globs(settings.val_records)
+    train, val = as_globs(settings.records), as_globs(settings.val_records)
     if not train:
         raise UserError("no training records given (records=GLOB)")
     calib = calibration_records(settings) if val else []
