@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Dict, List
 
-from bench.report_deploy import api_table, backends_table, fast_inference_aims_table, quant_table
+from bench.report_deploy import api_table, backends_table, fast_inference_aims_table, live_table, quant_table
 from bench.report_internals import pipeline_table, profile_table, roi_align_table
 from bench.report_torchvision import infer_table, stage_table, torchvision_aims_table, train_table
 
@@ -59,7 +59,7 @@ def failure_lines(results) -> List[str]:
             for i, v in enumerate(x):
                 walk(v, f"{path}[{i}]")
 
-    for part in ("infer", "train", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant"):
+    for part in ("infer", "train", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant", "live"):
         walk(results.get(part), part)
     return out
 
@@ -127,6 +127,7 @@ def render(results: Dict, notes: str = "") -> str:
         ),
         ("cpu_small: image bytes -> JSON, where the time goes", api_table(results)),
         ("Quantised and bfloat16 exports: accuracy and speed", quant_table(results)),
+        ("The live configuration (issue 30): accuracy and bytes -> JSON", live_table(results)),
         (
             "GPU",
             [

@@ -16,6 +16,7 @@ BACKEND_LABELS = {
     "tensorflow": "TensorFlow float32",
     "tensorflow_bf16": "TensorFlow bfloat16",
     "onnxruntime": "ONNX Runtime",
+    "onnxruntime_int8": "ONNX Runtime int8",
     "openvino": "OpenVINO float32",
     "openvino_bf16": "OpenVINO bfloat16",
     "tflite": "TFLite (XNNPACK)",

@@ -27,6 +27,10 @@ Measured (medians of ``--repeats`` runs after ``--warmup``; wall time and proces
   every backend in float32 and bfloat16, against the same torchvision Mask R-CNN figures;
 * ``api``: ``cpu_small`` image bytes -> JSON through the Python API per backend, stage by stage
   (:mod:`bench.worker_api`), the HTTP server with one client, batch 1 / 8 images/s;
+* ``live``: the live configuration (the trained ``--api_model`` exported with lighter inference-time settings at
+  each ``--live_sizes``, :mod:`bench.worker_live`) in ONNX float32 and int8, each scored on ``--api_records``
+  beside ``cpu_small`` as trained (the quant part's figures) and timed image bytes -> JSON through the Python API
+  and through the server (:mod:`bench.worker_api`);
 * ``quant``: per-part AP and speed of the float32 / float16 / dynamic / int8 TFLite exports, ONNX Runtime
   float32 and int8 (convolutions int8, the rest float) and TensorFlow bfloat16 of the trained ``--api_model`` on
   ``--api_records``.
@@ -49,7 +53,7 @@ from bench import common, report
 from maskrcnn_body.utils.files import write_text_atomic
 
 FLAGS = flags.FLAGS
-PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant")
+PARTS = ("infer", "train", "profile", "stages", "roi_align", "pipeline", "backends", "deploy", "api", "quant", "live")
 flags.DEFINE_bool("quick", False, "tiny sizes, 1 repeat, preset cpu_small: a smoke test of the harness")
 flags.DEFINE_list("parts", list(PARTS), f"what to run, any of {PARTS}")
 flags.DEFINE_list("sizes", ["512", "800"], "square inference sizes (multiples of 32)")
@@ -92,6 +96,7 @@ flags.DEFINE_string(
     "data/records/synthetic_val-*.tfrecord",
     "api/quant: validation records (test images, AP of the quantised exports)",
 )
+flags.DEFINE_list("live_sizes", ["256", "192"], "live: input sizes of the live configuration's exports")
 flags.DEFINE_string("calib_records", "data/records/synthetic_train-*.tfrecord", "quant: int8 calibration records")
 flags.DEFINE_list(
     "api_backends",
@@ -435,6 +440,52 @@ class Runner:
                 "calib_images": 4 if self.s["quick"] else 32,
             },
         )
+
+    def live(self):
+        """The live configuration: the trained cpu_small exported with the live settings at each --live_sizes,
+        ONNX float32 / int8, accuracy and bytes -> JSON (API and server)."""
+        model = _existing(FLAGS.api_model)
+        if not model or not _glob(FLAGS.api_records):
+            return {
+                "error": f"no trained model at --api_model={FLAGS.api_model!r} or no records at "
+                f"--api_records={FLAGS.api_records!r}: train one (python train/train.py) or pass them"
+            }
+        quick = self.s["quick"]
+        calib = FLAGS.calib_records if _glob(FLAGS.calib_records) else FLAGS.api_records
+        base = {
+            "records": FLAGS.api_records,
+            "threads": self.s["threads"],
+            "repeats": self.s["repeats"],
+            "images": 2 if quick else 8,
+            "backend": "onnxruntime",
+        }
+        configs = []
+        for size in [int(v) for v in FLAGS.live_sizes]:
+            conf = {"size": size, "latency": {}, "server": {}}
+            conf["export"] = self._run(
+                f"live {size}px: export ONNX float32 + int8, scored",
+                "bench.worker_live",
+                {
+                    "model": model,
+                    "size": size,
+                    "out": os.path.join(common.REPO_ROOT, "output", "bench", f"live{size}"),
+                    "calib_records": calib,
+                    "records": FLAGS.api_records,
+                    "max_images": 4 if quick else 0,
+                },
+            )
+            configs.append(conf)
+            if "error" in conf["export"]:
+                continue
+            for name, key in (("onnxruntime", "onnx"), ("onnxruntime_int8", "onnx_int8")):
+                flags_ = {**base, "model": conf["export"][key]}
+                conf["latency"][name] = self._run(
+                    f"live {size}px bytes->JSON {name}", "bench.worker_api", {**flags_, "task": "latency"}
+                )
+                conf["server"][name] = self._run(
+                    f"live {size}px server one client {name}", "bench.worker_api", {**flags_, "task": "server"}
+                )
+        return {"model": model, "configs": configs}
 
     def pipeline(self):
         s = self.s

@@ -203,6 +203,61 @@ def test_render_deploy_preset_and_quantised_accuracy_verdicts():
     assert "ONNX Runtime int8 (convolutions)" in quant
 
 
+def test_render_live_configuration_against_cpu_small_with_its_latency_verdicts():
+    """Issue 30's live configuration: each export's float32 / int8 accuracy beside cpu_small as trained in one
+    table, and the <= 20 ms API / <= 25 ms server aims judged on the fastest file, named with its size."""
+    results = _fake_results()
+    results["quant"] = {
+        "checkpoint": "ckpt-3000",
+        "max_images": 100,
+        "records": "val",
+        "calib_images": 32,
+        "rows": {"onnxruntime": {"summary": _summary(0.60, 0.66, 0.24, 0.62), "median_ms": 30.0}},
+    }
+
+    def figures(shift):
+        names = ("box AP", "body AP", "left arm AP", "right arm AP", "keypoint OKS AP")
+        return [
+            {"name": n, "float32": f - shift, "quantised": f - shift - 0.5, "change": -0.5}
+            for n, f in zip(names, (59.0, 65.0, 24.0, 22.0, 61.0))
+        ]
+
+    def stages(total):
+        return {
+            "stages_ms": {"decode": 0.5, "model": total - 2.5, "paste": 1.0, "rle": 0.8, "json": 0.2, "total": total}
+        }
+
+    def conf(size, shift, api, srv):
+        return {
+            "size": size,
+            "export": {
+                "overrides": {"model.rpn.post_nms_topk_test": 50, "input.min_size": size},
+                "max_detections": 10,
+                "accuracy": {"images": 100, "records": ["val"], "figures": figures(shift)},
+            },
+            "latency": {"onnxruntime": stages(api[0]), "onnxruntime_int8": stages(api[1])},
+            "server": {"onnxruntime": {"server_ms": {"/v1/predict": srv}}, "onnxruntime_int8": {"error": "crashed"}},
+        }
+
+    results["live"] = {
+        "model": "output/mask_rcnn",
+        "configs": [conf(256, 0.0, (23.0, 22.5), 26.0), conf(192, 10.0, (21.0, 19.4), 25.5)],
+    }
+    md = report.render(results)
+    live = md.split("## The live configuration (issue 30)")[1].split("\n## ")[0]
+    assert "--set model.rpn.post_nms_topk_test=50 --max_detections 10 --onnx_quant int8" in live
+    assert "| cpu_small as trained | 256 px ONNX Runtime | 256 px" in live
+    assert "| box AP | 60.0 | 59.0 | 58.5 | 49.0 | 48.5 |" in live
+    assert "| server POST /v1/predict ms | - | 26.0 | - | 25.5 | - |" in live
+    aims = md.split("## Aims (issue 17")[1].split("\n## ")[0]
+    api_row = aims.split("| live configuration bytes -> JSON (Python API) <= 20 ms |")[1].split("\n")[0]
+    assert "19.4 ms (192 px, " in api_row and api_row.endswith("| met |")
+    srv_row = aims.split("| live configuration through the server (one client) <= 25 ms |")[1].split("\n")[0]
+    assert "25.5 ms (192 px, " in srv_row and srv_row.endswith("| missed |")
+    results["live"] = {"error": "no trained model at --api_model='output/mask_rcnn'"}
+    assert "Not measured: no trained model" in report.render(results)
+
+
 def test_run_all_quick_smoke(tmp_path):
     """The real harness end to end: our tiny preset at 64 px (and the torchvision peer at 64 px when
     torch is installed), 1 repeat; checks the JSON figures and the markdown table exist."""

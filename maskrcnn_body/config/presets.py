@@ -5,8 +5,6 @@
   ``train/train.py`` and ``maskrcnn-body train``).
 * ``cpu_quality``: ``cpu_small`` trained longer (14,000 steps) with 128 px mask targets: the quality
   configuration of README "Quality configuration" (about 1.5 hours on 2 cores).
-* ``cpu_live``: ``cpu_small`` trained and run at 192 px, refining once, 50 proposals, 10 people: the live
-  configuration of docs/DEPLOY.md (image bytes -> JSON in about 20 ms on 2 cores, int8 ONNX Runtime).
 * ``legacy``: the hyper-parameters of the 2017 original, expressed in this config.
 
 The point head (``model.mask_head.point``, PointRend-style mask refinement) is on in ``cpu_small``
@@ -174,21 +172,6 @@ def cpu_quality() -> Config:
     cfg.train.eval_every = 2000
     cfg.train.checkpoint_every = 1000
     cfg.train.keep_checkpoints = 14
-    return cfg
-
-
-@register("cpu_live")
-def cpu_live() -> Config:
-    """cpu_small trained and run at 192 px with a lighter inference: the live configuration."""
-    cfg = cpu_small()
-    cfg.name = "cpu_live"
-    # image bytes -> JSON in <= 20 ms on 2 cores (docs/DEPLOY.md, "The live configuration"): 192 px input
-    # (0.56x the pixels; trained at that size, not only run at it), the point head refining once at 56
-    # instead of at 56 and 112, 50 proposals instead of 100 and at most 10 people per image
-    cfg.input.min_size = cfg.input.max_size = 192
-    cfg.model.mask_head.point.refine_sizes = (56,)
-    cfg.model.rpn.post_nms_topk_test = 50
-    cfg.model.postprocess.max_detections = 10
     return cfg
 
 
