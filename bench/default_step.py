@@ -40,6 +40,19 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
     ap.add_argument(
+        "--blocks",
+        type=int,
+        default=0,
+        help="also alternate N blocks of --steps steps streamed from the pipeline and --steps steps on batches read "
+        "first (medians: whether the pipeline still costs the step anything, paired under any machine load)",
+    )
+    ap.add_argument(
+        "--precision",
+        default="float32",
+        choices=("float32", "mixed_bfloat16"),
+        help="the step's precision policy (mixed_bfloat16: bfloat16 compute, float32 weights)",
+    )
+    ap.add_argument(
         "--compare_nms",
         action="store_true",
         help="also time the step traced with each NMS op (padded, v4), alternating step by step (a paired A/B that "
@@ -52,7 +65,7 @@ def main(argv=None) -> int:
     from bench import trace
     from maskrcnn_body.data import pipeline
     from maskrcnn_body.model.maskrcnn import build_model
-    from maskrcnn_body.training.optimizers import build_optimizer
+    from maskrcnn_body.training.optimizers import build_optimizer, set_precision_policy
     from maskrcnn_body.training.step import make_train_step
     from maskrcnn_body.workflows.train import make_config
 
@@ -67,8 +80,9 @@ def main(argv=None) -> int:
     input_rate = args.steps / (time.perf_counter() - t0)
 
     tf.keras.utils.set_random_seed(0)
+    set_precision_policy(args.precision)
     model = build_model(cfg)
-    optimizer = build_optimizer(cfg.train)
+    optimizer = build_optimizer(cfg.train, args.precision)
     step = make_train_step(model, optimizer, tf.distribute.get_strategy(), cfg.train.clip_norm)
     for b in cached[: args.warmup]:
         step(b)
@@ -85,6 +99,25 @@ def main(argv=None) -> int:
     for _ in range(args.steps):
         float(step(next(it))["total"])
     both_rate = args.steps / (time.perf_counter() - t0)
+
+    block_rows = []
+    if args.blocks:
+        rates = {"streamed from the pipeline": [], "batches read first": []}
+        for _ in range(args.blocks):
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                float(step(next(it))["total"])
+            rates["streamed from the pipeline"].append(args.steps / (time.perf_counter() - t0))
+            ready = [next(it) for _ in range(args.steps)]
+            t0 = time.perf_counter()
+            for b in ready:
+                float(step(b)["total"])
+            rates["batches read first"].append(args.steps / (time.perf_counter() - t0))
+        block_rows = [
+            f"| train step, {k} (median of {args.blocks} alternating blocks of {args.steps}) | "
+            f"{sorted(v)[len(v) // 2]:.2f} |"
+            for k, v in rates.items()
+        ]
 
     nms_rows = []
     if args.compare_nms:
@@ -112,12 +145,12 @@ def main(argv=None) -> int:
     path = trace.profile(lambda: [float(step(b)["total"]) for b in cached[:n]], logdir, 1)
     summary = trace.summarize(path, n)
 
-    print(f"cpu_small train step, batch {batch}, {processor()}; overrides: {args.set or 'none'}")
+    print(f"cpu_small train step, batch {batch}, {processor()}, {args.precision}; overrides: {args.set or 'none'}")
     print("| measurement | per second |\n|---|---:|")
     print(f"| input pipeline alone (batches) | {input_rate:.2f} |")
     print(f"| train step alone, batches in memory (steps) | {step_rate:.2f} |")
     print(f"| both, as the trainer runs them (steps) | {both_rate:.2f} |")
-    for row in nms_rows:
+    for row in block_rows + nms_rows:
         print(row)
     print()
     print(f"per step, from a tf.profiler trace of {n} steps (op wall times; trace: {path}):")
