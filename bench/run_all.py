@@ -97,7 +97,12 @@ flags.DEFINE_string(
     "api/quant: validation records (test images, AP of the quantised exports)",
 )
 flags.DEFINE_list("live_sizes", ["256", "192"], "live: input sizes of the live configuration's exports")
-flags.DEFINE_string("calib_records", "data/records/synthetic_train-*.tfrecord", "quant: int8 calibration records")
+flags.DEFINE_string(
+    "calib_records",
+    "data/records/synthetic_calib-*.tfrecord",
+    "quant/live: int8 calibration records (the held-out calibration split the default run writes; missing: the "
+    "validation records)",
+)
 flags.DEFINE_list(
     "api_backends",
     ["tensorflow", "tensorflow_bf16", "onnxruntime", "tflite"],
