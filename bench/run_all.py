@@ -427,10 +427,7 @@ class Runner:
         """AP and speed of the quantised TFLite exports of a trained model (bench.worker_backends)."""
         model = _existing(FLAGS.api_model)
         if not model or not _glob(FLAGS.api_records):
-            return {
-                "error": f"no trained model at --api_model={FLAGS.api_model!r} or no records at "
-                f"--api_records={FLAGS.api_records!r}: train one (make train) or pass them"
-            }
+            return _no_trained_model()
         calib = FLAGS.calib_records if _glob(FLAGS.calib_records) else FLAGS.api_records
         return self._run(
             "quantised exports: AP + speed",
@@ -451,10 +448,7 @@ class Runner:
         ONNX float32 / int8, accuracy and bytes -> JSON (API and server)."""
         model = _existing(FLAGS.api_model)
         if not model or not _glob(FLAGS.api_records):
-            return {
-                "error": f"no trained model at --api_model={FLAGS.api_model!r} or no records at "
-                f"--api_records={FLAGS.api_records!r}: train one (python train/train.py) or pass them"
-            }
+            return _no_trained_model()
         quick = self.s["quick"]
         calib = FLAGS.calib_records if _glob(FLAGS.calib_records) else FLAGS.api_records
         base = {
@@ -520,6 +514,14 @@ class Runner:
                 }
             )
         return rows
+
+
+def _no_trained_model() -> dict:
+    """The quant / live parts' result without a trained model or validation records."""
+    return {
+        "error": f"no trained model at --api_model={FLAGS.api_model!r} or no records at "
+        f"--api_records={FLAGS.api_records!r}: train one (python train/train.py) or pass them"
+    }
 
 
 def _glob(pattern: str):

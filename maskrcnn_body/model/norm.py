@@ -53,14 +53,17 @@ def unpadded(valid: tf.Tensor) -> tf.Tensor:
     return tf.reduce_all(tf.equal(valid[:, :2], valid[:, 2:]))
 
 
-def unless_unpadded(valid: tf.Tensor, plain, masked) -> tf.Tensor:
-    """``plain()`` when the batch has no padding (:func:`unpadded`), else ``masked()``: a ``tf.cond``
-    (an ``If`` in the exports) that runs one branch only.
+def unless_unpadded(valid: tf.Tensor, training, plain, masked) -> tf.Tensor:
+    """``masked()`` when training, else ``plain()`` when the batch has no padding (:func:`unpadded`) and
+    ``masked()`` otherwise: a ``tf.cond`` (an ``If`` in the exports) that runs one branch only.
 
     Inference takes it around every mask-aware op: the masks cost ~8 full passes over each
     GroupNorm's input and ~1000 small ops in ``cpu_small``, wasted on the common case of an image
-    whose resized sides are multiples of 32 (docs/BENCHMARKS.md, "the live configuration"). Both
-    branches compute the same values there (the masks are all ones), to float rounding."""
+    whose resized sides are multiples of 32 (bench/ANALYSIS.md, "The live configuration, second
+    attempt"). Both branches compute the same values there (the masks are all ones), to float
+    rounding; training keeps one graph (no branch to differentiate through)."""
+    if training:
+        return masked()
     return tf.cond(unpadded(valid), plain, masked)
 
 
@@ -219,10 +222,8 @@ class GroupNorm(keras.layers.Layer):
 
         if valid is None:
             y = norm(None)
-        elif training:
-            y = norm(padding_mask(x, valid))
         else:
-            y = unless_unpadded(valid, lambda: norm(None), lambda: norm(padding_mask(x, valid)))
+            y = unless_unpadded(valid, training, lambda: norm(None), lambda: norm(padding_mask(x, valid)))
         return tf.cast(y, x.dtype)
 
     def compute_output_shape(self, x_shape, valid_shape=None):
@@ -238,9 +239,9 @@ class MaskPadding(keras.layers.Layer):
     ``valid`` int32 (N, 4) from :func:`valid_sizes`. No weights."""
 
     def call(self, x, valid, training=None):
-        if training:
-            return x * tf.cast(padding_mask(x, valid), x.dtype)
-        return unless_unpadded(valid, lambda: tf.identity(x), lambda: x * tf.cast(padding_mask(x, valid), x.dtype))
+        return unless_unpadded(
+            valid, training, lambda: tf.identity(x), lambda: x * tf.cast(padding_mask(x, valid), x.dtype)
+        )
 
     def compute_output_shape(self, x_shape, valid_shape=None):
         return x_shape
