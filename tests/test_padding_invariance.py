@@ -70,26 +70,3 @@ def test_group_norm_fast_gradient_equals_autodiff(masked):
         grads.append(tape.gradient(loss, [x, layer.gamma, layer.beta]))
     for fast, auto in zip(*grads):
         np.testing.assert_allclose(fast.numpy(), auto.numpy(), rtol=1e-4, atol=1e-4)
-
-
-def test_inference_skips_the_padding_masks_only_when_nothing_is_padded():
-    """Inference branches on whether the batch has padding (the live configuration's speed, docs/DEPLOY.md): an
-    unpadded batch takes plain GroupNorm, a padded one the mask-aware path, and both give the masked values."""
-    rng = np.random.default_rng(2)
-    layer = GroupNorm(groups=4)
-    layer.build((2, 8, 8, 16))
-    layer.gamma.assign(rng.uniform(0.5, 1.5, 16).astype(np.float32))
-    layer.beta.assign(rng.normal(size=16).astype(np.float32))
-    x = tf.constant(rng.normal(3.0, 2.0, (2, 8, 8, 16)), tf.float32)
-    for sizes in ([[32, 32], [32, 32]], [[24, 32], [32, 8]]):
-        valid = valid_sizes(sizes, (32, 32))
-        masked = layer(x, valid, training=True)  # training always takes the mask-aware path
-        np.testing.assert_allclose(layer(x, valid, training=False).numpy(), masked.numpy(), rtol=1e-5, atol=1e-5)
-    graph = tf.function(lambda x, v: layer(x, v, training=False)).get_concrete_function(
-        tf.TensorSpec((None, None, None, 16)), tf.TensorSpec((None, 4), tf.int32)
-    )
-    conds = [op for op in graph.graph.get_operations() if op.type in ("StatelessIf", "If")]
-    assert len(conds) == 1  # one branch runs: no mask ops on an unpadded batch
-    branches = [{n.op for n in f.node_def} for f in graph.graph.as_graph_def().library.function]
-    assert any("Less" in ops for ops in branches)  # the masked branch builds the padding mask
-    assert any("Less" not in ops and "Mean" in ops for ops in branches)  # the plain one takes tf.nn.moments

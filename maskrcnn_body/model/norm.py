@@ -46,27 +46,6 @@ def padding_mask(x: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
     return tf.cast(both, tf.float32)
 
 
-def unpadded(valid: tf.Tensor) -> tf.Tensor:
-    """bool scalar: every image of the batch fills its padded size (``valid`` int32 (N, 4) from
-    :func:`valid_sizes`), so no feature map has padding cells and the masks are all ones."""
-    valid = tf.cast(valid, tf.int32)
-    return tf.reduce_all(tf.equal(valid[:, :2], valid[:, 2:]))
-
-
-def unless_unpadded(valid: tf.Tensor, training, plain, masked) -> tf.Tensor:
-    """``masked()`` when training, else ``plain()`` when the batch has no padding (:func:`unpadded`) and
-    ``masked()`` otherwise: a ``tf.cond`` (an ``If`` in the exports) that runs one branch only.
-
-    Inference takes it around every mask-aware op: the masks cost ~8 full passes over each
-    GroupNorm's input and ~1000 small ops in ``cpu_small``, wasted on the common case of an image
-    whose resized sides are multiples of 32 (bench/ANALYSIS.md, "The live configuration, second
-    attempt"). Both branches compute the same values there (the masks are all ones), to float
-    rounding; training keeps one graph (no branch to differentiate through)."""
-    if training:
-        return masked()
-    return tf.cond(unpadded(valid), plain, masked)
-
-
 def valid_sizes(image_shape: tf.Tensor, padded_size) -> tf.Tensor:
     """int32 (N, 4) ``(height, width, padded height, padded width)`` for :func:`padding_mask`, from
     the valid sizes ``image_shape`` (N, 2) int32 and the padded (H, W) of the batch (ints or scalars)."""
@@ -206,24 +185,16 @@ class GroupNorm(keras.layers.Layer):
         """``valid``: None (every position counts) or int32 (N, 4) valid sizes (:func:`valid_sizes`):
         the statistics then ignore the zero padding and the padding's output is 0."""
         # the hand-written gradient only where gradients are taken (training); inference and
-        # export trace plain ops (see group_norm), and skip the masks when nothing is padded
-        xf = tf.cast(x, tf.float32)
-
-        def norm(mask):
-            return group_norm(
-                xf,
-                tf.cast(self.gamma, tf.float32),
-                tf.cast(self.beta, tf.float32),
-                self.groups,
-                self.epsilon,
-                fast_gradient=bool(training),
-                mask=mask,
-            )
-
-        if valid is None:
-            y = norm(None)
-        else:
-            y = unless_unpadded(valid, training, lambda: norm(None), lambda: norm(padding_mask(x, valid)))
+        # export trace plain ops (see group_norm)
+        y = group_norm(
+            tf.cast(x, tf.float32),
+            tf.cast(self.gamma, tf.float32),
+            tf.cast(self.beta, tf.float32),
+            self.groups,
+            self.epsilon,
+            fast_gradient=bool(training),
+            mask=None if valid is None else padding_mask(x, valid),
+        )
         return tf.cast(y, x.dtype)
 
     def compute_output_shape(self, x_shape, valid_shape=None):
@@ -238,10 +209,8 @@ class MaskPadding(keras.layers.Layer):
     """``x`` (N, h, w, C) with the cells outside the valid image set to 0 (:func:`padding_mask`);
     ``valid`` int32 (N, 4) from :func:`valid_sizes`. No weights."""
 
-    def call(self, x, valid, training=None):
-        return unless_unpadded(
-            valid, training, lambda: tf.identity(x), lambda: x * tf.cast(padding_mask(x, valid), x.dtype)
-        )
+    def call(self, x, valid):
+        return x * tf.cast(padding_mask(x, valid), x.dtype)
 
     def compute_output_shape(self, x_shape, valid_shape=None):
         return x_shape
